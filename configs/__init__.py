@@ -1,0 +1,1 @@
+"""nnexp's Hydra config tree, installed as the package ``nnexp.configs``."""

@@ -1,0 +1,80 @@
+"""Checks on a composed config, so that a bad value stops the run before any work is done."""
+
+from __future__ import annotations
+
+import numbers
+
+from omegaconf import DictConfig, OmegaConf
+
+from nnexp.errors import ConfigError
+
+BATCH_SIZE_WORDS = ("auto", "full")
+MODES = ("train", "validate")
+
+
+def _get(cfg: DictConfig, key: str):
+    return OmegaConf.select(cfg, key, default=None)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_non_negative(cfg: DictConfig, key: str, meaning: str) -> None:
+    value = _get(cfg, key)
+    if value is not None and (not _is_number(value) or value < 0):
+        raise ConfigError(key, value, f"a number >= 0 ({meaning})")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the first key whose value is not allowed."""
+    if cfg.get("mode", "train") not in MODES:
+        raise ConfigError("mode", cfg.mode, f"one of {', '.join(MODES)}")
+    _check_non_negative(cfg, "regularization.alpha", "the L2 penalty; 0 turns it off")
+    _check_non_negative(cfg, "regularization.l1", "the L1 penalty; 0 turns it off")
+
+    lr = _get(cfg, "optim.lr")
+    if lr is not None and (not _is_number(lr) or lr <= 0):
+        raise ConfigError("optim.lr", lr, "a learning rate > 0, e.g. 0.001")
+
+    hidden = _get(cfg, "model.hidden_sizes")
+    if hidden is not None:
+        if not OmegaConf.is_list(hidden) or not all(
+            isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in hidden
+        ):
+            raise ConfigError(
+                "model.hidden_sizes", OmegaConf.to_object(hidden) if OmegaConf.is_config(hidden) else hidden,
+                "a list of positive whole numbers, e.g. [100] or [10,10]; [] for no hidden layer",
+            )
+    activation = _get(cfg, "model.activation")
+    if activation is not None:
+        from nnexp.models.mlp import ACTIVATIONS
+
+        if activation not in ACTIVATIONS:
+            raise ConfigError("model.activation", activation, f"one of {', '.join(ACTIVATIONS)}")
+    dropout = _get(cfg, "model.dropout")
+    if dropout is not None and (not _is_number(dropout) or not 0 <= dropout < 1):
+        raise ConfigError("model.dropout", dropout, "a drop probability in [0, 1), e.g. 0.2")
+
+    batch_size = cfg.get("batch_size")
+    if not (batch_size in BATCH_SIZE_WORDS or (isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1)):
+        raise ConfigError("batch_size", batch_size, "auto, full, or a whole number >= 1 (1 is online SGD)")
+
+    epochs = _get(cfg, "trainer.max_epochs")
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+        raise ConfigError("trainer.max_epochs", epochs, "a whole number of epochs >= 1")
+    if not isinstance(cfg.get("seed"), int):
+        raise ConfigError("seed", cfg.get("seed"), "a whole number, e.g. seed=0")
+
+
+def resolve_batch_size(batch_size: int | str, n_train: int, full_batch_only: bool) -> int:
+    """``auto`` is ``min(200, n_train)`` as in scikit-learn; ``full`` is the whole training split."""
+    if full_batch_only:
+        if batch_size not in BATCH_SIZE_WORDS and batch_size < n_train:
+            raise ConfigError("batch_size", batch_size, "full for L-BFGS, which steps on the whole training set")
+        return n_train
+    if batch_size == "auto":
+        return min(200, n_train)
+    if batch_size == "full":
+        return n_train
+    return min(int(batch_size), n_train)

@@ -1,0 +1,63 @@
+"""What nnexp prints: the config tree, the layer table and the final scores (rich)."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+TREE_ORDER = ("data", "model", "optim", "schedule", "regularization", "stopping", "trainer")
+
+
+def config_tree(cfg: DictConfig) -> Tree:
+    """The composed config as a tree, main groups first."""
+    tree = Tree("[bold]config")
+    keys = [key for key in TREE_ORDER if key in cfg] + [
+        key for key in cfg if key not in TREE_ORDER and key not in ("hydra", "paths", "logger", "callbacks")
+    ]
+    for key in keys:
+        value = cfg[key]
+        if OmegaConf.is_dict(value):
+            branch = tree.add(f"[bold cyan]{key}")
+            text = OmegaConf.to_yaml(value, resolve=True).rstrip()
+            branch.add(text if text != "{}" else "[dim]-")
+        else:
+            tree.add(f"[cyan]{key}[/]: {value}")
+    return tree
+
+
+def layer_table(rows: list[dict], total: int) -> Table:
+    """Output shape and parameter count of every layer, with the total."""
+    table = Table(title="model", title_justify="left")
+    table.add_column("layer")
+    table.add_column("type")
+    table.add_column("output shape")
+    table.add_column("params", justify="right")
+    for row in rows:
+        table.add_row(row["layer"], row["type"], str(tuple(row["output_shape"])), f"{row['params']:,}")
+    table.add_section()
+    table.add_row("total", "", "", f"{total:,}")
+    return table
+
+
+def results_table(metrics: dict) -> Table:
+    """Loss and score per split, with the stop reason and fit time in the caption."""
+    score_name = metrics.get("score_name", "score")
+    table = Table(title=f"results ({metrics.get('data', '')})", title_justify="left")
+    table.add_column("split")
+    table.add_column("loss", justify="right")
+    table.add_column(score_name, justify="right")
+    for split in ("train", "val", "test"):
+        if f"{split}_score" in metrics:
+            table.add_row(split, f"{metrics[f'{split}_loss']:.4f}", f"{metrics[f'{split}_score']:.4f}")
+    table.caption = (
+        f"{metrics.get('status')}: {metrics.get('stop_reason')} after {metrics.get('epochs')} epochs, "
+        f"fit {metrics.get('fit_seconds', 0):.2f} s, {metrics.get('params', 0):,} parameters"
+    )
+    return table
+
+
+def make_console() -> Console:
+    """The console for progress and tables (stdout); errors go to stderr."""
+    return Console(highlight=False)

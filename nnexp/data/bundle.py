@@ -1,0 +1,106 @@
+"""The raw, unscaled dataset every source produces, and how its task is decided."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nnexp.errors import ConfigError, DataError
+
+TASKS = ("regression", "binary", "multiclass")
+TASK_CHOICES = ("auto", "regression", "classification")
+
+
+@dataclass
+class DataBundle:
+    """A train/test split of numeric features and encoded targets, before any scaling.
+
+    Scaling is fitted later, on whatever part of the training split a fit uses
+    (the whole split, or one cross-validation fold), never on test rows.
+    """
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    task: str
+    classes: list = field(default_factory=list)
+    feature_names: list[str] = field(default_factory=list)
+    target_name: str = "target"
+    scale: bool = True
+    scale_target: bool = True
+
+    @property
+    def n_features(self) -> int:
+        return int(np.prod(self.X_train.shape[1:]))
+
+    @property
+    def n_outputs(self) -> int:
+        """Width of the network's output layer for this task."""
+        if self.task == "binary":
+            return 1
+        if self.task == "multiclass":
+            return len(self.classes)
+        return 1 if self.y_train.ndim == 1 else self.y_train.shape[1]
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task != "regression"
+
+
+def infer_task(y: np.ndarray, requested: str, key: str = "data.task") -> str:
+    """Decide regression, binary or multiclass from the target and the requested task.
+
+    Uses scikit-learn's ``type_of_target``; a continuous target given to a
+    classification task is an error, because rounding it silently would mislead.
+    """
+    from sklearn.utils.multiclass import type_of_target
+
+    if requested not in TASK_CHOICES:
+        raise ConfigError(key, requested, f"choose one of {', '.join(TASK_CHOICES)}")
+    kind = type_of_target(y)
+    numeric = np.issubdtype(np.asarray(y).dtype, np.number)
+    if requested == "regression":
+        if not numeric:
+            raise DataError(f"{key}=regression, but the target holds text labels; use {key}=classification")
+        return "regression"
+    if kind.startswith("continuous"):
+        if requested == "classification":
+            n_values = len(np.unique(y))
+            raise DataError(
+                f"{key}=classification, but the target is continuous ({n_values} distinct values); "
+                f"use {key}=regression"
+            )
+        return "regression"
+    if kind == "binary":
+        return "binary"
+    if kind == "multiclass":
+        return "multiclass"
+    raise DataError(f"the target has type '{kind}', which nnexp cannot train on; give one target column")
+
+
+def encode_targets(y: np.ndarray, task: str) -> tuple[np.ndarray, list]:
+    """Labels become 0..k-1 integers (classes keep their original values); regression stays float."""
+    if task == "regression":
+        return np.asarray(y, dtype=np.float64), []
+    from sklearn.preprocessing import LabelEncoder
+
+    encoder = LabelEncoder().fit(y)
+    return encoder.transform(y).astype(np.int64), encoder.classes_.tolist()
+
+
+def check_finite(X: np.ndarray, y: np.ndarray, feature_names: list[str], where: str) -> None:
+    """Raise a DataError naming the columns that hold NaN or infinite values."""
+    X = np.asarray(X, dtype=np.float64)
+    bad = ~np.isfinite(X.reshape(len(X), -1))
+    if bad.any():
+        columns = np.flatnonzero(bad.any(axis=0))
+        names = [feature_names[i] if i < len(feature_names) else str(i) for i in columns[:5]]
+        raise DataError(
+            f"{where}: {int(bad.sum())} NaN or infinite feature values in column(s) {', '.join(names)}; "
+            "drop or impute them before training"
+        )
+    if np.issubdtype(np.asarray(y).dtype, np.number) and not np.isfinite(np.asarray(y, dtype=np.float64)).all():
+        raise DataError(f"{where}: the target holds NaN or infinite values; drop those rows before training")

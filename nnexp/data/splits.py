@@ -1,0 +1,110 @@
+"""Turn a DataBundle into scaled tensors: the rows a fit trains on, its validation rows, and test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from nnexp.data.bundle import DataBundle
+
+
+@dataclass
+class TensorSplit:
+    """Features and targets of one split, as tensors ready for the network."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    def to(self, device: torch.device | str) -> "TensorSplit":
+        return TensorSplit(self.X.to(device, non_blocking=True), self.y.to(device, non_blocking=True))
+
+
+@dataclass
+class FitData:
+    """The splits of one fit. ``val`` exists with early stopping or in a cross-validation fold."""
+
+    train: TensorSplit
+    val: TensorSplit | None = None
+    test: TensorSplit | None = None
+    target_mean: np.ndarray | None = None
+    target_scale: np.ndarray | None = None
+    feature_scaler: object | None = None
+    extras: dict = field(default_factory=dict)
+
+    def named_splits(self) -> dict[str, TensorSplit]:
+        """The splits that exist, by name, in the order train, val, test."""
+        return {name: split for name, split in (("train", self.train), ("val", self.val), ("test", self.test)) if split}
+
+
+def _targets(y: np.ndarray, task: str, mean, scale) -> torch.Tensor:
+    if task == "multiclass":
+        return torch.as_tensor(y, dtype=torch.long)
+    if task == "binary":
+        return torch.as_tensor(y, dtype=torch.float32)
+    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    if mean is not None:
+        y = (y - mean) / scale
+    return torch.as_tensor(y, dtype=torch.float32)
+
+
+def make_fit_data(
+    bundle: DataBundle,
+    fit_rows: np.ndarray | None = None,
+    val_rows: np.ndarray | None = None,
+    validation_fraction: float = 0.0,
+    seed: int = 0,
+) -> FitData:
+    """Scale and split the training data for one fit.
+
+    ``fit_rows``/``val_rows`` select a cross-validation fold from the training split; by default
+    the fit uses the whole training split. The scaler is fitted on the fit rows only, as a
+    scikit-learn ``Pipeline`` would, and ``validation_fraction`` then carves a stratified
+    early-stopping split out of them (scikit-learn's MLP does the same).
+    """
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    X_fit, y_fit = bundle.X_train, bundle.y_train
+    X_val = y_val = None
+    if fit_rows is not None:
+        X_fit, y_fit = bundle.X_train[fit_rows], bundle.y_train[fit_rows]
+    if val_rows is not None:
+        X_val, y_val = bundle.X_train[val_rows], bundle.y_train[val_rows]
+
+    flat = X_fit.reshape(len(X_fit), -1)
+    scaler = StandardScaler().fit(flat) if bundle.scale else None
+
+    def features(X: np.ndarray) -> torch.Tensor:
+        values = scaler.transform(X.reshape(len(X), -1)).reshape(X.shape) if scaler else X
+        return torch.as_tensor(values, dtype=torch.float32)
+
+    mean = scale = None
+    if bundle.scale_target:
+        column = y_fit.reshape(len(y_fit), -1)
+        mean, scale = column.mean(axis=0), column.std(axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+
+    if validation_fraction > 0 and X_val is None:
+        stratify = y_fit if bundle.is_classification else None
+        X_fit, X_val, y_fit, y_val = train_test_split(
+            X_fit, y_fit, test_size=validation_fraction, random_state=seed, stratify=stratify
+        )
+
+    def split(X, y) -> TensorSplit | None:
+        if X is None:
+            return None
+        return TensorSplit(features(X), _targets(y, bundle.task, mean, scale))
+
+    return FitData(
+        train=split(X_fit, y_fit),
+        val=split(X_val, y_val),
+        test=split(bundle.X_test, bundle.y_test),
+        target_mean=mean,
+        target_scale=scale,
+        feature_scaler=scaler,
+    )

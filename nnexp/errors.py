@@ -1,0 +1,21 @@
+"""User-facing errors: one short line that names the config key and the fix."""
+
+from __future__ import annotations
+
+
+class NnexpError(Exception):
+    """An error caused by the user's input; shown as one line, without a traceback."""
+
+    exit_code = 2
+
+
+class ConfigError(NnexpError):
+    """A config value that is not allowed: names the key, the bad value and what is allowed."""
+
+    def __init__(self, key: str, value: object, allowed: str):
+        self.key, self.value, self.allowed = key, value, allowed
+        super().__init__(f"{key}={value!r} is not allowed: {allowed}")
+
+
+class DataError(NnexpError):
+    """Data that cannot be used as given (missing file, bad column, NaN values ...)."""

@@ -1,0 +1,132 @@
+"""The one LightningModule every network trains in.
+
+Lightning sees one training step per epoch: the step runs the whole epoch over in-memory
+tensors (see ``nnexp.training.epochs``). On small tabular data an epoch is about a millisecond,
+while Lightning's automatic optimisation costs ~0.36 ms per step and each ``self.log`` key
+~0.3 ms, so paying them per minibatch would triple the fit time. Epoch metrics are published
+once per epoch, straight to ``trainer.callback_metrics`` (read by EarlyStopping and checkpoint
+callbacks) and to the loggers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from nnexp.data.splits import FitData, TensorSplit
+from nnexp.models.task import Task, target_total_variance
+from nnexp.training.epochs import lbfgs_epoch, minibatch_epoch
+from nnexp.training.penalty import WeightPenalty, penalized_weights
+from nnexp.training.schedules import make_scheduler, step_scheduler
+
+EVAL_CHUNK_ROWS = 8192
+
+
+class NetModule(pl.LightningModule):
+    """Trains ``network`` on ``data`` for ``task`` with a ``_partial_`` optimiser and schedule factory."""
+
+    def __init__(
+        self,
+        network: nn.Module,
+        task: Task,
+        data: FitData,
+        optimizer_factory: Callable,
+        scheduler_factory: Callable | None = None,
+        penalty: WeightPenalty | None = None,
+        batch_size: int = 200,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        self.network, self.task, self.data = network, task, data
+        self.optimizer_factory, self.scheduler_factory = optimizer_factory, scheduler_factory
+        self.penalty = penalty or WeightPenalty(alpha=0.0)
+        self.batch_size, self.seed = int(batch_size), seed
+        self.history: list[dict[str, float]] = []
+        self.diverged_epoch: int | None = None
+        self.scheduler = None
+        self._splits: dict[str, TensorSplit] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.network.parameters())
+        # nnexp steps the schedule itself (once per epoch, manual optimisation), so Lightning
+        # never needs to know about it; ReduceLROnPlateau gets the training loss.
+        self.scheduler = make_scheduler(self.scheduler_factory, optimizer, len(self.data.train))
+        return optimizer
+
+    def train_dataloader(self):
+        # One item per epoch: the step fetches its minibatches from the device-resident tensors.
+        return [0]
+
+    def on_fit_start(self) -> None:
+        self._splits = {name: split.to(self.device) for name, split in self.data.named_splits().items()}
+        self._generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self._weights = penalized_weights(self.network)
+        self._train_variance = target_total_variance(self.task, self._splits["train"].y)
+
+    def training_step(self, batch, batch_idx):
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        train = self._splits["train"]
+        if isinstance(optimizer, torch.optim.LBFGS):
+            result = lbfgs_epoch(self.network, self.task, optimizer, train.X, train.y, self.penalty, self._weights)
+        else:
+            result = minibatch_epoch(
+                self.network, self.task, optimizer, train.X, train.y,
+                min(self.batch_size, len(train)), self._generator, self.penalty, self._weights,
+            )
+        values = {
+            "train_loss": result.loss,
+            "train_score": self.task.running_score(result.score_sum, len(train), self._train_variance),
+        }
+        if "val" in self._splits:
+            values["val_loss"], values["val_score"] = self.evaluate(self._splits["val"])
+        # One host synchronisation per epoch, for all metrics together.
+        metrics = dict(zip(values, torch.stack([v.float() for v in values.values()]).tolist()))
+        metrics["lr"] = optimizer.param_groups[0]["lr"]
+        self._publish(metrics)
+        if not math.isfinite(metrics["train_loss"]):
+            self.diverged_epoch = self.current_epoch + 1
+            self.trainer.should_stop = True
+            return None
+        step_scheduler(self.scheduler, metrics["train_loss"])
+        return None
+
+    def _publish(self, metrics: dict[str, float]) -> None:
+        epoch = self.current_epoch + 1
+        self.history.append({"epoch": epoch, **metrics})
+        callback_metrics = self.trainer.callback_metrics
+        for key, value in metrics.items():
+            callback_metrics[key] = torch.tensor(value)
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=epoch)
+
+    @torch.no_grad()
+    def outputs(self, X: torch.Tensor) -> torch.Tensor:
+        """Raw network outputs in eval mode, in chunks so that large image sets fit in memory."""
+        was_training = self.network.training
+        self.network.eval()
+        try:
+            return torch.cat([self.network(X[i : i + EVAL_CHUNK_ROWS]) for i in range(0, len(X), EVAL_CHUNK_ROWS)])
+        finally:
+            self.network.train(was_training)
+
+    def evaluate(self, split: TensorSplit) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean loss (without penalty) and score of a split, as device tensors."""
+        output = self.outputs(split.X)
+        return self.task.loss(output, split.y), self.task.score(output, split.y)
+
+    def final_metrics(self) -> dict[str, float]:
+        """Loss and score of every split with the final (or restored best) weights."""
+        splits = self._splits or {name: s.to(self.device) for name, s in self.data.named_splits().items()}
+        metrics: dict[str, float] = {}
+        for name, split in splits.items():
+            loss, score = self.evaluate(split)
+            metrics[f"{name}_loss"], metrics[f"{name}_score"] = float(loss), float(score)
+        return metrics

@@ -1,0 +1,79 @@
+"""What the data's task implies: output activation, loss and score (as in scikit-learn's MLP)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Task:
+    """Regression (identity, half squared error, R2), binary (sigmoid, BCE, accuracy),
+    multiclass (softmax, cross-entropy, accuracy). The network outputs raw logits or values."""
+
+    kind: str
+    n_outputs: int
+
+    @property
+    def score_name(self) -> str:
+        return "r2" if self.kind == "regression" else "accuracy"
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean loss over the batch. Squared loss is halved, as in scikit-learn, so alpha means the same."""
+        if self.kind == "binary":
+            return F.binary_cross_entropy_with_logits(output.squeeze(-1), target)
+        if self.kind == "multiclass":
+            return F.cross_entropy(output, target)
+        return 0.5 * F.mse_loss(output, target)
+
+    def output_activation(self, output: torch.Tensor) -> torch.Tensor:
+        """Probabilities for classification, values for regression."""
+        if self.kind == "binary":
+            return torch.sigmoid(output.squeeze(-1))
+        if self.kind == "multiclass":
+            return torch.softmax(output, dim=-1)
+        return output
+
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        """Class indices for classification, values for regression."""
+        if self.kind == "binary":
+            return (output.squeeze(-1) > 0).long()
+        if self.kind == "multiclass":
+            return output.argmax(dim=-1)
+        return output
+
+    def score(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Accuracy or R2 of a whole split, computed by torchmetrics."""
+        from torchmetrics.functional import r2_score
+        from torchmetrics.functional.classification import binary_accuracy, multiclass_accuracy
+
+        if self.kind == "binary":
+            return binary_accuracy(self.output_activation(output), target.long(), validate_args=False)
+        if self.kind == "multiclass":
+            return multiclass_accuracy(output, target, num_classes=self.n_outputs, average="micro", validate_args=False)
+        return r2_score(output, target)
+
+    # The running training score of an epoch is summed batch by batch on the device. A torchmetrics
+    # Metric.update per minibatch costs more than the minibatch step itself on small tabular data.
+    def batch_score_sum(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Correct predictions (classification) or per-output squared errors (regression) in a batch."""
+        if self.kind == "regression":
+            return (output - target).square().sum(dim=0)
+        if self.kind == "binary":
+            return ((output.squeeze(-1) > 0) == target.bool()).sum()
+        return (output.argmax(dim=-1) == target).sum()
+
+    def running_score(self, score_sum: torch.Tensor, n_rows: int, total_variance: torch.Tensor | None):
+        """Turn an epoch's summed batch scores into accuracy, or R2 against ``total_variance``."""
+        if self.kind == "regression":
+            return (1.0 - score_sum / total_variance).mean()
+        return score_sum / n_rows
+
+
+def target_total_variance(task: Task, y: torch.Tensor) -> torch.Tensor | None:
+    """Per-output sum of squares around the mean: the denominator of R2 for a running score."""
+    if task.kind != "regression":
+        return None
+    return (y - y.mean(dim=0)).square().sum(dim=0).clamp_min(1e-12)

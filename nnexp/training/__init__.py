@@ -1,0 +1,1 @@
+"""Penalties, schedules, in-memory epoch loops and callbacks."""

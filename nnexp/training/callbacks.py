@@ -1,0 +1,80 @@
+"""Callbacks Lightning does not ship: best-weight restore in memory, and a rich epoch bar."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import pytorch_lightning as pl
+import torch
+
+
+class BestWeights(pl.Callback):
+    """Keep an in-memory copy of the weights with the best ``monitor`` value; load it when fitting ends.
+
+    Lightning's ModelCheckpoint writes a file for every improvement; for the small nets here a
+    copy in memory is faster and is what Keras' ``restore_best_weights`` and scikit-learn do.
+    """
+
+    def __init__(self, monitor: str, mode: str = "min"):
+        self.monitor, self.mode = monitor, mode
+        self.best_value = math.inf if mode == "min" else -math.inf
+        self.best_epoch: int | None = None
+        self._state: dict[str, torch.Tensor] | None = None
+
+    def _improved(self, value: float) -> bool:
+        return value < self.best_value if self.mode == "min" else value > self.best_value
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
+            return
+        if self._improved(float(value)):
+            self.best_value, self.best_epoch = float(value), trainer.current_epoch + 1
+            self._state = copy.deepcopy(pl_module.network.state_dict())
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if self._state is not None:
+            pl_module.network.load_state_dict(self._state)
+
+
+class EpochProgress(pl.Callback):
+    """A rich progress bar over epochs with the live loss and score, refreshed at most 10 times a second."""
+
+    def __init__(self, console, score_name: str):
+        self.console, self.score_name = console, score_name
+        self._progress = self._task = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]epoch"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            refresh_per_second=10,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("fit", total=trainer.max_epochs, status="")
+        self._last = 0.0
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        now = time.perf_counter()
+        if now - self._last < 0.1 and not trainer.should_stop:
+            self._progress.update(self._task, advance=1)
+            return
+        self._last = now
+        last = pl_module.history[-1] if pl_module.history else {}
+        status = f"loss {last.get('train_loss', float('nan')):.4f}  {self.score_name} {last.get('train_score', float('nan')):.4f}"
+        if "val_score" in last:
+            status += f"  val {self.score_name} {last['val_score']:.4f}"
+        self._progress.update(self._task, advance=1, status=status)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, total=trainer.current_epoch)
+            self._progress.stop()

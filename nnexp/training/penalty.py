@@ -1,0 +1,37 @@
+"""L2 and L1 weight penalties with scikit-learn's scaling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+def penalized_weights(network: nn.Module) -> list[torch.Tensor]:
+    """Weight matrices and kernels (parameters with 2+ dimensions); biases and norm scales are not penalised."""
+    return [p for p in network.parameters() if p.requires_grad and p.ndim > 1]
+
+
+@dataclass
+class WeightPenalty:
+    """``0.5 * alpha * sum(W**2) / n_batch + l1 * sum(|W|) / n_batch``, added to the mean batch loss.
+
+    This is scikit-learn's ``alpha`` for MLPs (not torch's ``weight_decay``): dividing by the
+    batch size keeps the penalty's weight per sample the same for any ``batch_size``.
+    """
+
+    alpha: float = 1e-4
+    l1: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.alpha > 0 or self.l1 > 0
+
+    def __call__(self, weights: list[torch.Tensor], n_batch: int) -> torch.Tensor | float:
+        total: torch.Tensor | float = 0.0
+        if self.alpha > 0:
+            total = total + (0.5 * self.alpha / n_batch) * sum(w.square().sum() for w in weights)
+        if self.l1 > 0:
+            total = total + (self.l1 / n_batch) * sum(w.abs().sum() for w in weights)
+        return total
