@@ -16,10 +16,14 @@ USER_CONFIG_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "hydra.searc
 
 
 def config_groups() -> dict[str, list[str]]:
-    """Every config group shipped with nnexp and its options."""
+    """Every config group shipped with nnexp and its options (files starting with _ are shared parts)."""
     root = resources.files(CONFIG_PACKAGE)
     return {
-        group.name: sorted(item.name[: -len(".yaml")] for item in group.iterdir() if item.name.endswith(".yaml"))
+        group.name: sorted(
+            item.name[: -len(".yaml")]
+            for item in group.iterdir()
+            if item.name.endswith(".yaml") and not item.name.startswith("_")
+        )
         for group in root.iterdir()
         if group.is_dir() and group.name not in ("hydra", "__pycache__")
     }

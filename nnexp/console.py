@@ -42,7 +42,7 @@ def layer_table(rows: list[dict], total: int) -> Table:
 
 
 def results_table(metrics: dict) -> Table:
-    """Loss and score per split, with the stop reason and fit time in the caption."""
+    """Loss and score per split."""
     score_name = metrics.get("score_name", "score")
     table = Table(title=f"results ({metrics.get('data', '')})", title_justify="left")
     table.add_column("split")
@@ -51,11 +51,16 @@ def results_table(metrics: dict) -> Table:
     for split in ("train", "val", "test"):
         if f"{split}_score" in metrics:
             table.add_row(split, f"{metrics[f'{split}_loss']:.4f}", f"{metrics[f'{split}_score']:.4f}")
-    table.caption = (
-        f"{metrics.get('status')}: {metrics.get('stop_reason')} after {metrics.get('epochs')} epochs, "
+    return table
+
+
+def results_caption(metrics: dict) -> str:
+    """One line: status, why training stopped, epochs, fit time and parameter count."""
+    colour = "green" if metrics.get("status") == "ok" else "red"
+    return (
+        f"[{colour}]{metrics.get('status')}[/]: {metrics.get('stop_reason')} after {metrics.get('epochs')} epochs, "
         f"fit {metrics.get('fit_seconds', 0):.2f} s, {metrics.get('params', 0):,} parameters"
     )
-    return table
 
 
 def make_console() -> Console:

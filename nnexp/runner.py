@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from nnexp import console as show
 from nnexp.config import check_config, resolve_batch_size
 from nnexp.data.splits import make_fit_data
 from nnexp.errors import ConfigError
+from nnexp.factory import call_factory, instantiate
 from nnexp.models.mlp import layer_summary, parameter_count
 from nnexp.models.module import NetModule
 from nnexp.models.task import Task
@@ -26,12 +26,12 @@ def quiet_lightning() -> None:
     """Silence Lightning's start-up chatter; nnexp prints its own summary."""
     for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*(does not have many workers|GPU available|TPU available).*")
+    warnings.filterwarnings("ignore", message=".*(does not have many workers|treespec|GPU available|TPU available).*")
 
 
 def build_network(cfg: DictConfig, n_features: int, n_outputs: int) -> torch.nn.Module:
     """Instantiate the ``_partial_`` model factory with the data's input and output widths."""
-    return instantiate(cfg.model)(in_features=n_features, out_features=n_outputs)
+    return call_factory("model", instantiate(cfg.model), in_features=n_features, out_features=n_outputs)
 
 
 def build_loggers(cfg: DictConfig) -> list:
@@ -40,11 +40,29 @@ def build_loggers(cfg: DictConfig) -> list:
     for name, logger_cfg in (cfg.get("logger") or {}).items():
         try:
             loggers.append(instantiate(logger_cfg))
-        except Exception as error:  # Lightning raises ModuleNotFoundError/ImportError inside instantiate
-            if "ModuleNotFoundError" in repr(error) or "not available" in str(error) or "install" in str(error):
-                raise ConfigError("logger", name, f"a logger whose package is installed ({error.__cause__ or error})") from None
-            raise
+        except Exception as error:  # Hydra wraps the constructor's error in an InstantiationException
+            cause = error.__cause__ or error
+            if not isinstance(cause, ImportError):
+                raise
+            raise ConfigError("logger", name, f"a logger whose package is installed ({cause})") from None
     return loggers
+
+
+def build_trainer(cfg: DictConfig, callbacks: list) -> pl.Trainer:
+    """The Lightning Trainer; an accelerator this machine lacks is a config error, not a traceback."""
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    loggers = build_loggers(cfg)
+    try:
+        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    except Exception as error:  # Hydra wraps the constructor's error in an InstantiationException
+        cause = error.__cause__ or error
+        if not isinstance(cause, MisconfigurationException):
+            raise
+        raise ConfigError(
+            "trainer.accelerator", cfg.trainer.get("accelerator"),
+            f"a device this machine has ({cause}); use trainer=cpu or trainer=auto",
+        ) from None
 
 
 def run(cfg: DictConfig) -> float:
@@ -70,6 +88,7 @@ def run(cfg: DictConfig) -> float:
     pl.seed_everything(cfg.seed, verbose=False)
     network = build_network(cfg, bundle.n_features, task.n_outputs)
     optimizer_factory = instantiate(cfg.optim)
+    call_factory("optim", optimizer_factory, network.parameters())  # bad arguments fail here, not mid-fit
     full_batch_only = getattr(optimizer_factory, "func", None) is torch.optim.LBFGS
     batch_size = resolve_batch_size(cfg.batch_size, len(data.train), full_batch_only)
     layers = layer_summary(network, tuple(data.train.X.shape[1:]))
@@ -88,7 +107,7 @@ def run(cfg: DictConfig) -> float:
         from nnexp.training.callbacks import EpochProgress
 
         callbacks.append(EpochProgress(console, task.score_name))
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False)
+    trainer = build_trainer(cfg, callbacks)
 
     started = time.perf_counter()
     trainer.fit(module)
@@ -122,11 +141,17 @@ def run(cfg: DictConfig) -> float:
     write_history(output_dir / HISTORY_FILE, module.history)
     write_json(output_dir / METRICS_FILE, metrics)
     console.print(show.results_table(metrics))
+    console.print(show.results_caption(metrics))
     if status == "diverged":
         lr = OmegaConf.select(cfg, "optim.lr")
         console.print(
             f"[bold red]diverged[/] at epoch {module.diverged_epoch}: the training loss became NaN or infinite; "
             f"lower optim.lr (now {lr}) or raise regularization.alpha"
+        )
+    if reason == "max_epochs" and stopping.monitor is not None:
+        console.print(
+            f"[yellow]note[/]: stopped at trainer.max_epochs={trainer.max_epochs} before {stopping.monitor} "
+            "settled; raise trainer.max_epochs or optim.lr if the scores are still improving"
         )
     console.print(f"[dim]run dir: {output_dir}")
     objective = metrics.get("val_score", metrics["train_score"])

@@ -50,34 +50,42 @@ class DataBundle:
         return self.task != "regression"
 
 
+MAX_AUTO_CLASSES = 20
+
+
 def infer_task(y: np.ndarray, requested: str, key: str = "data.task") -> str:
     """Decide regression, binary or multiclass from the target and the requested task.
 
-    Uses scikit-learn's ``type_of_target``; a continuous target given to a
-    classification task is an error, because rounding it silently would mislead.
+    ``auto`` treats text labels, and whole numbers with at most 20 distinct values, as classes;
+    anything else is regression. scikit-learn's ``type_of_target`` then tells binary from
+    multiclass. A continuous target given to a classification task is an error, because
+    rounding it silently would mislead.
     """
     from sklearn.utils.multiclass import type_of_target
 
     if requested not in TASK_CHOICES:
         raise ConfigError(key, requested, f"choose one of {', '.join(TASK_CHOICES)}")
-    kind = type_of_target(y)
-    numeric = np.issubdtype(np.asarray(y).dtype, np.number)
+    y = np.asarray(y)
+    numeric = np.issubdtype(y.dtype, np.number)
     if requested == "regression":
         if not numeric:
             raise DataError(f"{key}=regression, but the target holds text labels; use {key}=classification")
         return "regression"
-    if kind.startswith("continuous"):
-        if requested == "classification":
-            n_values = len(np.unique(y))
+    kind = type_of_target(y)
+    n_values = len(np.unique(y))
+    looks_continuous = kind.startswith("continuous") or (
+        requested == "auto" and numeric and n_values > MAX_AUTO_CLASSES
+    )
+    if looks_continuous:
+        if requested == "classification" and kind.startswith("continuous"):
             raise DataError(
                 f"{key}=classification, but the target is continuous ({n_values} distinct values); "
                 f"use {key}=regression"
             )
-        return "regression"
-    if kind == "binary":
-        return "binary"
-    if kind == "multiclass":
-        return "multiclass"
+        if requested == "auto":
+            return "regression"
+    if kind in ("binary", "multiclass"):
+        return kind
     raise DataError(f"the target has type '{kind}', which nnexp cannot train on; give one target column")
 
 

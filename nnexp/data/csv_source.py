@@ -41,7 +41,7 @@ class CsvSource(ArraySource):
         if unknown:
             raise ConfigError("data.drop", unknown, f"columns that exist in {path.name}")
         features = frame.drop(columns=[self.target, *self.drop])
-        text_columns = [str(c) for c in features.columns if not np.issubdtype(features[c].dtype, np.number)]
+        text_columns = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
         if text_columns:
             raise DataError(
                 f"data.path={self.path!r}: column(s) {', '.join(text_columns[:5])} are not numeric; "
@@ -52,4 +52,5 @@ class CsvSource(ArraySource):
         y = frame[self.target]
         if y.isna().any():
             raise DataError(f"data.target={self.target!r}: {int(y.isna().sum())} rows have no label; drop them")
-        return features.to_numpy(dtype=np.float64), y.to_numpy(), [str(c) for c in features.columns], self.target
+        labels = y.to_numpy() if pd.api.types.is_numeric_dtype(y) else y.astype(str).to_numpy(dtype=object)
+        return features.to_numpy(dtype=np.float64), labels, [str(c) for c in features.columns], self.target

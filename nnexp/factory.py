@@ -1,0 +1,34 @@
+"""Hydra instantiation that lets nnexp's own errors through, and checked ``_partial_`` factory calls."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
+
+import hydra.utils
+from hydra.errors import InstantiationException
+
+from nnexp.errors import NnexpError
+
+
+def instantiate(node: Any, *args, **kwargs) -> Any:
+    """``hydra.utils.instantiate``; an NnexpError raised by the constructor comes out unwrapped."""
+    try:
+        return hydra.utils.instantiate(node, *args, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, NnexpError):
+            raise error.__cause__ from None
+        raise
+
+
+def target_name(factory: Callable) -> str:
+    func = factory.func if isinstance(factory, partial) else factory
+    return f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', repr(func))}".lstrip(".")
+
+
+def call_factory(key: str, factory: Callable, *args, **kwargs) -> Any:
+    """Call a ``_partial_`` factory; bad arguments become one line naming the config key."""
+    try:
+        return factory(*args, **kwargs)
+    except (TypeError, ValueError) as error:
+        raise NnexpError(f"{key} ({target_name(factory)}): {error}; fix the {key}.* settings") from None

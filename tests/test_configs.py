@@ -1,0 +1,74 @@
+"""Every option of every config group composes and trains for a few epochs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from nnexp.cli import config_groups
+
+GROUPS = config_groups()
+NEEDS_PACKAGE = {("logger", "tensorboard"): "tensorboard", ("logger", "mlflow"): "mlflow"}
+SKIP = {("trainer", "gpu")}  # covered by test_gpu_trainer_without_gpu_is_a_config_error
+
+
+def group_options():
+    for group, options in sorted(GROUPS.items()):
+        for option in options:
+            if not option.startswith("_") and group != "experiment" and (group, option) not in SKIP:
+                yield group, option
+
+
+def test_groups_ship_with_the_package():
+    assert {"data", "model", "optim", "schedule", "regularization", "stopping", "trainer", "logger"} <= set(GROUPS)
+    assert {"breast_cancer", "digits", "iris", "wine", "diabetes", "moons", "circles", "blobs", "wave", "csv"} <= set(
+        GROUPS["data"]
+    )
+    assert {"gd", "sgd", "adam", "rmsprop", "lbfgs"} <= set(GROUPS["optim"])
+    assert {"constant", "invscaling", "adaptive", "step", "cosine"} <= set(GROUPS["schedule"])
+
+
+@pytest.mark.parametrize("group,option", list(group_options()))
+def test_every_option_trains(group, option, run_nnexp, csv_file):
+    extra = []
+    if (group, option) == ("data", "csv"):
+        extra = [f"data.path={csv_file()}", "data.target=label"]
+    if (group, option) in NEEDS_PACKAGE:
+        pytest.importorskip(NEEDS_PACKAGE[group, option])
+    metrics = run_nnexp(f"{group}={option}", *extra)
+    assert metrics["status"] == "ok"
+    assert 1 <= metrics["epochs"] <= 3
+    assert metrics["params"] > 0
+    assert metrics["test_score"] == pytest.approx(metrics["test_score"])  # finite, not NaN
+    if (group, option) == ("callbacks", "checkpoint"):
+        assert (Path(metrics["run_dir"]) / "checkpoints" / "last.ckpt").is_file()
+    if (group, option) == ("logger", "csv"):
+        assert (Path(metrics["run_dir"]) / "csv" / "metrics.csv").is_file()
+
+
+@pytest.mark.parametrize("experiment", GROUPS["experiment"])
+def test_every_experiment_trains(experiment, run_nnexp):
+    metrics = run_nnexp(f"experiment={experiment}")
+    assert metrics["status"] == "ok"
+
+
+def test_gpu_trainer_without_gpu_is_a_config_error(run_nnexp):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    from nnexp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="trainer.accelerator.*trainer=cpu"):
+        run_nnexp("trainer=gpu")
+
+
+def test_missing_logger_package_is_a_config_error(run_nnexp):
+    from importlib.util import find_spec
+
+    if find_spec("tensorboard") or find_spec("tensorboardX"):
+        pytest.skip("a TensorBoard writer is installed")
+    from nnexp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="logger='tensorboard'.*install"):
+        run_nnexp("logger=tensorboard")

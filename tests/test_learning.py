@@ -1,0 +1,95 @@
+"""Each task learns, seeds control the numbers, and the run dir holds what it promises."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+
+def majority_share(y) -> float:
+    return np.bincount(np.asarray(y)).max() / len(y)
+
+
+def test_binary_classification_beats_majority_class(run_nnexp):
+    from sklearn.datasets import load_breast_cancer
+
+    metrics = run_nnexp("data=breast_cancer", "trainer.max_epochs=60")
+    baseline = majority_share(load_breast_cancer().target)  # 0.63
+    assert metrics["task"] == "binary" and metrics["score_name"] == "accuracy"
+    assert metrics["test_score"] > baseline + 0.25
+
+
+def test_multiclass_classification_beats_chance(run_nnexp):
+    metrics = run_nnexp("data=digits", "trainer.max_epochs=40")
+    assert metrics["task"] == "multiclass"
+    assert metrics["test_score"] > 0.1 + 0.75
+
+
+def test_regression_beats_predicting_the_mean(run_nnexp):
+    # R2 = 0 is the score of always predicting the training mean.
+    metrics = run_nnexp("data=wave", "model.hidden_sizes=[50,50]", "model.activation=tanh", "optim=lbfgs", "trainer.max_epochs=30")
+    assert metrics["task"] == "regression" and metrics["score_name"] == "r2"
+    assert metrics["test_score"] > 0.6
+
+
+def test_linear_and_logistic_models_have_no_hidden_layer(run_nnexp):
+    linear = run_nnexp("model=linear", "data=wave")
+    logistic = run_nnexp("model=logistic", "data=iris")
+    assert linear["params"] == 1 + 1  # one weight, one bias
+    assert logistic["params"] == 4 * 3 + 3
+
+
+def test_same_seed_gives_identical_metrics(run_nnexp):
+    overrides = ("data=moons", "model.dropout=0.2", "batch_size=32", "trainer.max_epochs=5")
+    first, second = run_nnexp(*overrides, "seed=3"), run_nnexp(*overrides, "seed=3")
+    other = run_nnexp(*overrides, "seed=4")
+    keys = ("train_loss", "train_score", "test_loss", "test_score")
+    assert [first[k] for k in keys] == [second[k] for k in keys]
+    assert first["train_loss"] != other["train_loss"]
+
+
+def test_run_dir_holds_config_metrics_and_history(run_nnexp):
+    metrics = run_nnexp("trainer.max_epochs=4", "stopping=none")
+    run_dir = Path(metrics["run_dir"])
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["model"]["hidden_sizes"] == [100]
+    rows = list(csv.DictReader((run_dir / "history.csv").open()))
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3, 4]
+    assert {"train_loss", "train_score", "lr"} <= set(rows[0])
+    for key in ("train_score", "test_score", "train_loss", "test_loss", "epochs", "stop_reason", "fit_seconds", "params"):
+        assert key in metrics
+    assert metrics["stop_reason"] == "max_epochs" and metrics["epochs"] == 4
+    assert metrics["params"] == 30 * 100 + 100 + 100 + 1
+
+
+def test_objective_is_validation_score_never_test(run_nnexp):
+    plain = run_nnexp()
+    assert plain["objective"] == pytest.approx(plain["train_score"])
+    held_out = run_nnexp("stopping=early_stopping")
+    assert held_out["objective"] == pytest.approx(held_out["val_score"])
+
+
+def test_scaling_is_fitted_on_training_rows_only():
+    from nnexp.data.sources import BundledSource
+    from nnexp.data.splits import make_fit_data
+    from sklearn.datasets import load_wine
+
+    bundle = BundledSource(loader=load_wine, name="wine").load()
+    data = make_fit_data(bundle)
+    train = data.train.X.double()
+    assert train.mean(0).abs().max() < 1e-5 and (train.std(0, unbiased=False) - 1).abs().max() < 1e-4
+    test_mean = data.test.X.double().mean(0).abs().max()
+    assert test_mean > 1e-3  # test rows are transformed with the training statistics, not refitted
+
+
+def test_classification_split_is_stratified():
+    from nnexp.data.sources import BundledSource
+    from sklearn.datasets import load_iris
+
+    bundle = BundledSource(loader=load_iris, name="iris").load()
+    assert np.bincount(bundle.y_test).tolist() == [13, 13, 12] or sorted(np.bincount(bundle.y_test)) == [12, 13, 13]
+    assert len(bundle.y_test) == 38  # test_size 0.25 of 150, rounded up

@@ -1,0 +1,26 @@
+"""The wheel ships every subpackage and the whole config tree."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_pyproject_lists_every_subpackage():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    listed = set(config["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "nnexp").rglob("__init__.py")
+    } | {"nnexp.configs"}
+    assert listed == found
+
+
+def test_package_data_globs_cover_every_config_file():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["nnexp.configs"]
+    configs = ROOT / "configs"
+    yaml_files = {path.relative_to(configs) for path in configs.rglob("*.yaml")}
+    covered = {path.relative_to(configs) for pattern in patterns for path in configs.glob(pattern)}
+    assert yaml_files and yaml_files == covered
