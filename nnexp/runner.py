@@ -119,7 +119,7 @@ def run(cfg: DictConfig) -> float:
     else:
         status = "ok"
         stopped_early = any(getattr(callback, "stopped_epoch", 0) > 0 for callback in trainer.callbacks)
-        reason = stopping.reason if stopped_early else "max_epochs"
+        reason = "converged" if module.converged else stopping.reason if stopped_early else "max_epochs"
     metrics = {
         "status": status,
         "stop_reason": reason,

@@ -48,6 +48,7 @@ class NetModule(pl.LightningModule):
         self.batch_size, self.seed = int(batch_size), seed
         self.history: list[dict[str, float]] = []
         self.diverged_epoch: int | None = None
+        self.converged = False
         self.scheduler = None
         self._splits: dict[str, TensorSplit] = {}
 
@@ -76,6 +77,8 @@ class NetModule(pl.LightningModule):
         train = self._splits["train"]
         if isinstance(optimizer, torch.optim.LBFGS):
             result = lbfgs_epoch(self.network, self.task, optimizer, train.X, train.y, self.penalty, self._weights)
+            # L-BFGS returns before max_iter only when its gradient or change tolerance is met.
+            self.converged = result.iterations < optimizer.defaults["max_iter"]
         else:
             result = minibatch_epoch(
                 self.network, self.task, optimizer, train.X, train.y,
@@ -95,6 +98,8 @@ class NetModule(pl.LightningModule):
             self.diverged_epoch = self.current_epoch + 1
             self.trainer.should_stop = True
             return None
+        if self.converged:
+            self.trainer.should_stop = True
         step_scheduler(self.scheduler, metrics["train_loss"])
         return None
 

@@ -17,10 +17,15 @@ from nnexp.training.penalty import WeightPenalty
 
 @dataclass
 class EpochResult:
-    """Device tensors for one epoch: mean objective (loss + penalty) and summed batch scores."""
+    """Device tensors for one epoch: mean objective (loss + penalty) and summed batch scores.
+
+    ``iterations`` is how many optimiser iterations the epoch made (L-BFGS may make none once
+    it has converged).
+    """
 
     loss: torch.Tensor
     score_sum: torch.Tensor
+    iterations: int
 
 
 def minibatch_epoch(
@@ -34,12 +39,17 @@ def minibatch_epoch(
     penalty: WeightPenalty,
     weights: list[torch.Tensor],
 ) -> EpochResult:
-    """Shuffle once, then one optimiser step per minibatch of ``batch_size`` rows."""
+    """Shuffle once, then one optimiser step per minibatch of ``batch_size`` rows.
+
+    The reported loss adds the penalty like scikit-learn's ``loss_curve_`` (each batch's loss
+    carries ``penalty / n_batch``), evaluated once with the epoch's final weights.
+    """
     n_rows = X.shape[0]
     full_batch = batch_size >= n_rows
     order = None if full_batch else torch.randperm(n_rows, generator=generator, device=X.device)
     loss_sum = torch.zeros((), device=X.device)
-    score_sum = torch.zeros((), device=X.device)
+    outputs = []
+    n_batches = 0
     for start in range(0, n_rows, batch_size):
         if full_batch:
             xb, yb = X, y
@@ -50,13 +60,22 @@ def minibatch_epoch(
         optimizer.zero_grad(set_to_none=True)
         output = network(xb)
         loss = task.loss(output, yb)
-        if penalty.active:
-            loss = loss + penalty(weights, n_batch)
         loss.backward()
+        if penalty.active:
+            penalty.add_gradients(weights, n_batch)
         optimizer.step()
         loss_sum += loss.detach() * n_batch
-        score_sum = score_sum + task.batch_score_sum(output.detach(), yb)
-    return EpochResult(loss_sum / n_rows, score_sum)
+        outputs.append(output.detach())
+        n_batches += 1
+    # Scores are computed once per epoch from the kept batch outputs: per-batch metric ops
+    # cost more than the step itself on small data.
+    targets = y if full_batch else y[order]
+    score_sum = task.batch_score_sum(torch.cat(outputs), targets)
+    mean_loss = loss_sum / n_rows
+    if penalty.active:
+        with torch.no_grad():
+            mean_loss = mean_loss + penalty(weights, 1) * n_batches / n_rows
+    return EpochResult(mean_loss, score_sum, n_batches)
 
 
 def lbfgs_epoch(
@@ -68,7 +87,7 @@ def lbfgs_epoch(
     penalty: WeightPenalty,
     weights: list[torch.Tensor],
 ) -> EpochResult:
-    """One ``LBFGS.step`` on the full batch (``max_iter`` iterations with line search)."""
+    """One ``LBFGS.step`` on the full batch (up to ``max_iter`` iterations with line search)."""
     last: dict[str, torch.Tensor] = {}
 
     def closure() -> torch.Tensor:
@@ -81,5 +100,8 @@ def lbfgs_epoch(
         last["loss"], last["output"] = loss.detach(), output.detach()
         return loss
 
+    state = optimizer.state[optimizer.param_groups[0]["params"][0]]
+    before = state.get("n_iter", 0)
     optimizer.step(closure)
-    return EpochResult(last["loss"], task.batch_score_sum(last["output"], y))
+    iterations = optimizer.state[optimizer.param_groups[0]["params"][0]].get("n_iter", 0) - before
+    return EpochResult(last["loss"], task.batch_score_sum(last["output"], y), iterations)

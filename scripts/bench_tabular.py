@@ -1,0 +1,156 @@
+"""nnexp against scikit-learn's MLPClassifier and a plain PyTorch loop, in one process.
+
+Datasets: breast cancer and digits. Same hyperparameters everywhere: hidden [100], relu,
+alpha 1e-4; Adam (lr 1e-3, batch auto, at most 200 epochs) and L-BFGS (at most 200 iterations).
+scikit-learn runs with BLAS pinned to one thread (threadpoolctl), its fastest setting here.
+
+Prints test accuracy, fit time and their ratios; the epoch-loop ratio against a plain PyTorch
+loop doing exactly the same steps; and the CLI's wall time from the shell.
+
+    python scripts/bench_tabular.py [--repeats 3] [--no-cli]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra import compose, initialize_config_module
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from nnexp.data.sources import BundledSource
+from nnexp.data.splits import make_fit_data
+from nnexp.models.mlp import MLP
+from nnexp.models.task import Task
+from nnexp.runner import run
+
+DATASETS = ("breast_cancer", "digits")
+SOLVERS = {
+    "adam": dict(sklearn=dict(solver="adam", learning_rate_init=1e-3, max_iter=200), nnexp=["optim=adam"]),
+    "lbfgs": dict(
+        sklearn=dict(solver="lbfgs", max_iter=200),
+        nnexp=["optim=lbfgs", "optim.max_iter=20", "trainer.max_epochs=10"],
+    ),
+}
+
+
+def best_of(repeats: int, fn):
+    results = [fn() for _ in range(repeats)]
+    return min(results, key=lambda r: r["seconds"])
+
+
+def sklearn_fit(name: str, solver: str):
+    bundle = BundledSource(loader=__import__("sklearn.datasets", fromlist=["x"]).__dict__[f"load_{name}"], name=name).load()
+    model = make_pipeline(
+        StandardScaler(),
+        MLPClassifier(hidden_layer_sizes=(100,), activation="relu", alpha=1e-4, random_state=0, **SOLVERS[solver]["sklearn"]),
+    )
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        started = time.perf_counter()
+        model.fit(bundle.X_train, bundle.y_train)
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "test": model.score(bundle.X_test, bundle.y_test), "epochs": model[-1].n_iter_}
+
+
+def nnexp_fit(name: str, overrides: list[str], out: Path):
+    with initialize_config_module("nnexp.configs", version_base="1.3"):
+        cfg = compose("train", overrides=[f"data={name}", "quiet=true", "logger=none", f"paths.output_dir={out}", *overrides])
+    with contextlib.redirect_stdout(io.StringIO()):
+        started = time.perf_counter()
+        run(cfg)
+        wall = time.perf_counter() - started
+    metrics = json.loads((out / "metrics.json").read_text())
+    return {"seconds": metrics["fit_seconds"], "wall": wall, "test": metrics["test_score"], "epochs": metrics["epochs"]}
+
+
+def plain_loop(name: str, epochs: int):
+    """The same steps as nnexp's Adam epochs, written as a bare PyTorch loop."""
+    from sklearn import datasets
+
+    bundle = BundledSource(loader=getattr(datasets, f"load_{name}"), name=name).load()
+    data = make_fit_data(bundle)
+    X, y = data.train.X, data.train.y
+    task = Task(bundle.task, bundle.n_outputs)
+    torch.manual_seed(0)
+    net = MLP(bundle.n_features, task.n_outputs, [100])
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
+    weights = [p for p in net.parameters() if p.ndim > 1]
+    generator = torch.Generator().manual_seed(0)
+    batch = min(200, len(X))
+    started = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(len(X), generator=generator)
+        total = torch.zeros(())
+        for start in range(0, len(X), batch):
+            rows = order[start : start + batch]
+            optimizer.zero_grad(set_to_none=True)
+            out = net(X[rows])
+            loss = task.loss(out, y[rows]) + 0.5 * 1e-4 / len(rows) * sum(w.square().sum() for w in weights)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * len(rows)
+        float(total)  # one host sync per epoch, as nnexp does
+    return {"seconds": time.perf_counter() - started}
+
+
+def cli_wall(args: list[str], repeats: int) -> float:
+    times = []
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            subprocess.run([str(Path(sys.executable).with_name("nnexp")), *args], cwd=folder, capture_output=True, check=True)
+            times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-cli", action="store_true")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; scikit-learn BLAS pinned to 1 thread\n")
+    print(f"{'dataset':14} {'solver':6} | {'sk acc':>7} {'nnexp acc':>9} {'diff':>6} | {'sk fit s':>8} {'nnexp fit s':>11} {'ratio':>6} | {'sk ep':>5} {'nx ep':>5}")
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        nnexp_fit("breast_cancer", ["trainer.max_epochs=2"], out)  # warm-up: first-use costs
+        for name in DATASETS:
+            for solver, spec in SOLVERS.items():
+                sk = best_of(args.repeats, lambda: sklearn_fit(name, solver))
+                nx = best_of(args.repeats, lambda: nnexp_fit(name, spec["nnexp"], out))
+                print(
+                    f"{name:14} {solver:6} | {sk['test']:7.4f} {nx['test']:9.4f} {100 * (nx['test'] - sk['test']):+5.1f}p | "
+                    f"{sk['seconds']:8.3f} {nx['seconds']:11.3f} {nx['seconds'] / sk['seconds']:5.2f}x | {sk['epochs']:5d} {nx['epochs']:5d}"
+                )
+        print("\nEpoch loop, exactly 200 Adam epochs (stopping=none), nnexp fit against a plain PyTorch loop:")
+        for name in DATASETS:
+            nx = best_of(args.repeats, lambda: nnexp_fit(name, ["stopping=none", "trainer.max_epochs=200"], out))
+            plain = best_of(args.repeats, lambda: plain_loop(name, 200))
+            print(
+                f"  {name:14} nnexp {nx['seconds']:.3f} s  plain loop {plain['seconds']:.3f} s  "
+                f"ratio {nx['seconds'] / plain['seconds']:.2f}x  (nnexp in-process run incl. data and writing: {nx['wall']:.3f} s)"
+            )
+    if not args.no_cli:
+        print("\nCLI wall time from the shell (best of 3):")
+        print(f"  nnexp           {cli_wall(['quiet=false'], 3):.2f} s")
+        print(f"  nnexp --help    {cli_wall(['--help'], 3):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
