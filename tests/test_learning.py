@@ -93,3 +93,35 @@ def test_classification_split_is_stratified():
     bundle = BundledSource(loader=load_iris, name="iris").load()
     assert np.bincount(bundle.y_test).tolist() == [13, 13, 12] or sorted(np.bincount(bundle.y_test)) == [12, 13, 13]
     assert len(bundle.y_test) == 38  # test_size 0.25 of 150, rounded up
+
+
+def test_validate_mode_checks_without_training(run_nnexp, compose_cfg):
+    import contextlib
+    import io
+
+    from nnexp.runner import run
+
+    cfg = compose_cfg("mode=validate", "data=wine")
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        objective = run(cfg)
+    assert objective != objective  # NaN: nothing was trained
+    assert "config OK" in output.getvalue() and "wine" in output.getvalue()
+    assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()
+
+
+def test_user_config_dir_adds_options(tmp_path):
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    user = tmp_path / "my_configs" / "data"
+    user.mkdir(parents=True)
+    (user / "tiny_moons.yaml").write_text(
+        "defaults:\n  - _tabular\n  - _self_\n"
+        "_target_: nnexp.data.sources.GeneratedSource\nname: tiny_moons\n"
+        "generator:\n  _target_: sklearn.datasets.make_moons\n  _partial_: true\n  n_samples: 40\n"
+    )
+    GlobalHydra.instance().clear()
+    with initialize_config_module("nnexp.configs", version_base="1.3"):
+        cfg = compose("train", overrides=[f"hydra.searchpath=[file://{tmp_path / 'my_configs'}]", "data=tiny_moons"])
+    assert cfg.data.name == "tiny_moons" and cfg.data.test_size == 0.25

@@ -86,3 +86,26 @@ def test_dropout_layers_are_built_and_inactive_in_eval():
     net.eval()
     x = torch.randn(4, 5)
     assert torch.equal(net(x), net(x))
+
+
+@pytest.mark.parametrize("alpha,l1", [(0.5, 0.0), (0.0, 0.3), (0.2, 0.1)])
+def test_fused_penalty_gradient_matches_autograd(alpha, l1):
+    penalty = WeightPenalty(alpha=alpha, l1=l1)
+    _, by_autograd = penalty_gradients(penalty, n_batch=6)
+    torch.manual_seed(0)
+    net = MLP(in_features=3, out_features=2, hidden_sizes=[4])
+    weights = penalized_weights(net)
+    for weight in weights:
+        weight.grad = torch.zeros_like(weight)
+    penalty.add_gradients(weights, n_batch=6)
+    for fused, reference in zip(weights, by_autograd):
+        assert torch.allclose(fused.grad, reference.grad)
+
+
+def test_reported_training_loss_includes_the_penalty(run_nnexp):
+    plain = run_nnexp("data=moons", "stopping=none", "regularization.alpha=0")
+    penalised = run_nnexp("data=moons", "stopping=none", "regularization.alpha=50")
+    history = list(csv.DictReader((Path(penalised["run_dir"]) / "history.csv").open()))
+    # With a large alpha the objective (loss + penalty) exceeds the pure data loss.
+    assert float(history[-1]["train_loss"]) > penalised["train_loss"] + 0.01
+    assert plain["status"] == penalised["status"] == "ok"
