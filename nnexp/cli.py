@@ -7,12 +7,20 @@ import math
 import os
 import sys
 from importlib import resources
+from importlib.util import find_spec
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 CONFIG_PACKAGE = "nnexp.configs"
 USER_CONFIG_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "hydra.searchpath")
+PLUGINS = {  # group options that need a Hydra plugin: (module, pip requirement)
+    ("launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
+    ("launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+    ("launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+    ("sweep", "optuna_mlp"): ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper"),
+}
 
 
 def config_groups() -> dict[str, list[str]]:
@@ -30,9 +38,11 @@ def config_groups() -> dict[str, list[str]]:
 
 
 def unknown_group_option(argv: list[str]) -> str | None:
-    """A one-line message for ``group=option`` overrides naming an option nnexp does not have.
+    """A one-line message for ``group=option`` overrides that nnexp cannot honour: an option it
+    does not have, or one whose Hydra plugin is not installed.
 
-    Hydra's own message for this spans a dozen lines; with a user config dir the check is left to Hydra.
+    Hydra's own message for a missing option spans a dozen lines; with a user config dir the
+    check is left to Hydra.
     """
     if any(arg.split("=")[0] in USER_CONFIG_FLAGS for arg in argv):
         return None
@@ -47,7 +57,33 @@ def unknown_group_option(argv: list[str]) -> str | None:
         for option in value.split(","):
             if option not in groups[key] and option != "null":
                 return f"{key}={option} is not an option; choose one of: {', '.join(groups[key])}"
+            module, requirement = PLUGINS.get((key, option), (None, None))
+            if module and not plugin_installed(module):
+                return f"{key}={option} needs the Hydra plugin {requirement}: pip install 'nnexp[sweeps]'"
     return None
+
+
+def plugin_installed(module: str) -> bool:
+    """Whether ``hydra_plugins.<name>`` can be imported (hydra_plugins is a namespace package)."""
+    try:
+        return find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def resume_argv(argv: list[str]) -> list[str]:
+    """Turn ``resume=DIR`` into the sweep command recorded in DIR, relaunched into DIR itself."""
+    rest = [arg for arg in argv if not arg.startswith("resume=")]
+    if len(rest) == len(argv):
+        return argv
+    import yaml
+
+    sweep_dir = Path(next(arg for arg in argv if arg.startswith("resume=")).split("=", 1)[1])
+    recorded = sweep_dir / "multirun.yaml"
+    if not recorded.is_file():
+        raise SystemExit(f"error: resume={sweep_dir}: no multirun.yaml there; give the root dir of an earlier sweep")
+    overrides = yaml.safe_load(recorded.read_text())["hydra"]["overrides"]["task"]
+    return ["-m", *overrides, f"hydra.sweep.dir={sweep_dir}", *[arg for arg in rest if arg not in ("-m", "--multirun")]]
 
 
 @hydra.main(config_path=f"pkg://{CONFIG_PACKAGE}", config_name="train", version_base="1.3")
@@ -58,6 +94,9 @@ def _train(cfg: DictConfig) -> float:
     from nnexp.errors import NnexpError
     from nnexp.runner import run
 
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        return run_sweep_job(cfg, hydra_cfg)
     try:
         objective = run(cfg)
     except NnexpError as error:
@@ -65,14 +104,29 @@ def _train(cfg: DictConfig) -> float:
             raise
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(error.exit_code) from None
-    single_run = HydraConfig.get().mode == RunMode.RUN
-    if single_run and cfg.mode == "train" and math.isnan(objective):
+    if cfg.mode == "train" and math.isnan(objective):
         raise SystemExit(1)  # diverged: metrics.json holds status "diverged"
+    return objective
+
+
+def run_sweep_job(cfg: DictConfig, hydra_cfg) -> float:
+    """One job of a multirun: a one-line report instead of the full console output."""
+    from rich.console import Console
+
+    from nnexp.runner import run
+    from nnexp.sweeps.jobs import run_job
+
+    label = f"job {hydra_cfg.job.num}: {' '.join(hydra_cfg.overrides.task) or '(defaults)'}"
+    quiet = Console(quiet=True)
+    objective = run_job(cfg, lambda job_cfg: run(job_cfg, console=quiet), say=lambda text: print(f"{label} -> {text}"))
+    if not math.isnan(objective):
+        print(f"{label} -> objective {objective:.4f}")
     return objective
 
 
 def main() -> None:
     """``nnexp [overrides]``: train the composed config; ``nnexp -m ...`` sweeps it."""
+    sys.argv[1:] = resume_argv(sys.argv[1:])
     problem = unknown_group_option(sys.argv[1:])
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -82,6 +136,24 @@ def main() -> None:
     finally:
         # Skip the full garbage collection of every loaded module at interpreter exit (~0.7 s).
         gc.freeze()
+
+
+def summary_main() -> None:
+    """``nnexp-summary DIR [--refit] [--no-plots]``: (re)summarise any sweep dir, finished or not."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="nnexp-summary", description=summary_main.__doc__)
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("--refit", action="store_true", help="retrain the best config and report its test score")
+    parser.add_argument("--no-plots", action="store_true")
+    args = parser.parse_args()
+    if not args.sweep_dir.is_dir():
+        print(f"error: {args.sweep_dir} is not a directory; give the root dir of a sweep", file=sys.stderr)
+        raise SystemExit(2)
+    from nnexp.sweeps.summary import summarise
+
+    summarise(args.sweep_dir, refit=args.refit, plots=not args.no_plots)
+    gc.freeze()
 
 
 if __name__ == "__main__":

@@ -63,6 +63,9 @@ def check_config(cfg: DictConfig) -> None:
     epochs = _get(cfg, "trainer.max_epochs")
     if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
         raise ConfigError("trainer.max_epochs", epochs, "a whole number of epochs >= 1")
+    cv = cfg.get("cv", 1)
+    if not isinstance(cv, int) or isinstance(cv, bool) or cv < 1:
+        raise ConfigError("cv", cv, "a whole number of folds >= 2, or 1 for no cross-validation")
     if not isinstance(cfg.get("seed"), int):
         raise ConfigError("seed", cfg.get("seed"), "a whole number, e.g. seed=0")
 

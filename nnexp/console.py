@@ -50,7 +50,11 @@ def results_table(metrics: dict) -> Table:
     table.add_column(score_name, justify="right")
     for split in ("train", "val", "test"):
         if f"{split}_score" in metrics:
-            table.add_row(split, f"{metrics[f'{split}_loss']:.4f}", f"{metrics[f'{split}_score']:.4f}")
+            score = f"{metrics[f'{split}_score']:.4f}"
+            if f"{split}_score_std" in metrics:
+                score += f" ± {metrics[f'{split}_score_std']:.4f}"
+            label = f"{split} ({metrics['cv']}-fold mean)" if "cv" in metrics and split != "test" else split
+            table.add_row(label, f"{metrics[f'{split}_loss']:.4f}", score)
     return table
 
 
@@ -58,7 +62,7 @@ def results_caption(metrics: dict) -> str:
     """One line: status, why training stopped, epochs, fit time and parameter count."""
     colour = "green" if metrics.get("status") == "ok" else "red"
     return (
-        f"[{colour}]{metrics.get('status')}[/]: {metrics.get('stop_reason')} after {metrics.get('epochs')} epochs, "
+        f"[{colour}]{metrics.get('status')}[/]: {metrics.get('stop_reason')} after {metrics.get('epochs'):g} epochs, "
         f"fit {metrics.get('fit_seconds', 0):.2f} s, {metrics.get('params', 0):,} parameters"
     )
 

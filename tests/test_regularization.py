@@ -45,7 +45,7 @@ def test_penalty_value_matches_formula():
 
 @pytest.mark.parametrize("key", ["regularization.alpha", "regularization.l1"])
 def test_stronger_penalty_shrinks_trained_weights(key, run_nnexp, monkeypatch):
-    import nnexp.runner as runner
+    import nnexp.fit as runner
 
     built = []
     original = runner.build_network

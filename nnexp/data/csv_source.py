@@ -17,6 +17,10 @@ class CsvSource(ArraySource):
         super().__init__(**split_options)
         self.path, self.target, self.delimiter, self.drop = path, target, delimiter, list(drop or [])
 
+    def cache_token(self) -> tuple:
+        path = Path(self.path or "").expanduser()
+        return (path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() else ()
+
     def arrays(self):
         if not self.path:
             raise ConfigError("data.path", self.path, "the path of your CSV file, e.g. data.path=my.csv")

@@ -31,6 +31,10 @@ class ArraySource:
         """Return features, target, feature names and target name."""
         raise NotImplementedError
 
+    def cache_token(self) -> tuple:
+        """What, besides the config, decides the loaded data (a file's size and mtime, say)."""
+        return ()
+
     def load(self) -> DataBundle:
         """Load, check, encode and split the data (stratified for classification)."""
         from sklearn.model_selection import train_test_split

@@ -26,19 +26,22 @@ class TensorSplit:
 
 @dataclass
 class FitData:
-    """The splits of one fit. ``val`` exists with early stopping or in a cross-validation fold."""
+    """The splits of one fit: ``val`` is early stopping's split (watched every epoch),
+    ``holdout`` a cross-validation fold's held-out rows (scored once, at the end)."""
 
     train: TensorSplit
     val: TensorSplit | None = None
     test: TensorSplit | None = None
+    holdout: TensorSplit | None = None
     target_mean: np.ndarray | None = None
     target_scale: np.ndarray | None = None
     feature_scaler: object | None = None
     extras: dict = field(default_factory=dict)
 
     def named_splits(self) -> dict[str, TensorSplit]:
-        """The splits that exist, by name, in the order train, val, test."""
-        return {name: split for name, split in (("train", self.train), ("val", self.val), ("test", self.test)) if split}
+        """The splits that exist, by name, in the order train, val, holdout, test."""
+        pairs = (("train", self.train), ("val", self.val), ("holdout", self.holdout), ("test", self.test))
+        return {name: split for name, split in pairs if split is not None}
 
 
 def _targets(y: np.ndarray, task: str, mean, scale) -> torch.Tensor:
@@ -55,26 +58,27 @@ def _targets(y: np.ndarray, task: str, mean, scale) -> torch.Tensor:
 def make_fit_data(
     bundle: DataBundle,
     fit_rows: np.ndarray | None = None,
-    val_rows: np.ndarray | None = None,
+    holdout_rows: np.ndarray | None = None,
     validation_fraction: float = 0.0,
     seed: int = 0,
 ) -> FitData:
     """Scale and split the training data for one fit.
 
-    ``fit_rows``/``val_rows`` select a cross-validation fold from the training split; by default
-    the fit uses the whole training split. The scaler is fitted on the fit rows only, as a
-    scikit-learn ``Pipeline`` would, and ``validation_fraction`` then carves a stratified
-    early-stopping split out of them (scikit-learn's MLP does the same).
+    ``fit_rows``/``holdout_rows`` select a cross-validation fold from the training split (the
+    fold gets no test split, as in ``GridSearchCV``); by default the fit uses the whole training
+    split. The scaler is fitted on the fit rows only, as a scikit-learn ``Pipeline`` would, and
+    ``validation_fraction`` then carves a stratified early-stopping split out of them (scikit-
+    learn's MLP does the same).
     """
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
 
     X_fit, y_fit = bundle.X_train, bundle.y_train
-    X_val = y_val = None
+    X_val = y_val = X_holdout = y_holdout = None
     if fit_rows is not None:
         X_fit, y_fit = bundle.X_train[fit_rows], bundle.y_train[fit_rows]
-    if val_rows is not None:
-        X_val, y_val = bundle.X_train[val_rows], bundle.y_train[val_rows]
+    if holdout_rows is not None:
+        X_holdout, y_holdout = bundle.X_train[holdout_rows], bundle.y_train[holdout_rows]
 
     flat = X_fit.reshape(len(X_fit), -1)
     scaler = StandardScaler().fit(flat) if bundle.scale else None
@@ -89,7 +93,7 @@ def make_fit_data(
         mean, scale = column.mean(axis=0), column.std(axis=0)
         scale = np.where(scale > 0, scale, 1.0)
 
-    if validation_fraction > 0 and X_val is None:
+    if validation_fraction > 0:
         stratify = y_fit if bundle.is_classification else None
         X_fit, X_val, y_fit, y_val = train_test_split(
             X_fit, y_fit, test_size=validation_fraction, random_state=seed, stratify=stratify
@@ -103,7 +107,8 @@ def make_fit_data(
     return FitData(
         train=split(X_fit, y_fit),
         val=split(X_val, y_val),
-        test=split(bundle.X_test, bundle.y_test),
+        test=None if holdout_rows is not None else split(bundle.X_test, bundle.y_test),
+        holdout=split(X_holdout, y_holdout),
         target_mean=mean,
         target_scale=scale,
         feature_scaler=scaler,

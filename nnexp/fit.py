@@ -1,0 +1,144 @@
+"""One fit: build the network, train it on a FitData with Lightning, and score every split."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+
+from nnexp.config import resolve_batch_size
+from nnexp.data.bundle import DataBundle
+from nnexp.data.splits import FitData
+from nnexp.errors import ConfigError
+from nnexp.factory import call_factory, instantiate
+from nnexp.models.mlp import layer_summary, parameter_count
+from nnexp.models.module import NetModule
+from nnexp.models.task import Task
+from nnexp.training.stopping import StoppingRule
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's start-up chatter; nnexp prints its own summary."""
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*(does not have many workers|treespec|GPU available|TPU available).*")
+
+
+def build_network(cfg: DictConfig, n_features: int, n_outputs: int) -> torch.nn.Module:
+    """Instantiate the ``_partial_`` model factory with the data's input and output widths."""
+    return call_factory("model", instantiate(cfg.model), in_features=n_features, out_features=n_outputs)
+
+
+def build_loggers(cfg: DictConfig) -> list:
+    """Instantiate every configured Lightning logger; a missing optional package gets a clear error."""
+    loggers = []
+    for name, logger_cfg in (cfg.get("logger") or {}).items():
+        try:
+            loggers.append(instantiate(logger_cfg))
+        except Exception as error:  # Hydra wraps the constructor's error in an InstantiationException
+            cause = error.__cause__ or error
+            if not isinstance(cause, ImportError):
+                raise
+            raise ConfigError("logger", name, f"a logger whose package is installed ({cause})") from None
+    return loggers
+
+
+def build_trainer(cfg: DictConfig, callbacks: list, loggers: list) -> pl.Trainer:
+    """The Lightning Trainer; an accelerator this machine lacks is a config error, not a traceback."""
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    except Exception as error:  # Hydra wraps the constructor's error in an InstantiationException
+        cause = error.__cause__ or error
+        if not isinstance(cause, MisconfigurationException):
+            raise
+        raise ConfigError(
+            "trainer.accelerator", cfg.trainer.get("accelerator"),
+            f"a device this machine has ({cause}); use trainer=cpu or trainer=auto",
+        ) from None
+
+
+@dataclass
+class Network:
+    """A freshly seeded network with its optimiser factory, batch size and layer table."""
+
+    module: torch.nn.Module
+    optimizer_factory: object
+    batch_size: int
+    layers: list[dict] = field(default_factory=list)
+    params: int = 0
+
+
+def prepare_network(cfg: DictConfig, bundle: DataBundle, data: FitData) -> Network:
+    """Seed, build the network and check the optimiser's arguments before any training."""
+    pl.seed_everything(cfg.seed, verbose=False)
+    network = build_network(cfg, bundle.n_features, bundle.n_outputs)
+    optimizer_factory = instantiate(cfg.optim)
+    call_factory("optim", optimizer_factory, network.parameters())  # bad arguments fail here, not mid-fit
+    full_batch_only = getattr(optimizer_factory, "func", None) is torch.optim.LBFGS
+    batch_size = resolve_batch_size(cfg.batch_size, len(data.train), full_batch_only)
+    layers = layer_summary(network, tuple(data.train.X.shape[1:]))
+    return Network(network, optimizer_factory, batch_size, layers, parameter_count(network))
+
+
+@dataclass
+class FitResult:
+    """Metrics and per-epoch history of one fit."""
+
+    metrics: dict
+    history: list[dict]
+    diverged_epoch: int | None = None
+
+
+def fit_and_score(
+    cfg: DictConfig,
+    bundle: DataBundle,
+    data: FitData,
+    stopping: StoppingRule,
+    penalty,
+    progress=None,
+    loggers: list | None = None,
+) -> FitResult:
+    """Train a fresh network on ``data`` and score it on every split it has."""
+    net = prepare_network(cfg, bundle, data)
+    task = Task(bundle.task, bundle.n_outputs)
+    module = NetModule(
+        net.module, task, data, net.optimizer_factory, instantiate(cfg.schedule) or None, penalty, net.batch_size, cfg.seed
+    )
+    callbacks = stopping.callbacks() + [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    if progress is not None:
+        callbacks.append(progress)
+    trainer = build_trainer(cfg, callbacks, loggers or [])
+
+    started = time.perf_counter()
+    trainer.fit(module)
+    fit_seconds = time.perf_counter() - started
+
+    if module.diverged_epoch is not None:
+        status, reason = "diverged", "diverged"
+    else:
+        status = "ok"
+        stopped_early = any(getattr(callback, "stopped_epoch", 0) > 0 for callback in trainer.callbacks)
+        reason = "converged" if module.converged else stopping.reason if stopped_early else "max_epochs"
+    metrics = {
+        "status": status,
+        "stop_reason": reason,
+        **module.final_metrics(),
+        "epochs": len(module.history),
+        "max_epochs": trainer.max_epochs,
+        "fit_seconds": fit_seconds,
+        "params": net.params,
+        "batch_size": net.batch_size,
+        "n_train": len(data.train),
+        "layers": net.layers,
+    }
+    for logger in trainer.loggers:
+        logger.log_metrics({k: v for k, v in metrics.items() if k.startswith(("train_", "val_", "test_"))}, step=len(module.history))
+        logger.finalize("success")
+    return FitResult(metrics, module.history, module.diverged_epoch)

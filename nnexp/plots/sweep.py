@@ -1,0 +1,102 @@
+"""Sweep figures: score against one swept parameter, or a heatmap over two."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from nnexp.plots import pyplot
+
+SCORE_CMAP = "viridis"
+
+
+def as_number(value: str) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def is_log_scale(values: list[float | None]) -> bool:
+    """Positive numbers spanning two decades or more (alpha, lr) read best on a log axis."""
+    if any(v is None or v <= 0 for v in values) or len(values) < 3:
+        return False
+    return max(values) / min(values) >= 100
+
+
+def _sorted_points(rows: list[dict], key: str):
+    points = [(row[f"param_{key}"], row) for row in rows]
+    numbers = [as_number(value) for value, _ in points]
+    if all(n is not None for n in numbers):
+        return sorted(points, key=lambda p: as_number(p[0])), True
+    return points, False
+
+
+def plot_param_curve(rows: list[dict], key: str, path: Path) -> Path:
+    """Validation score (mean ± std) and training score against one swept parameter."""
+    plt = pyplot()
+    points, numeric = _sorted_points(rows, key)
+    labels = [value for value, _ in points]
+    xs = [as_number(value) for value in labels] if numeric else list(range(len(labels)))
+    val = np.array([row["mean_val_score"] for _, row in points], dtype=float)
+    std = np.array([row["std_val_score"] for _, row in points], dtype=float)
+    train = np.array([row["mean_train_score"] for _, row in points], dtype=float)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ax.plot(xs, train, "o--", color="tab:orange", label="train")
+    ax.errorbar(xs, val, yerr=np.nan_to_num(std), fmt="o-", color="tab:blue", capsize=3, label="validation (mean ± std)")
+    best = int(np.nanargmax(val)) if np.isfinite(val).any() else None
+    if best is not None:
+        ax.axvline(xs[best], color="grey", linestyle=":", label=f"best {key}={labels[best]}")
+    if numeric and is_log_scale(xs):
+        ax.set_xscale("log")
+    if not numeric:
+        ax.set_xticks(xs, labels, rotation=30, ha="right")
+    ax.set_xlabel(key)
+    ax.set_ylabel("score")
+    ax.set_title(f"score against {key}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_heatmap(rows: list[dict], keys: list[str], path: Path) -> Path:
+    """Mean validation score over two swept parameters, with the values written in the cells."""
+    plt = pyplot()
+    first, second = keys
+    ys = [value for value, _ in _sorted_points(rows, first)[0]]
+    xs = [value for value, _ in _sorted_points(rows, second)[0]]
+    ys, xs = list(dict.fromkeys(ys)), list(dict.fromkeys(xs))
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for row in rows:
+        grid[ys.index(row[f"param_{first}"]), xs.index(row[f"param_{second}"])] = row["mean_val_score"]
+    fig, ax = plt.subplots(figsize=(1.2 * len(xs) + 2.5, 0.7 * len(ys) + 2))
+    image = ax.imshow(grid, cmap=SCORE_CMAP, aspect="auto")
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            if not math.isnan(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", color="white" if grid[i, j] < np.nanmean(grid) else "black", fontsize=8)
+    ax.set_xticks(range(len(xs)), xs, rotation=30, ha="right")
+    ax.set_yticks(range(len(ys)), ys)
+    ax.set_xlabel(second)
+    ax.set_ylabel(first)
+    ax.set_title("mean validation score")
+    fig.colorbar(image, ax=ax, label="score")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_sweep(rows: list[dict], keys: list[str], sweep_dir: Path) -> list[Path]:
+    """The sweep's figures next to summary.csv: a curve for one parameter, a heatmap for two."""
+    sweep_dir = Path(sweep_dir)
+    if len(keys) == 1:
+        return [plot_param_curve(rows, keys[0], sweep_dir / f"sweep_{keys[0].replace('.', '_')}.png")]
+    if len(keys) == 2:
+        return [plot_heatmap(rows, keys, sweep_dir / "sweep_heatmap.png")]
+    return []

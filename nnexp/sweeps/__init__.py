@@ -1,0 +1,1 @@
+"""Cross-validation, sweep jobs (identity, resume, failures), summaries and refits."""

@@ -1,0 +1,26 @@
+"""Retrain a sweep's best config on the whole training split and score it on the test split."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+from omegaconf import OmegaConf, open_dict
+
+from nnexp.results import METRICS_FILE, read_json
+
+
+def refit_best(job_dir: Path, output_dir: Path) -> dict:
+    """Run the job's composed config again with ``cv=1`` into ``output_dir``; return its metrics."""
+    from nnexp.runner import run
+
+    cfg = OmegaConf.load(Path(job_dir) / ".hydra" / "config.yaml")
+    with open_dict(cfg):
+        cfg.cv = 1
+        cfg.quiet = True
+        cfg.mode = "train"
+        cfg.paths.output_dir = str(output_dir)
+    with contextlib.redirect_stdout(io.StringIO()):
+        run(cfg)
+    return read_json(Path(output_dir) / METRICS_FILE)

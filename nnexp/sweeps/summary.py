@@ -1,0 +1,187 @@
+"""The sweep summary: one row per grid point, like GridSearchCV.cv_results_."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from nnexp.results import METRICS_FILE, read_json, write_text_atomic
+
+SUMMARY_FILE = "summary.csv"
+GROUPED_KEYS = ("seed",)  # grid points that differ only in these are averaged
+LAUNCH_KEYS = ("launcher", "hydra.", "resume")  # how a sweep ran, not what a run computes
+
+
+@dataclass
+class Job:
+    """One job dir of a sweep: its overrides and, once finished, its metrics."""
+
+    path: Path
+    overrides: list[str]
+    metrics: dict | None
+
+    @property
+    def params(self) -> dict[str, str]:
+        return dict(item.lstrip("+~").split("=", 1) for item in self.overrides if "=" in item)
+
+    @property
+    def status(self) -> str:
+        return self.metrics.get("status", "unknown") if self.metrics else "unfinished"
+
+    @property
+    def objective(self) -> float:
+        value = (self.metrics or {}).get("objective")
+        return float("nan") if value is None else float(value)
+
+
+def read_jobs(sweep_dir: Path) -> list[Job]:
+    """Every job dir under ``sweep_dir`` (finished or not), in job-number order."""
+    jobs = []
+    for overrides_file in Path(sweep_dir).glob("*/.hydra/overrides.yaml"):
+        job_dir = overrides_file.parent.parent
+        metrics_file = job_dir / METRICS_FILE
+        try:
+            metrics = read_json(metrics_file) if metrics_file.is_file() else None
+        except ValueError:
+            metrics = None
+        jobs.append(Job(job_dir, list(yaml.safe_load(overrides_file.read_text()) or []), metrics))
+    return sorted(jobs, key=lambda job: (not job.path.name.isdigit(), int(job.path.name) if job.path.name.isdigit() else job.path.name))
+
+
+def swept_keys(jobs: list[Job]) -> list[str]:
+    """Override keys whose values differ between jobs, in the order they first appear."""
+    keys: list[str] = []
+    for job in jobs:
+        keys.extend(key for key in job.params if key not in keys)
+    return [key for key in keys if len({job.params.get(key) for job in jobs}) > 1]
+
+
+def _mean(values) -> float:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def summarise_jobs(jobs: list[Job]) -> tuple[list[dict], list[str]]:
+    """Group jobs into grid points and rank them; returns the rows (best first) and the param keys."""
+    keys = [key for key in swept_keys(jobs) if key not in GROUPED_KEYS]
+    groups: dict[tuple, list[Job]] = defaultdict(list)
+    for job in jobs:
+        groups[tuple(job.params.get(key) for key in keys)].append(job)
+    rows = []
+    for values, members in groups.items():
+        ok = [job for job in members if job.status == "ok"]
+        scores = [job.objective for job in ok]
+        if len(members) > 1:
+            mean, std = _mean(scores), float(np.std(scores)) if scores else float("nan")
+        else:  # one job: the spread is over its cross-validation folds
+            mean = _mean(scores)
+            std = (ok[0].metrics.get("val_score_std", 0.0) if ok else float("nan"))
+        if len(ok) < len(members):
+            mean = float("nan")  # a grid point with a failed or diverged run is not a candidate
+        statuses = defaultdict(int)
+        for job in members:
+            statuses[job.status] += 1
+        best_job = max(ok, key=lambda job: job.objective) if ok else members[0]
+        rows.append(
+            {
+                **{f"param_{key}": value for key, value in zip(keys, values)},
+                "mean_val_score": mean,
+                "std_val_score": std,
+                "mean_train_score": _mean([(job.metrics or {}).get("train_score") for job in ok]),
+                "mean_test_score": _mean([(job.metrics or {}).get("test_score") for job in ok]),
+                "mean_fit_time": _mean([(job.metrics or {}).get("mean_fit_seconds", (job.metrics or {}).get("fit_seconds")) for job in ok]),
+                "n_runs": len(members),
+                "status": "ok" if len(ok) == len(members) else ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())),
+                "error": next(((job.metrics or {}).get("error") for job in members if (job.metrics or {}).get("error")), ""),
+                "best_job": best_job.path.name,
+                "command": "nnexp " + " ".join(o for o in best_job.overrides if not o.lstrip("+~").startswith(LAUNCH_KEYS)),
+            }
+        )
+    # Rank like scikit-learn: 1 is best, ties share the lowest rank, NaN scores come last.
+    order = sorted(rows, key=lambda row: (math.isnan(row["mean_val_score"]), -np.nan_to_num(row["mean_val_score"], nan=0.0)))
+    for row in order:
+        score = row["mean_val_score"]
+        better = sum(1 for other in order if not math.isnan(other["mean_val_score"]) and (math.isnan(score) or other["mean_val_score"] > score))
+        row["rank_val_score"] = better + 1
+    return order, keys
+
+
+def write_summary_csv(rows: list[dict], path: Path) -> None:
+    """summary.csv, written atomically, best grid point first."""
+    columns = list(rows[0]) if rows else []
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def summary_table(rows: list[dict], keys: list[str], title: str):
+    """The summary as a rich table, best first."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("rank", justify="right")
+    for key in keys:
+        table.add_column(key)
+    table.add_column("val score", justify="right", no_wrap=True)
+    table.add_column("train score", justify="right")
+    table.add_column("fit s", justify="right")
+    table.add_column("runs", justify="right")
+    table.add_column("status")
+    for row in rows:
+        score = "-" if math.isnan(row["mean_val_score"]) else f"{row['mean_val_score']:.4f} ± {row['std_val_score']:.4f}"
+        table.add_row(
+            str(row["rank_val_score"]), *[str(row[f"param_{key}"]) for key in keys], score,
+            "-" if math.isnan(row["mean_train_score"]) else f"{row['mean_train_score']:.4f}",
+            "-" if math.isnan(row["mean_fit_time"]) else f"{row['mean_fit_time']:.2f}",
+            str(row["n_runs"]), row["status"] if not row["error"] else f"{row['status']}: {row['error'][:60]}",
+        )
+    return table
+
+
+def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=None) -> list[dict]:
+    """Write summary.csv (and plots) for a sweep dir, print the table and the best command, and
+    optionally refit the best config on the whole training split and report its test score."""
+    from nnexp.console import make_console
+
+    console = console or make_console()
+    sweep_dir = Path(sweep_dir)
+    jobs = read_jobs(sweep_dir)
+    if not jobs:
+        console.print(f"[yellow]no job dirs found in {sweep_dir}")
+        return []
+    rows, keys = summarise_jobs(jobs)
+    write_summary_csv(rows, sweep_dir / SUMMARY_FILE)
+    unfinished = sum(job.status == "unfinished" for job in jobs)
+    title = f"sweep {sweep_dir} ({len(jobs)} jobs" + (f", {unfinished} unfinished)" if unfinished else ")")
+    console.print(summary_table(rows, keys, title))
+    if any("cv" not in (job.metrics or {}) and "val_score" not in (job.metrics or {}) for job in jobs if job.status == "ok"):
+        console.print("[yellow]note[/]: jobs had no validation split, so they are ranked by training score; sweep with cv=5")
+    best = rows[0]
+    if math.isnan(best["mean_val_score"]):
+        console.print("[red]no grid point finished without errors")
+        return rows
+    console.print(f"best (rank 1): [bold]{best['command']}")
+    if plots:
+        from nnexp.plots.sweep import plot_sweep
+
+        for path in plot_sweep(rows, keys, sweep_dir):
+            console.print(f"[dim]plot: {path}")
+    if refit:
+        from nnexp.sweeps.refit import refit_best
+
+        metrics = refit_best(sweep_dir / best["best_job"], sweep_dir / "refit")
+        console.print(
+            f"refit on the whole training split: test {metrics['score_name']} [bold]{metrics['test_score']:.4f}[/] "
+            f"(train {metrics['train_score']:.4f}, {metrics['fit_seconds']:.2f} s) -> {sweep_dir / 'refit'}"
+        )
+    console.print(f"[dim]summary: {sweep_dir / SUMMARY_FILE}")
+    return rows

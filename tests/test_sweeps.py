@@ -1,0 +1,172 @@
+"""Sweeps launched in-process (Hydra multirun through nnexp's own entry point, no shell per job)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+
+from nnexp import cli
+
+FAST = ["quiet=true", "logger=none"]
+
+
+@pytest.fixture
+def launch(tmp_path, monkeypatch, capsys):
+    """launch(*overrides) runs `nnexp -m ...` in this process and returns the sweep dir."""
+    monkeypatch.chdir(tmp_path)
+
+    def _launch(*overrides: str, sweep_dir: str = "sweep") -> Path:
+        GlobalHydra.instance().clear()
+        monkeypatch.setattr(sys, "argv", ["nnexp", "-m", f"hydra.sweep.dir={sweep_dir}", *FAST, *overrides])
+        cli.main()
+        return tmp_path / sweep_dir
+
+    return _launch
+
+
+def summary_rows(sweep_dir: Path) -> list[dict]:
+    return list(csv.DictReader((sweep_dir / "summary.csv").open()))
+
+
+def job_metrics(sweep_dir: Path) -> dict[str, dict]:
+    return {path.parent.name: json.loads(path.read_text()) for path in sweep_dir.glob("*/metrics.json")}
+
+
+def test_grid_has_one_row_per_point_and_ranks_the_known_answer(launch):
+    # Circles need hidden units and little regularisation: [50] with alpha 1e-4 must win, and
+    # the huge penalty must lose whatever the width.
+    sweep = launch(
+        "data=circles", "optim=lbfgs", "cv=3", "trainer.max_epochs=20",
+        "model.hidden_sizes=[1],[50]", "regularization.alpha=1e-4,1e4",
+    )
+    rows = summary_rows(sweep)
+    assert len(rows) == 4
+    best = rows[0]
+    assert (best["param_model.hidden_sizes"], best["param_regularization.alpha"], best["rank_val_score"]) == ("[50]", "0.0001", "1")
+    assert float(best["mean_val_score"]) > 0.9
+    worst_two = {row["param_regularization.alpha"] for row in rows[2:]}
+    assert worst_two == {"10000.0"}
+    assert {"mean_val_score", "std_val_score", "rank_val_score", "mean_fit_time", "status"} <= set(best)
+    assert (sweep / "sweep_heatmap.png").stat().st_size > 5000
+
+
+def test_cv_scores_match_scikit_learn_on_the_same_folds(launch):
+    """Logistic regression is convex, so nnexp's L-BFGS fit and scikit-learn's reach the same
+    optimum; alpha=1 with nnexp's scaling equals C=1. Per-fold accuracies must agree."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    sweep = launch(
+        "model=logistic", "optim=lbfgs", "optim.tolerance_grad=1e-7", "trainer.max_epochs=50",
+        "regularization.alpha=1", "cv=3", "seed=0,1",
+    )
+    X, y = load_breast_cancer(return_X_y=True)
+    X_train, _, y_train, _ = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    expected = []
+    for fit_rows, held_out in StratifiedKFold(3).split(X_train, y_train):
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, tol=1e-8, max_iter=1000))
+        model.fit(X_train[fit_rows], y_train[fit_rows])
+        expected.append(model.score(X_train[held_out], y_train[held_out]))
+    for metrics in job_metrics(sweep).values():
+        scores = [fold["val_score"] for fold in metrics["folds"]]
+        assert scores == pytest.approx(expected, abs=1.5 / 142)  # at most one sample per fold
+        assert metrics["val_score"] == pytest.approx(np.mean(scores))
+        assert metrics["cv"] == 3 and len(metrics["folds"]) == 3 and "test_score" not in metrics
+    rows = summary_rows(sweep)
+    assert len(rows) == 1 and rows[0]["n_runs"] == "2"  # seeds are grouped into one grid point
+
+
+def test_failures_and_divergence_are_recorded_and_the_sweep_goes_on(launch):
+    sweep = launch("data=diabetes", "optim=sgd", "trainer.max_epochs=30", "optim.lr=0.01,1e6", "model.hidden_sizes=[5],[0]")
+    metrics = job_metrics(sweep)
+    statuses = sorted(m["status"] for m in metrics.values())
+    assert statuses == ["diverged", "failed", "failed", "ok"]
+    failed = [m for m in metrics.values() if m["status"] == "failed"]
+    assert all("model.hidden_sizes" in m["error"] for m in failed)
+    rows = summary_rows(sweep)
+    assert rows[0]["status"] == "ok" and rows[0]["rank_val_score"] == "1"
+    assert {row["status"] for row in rows[1:]} == {"1 diverged", "1 failed"}
+
+
+def test_rerunning_a_sweep_skips_finished_jobs(launch, capsys):
+    overrides = ("data=iris", "model=logistic", "optim=lbfgs", "regularization.alpha=0.1,1")
+    first = launch(*overrides, sweep_dir="first")
+    capsys.readouterr()
+    second = launch(*overrides, sweep_dir="second")
+    output = capsys.readouterr().out
+    assert output.count("skipped, finished earlier") == 2
+    assert job_metrics(first) == job_metrics(second)
+    assert len(summary_rows(second)) == 2
+
+
+def test_refit_retrains_the_best_config_on_the_whole_training_split(launch):
+    sweep = launch("data=iris", "model=logistic", "optim=lbfgs", "cv=3", "refit=true", "regularization.alpha=0.01,1000")
+    refit = json.loads((sweep / "refit" / "metrics.json").read_text())
+    best = summary_rows(sweep)[0]
+    assert best["param_regularization.alpha"] == "0.01"
+    assert refit["status"] == "ok" and "cv" not in refit
+    assert refit["n_train"] == 112 and refit["test_score"] > 0.8
+
+
+def test_summary_of_an_unfinished_sweep(launch, capsys, monkeypatch):
+    sweep = launch("data=iris", "model=logistic", "optim=lbfgs", "regularization.alpha=0.1,1,10")
+    (sweep / "1" / "metrics.json").unlink()
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["nnexp-summary", str(sweep), "--no-plots"])
+    cli.summary_main()
+    assert "1 unfinished" in capsys.readouterr().out
+    statuses = {row["param_regularization.alpha"]: row["status"] for row in summary_rows(sweep)}
+    assert statuses["1"] == "1 unfinished"
+
+
+def test_sweep_killed_mid_way_resumes_without_losing_or_repeating_jobs(tmp_path, monkeypatch, capsys):
+    command = [
+        str(Path(sys.executable).with_name("nnexp")), "-m", "hydra.sweep.dir=sweep", *FAST,
+        "data=digits", "trainer.max_epochs=40", "stopping=none", "regularization.alpha=1e-4,1e-3,1e-2,1e-1,1,10",
+    ]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sweep = tmp_path / "sweep"
+    deadline = time.time() + 90
+    while len(list(sweep.glob("*/metrics.json"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    before = {path.parent.name: path.stat().st_mtime_ns for path in sweep.glob("*/metrics.json")}
+    assert 2 <= len(before) < 6
+    monkeypatch.chdir(tmp_path)
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["nnexp", f"resume={sweep}"])
+    cli.main()
+    output = capsys.readouterr().out
+    after = {path.parent.name: path.stat().st_mtime_ns for path in sweep.glob("*/metrics.json")}
+    assert len(after) == 6 and len(summary_rows(sweep)) == 6
+    assert all(after[name] == mtime for name, mtime in before.items())  # finished jobs were not rerun
+    assert output.count("skipped, finished earlier") == len(before)
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_parallel_launchers_run_a_tiny_sweep(launcher, launch):
+    sweep = launch(f"launcher={launcher}", "data=iris", "model=logistic", "optim=gd", "trainer.max_epochs=3", "seed=11,12")
+    metrics = job_metrics(sweep)
+    assert len(metrics) == 2 and all(m["status"] == "ok" for m in metrics.values())
+
+
+def test_optuna_sweep_persists_its_study(launch, tmp_path):
+    optuna = pytest.importorskip("optuna")
+    sweep = launch("sweep=optuna_mlp", "hydra.sweeper.n_trials=2", "trainer.max_epochs=3", "cv=2", "data=iris")
+    assert len(job_metrics(sweep)) == 2
+    study = optuna.load_study(study_name="nnexp_mlp", storage=f"sqlite:///{tmp_path / 'nnexp_optuna.db'}")
+    assert len(study.trials) == 2 and study.best_value > 0.3
