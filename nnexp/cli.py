@@ -111,22 +111,41 @@ def _train(cfg: DictConfig) -> float:
 
 def run_sweep_job(cfg: DictConfig, hydra_cfg) -> float:
     """One job of a multirun: a one-line report instead of the full console output."""
+    from omegaconf import open_dict
     from rich.console import Console
 
     from nnexp.runner import run
     from nnexp.sweeps.jobs import run_job
 
     label = f"job {hydra_cfg.job.num}: {' '.join(hydra_cfg.overrides.task) or '(defaults)'}"
-    quiet = Console(quiet=True)
-    objective = run_job(cfg, lambda job_cfg: run(job_cfg, console=quiet), say=lambda text: print(f"{label} -> {text}"))
+    with open_dict(cfg):
+        cfg.quiet = True  # no config tree, layer table or progress bar per job
+    silent = Console(quiet=True)
+    objective = run_job(cfg, lambda job_cfg: run(job_cfg, console=silent), say=lambda text: print(f"{label} -> {text}"))
     if not math.isnan(objective):
         print(f"{label} -> objective {objective:.4f}")
     return objective
 
 
+def register_launcher() -> None:
+    """Register nnexp's in-process launcher and sweeper with Hydra. Hydra finds plugins by scanning
+    the ``hydra_plugins`` folders on sys.path, which an editable install does not have."""
+    from hydra.core.plugins import Plugins
+
+    # Scan first: the scan re-executes Hydra's core plugin modules, and our classes must subclass
+    # the BasicLauncher/BasicSweeper that exist after it.
+    plugins = Plugins.instance()
+    from hydra_plugins.nnexp_launcher import InProcessLauncher, InProcessSweeper
+
+    plugins.register(InProcessLauncher)
+    plugins.register(InProcessSweeper)
+
+
 def main() -> None:
     """``nnexp [overrides]``: train the composed config; ``nnexp -m ...`` sweeps it."""
     sys.argv[1:] = resume_argv(sys.argv[1:])
+    if "-m" in sys.argv or "--multirun" in sys.argv:
+        register_launcher()
     problem = unknown_group_option(sys.argv[1:])
     if problem:
         print(f"error: {problem}", file=sys.stderr)

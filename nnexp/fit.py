@@ -75,15 +75,16 @@ class Network:
     params: int = 0
 
 
-def prepare_network(cfg: DictConfig, bundle: DataBundle, data: FitData) -> Network:
-    """Seed, build the network and check the optimiser's arguments before any training."""
+def prepare_network(cfg: DictConfig, bundle: DataBundle, data: FitData, describe: bool = True) -> Network:
+    """Seed, build the network and check the optimiser's arguments before any training;
+    ``describe`` adds the layer table (a forward pass with hooks)."""
     pl.seed_everything(cfg.seed, verbose=False)
     network = build_network(cfg, bundle.n_features, bundle.n_outputs)
     optimizer_factory = instantiate(cfg.optim)
     call_factory("optim", optimizer_factory, network.parameters())  # bad arguments fail here, not mid-fit
     full_batch_only = getattr(optimizer_factory, "func", None) is torch.optim.LBFGS
     batch_size = resolve_batch_size(cfg.batch_size, len(data.train), full_batch_only)
-    layers = layer_summary(network, tuple(data.train.X.shape[1:]))
+    layers = layer_summary(network, tuple(data.train.X.shape[1:])) if describe else []
     return Network(network, optimizer_factory, batch_size, layers, parameter_count(network))
 
 
@@ -104,9 +105,10 @@ def fit_and_score(
     penalty,
     progress=None,
     loggers: list | None = None,
+    describe: bool = True,
 ) -> FitResult:
     """Train a fresh network on ``data`` and score it on every split it has."""
-    net = prepare_network(cfg, bundle, data)
+    net = prepare_network(cfg, bundle, data, describe)
     task = Task(bundle.task, bundle.n_outputs)
     module = NetModule(
         net.module, task, data, net.optimizer_factory, instantiate(cfg.schedule) or None, penalty, net.batch_size, cfg.seed

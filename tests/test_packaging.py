@@ -11,8 +11,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_pyproject_lists_every_subpackage():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     listed = set(config["tool"]["setuptools"]["packages"])
+    mapped = {folder: package for package, folder in config["tool"]["setuptools"]["package-dir"].items()}
     found = {
-        ".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "nnexp").rglob("__init__.py")
+        mapped.get(path.parent.relative_to(ROOT).as_posix(), ".".join(path.parent.relative_to(ROOT).parts))
+        for path in (ROOT / "nnexp").rglob("__init__.py")
     } | {"nnexp.configs"}
     assert listed == found
 

@@ -32,7 +32,11 @@ def cross_validate(cfg, bundle: DataBundle, stopping, penalty, progress_factory=
             bundle, fit_rows=fit_rows, holdout_rows=holdout_rows,
             validation_fraction=stopping.validation_fraction, seed=cfg.seed,
         )
-        result = fit_and_score(cfg, bundle, data, stopping, penalty, progress_factory() if progress_factory else None)
+        result = fit_and_score(
+            cfg, bundle, data, stopping, penalty, progress_factory() if progress_factory else None, describe=number == 0
+        )
+        if number == 0:
+            layers = result.metrics["layers"]
         metrics = result.metrics
         if "val_score" in metrics:
             metrics["es_val_loss"], metrics["es_val_score"] = metrics.pop("val_loss"), metrics.pop("val_score")
@@ -58,7 +62,7 @@ def cross_validate(cfg, bundle: DataBundle, stopping, penalty, progress_factory=
         "params": last["params"],
         "batch_size": last["batch_size"],
         "n_train": last["n_train"],
-        "layers": last["layers"],
+        "layers": layers,
         "folds": folds,
     }
     return FitResult(summary, history)

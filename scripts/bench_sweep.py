@@ -1,0 +1,124 @@
+"""Grid search over alpha with 5-fold CV and refit: scikit-learn's GridSearchCV against nnexp sweeps.
+
+Breast cancer, alpha in np.logspace(-3, 3, 7), hidden [100], L-BFGS, 5 folds, refit of the best.
+All variants run in this one process:
+  - scikit-learn GridSearchCV, n_jobs=None and n_jobs=2, BLAS pinned to 1 thread and not;
+  - nnexp `-m sweep=alpha_grid optim=lbfgs`, with the basic launcher and the joblib launcher.
+Prints wall times and ratios, nnexp's per-job overhead (wall minus the sum of fits, per job), and
+the best alpha with its CV score from each side.
+
+    python scripts/bench_sweep.py [--skip-unpinned]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from hydra.core.global_hydra import GlobalHydra
+from sklearn.datasets import load_breast_cancer
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+ALPHAS = np.logspace(-3, 3, 7)
+
+
+def sklearn_grid(n_jobs, pinned: bool) -> dict:
+    X, y = load_breast_cancer(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), MLPClassifier(solver="lbfgs", random_state=0)),
+        {"mlpclassifier__alpha": ALPHAS}, cv=5, n_jobs=n_jobs,
+    )
+    limits = threadpool_limits(1) if pinned else contextlib.nullcontext()
+    with limits, warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        started = time.perf_counter()
+        search.fit(X_train, y_train)
+        wall = time.perf_counter() - started
+    return {
+        "wall": wall,
+        "best_alpha": search.best_params_["mlpclassifier__alpha"],
+        "best_score": search.best_score_,
+        "test": search.score(X_test, y_test),
+    }
+
+
+def nnexp_grid(launcher: str, root: Path, *extra: str) -> dict:
+    from nnexp import cli
+
+    sweep_dir = root / f"sweep_{launcher}"
+    argv = [
+        "nnexp", "-m", "sweep=alpha_grid", "optim=lbfgs", "logger=none", f"launcher={launcher}",
+        f"hydra.sweep.dir={sweep_dir}", f"paths.store_dir={root / f'store_{launcher}'}", *extra,
+    ]
+    GlobalHydra.instance().clear()
+    sys.argv = argv
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        started = time.perf_counter()
+        cli.register_launcher(); cli._train()
+        wall = time.perf_counter() - started
+    jobs = [json.loads(p.read_text()) for p in sweep_dir.glob("[0-9]*/metrics.json")]
+    refit = json.loads((sweep_dir / "refit" / "metrics.json").read_text())
+    fits = sum(job["fit_seconds"] for job in jobs) + refit["fit_seconds"]
+    import csv
+
+    best = next(csv.DictReader((sweep_dir / "summary.csv").open()))
+    return {
+        "wall": wall,
+        "fits": fits,
+        "n_jobs": len(jobs),
+        "overhead_per_job": (wall - fits) / len(jobs),
+        "best_alpha": float(best["param_regularization.alpha"]),
+        "best_score": float(best["mean_val_score"]),
+        "test": refit["test_score"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-unpinned", action="store_true", help="skip the slow BLAS-unpinned scikit-learn runs")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    results = {}
+    for n_jobs in (None, 2):
+        for pinned in (True, False):
+            if not pinned and args.skip_unpinned:
+                continue
+            name = f"sklearn n_jobs={n_jobs} BLAS {'1 thread' if pinned else 'unpinned'}"
+            results[name] = sklearn_grid(n_jobs, pinned)
+            print(f"{name:40} {results[name]['wall']:7.2f} s", flush=True)
+    sklearn_names = list(results)
+    with tempfile.TemporaryDirectory() as folder:
+        nnexp_grid("basic", Path(folder) / "warmup", "trainer.max_epochs=1", "regularization.alpha=1,10")  # import/first-use costs
+        for launcher in ("basic", "joblib"):
+            name = f"nnexp launcher={launcher}"
+            results[name] = nnexp_grid(launcher, Path(folder))
+            r = results[name]
+            print(f"{name:40} {r['wall']:7.2f} s  (fits {r['fits']:.2f} s, overhead {1000 * r['overhead_per_job']:.0f} ms/job over {r['n_jobs']} jobs)", flush=True)
+
+    print("\nwall-time ratios, nnexp / scikit-learn:")
+    for name in results:
+        if name.startswith("nnexp"):
+            ratios = "  ".join(f"{results[name]['wall'] / results[s]['wall']:5.2f}x vs [{s}]" for s in sklearn_names)
+            print(f"  {name}: {ratios}")
+    print("\nbest alpha and its 5-fold CV score (and refit test score):")
+    for name, r in results.items():
+        print(f"  {name:40} alpha={r['best_alpha']:<8g} cv={r['best_score']:.4f}  test={r['test']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
