@@ -170,3 +170,22 @@ def test_optuna_sweep_persists_its_study(launch, tmp_path):
     assert len(job_metrics(sweep)) == 2
     study = optuna.load_study(study_name="nnexp_mlp", storage=f"sqlite:///{tmp_path / 'nnexp_optuna.db'}")
     assert len(study.trials) == 2 and study.best_value > 0.3
+
+
+def test_in_process_launcher_builds_the_configs_hydra_would(launch):
+    import yaml
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    sweep = launch("optim=adam,sgd", "regularization.alpha=0.1,1", "model.hidden_sizes=[5]", "trainer.max_epochs=1", "data=iris")
+    job_dirs = sorted(p.parent.parent for p in sweep.glob("*/.hydra/overrides.yaml"))
+    assert len(job_dirs) == 4
+    GlobalHydra.instance().clear()
+    with initialize_config_module("nnexp.configs", version_base="1.3"):
+        for job_dir in job_dirs:
+            overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text())
+            saved = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
+            expected = compose("train", overrides=overrides)
+            assert OmegaConf.to_container(saved) == OmegaConf.to_container(expected)
+            hydra_cfg = OmegaConf.load(job_dir / ".hydra" / "hydra.yaml").hydra
+            assert hydra_cfg.job.override_dirname == ",".join(sorted(overrides))
