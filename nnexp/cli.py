@@ -157,6 +157,12 @@ def main() -> None:
         gc.freeze()
 
 
+def params_main() -> None:
+    """``nnexp-params [overrides]``: print each layer's output shape and parameter count, no training."""
+    sys.argv[1:] = ["mode=params", *sys.argv[1:]]
+    main()
+
+
 def summary_main() -> None:
     """``nnexp-summary DIR [--refit] [--no-plots]``: (re)summarise any sweep dir, finished or not."""
     import argparse

@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from nnexp.errors import ConfigError
 
 BATCH_SIZE_WORDS = ("auto", "full")
-MODES = ("train", "validate")
+MODES = ("train", "validate", "params")
 
 
 def _get(cfg: DictConfig, key: str):

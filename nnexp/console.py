@@ -70,3 +70,12 @@ def results_caption(metrics: dict) -> str:
 def make_console() -> Console:
     """The console for progress and tables (stdout); errors go to stderr."""
     return Console(highlight=False)
+
+
+def as_text(renderable) -> str:
+    """A rich renderable as plain text (for files next to the run)."""
+    import io
+
+    console = Console(width=100, record=True, file=io.StringIO(), color_system=None)
+    console.print(renderable)
+    return console.export_text()

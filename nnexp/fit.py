@@ -19,6 +19,7 @@ from nnexp.factory import call_factory, instantiate
 from nnexp.models.mlp import layer_summary, parameter_count
 from nnexp.models.module import NetModule
 from nnexp.models.task import Task
+from nnexp.training.hardware import resolve_precision
 from nnexp.training.stopping import StoppingRule
 
 
@@ -29,9 +30,9 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*(does not have many workers|treespec|GPU available|TPU available).*")
 
 
-def build_network(cfg: DictConfig, n_features: int, n_outputs: int) -> torch.nn.Module:
-    """Instantiate the ``_partial_`` model factory with the data's input and output widths."""
-    return call_factory("model", instantiate(cfg.model), in_features=n_features, out_features=n_outputs)
+def build_network(cfg: DictConfig, input_shape: tuple[int, ...], n_outputs: int) -> torch.nn.Module:
+    """Instantiate the ``_partial_`` model factory with the data's example shape and output width."""
+    return call_factory("model", instantiate(cfg.model), input_shape=input_shape, out_features=n_outputs)
 
 
 def build_loggers(cfg: DictConfig) -> list:
@@ -48,12 +49,12 @@ def build_loggers(cfg: DictConfig) -> list:
     return loggers
 
 
-def build_trainer(cfg: DictConfig, callbacks: list, loggers: list) -> pl.Trainer:
+def build_trainer(cfg: DictConfig, callbacks: list, loggers: list, precision: str = "32-true") -> pl.Trainer:
     """The Lightning Trainer; an accelerator this machine lacks is a config error, not a traceback."""
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
     try:
-        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision)
     except Exception as error:  # Hydra wraps the constructor's error in an InstantiationException
         cause = error.__cause__ or error
         if not isinstance(cause, MisconfigurationException):
@@ -79,7 +80,7 @@ def prepare_network(cfg: DictConfig, bundle: DataBundle, data: FitData, describe
     """Seed, build the network and check the optimiser's arguments before any training;
     ``describe`` adds the layer table (a forward pass with hooks)."""
     pl.seed_everything(cfg.seed, verbose=False)
-    network = build_network(cfg, bundle.n_features, bundle.n_outputs)
+    network = build_network(cfg, bundle.input_shape, bundle.n_outputs)
     optimizer_factory = instantiate(cfg.optim)
     call_factory("optim", optimizer_factory, network.parameters())  # bad arguments fail here, not mid-fit
     full_batch_only = getattr(optimizer_factory, "func", None) is torch.optim.LBFGS
@@ -116,7 +117,8 @@ def fit_and_score(
     callbacks = stopping.callbacks() + [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     if progress is not None:
         callbacks.append(progress)
-    trainer = build_trainer(cfg, callbacks, loggers or [])
+    precision = resolve_precision(cfg.trainer.get("precision", "auto"), net.module, str(cfg.trainer.get("accelerator", "cpu")))
+    trainer = build_trainer(cfg, callbacks, loggers or [], precision)
 
     started = time.perf_counter()
     trainer.fit(module)
@@ -137,6 +139,7 @@ def fit_and_score(
         "fit_seconds": fit_seconds,
         "params": net.params,
         "batch_size": net.batch_size,
+        "precision": precision,
         "n_train": len(data.train),
         "layers": net.layers,
     }

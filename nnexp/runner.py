@@ -14,7 +14,10 @@ from nnexp.data.splits import make_fit_data
 from nnexp.factory import instantiate
 from nnexp.fit import build_loggers, fit_and_score, prepare_network, quiet_lightning
 from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, write_history, write_json, write_text_atomic
+
+SUMMARY_FILE = "model_summary.txt"
 from nnexp.sweeps.cv import cross_validate
+from nnexp.training.hardware import tune_malloc
 
 
 def objective_of(metrics: dict) -> float:
@@ -30,24 +33,28 @@ def run(cfg: DictConfig, console=None) -> float:
     and return the sweep objective."""
     check_config(cfg)
     quiet_lightning()
+    tune_malloc()
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     console = console or show.make_console()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(output_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
-    if not cfg.quiet:
+    if not cfg.quiet and cfg.mode == "train":
         console.print(show.config_tree(cfg))
 
     bundle = load_data(cfg.data)
     stopping = instantiate(cfg.stopping)
     penalty = instantiate(cfg.regularization)
-    if cfg.mode == "validate" or not cfg.quiet:
+    if cfg.mode != "train" or not cfg.quiet:
         data = make_fit_data(bundle, validation_fraction=stopping.validation_fraction, seed=cfg.seed)
         net = prepare_network(cfg, bundle, data)
-        console.print(show.layer_table(net.layers, net.params))
-    if cfg.mode == "validate":
-        console.print(f"[green]config OK[/]: {bundle.name}, {bundle.task}, {len(data.train)} training rows, {net.params:,} parameters")
+        table = show.layer_table(net.layers, net.params)
+        console.print(table)
+        write_text_atomic(output_dir / SUMMARY_FILE, show.as_text(table))
+    if cfg.mode != "train":
+        if cfg.mode == "validate":
+            console.print(f"[green]config OK[/]: {bundle.name}, {bundle.task}, {len(data.train)} training rows, {net.params:,} parameters")
         return float("nan")
 
     def progress():
@@ -70,6 +77,8 @@ def run(cfg: DictConfig, console=None) -> float:
         **result.metrics,
     }
     metrics["objective"] = objective_of(metrics)
+    if cfg.quiet:
+        write_text_atomic(output_dir / SUMMARY_FILE, show.as_text(show.layer_table(metrics["layers"], metrics["params"])))
     write_history(output_dir / HISTORY_FILE, result.history)
     write_json(output_dir / METRICS_FILE, metrics)
     report(console, cfg, metrics, output_dir)

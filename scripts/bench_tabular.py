@@ -88,7 +88,7 @@ def plain_loop(name: str, epochs: int):
     X, y = data.train.X, data.train.y
     task = Task(bundle.task, bundle.n_outputs)
     torch.manual_seed(0)
-    net = MLP(bundle.n_features, task.n_outputs, [100])
+    net = MLP(bundle.input_shape, task.n_outputs, [100])
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
     weights = [p for p in net.parameters() if p.ndim > 1]
     generator = torch.Generator().manual_seed(0)

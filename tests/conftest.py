@@ -64,3 +64,39 @@ def csv_file(tmp_path):
         return path
 
     return _write
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write an unsigned-byte IDX file (gzipped when the name ends in .gz)."""
+    import gzip
+
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    raw = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
+
+
+def tiny_digit_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """28x28 images whose class k is a bright 6x6 square at a class-specific place, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    images = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
+    for image, label in zip(images, labels):
+        row, col = 2 + 8 * (label // 4), 2 + 6 * (label % 4)
+        image[row : row + 6, col : col + 6] = 230
+    return images, labels.astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def tiny_idx_root(tmp_path_factory):
+    """A data root with tiny, learnable mnist/, fashion_mnist/ and kmnist/ IDX files (plain, so
+    the published .gz checksums do not apply)."""
+    root = tmp_path_factory.mktemp("idx")
+    train, test = tiny_digit_images(300, 0), tiny_digit_images(100, 1)
+    for dataset in ("mnist", "fashion_mnist", "kmnist"):
+        folder = root / dataset
+        folder.mkdir()
+        write_idx(folder / "train-images-idx3-ubyte", train[0])
+        write_idx(folder / "train-labels-idx1-ubyte", train[1])
+        write_idx(folder / "t10k-images-idx3-ubyte", test[0])
+        write_idx(folder / "t10k-labels-idx1-ubyte", test[1])
+    return root

@@ -30,11 +30,20 @@ def test_groups_ship_with_the_package():
     assert {"constant", "invscaling", "adaptive", "step", "cosine"} <= set(GROUPS["schedule"])
 
 
+IDX_DATA = {"mnist", "fashion_mnist", "kmnist", "permuted_mnist"}
+
+
 @pytest.mark.parametrize("group,option", list(group_options()))
-def test_every_option_trains(group, option, run_nnexp, csv_file):
+def test_every_option_trains(group, option, run_nnexp, csv_file, tiny_idx_root):
     extra = []
     if (group, option) == ("data", "csv"):
         extra = [f"data.path={csv_file()}", "data.target=label"]
+    if group == "data" and option in IDX_DATA:
+        extra = [f"data.root={tiny_idx_root}"]
+    if (group, option) == ("model", "cnn"):  # 28x28 images: the default CNN does not fit 8x8 digits
+        extra = ["data=mnist", f"data.root={tiny_idx_root}"]
+    if (group, option) == ("model", "cnn_small"):
+        extra = ["data=digits_images"]
     if (group, option) in NEEDS_PACKAGE:
         pytest.importorskip(NEEDS_PACKAGE[group, option])
     metrics = run_nnexp(f"{group}={option}", *extra)
@@ -50,8 +59,8 @@ def test_every_option_trains(group, option, run_nnexp, csv_file):
 
 
 @pytest.mark.parametrize("experiment", GROUPS["experiment"])
-def test_every_experiment_trains(experiment, run_nnexp):
-    metrics = run_nnexp(f"experiment={experiment}")
+def test_every_experiment_trains(experiment, run_nnexp, tiny_idx_root):
+    metrics = run_nnexp(f"experiment={experiment}", f"data.root={tiny_idx_root}" if "mnist" in experiment else "seed=0")
     assert metrics["status"] == "ok"
 
 

@@ -14,7 +14,7 @@ from nnexp.training.penalty import WeightPenalty, penalized_weights
 
 def penalty_gradients(penalty: WeightPenalty, n_batch: int):
     torch.manual_seed(0)
-    net = MLP(in_features=3, out_features=2, hidden_sizes=[4])
+    net = MLP(3, 2, hidden_sizes=[4])
     weights = penalized_weights(net)
     penalty(weights, n_batch).backward()
     return net, weights
@@ -81,7 +81,7 @@ def test_convergence_rule_stops_on_flat_training_loss(run_nnexp):
 
 
 def test_dropout_layers_are_built_and_inactive_in_eval():
-    net = MLP(in_features=5, out_features=1, hidden_sizes=[8, 8], dropout=0.5)
+    net = MLP(5, 1, hidden_sizes=[8, 8], dropout=0.5)
     assert sum(isinstance(layer, torch.nn.Dropout) for layer in net) == 2
     net.eval()
     x = torch.randn(4, 5)
@@ -93,7 +93,7 @@ def test_fused_penalty_gradient_matches_autograd(alpha, l1):
     penalty = WeightPenalty(alpha=alpha, l1=l1)
     _, by_autograd = penalty_gradients(penalty, n_batch=6)
     torch.manual_seed(0)
-    net = MLP(in_features=3, out_features=2, hidden_sizes=[4])
+    net = MLP(3, 2, hidden_sizes=[4])
     weights = penalized_weights(net)
     for weight in weights:
         weight.grad = torch.zeros_like(weight)

@@ -55,6 +55,21 @@ def _targets(y: np.ndarray, task: str, mean, scale) -> torch.Tensor:
     return torch.as_tensor(y, dtype=torch.float32)
 
 
+def pixel_scaler(X_fit: np.ndarray, scale: bool):
+    """Images: uint8 pixels to float32 once, standardised by one mean and std over all training
+    pixels (a per-pixel scaler would blow up the always-black border pixels)."""
+    mean, std = 0.0, 1.0
+    if scale:
+        pixels = torch.from_numpy(np.ascontiguousarray(X_fit)).float().div_(255.0)
+        mean, std = float(pixels.mean()), float(pixels.std())
+        del pixels
+
+    def features(X: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(X)).float().div_(255.0).sub_(mean).div_(std)
+
+    return features, (mean, std)
+
+
 def make_fit_data(
     bundle: DataBundle,
     fit_rows: np.ndarray | None = None,
@@ -80,12 +95,14 @@ def make_fit_data(
     if holdout_rows is not None:
         X_holdout, y_holdout = bundle.X_train[holdout_rows], bundle.y_train[holdout_rows]
 
-    flat = X_fit.reshape(len(X_fit), -1)
-    scaler = StandardScaler().fit(flat) if bundle.scale else None
+    if bundle.scaling == "pixels":
+        features, scaler = pixel_scaler(X_fit, bundle.scale)
+    else:
+        scaler = StandardScaler().fit(X_fit.reshape(len(X_fit), -1)) if bundle.scale else None
 
-    def features(X: np.ndarray) -> torch.Tensor:
-        values = scaler.transform(X.reshape(len(X), -1)).reshape(X.shape) if scaler else X
-        return torch.as_tensor(values, dtype=torch.float32)
+        def features(X: np.ndarray) -> torch.Tensor:
+            values = scaler.transform(X.reshape(len(X), -1)).reshape(X.shape) if scaler else X
+            return torch.as_tensor(values, dtype=torch.float32)
 
     mean = scale = None
     if bundle.scale_target:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,29 +37,36 @@ def glorot_init(module: nn.Module, activation: str) -> None:
                 nn.init.zeros_(layer.bias)
 
 
+def dense_layers(width: int, hidden_sizes: Sequence[int], activation: str, dropout: float, out_features: int):
+    """Named dense layers: dense1, <activation>1, dropout1, ..., out."""
+    layers: list[tuple[str, nn.Module]] = []
+    for number, size in enumerate(hidden_sizes, start=1):
+        layers += [(f"dense{number}", nn.Linear(width, int(size))), (f"{activation}{number}", make_activation(activation))]
+        if dropout > 0:
+            layers.append((f"dropout{number}", nn.Dropout(dropout)))
+        width = int(size)
+    layers.append(("out", nn.Linear(width, out_features)))
+    return layers
+
+
 class MLP(nn.Sequential):
     """Flatten, then ``hidden_sizes`` dense layers with ``activation`` and optional dropout, then the output layer.
 
+    ``input_shape`` is the number of features or the shape of one example (images are flattened).
     The output layer is linear; the task applies sigmoid or softmax in its loss and predictions.
     """
 
     def __init__(
         self,
-        in_features: int,
+        input_shape: int | Sequence[int],
         out_features: int,
         hidden_sizes: Sequence[int] = (100,),
         activation: str = "relu",
         dropout: float = 0.0,
     ):
-        layers: list[nn.Module] = [nn.Flatten()]
-        width = in_features
-        for size in hidden_sizes:
-            layers += [nn.Linear(width, int(size)), make_activation(activation)]
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            width = int(size)
-        layers.append(nn.Linear(width, out_features))
-        super().__init__(*layers)
+        width = int(np.prod(input_shape))
+        layers = [("flatten", nn.Flatten())] + dense_layers(width, hidden_sizes, activation, dropout, out_features)
+        super().__init__(OrderedDict(layers))
         glorot_init(self, activation)
 
 

@@ -1,0 +1,154 @@
+"""IDX files (the MNIST family): find, verify, decode and cache them.
+
+The four standard files (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, gzipped or plain) live in
+``<root>/<dataset>/`` (or directly in ``<root>``). Gzipped files are checked against the MD5
+sums the datasets publish on first use; decoded arrays are then cached as ``.npy`` next to the
+files (or under ``~/.cache/nnexp`` when that folder is read-only), so later loads skip both.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from nnexp.errors import DataError
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+# MD5 of the published .gz files (the same sums torchvision checks).
+KNOWN_MD5 = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+    "fashion_mnist": {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+    "kmnist": {
+        "train-images-idx3-ubyte.gz": "bdb82020997e1d708af4cf47b453dcf7",
+        "train-labels-idx1-ubyte.gz": "e144d726b3acfaa3e44228e80efcd344",
+        "t10k-images-idx3-ubyte.gz": "5c965bf0a639b31b8f53240b1b52f4d7",
+        "t10k-labels-idx1-ubyte.gz": "7320c461ea6c1c855c0b718fb2a4b134",
+    },
+}
+HOMEPAGES = {
+    "mnist": "the MNIST database (yann.lecun.com/exdb/mnist, or any mirror torchvision uses)",
+    "fashion_mnist": "github.com/zalandoresearch/fashion-mnist",
+    "kmnist": "github.com/rois-codh/kmnist",
+}
+IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def decode_idx(raw: bytes, name: str) -> np.ndarray:
+    """Decode the bytes of one IDX file; a wrong header or length is a DataError."""
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
+        raise DataError(f"{name} is not an IDX file (bad header); replace it with the original file")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(IDX_DTYPES[raw[2]])
+    expected = header + int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise DataError(f"{name} is corrupt or truncated ({len(raw)} bytes, expected {expected}); replace it with the original file")
+    # A writable copy in native byte order: torch refuses to share read-only numpy memory.
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def md5_of(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def dataset_dir(root: Path, dataset: str) -> Path:
+    """``<root>/<dataset>`` when it exists, else ``root`` itself."""
+    nested = Path(root).expanduser() / dataset
+    return nested if nested.is_dir() else Path(root).expanduser()
+
+
+def locate(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / f"{stem}.gz", folder / stem):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def writable(folder: Path) -> bool:
+    """Writable by access() and by its mode bits: root passes access() even on folders that are
+    meant to be read-only, like a shared data folder."""
+    return folder.is_dir() and os.access(folder, os.W_OK) and bool(folder.stat().st_mode & 0o222)
+
+
+def cache_dir_for(folder: Path) -> Path:
+    """Next to the data when writable, else a per-folder dir under ~/.cache/nnexp."""
+    local = folder / ".nnexp-cache"
+    if writable(local) or (not local.exists() and writable(folder)):
+        return local
+    key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nnexp" / key
+
+
+def load_array(path: Path, dataset: str, cache: Path) -> np.ndarray:
+    """Decoded contents of one IDX file, from the cache when the file is unchanged."""
+    stat = path.stat()
+    stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    cached, meta = cache / f"{path.name}.npy", cache / f"{path.name}.json"
+    if cached.is_file() and meta.is_file() and json.loads(meta.read_text()) == stamp:
+        return np.load(cached)
+    expected = KNOWN_MD5.get(dataset, {}).get(path.name)
+    if expected and md5_of(path) != expected:
+        raise DataError(
+            f"{path} fails its checksum (MD5 is not {expected}); the file is corrupt or not the {dataset} "
+            "release: download it again"
+        )
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as error:
+            raise DataError(f"{path} is not a readable gzip file ({error}); download it again") from None
+    array = decode_idx(raw, path.name)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(cache / f".{path.name}.tmp.npy", array)
+        os.replace(cache / f".{path.name}.tmp.npy", cached)
+        meta.write_text(json.dumps(stamp))
+    except OSError:
+        pass  # no writable cache: decode again next time
+    return array
+
+
+def load_idx_dataset(root: Path, dataset: str) -> dict[str, np.ndarray]:
+    """The four arrays of an MNIST-family dataset: train/test images (N, H, W) and labels (N,)."""
+    folder = dataset_dir(Path(root), dataset)
+    paths = {key: locate(folder, stem) for key, stem in FILES.items()}
+    missing = [f"{stem}.gz" for key, stem in FILES.items() if paths[key] is None]
+    if missing:
+        raise DataError(
+            f"data={dataset}: {', '.join(missing)} not found in {folder}; put the four IDX files (.gz or plain) "
+            f"from {HOMEPAGES.get(dataset, 'the dataset homepage')} in {Path(root) / dataset}, "
+            "or point data.root (or NNEXP_DATA) at the folder that holds them"
+        )
+    cache = cache_dir_for(folder)
+    arrays = {key: load_array(path, dataset, cache) for key, path in paths.items()}
+    for split in ("train", "test"):
+        if len(arrays[f"{split}_images"]) != len(arrays[f"{split}_labels"]):
+            raise DataError(f"data={dataset}: {split} images and labels differ in count; the files do not belong together")
+    return arrays
