@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from typing import Callable
 
 import pytorch_lightning as pl
@@ -69,6 +70,7 @@ class NetModule(pl.LightningModule):
         return [0]
 
     def on_fit_start(self) -> None:
+        self._fit_started = time.perf_counter()
         self._splits = self.device_splits()
         self._generator = torch.Generator(device=self.device).manual_seed(self.seed)
         self._weights = penalized_weights(self.network)
@@ -95,6 +97,7 @@ class NetModule(pl.LightningModule):
         # One host synchronisation per epoch, for all metrics together.
         metrics = dict(zip(values, torch.stack([v.float() for v in values.values()]).tolist()))
         metrics["lr"] = optimizer.param_groups[0]["lr"]
+        metrics["seconds"] = time.perf_counter() - self._fit_started
         self._publish(metrics)
         if not math.isfinite(metrics["train_loss"]):
             self.diverged_epoch = self.current_epoch + 1

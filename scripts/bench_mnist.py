@@ -1,0 +1,133 @@
+"""MNIST on this machine: nnexp's epoch against a plain PyTorch loop, precision and memory-format
+speeds, and the accuracy of the named experiments.
+
+Needs the four MNIST IDX files in <root>/mnist/ (--root, else $NNEXP_DATA, else ../shared/data).
+
+    python scripts/bench_mnist.py [--root DIR] [--seeds 3] [--skip-accuracy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_module
+
+from nnexp.data.images import IdxImageSource
+from nnexp.data.splits import make_fit_data
+from nnexp.models.cnn import CNN
+from nnexp.models.mlp import MLP
+from nnexp.runner import run
+from nnexp.training.hardware import cpu_has_native_bf16, tune_malloc
+
+BATCH = 128
+CNN_BLOCKS = [dict(filters=32, kernel=3, pool=2), dict(filters=32, kernel=3, pool=2)]
+
+
+def nnexp_run(root: str, out: Path, *overrides: str) -> dict:
+    with initialize_config_module("nnexp.configs", version_base="1.3"):
+        cfg = compose("train", overrides=[f"data.root={root}", "quiet=true", "logger=none", f"paths.output_dir={out}", *overrides])
+    with contextlib.redirect_stdout(io.StringIO()):
+        run(cfg)
+    metrics = json.loads((out / "metrics.json").read_text())
+    rows = (out / "history.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    seconds = [float(row.split(",")[header.index("seconds")]) for row in rows[1:]]
+    metrics["epoch_seconds"] = [b - a for a, b in zip([0.0] + seconds, seconds)]
+    return metrics
+
+
+def plain_epoch(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, bf16: bool, channels_last: bool, steps: int | None = None) -> float:
+    """Seconds for one epoch (or ``steps`` minibatches) of a bare Adam loop; one warm-up epoch first."""
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        X = X.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    generator = torch.Generator().manual_seed(0)
+
+    def epoch(limit):
+        order = torch.randperm(len(X), generator=generator)
+        total = torch.zeros(())
+        for number, start in enumerate(range(0, len(X), BATCH)):
+            if limit is not None and number >= limit:
+                break
+            rows = order[start : start + BATCH]
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = torch.nn.functional.cross_entropy(model(X[rows]).float(), y[rows])
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+        float(total)
+
+    epoch(steps if steps else None)
+    started = time.perf_counter()
+    epoch(steps)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default=os.environ.get("NNEXP_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data")))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--skip-accuracy", action="store_true")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    tune_malloc()  # the plain loop gets the same allocator settings nnexp uses
+    bundle = IdxImageSource(dataset="mnist", root=args.root, name="mnist").load()
+    data = make_fit_data(bundle)
+    X, y = data.train.X, data.train.y
+    bf16 = cpu_has_native_bf16()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, native CPU bf16: {bf16}, batch {BATCH}\n")
+
+    print("images/s of a plain loop, default CNN (500 minibatches):")
+    speeds = {}
+    for channels_last in (False, True):
+        for use_bf16 in (False, True):
+            torch.manual_seed(0)
+            seconds = plain_epoch(CNN((1, 28, 28), 10, CNN_BLOCKS), X, y, use_bf16, channels_last, steps=500)
+            speeds[channels_last, use_bf16] = 500 * BATCH / seconds
+            print(f"  channels_last={channels_last!s:5} bf16={use_bf16!s:5} {speeds[channels_last, use_bf16]:8.0f} images/s")
+    print(f"  bf16 vs fp32 (channels_last): {speeds[True, True] / speeds[True, False]:.2f}x; "
+          f"channels_last vs default (fp32): {speeds[True, False] / speeds[False, False]:.2f}x\n")
+
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        print("one epoch of 60,000 images, nnexp against a plain loop with the same model, precision, memory format, batch:")
+        for name, overrides, build, conv in (
+            ("default CNN", ["model=cnn"], lambda: CNN((1, 28, 28), 10, CNN_BLOCKS), True),
+            ("MLP 784-100-10", ["model=mlp", "model.hidden_sizes=[100]"], lambda: MLP((1, 28, 28), 10, [100]), False),
+        ):
+            metrics = nnexp_run(args.root, out, "data=mnist", *overrides, f"batch_size={BATCH}", "stopping=none", "trainer.max_epochs=2", "regularization=none")
+            nnexp_epoch = metrics["epoch_seconds"][-1]  # the second epoch: warm, like the plain loop's
+            use_bf16 = metrics["precision"] == "bf16-mixed"
+            torch.manual_seed(0)
+            plain = plain_epoch(build(), X, y, use_bf16, conv)
+            print(f"  {name:15} nnexp {nnexp_epoch:6.2f} s  plain {plain:6.2f} s  ratio {nnexp_epoch / plain:.3f}x  "
+                  f"({metrics['precision']}, {'channels_last' if conv else 'dense'}, {60000 / nnexp_epoch:,.0f} images/s under nnexp)")
+
+        if args.skip_accuracy:
+            return
+        print(f"\naccuracy of the named experiments (training time excludes reading the files):")
+        results = {}
+        for experiment, seeds in (("mnist_cnn", args.seeds), ("mnist_mlp", args.seeds), ("permuted_mnist_cnn", 1), ("permuted_mnist_mlp", 1)):
+            runs = [nnexp_run(args.root, out, f"experiment={experiment}", f"seed={seed}") for seed in range(seeds)]
+            results[experiment] = runs
+            scores = ", ".join(f"{100 * r['test_score']:.2f}%" for r in runs)
+            times = ", ".join(f"{r['fit_seconds']:.1f} s" for r in runs)
+            print(f"  {experiment:20} {runs[0]['epochs']} epochs  test accuracy {scores}  training {times}")
+        for model in ("cnn", "mlp"):
+            plain, permuted = results[f"mnist_{model}"][0]["test_score"], results[f"permuted_mnist_{model}"][0]["test_score"]
+            print(f"  permutation effect, {model}: {100 * (permuted - plain):+.2f} points (seed 0)")
+
+
+if __name__ == "__main__":
+    main()
