@@ -98,7 +98,7 @@ def _train(cfg: DictConfig) -> float:
     if hydra_cfg.mode == RunMode.MULTIRUN:
         return run_sweep_job(cfg, hydra_cfg)
     try:
-        objective = run(cfg)
+        objective = run(cfg, plots_in_background=True)
     except NnexpError as error:
         if os.environ.get("NNEXP_TRACEBACK"):
             raise
@@ -120,6 +120,7 @@ def run_sweep_job(cfg: DictConfig, hydra_cfg) -> float:
     label = f"job {hydra_cfg.job.num}: {' '.join(hydra_cfg.overrides.task) or '(defaults)'}"
     with open_dict(cfg):
         cfg.quiet = True  # no config tree, layer table or progress bar per job
+        cfg.plots = False  # the sweep root gets the sweep's figures; nnexp-plot draws any job's
     silent = Console(quiet=True)
     objective = run_job(cfg, lambda job_cfg: run(job_cfg, console=silent), say=lambda text: print(f"{label} -> {text}"))
     if not math.isnan(objective):
@@ -161,6 +162,30 @@ def params_main() -> None:
     """``nnexp-params [overrides]``: print each layer's output shape and parameter count, no training."""
     sys.argv[1:] = ["mode=params", *sys.argv[1:]]
     main()
+
+
+PLOT_KINDS = ("curves", "boundary", "fit", "confusion", "filters", "features", "grid", "all")
+
+
+def plot_main() -> None:
+    """``nnexp-plot DIR [kind]``: redraw a run's or a sweep's figures from its files, without retraining."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="nnexp-plot", description=plot_main.__doc__)
+    parser.add_argument("directory", type=Path, help="a run dir (has metrics.json) or a sweep dir")
+    parser.add_argument("kind", nargs="?", default="all", choices=PLOT_KINDS)
+    parser.add_argument("--image", type=int, default=0, help="test image for features")
+    args = parser.parse_args()
+    from nnexp.errors import NnexpError
+    from nnexp.plots.cli import draw
+
+    try:
+        for path in draw(args.directory, args.kind, args.image):
+            print(f"plot: {path}")
+    except (NnexpError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    gc.freeze()
 
 
 def summary_main() -> None:

@@ -91,11 +91,12 @@ def prepare_network(cfg: DictConfig, bundle: DataBundle, data: FitData, describe
 
 @dataclass
 class FitResult:
-    """Metrics and per-epoch history of one fit."""
+    """Metrics and per-epoch history of one fit, with the trained network and its data."""
 
     metrics: dict
     history: list[dict]
-    diverged_epoch: int | None = None
+    network: torch.nn.Module | None = None
+    data: FitData | None = None
 
 
 def fit_and_score(
@@ -146,4 +147,5 @@ def fit_and_score(
     for logger in trainer.loggers:
         logger.log_metrics({k: v for k, v in metrics.items() if k.startswith(("train_", "val_", "test_"))}, step=len(module.history))
         logger.finalize("success")
-    return FitResult(metrics, module.history, module.diverged_epoch)
+    network = net.module.to("cpu").to(memory_format=torch.contiguous_format)
+    return FitResult(metrics, module.history, network, data)

@@ -13,6 +13,7 @@ from nnexp.data.loading import load_data
 from nnexp.data.splits import make_fit_data
 from nnexp.factory import instantiate
 from nnexp.fit import build_loggers, fit_and_score, prepare_network, quiet_lightning
+from nnexp.artifacts import save_model
 from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, write_history, write_json, write_text_atomic
 
 SUMMARY_FILE = "model_summary.txt"
@@ -28,9 +29,10 @@ def objective_of(metrics: dict) -> float:
     return float(metrics.get("val_score", metrics.get("train_score", float("nan"))))
 
 
-def run(cfg: DictConfig, console=None) -> float:
+def run(cfg: DictConfig, console=None, plots_in_background: bool = False) -> float:
     """Train and test one configuration (or cross-validate it when ``cv > 1``), write its run dir,
-    and return the sweep objective."""
+    and return the sweep objective. With ``plots`` on, the run's figures are drawn here, or in a
+    detached process when ``plots_in_background`` (the CLI: control returns at once)."""
     check_config(cfg)
     quiet_lightning()
     tune_malloc()
@@ -80,9 +82,31 @@ def run(cfg: DictConfig, console=None) -> float:
     if cfg.quiet:
         write_text_atomic(output_dir / SUMMARY_FILE, show.as_text(show.layer_table(metrics["layers"], metrics["params"])))
     write_history(output_dir / HISTORY_FILE, result.history)
+    save_model(output_dir, result.network, cfg, bundle, result.data)
     write_json(output_dir / METRICS_FILE, metrics)
     report(console, cfg, metrics, output_dir)
+    if cfg.get("plots", True):
+        if plots_in_background:
+            start_background_plots(output_dir)
+            console.print(f"[dim]plots: drawing in the background into {output_dir}")
+        else:
+            from nnexp.plots.run_plots import write_run_plots
+
+            for path in write_run_plots(output_dir):
+                console.print(f"[dim]plot: {path}")
     return metrics["objective"]
+
+
+def start_background_plots(run_dir: Path) -> None:
+    """Draw the run's figures in a detached process (matplotlib's import and drawing take ~0.5 s)."""
+    import subprocess
+    import sys
+
+    subprocess.Popen(
+        [sys.executable, "-m", "nnexp.plots.run_plots", str(run_dir)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(run_dir / "plots.log", "w"),
+        start_new_session=True,
+    )
 
 
 def report(console, cfg: DictConfig, metrics: dict, output_dir: Path) -> None:

@@ -23,6 +23,12 @@ def test_default_run_writes_its_run_dir(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == 3 and metrics["status"] == "ok"
     assert (run_dir / "history.csv").is_file() and (run_dir / "config.yaml").is_file()
+    import time
+
+    deadline = time.time() + 60  # the figures are drawn by a detached process
+    while not (run_dir / "confusion.png").is_file() and time.time() < deadline:
+        time.sleep(0.2)
+    assert (run_dir / "curves.png").stat().st_size > 2000 and (run_dir / "confusion.png").stat().st_size > 2000
 
 
 def test_user_errors_are_one_line_with_nonzero_exit(tmp_path):

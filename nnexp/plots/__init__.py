@@ -9,3 +9,16 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path, dpi: int = 100):
+    """Write ``fig`` as a PNG atomically (a temporary file, then a rename) and close it."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(temporary, dpi=dpi)
+    os.replace(temporary, path)
+    pyplot().close(fig)
+    return path

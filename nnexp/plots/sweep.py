@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnexp.plots import pyplot
+from nnexp.plots import pyplot, save_figure
 
 SCORE_CMAP = "viridis"
 
@@ -60,9 +60,7 @@ def plot_param_curve(rows: list[dict], key: str, path: Path) -> Path:
     ax.set_title(f"score against {key}")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, 100)
 
 
 def plot_heatmap(rows: list[dict], keys: list[str], path: Path) -> Path:
@@ -87,9 +85,7 @@ def plot_heatmap(rows: list[dict], keys: list[str], path: Path) -> Path:
     ax.set_ylabel(first)
     ax.set_title("mean validation score")
     fig.colorbar(image, ax=ax, label="score")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, 100)
 
 
 def plot_sweep(rows: list[dict], keys: list[str], sweep_dir: Path) -> list[Path]:

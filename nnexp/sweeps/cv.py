@@ -36,7 +36,7 @@ def cross_validate(cfg, bundle: DataBundle, stopping, penalty, progress_factory=
             cfg, bundle, data, stopping, penalty, progress_factory() if progress_factory else None, describe=number == 0
         )
         if number == 0:
-            layers = result.metrics["layers"]
+            layers, first = result.metrics["layers"], result
         metrics = result.metrics
         if "val_score" in metrics:
             metrics["es_val_loss"], metrics["es_val_score"] = metrics.pop("val_loss"), metrics.pop("val_score")
@@ -65,4 +65,4 @@ def cross_validate(cfg, bundle: DataBundle, stopping, penalty, progress_factory=
         "layers": layers,
         "folds": folds,
     }
-    return FitResult(summary, history)
+    return FitResult(summary, history, first.network, first.data)  # fold 0's model stands for the job

@@ -22,9 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, read_json, write_json
 
 # Keys that do not change what a job computes: where it writes, how it prints, how it is launched.
-VOLATILE_KEYS = ("paths", "quiet", "task_name", "logger", "refit", "resume", "threads", "hydra")
+VOLATILE_KEYS = ("paths", "quiet", "plots", "task_name", "logger", "refit", "resume", "threads", "hydra")
 FINISHED = ("ok", "diverged")
-RESULT_FILES = (CONFIG_FILE, METRICS_FILE, HISTORY_FILE)
+RESULT_FILES = (CONFIG_FILE, METRICS_FILE, HISTORY_FILE, "model.pt")
 
 
 def job_key(cfg: DictConfig) -> str:
@@ -73,7 +73,7 @@ class JobStore:
     def restore(self, entry: Path, run_dir: Path) -> None:
         """Copy a stored job's result files into ``run_dir`` (files first, metrics last)."""
         Path(run_dir).mkdir(parents=True, exist_ok=True)
-        for name in (CONFIG_FILE, HISTORY_FILE, METRICS_FILE):
+        for name in (CONFIG_FILE, HISTORY_FILE, "model.pt", METRICS_FILE):
             if (entry / name).is_file():
                 shutil.copy2(entry / name, Path(run_dir) / f".{name}.tmp")
                 os.replace(Path(run_dir) / f".{name}.tmp", Path(run_dir) / name)

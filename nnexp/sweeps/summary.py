@@ -170,10 +170,10 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
         console.print("[red]no grid point finished without errors")
         return rows
     console.print(f"best (rank 1): [bold]{best['command']}")
+    figures = []
     if plots:
-        from nnexp.plots.sweep import plot_sweep
-
-        for path in plot_sweep(rows, keys, sweep_dir):
+        figures = draw_sweep_figures(jobs, rows, keys, sweep_dir)
+        for path in figures:
             console.print(f"[dim]plot: {path}")
     if refit:
         from nnexp.sweeps.refit import refit_best
@@ -183,5 +183,24 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
             f"refit on the whole training split: test {metrics['score_name']} [bold]{metrics['test_score']:.4f}[/] "
             f"(train {metrics['train_score']:.4f}, {metrics['fit_seconds']:.2f} s) -> {sweep_dir / 'refit'}"
         )
-    console.print(f"[dim]summary: {sweep_dir / SUMMARY_FILE}")
+    from nnexp.plots.report import write_report
+
+    console.print(f"[dim]summary: {sweep_dir / SUMMARY_FILE}, report: {write_report(sweep_dir, rows, keys, figures)}")
     return rows
+
+
+def draw_sweep_figures(jobs: list[Job], rows: list[dict], keys: list[str], sweep_dir: Path) -> list[Path]:
+    """Score against the swept parameters and, for 2-D classification data, every job's boundary."""
+    from nnexp.plots.sweep import plot_sweep
+
+    figures = plot_sweep(rows, keys, sweep_dir)
+    finished = [job for job in jobs if job.status == "ok" and (job.path / "model.pt").is_file()]
+    if finished:
+        from nnexp.artifacts import Run
+
+        saved = Run(finished[0].path).saved
+        if tuple(saved["input_shape"]) == (2,) and saved["task"] != "regression":
+            from nnexp.plots.panels import boundary_panel
+
+            figures.append(boundary_panel(jobs, swept_keys(jobs), sweep_dir / "boundaries.png"))
+    return figures

@@ -1,0 +1,58 @@
+"""What ``nnexp-plot`` draws for a run dir or a sweep dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nnexp.artifacts import Run
+from nnexp.errors import DataError
+from nnexp.plots import run_plots
+
+
+def draw(directory: Path, kind: str = "all", image: int = 0) -> list[Path]:
+    """Draw ``kind`` (or every figure that applies, for ``all``) into ``directory``."""
+    directory = Path(directory)
+    if (directory / "metrics.json").is_file():
+        return draw_run(Run(directory), kind, image)
+    if any(directory.glob("*/.hydra/overrides.yaml")):
+        from nnexp.sweeps.summary import draw_sweep_figures, read_jobs, summarise_jobs, swept_keys
+
+        jobs = read_jobs(directory)
+        if kind == "grid":
+            from nnexp.plots.panels import boundary_panel
+
+            return [boundary_panel(jobs, swept_keys(jobs), directory / "boundaries.png")]
+        rows, keys = summarise_jobs(jobs)
+        return draw_sweep_figures(jobs, rows, keys, directory)
+    raise DataError(f"{directory} is neither a run dir (metrics.json) nor a sweep dir (job dirs with .hydra/)")
+
+
+def draw_run(run: Run, kind: str, image: int) -> list[Path]:
+    if kind == "all":
+        return run_plots.write_run_plots(run.path)
+    bundle = run.bundle
+    if kind == "curves":
+        return [run_plots.plot_curves(run, run.path / "curves.png")]
+    if kind == "confusion":
+        if not bundle.is_classification:
+            raise DataError("confusion needs a classification run")
+        return [run_plots.plot_confusion(run, run.path / "confusion.png")]
+    if kind == "boundary":
+        if bundle.input_shape != (2,) or not bundle.is_classification:
+            raise DataError(f"boundary needs 2-D classification data; this run's data has shape {bundle.input_shape}")
+        return [run_plots.plot_boundary(run, run.path / "boundary.png")]
+    if kind == "fit":
+        if bundle.is_classification:
+            raise DataError("fit needs a regression run")
+        plot = run_plots.plot_fit_1d if bundle.input_shape == (1,) else run_plots.plot_predicted_vs_true
+        return [plot(run, run.path / "fit.png")]
+    if kind == "filters":
+        layers = run_plots.conv_layers(run.network)
+        if not layers:
+            raise DataError("filters needs a CNN run")
+        return [run_plots.plot_filters(run, run.path / ("filters.png" if n == 1 else f"filters_conv{n}.png"), n) for n in range(1, min(2, len(layers)) + 1)]
+    if kind == "features":
+        if not run_plots.conv_layers(run.network):
+            raise DataError("features needs a CNN run")
+        return [run_plots.plot_features(run, run.path / "features.png", image)]
+    raise DataError(f"{kind} is a sweep figure; give a sweep dir")

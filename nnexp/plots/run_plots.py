@@ -1,0 +1,261 @@
+"""Figures of one run, drawn from its run dir (config, history, model.pt): no retraining."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nnexp.artifacts import Run
+from nnexp.plots import pyplot, save_figure
+
+DPI = 100
+PROBABILITY_CMAP = "RdBu_r"  # binary boundaries: P(class 1)
+CLASS_CMAP = "tab10"         # class colours everywhere
+MATRIX_CMAP = "Blues"        # confusion matrices
+WEIGHT_CMAP = "coolwarm"     # filters: negative blue, positive red, centred on 0
+ACTIVATION_CMAP = "viridis"  # feature maps
+
+
+def describe(run: Run) -> str:
+    """A short title naming the data, the architecture and the main knobs."""
+    model = run.config.model
+    arch = f"{model.get('hidden_sizes', [])}" if "blocks" not in model else f"CNN {[b['filters'] for b in model.blocks]}"
+    alpha = run.config.get("regularization", {}).get("alpha", 0)
+    return f"{run.metrics.get('data')}: {arch} {model.get('activation', '')}, alpha={alpha:g}, seed={run.config.seed}"
+
+
+def save(fig, path: Path) -> Path:
+    return save_figure(fig, path, DPI)
+
+
+def plot_curves(run: Run, path: Path) -> Path:
+    """Loss and score per epoch, training and validation."""
+    plt = pyplot()
+    history = run.history
+    epochs = [row["epoch"] for row in history]
+    fig, (loss_ax, score_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.85, wspace=0.25)
+    for ax, metric in ((loss_ax, "loss"), (score_ax, "score")):
+        for split, style in (("train", "-"), ("val", "--")):
+            values = [row.get(f"{split}_{metric}", float("nan")) for row in history]
+            if not all(math.isnan(v) for v in values):
+                ax.plot(epochs, values, style, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric if metric == "loss" else run.metrics.get("score_name", "score"))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    loss_ax.set_title("loss (train includes the penalty)")
+    score_ax.set_title(f"{run.metrics.get('score_name')}")
+    fig.suptitle(f"learning curves: {describe(run)}")
+    return save(fig, path)
+
+
+def plot_confusion(run: Run, path: Path) -> Path:
+    """Confusion matrix on the test split, with counts in the cells."""
+    from sklearn.metrics import confusion_matrix
+
+    plt = pyplot()
+    bundle = run.bundle
+    predicted = run.predict(bundle.X_test)
+    matrix = confusion_matrix(bundle.y_test, predicted, labels=range(len(bundle.classes)))
+    size = max(4.5, 0.45 * len(bundle.classes) + 3)
+    fig, ax = plt.subplots(figsize=(size, size - 0.5))
+    fig.subplots_adjust(left=0.18, right=0.95, bottom=0.15, top=0.88)
+    image = ax.imshow(matrix, cmap=MATRIX_CMAP)
+    for i in range(len(matrix)):
+        for j in range(len(matrix)):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if matrix[i, j] > matrix.max() / 2 else "black")
+    labels = [str(c) for c in bundle.classes]
+    ax.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 4 else 0)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    accuracy = float(np.mean(predicted == bundle.y_test))
+    ax.set_title(f"test confusion matrix, accuracy {accuracy:.4f}")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="count")
+    return save(fig, path)
+
+
+def plot_predicted_vs_true(run: Run, path: Path) -> Path:
+    """Regression: predicted against true values on the test split, with the diagonal."""
+    plt = pyplot()
+    bundle = run.bundle
+    predicted = run.predict(bundle.X_test).reshape(len(bundle.y_test), -1)[:, 0]
+    true = bundle.y_test.reshape(len(bundle.y_test), -1)[:, 0]
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig.subplots_adjust(left=0.15, right=0.95, bottom=0.12, top=0.9)
+    ax.scatter(true, predicted, s=14, alpha=0.7)
+    low, high = float(min(true.min(), predicted.min())), float(max(true.max(), predicted.max()))
+    ax.plot([low, high], [low, high], "k--", linewidth=1, label="perfect")
+    ax.set_xlabel(f"true {bundle.target_name}")
+    ax.set_ylabel(f"predicted {bundle.target_name}")
+    ax.set_title(f"test R2 {run.metrics.get('test_score', float('nan')):.4f}")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def plot_fit_1d(run: Run, path: Path) -> Path:
+    """1-D regression: training and test points and the fitted curve."""
+    plt = pyplot()
+    bundle = run.bundle
+    low, high = bundle.X_train.min(), bundle.X_train.max()
+    margin = 0.05 * (high - low)
+    grid = np.linspace(low - margin, high + margin, 400)[:, None]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.12, top=0.9)
+    ax.scatter(bundle.X_train[:, 0], bundle.y_train, s=14, label="train", color="tab:blue", alpha=0.7)
+    ax.scatter(bundle.X_test[:, 0], bundle.y_test, s=18, marker="^", label="test", color="tab:orange")
+    ax.plot(grid[:, 0], run.predict(grid)[:, 0], color="black", linewidth=2, label="fitted")
+    ax.set_xlabel(bundle.feature_names[0] if bundle.feature_names else "x")
+    ax.set_ylabel(bundle.target_name)
+    ax.set_title(f"{describe(run)}\ntest R2 {run.metrics.get('test_score', float('nan')):.4f}", fontsize=10)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def boundary_grid(bundle, resolution: int = 200):
+    X = np.vstack([bundle.X_train, bundle.X_test])
+    low, high = X.min(axis=0), X.max(axis=0)
+    margin = 0.1 * (high - low)
+    xs = np.linspace(low[0] - margin[0], high[0] + margin[0], resolution)
+    ys = np.linspace(low[1] - margin[1], high[1] + margin[1], resolution)
+    xx, yy = np.meshgrid(xs, ys)
+    return xx, yy, np.column_stack([xx.ravel(), yy.ravel()])
+
+
+def draw_boundary(ax, run: Run, resolution: int = 200, title: str | None = None):
+    """Predicted probability (binary) or class (multiclass) as filled contours, with the training
+    (circles) and test (triangles) points; returns the contour set for a colour bar."""
+    from matplotlib.colors import ListedColormap
+
+    bundle = run.bundle
+    xx, yy, points = boundary_grid(bundle, resolution)
+    if bundle.task == "binary":
+        surface = run.probabilities(points).reshape(xx.shape)
+        contours = ax.contourf(xx, yy, surface, levels=np.linspace(0, 1, 11), cmap=PROBABILITY_CMAP, alpha=0.75)
+        ax.contour(xx, yy, surface, levels=[0.5], colors="k", linewidths=1)
+        colours = ListedColormap(["#2166ac", "#b2182b"])
+    else:
+        k = len(bundle.classes)
+        surface = run.predict(points).reshape(xx.shape)
+        colours = ListedColormap(pyplot().get_cmap(CLASS_CMAP).colors[:k])
+        contours = ax.contourf(xx, yy, surface, levels=np.arange(k + 1) - 0.5, cmap=colours, alpha=0.35)
+    ax.scatter(bundle.X_train[:, 0], bundle.X_train[:, 1], c=bundle.y_train, cmap=colours, s=12, edgecolors="k", linewidths=0.3,
+               vmin=0, vmax=max(1, len(bundle.classes) - 1))
+    ax.scatter(bundle.X_test[:, 0], bundle.X_test[:, 1], c=bundle.y_test, cmap=colours, s=22, marker="^", edgecolors="k",
+               linewidths=0.5, vmin=0, vmax=max(1, len(bundle.classes) - 1))
+    ax.set_title(title or f"test accuracy {run.metrics.get('test_score', float('nan')):.3f}", fontsize=9)
+    return contours
+
+
+def plot_boundary(run: Run, path: Path) -> Path:
+    """The decision boundary of a 2-D classifier, titled with its parameters and test score."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig.subplots_adjust(left=0.1, right=0.9, bottom=0.1, top=0.88)
+    contours = draw_boundary(ax, run, title=f"{describe(run)}\ntest accuracy {run.metrics.get('test_score', float('nan')):.3f}")
+    names = run.bundle.feature_names or ["x0", "x1"]
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    fig.colorbar(contours, ax=ax, label="P(class 1)" if run.bundle.task == "binary" else "predicted class")
+    return save(fig, path)
+
+
+def conv_layers(network: torch.nn.Module) -> list[tuple[str, torch.nn.Conv2d]]:
+    return [(name, layer) for name, layer in network.named_modules() if isinstance(layer, torch.nn.Conv2d)]
+
+
+def plot_filters(run: Run, path: Path, layer_number: int = 1) -> Path:
+    """One tile per filter of a conv layer (averaged over its input channels), centred on zero."""
+    return save(filter_figure(run, layer_number), path)
+
+
+def filter_figure(run: Run, layer_number: int = 1):
+    """The filter grid of conv layer ``layer_number`` (1-based) as a matplotlib figure."""
+    plt = pyplot()
+    layers = conv_layers(run.network)
+    if layer_number > len(layers):
+        raise ValueError(f"the network has {len(layers)} conv layers")
+    name, layer = layers[layer_number - 1]
+    weights = layer.weight.detach().mean(dim=1).numpy()  # (filters, k, k)
+    count = len(weights)
+    columns = min(8, count)
+    rows = math.ceil(count / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.2 * columns + 1.2, 1.2 * rows + 0.8), squeeze=False)
+    fig.subplots_adjust(left=0.02, right=0.86, bottom=0.02, top=0.86, wspace=0.1, hspace=0.1)
+    limit = float(np.abs(weights).max()) or 1.0
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index < count:
+            image = ax.imshow(weights[index], cmap=WEIGHT_CMAP, vmin=-limit, vmax=limit)
+    fig.colorbar(image, cax=fig.add_axes([0.88, 0.1, 0.03, 0.7]), label="weight")
+    fig.suptitle(f"{name}: {count} filters {layer.kernel_size[0]}x{layer.kernel_size[1]}" + (" (mean over input channels)" if layer.in_channels > 1 else ""), fontsize=10)
+    return fig
+
+
+@torch.no_grad()
+def plot_features(run: Run, path: Path, index: int = 0) -> Path:
+    """The feature maps of test image ``index`` after each conv block's activation, layer by layer."""
+    plt = pyplot()
+    network, bundle = run.network, run.bundle
+    image = bundle.X_test[index : index + 1]
+    maps, hooks = [], []
+    for name, layer in network.named_modules():
+        if name.startswith(tuple(ACT for ACT in ("relu", "tanh", "logistic", "gelu", "elu", "leaky_relu", "silu", "identity"))) and "head" not in name:
+            hooks.append(layer.register_forward_hook(lambda _l, _i, out, name=name: maps.append((name, out[0].numpy()))))
+    network(run.scale(image))
+    for hook in hooks:
+        hook.remove()
+    maps = [(name, m) for name, m in maps if m.ndim == 3]
+    columns = 8
+    rows = 1 + sum(math.ceil(len(m) / columns) for _, m in maps)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.2 * columns, 1.25 * rows + 0.6), squeeze=False)
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.92, wspace=0.08, hspace=0.3)
+    for ax in axes.flat:
+        ax.axis("off")
+    axes[0, 0].imshow(image[0, 0], cmap="gray")
+    axes[0, 0].set_title(f"input ({bundle.classes[bundle.y_test[index]]})", fontsize=8)
+    row = 1
+    for name, feature_maps in maps:
+        for number, feature_map in enumerate(feature_maps):
+            ax = axes[row + number // columns, number % columns]
+            ax.imshow(feature_map, cmap=ACTIVATION_CMAP)
+            if number == 0:
+                ax.set_title(name, fontsize=8, loc="left")
+        row += math.ceil(len(feature_maps) / columns)
+    fig.suptitle(f"feature maps of test image {index}", fontsize=10)
+    return save(fig, path)
+
+
+def write_run_plots(run_dir: Path) -> list[Path]:
+    """Every figure that applies to the run; returns their paths."""
+    run = Run(Path(run_dir))
+    paths = [plot_curves(run, run.path / "curves.png")]
+    if run.metrics.get("status") != "ok":
+        return paths
+    bundle = run.bundle
+    if bundle.is_classification:
+        paths.append(plot_confusion(run, run.path / "confusion.png"))
+        if bundle.input_shape == (2,):
+            paths.append(plot_boundary(run, run.path / "boundary.png"))
+    elif bundle.input_shape == (1,):
+        paths.append(plot_fit_1d(run, run.path / "fit.png"))
+    else:
+        paths.append(plot_predicted_vs_true(run, run.path / "fit.png"))
+    layers = conv_layers(run.network)
+    for number in range(1, min(2, len(layers)) + 1):
+        paths.append(plot_filters(run, run.path / ("filters.png" if number == 1 else f"filters_conv{number}.png"), number))
+    if layers:
+        paths.append(plot_features(run, run.path / "features.png"))
+    return paths
+
+
+if __name__ == "__main__":  # python -m nnexp.plots.run_plots RUN_DIR (the CLI's background drawing)
+    write_run_plots(Path(sys.argv[1]))
