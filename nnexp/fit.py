@@ -124,6 +124,7 @@ def fit_and_score(
     started = time.perf_counter()
     trainer.fit(module)
     fit_seconds = time.perf_counter() - started
+    module.take_handoff(trainer.callback_metrics)
 
     if module.diverged_epoch is not None:
         status, reason = "diverged", "diverged"

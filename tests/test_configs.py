@@ -11,7 +11,7 @@ from nnexp.cli import config_groups
 
 GROUPS = config_groups()
 NEEDS_PACKAGE = {("logger", "tensorboard"): "tensorboard", ("logger", "mlflow"): "mlflow"}
-SKIP = {("trainer", "gpu")}  # covered by test_gpu_trainer_without_gpu_is_a_config_error
+SKIP = {("trainer", "gpu"), ("trainer", "ddp")}  # covered by their own tests (test_gpu_trainer..., test_distributed.py)
 
 
 def group_options():

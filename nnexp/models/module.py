@@ -27,6 +27,7 @@ from nnexp.training.schedules import make_scheduler, step_scheduler
 
 EVAL_CHUNK_ROWS = 8192  # tabular rows per evaluation forward pass; images use IMAGE_CHUNK_ROWS
 IMAGE_CHUNK_ROWS = 1024
+HANDOFF_KEY = "nnexp_handoff"
 
 
 class NetModule(pl.LightningModule):
@@ -75,6 +76,26 @@ class NetModule(pl.LightningModule):
         self._generator = torch.Generator(device=self.device).manual_seed(self.seed)
         self._weights = penalized_weights(self.network)
         self._train_variance = target_total_variance(self.task, self._splits["train"].y)
+        if self.trainer.world_size > 1:
+            from nnexp.training.distributed import broadcast_parameters
+
+            broadcast_parameters(self.network)
+
+    def on_train_end(self) -> None:
+        # Spawned processes hand their results back to the launching one through callback_metrics
+        # (with the weights); the epoch history and stop flags travel the same way.
+        if self.trainer.world_size > 1:
+            self.trainer.callback_metrics[HANDOFF_KEY] = {
+                "history": self.history, "diverged_epoch": self.diverged_epoch or 0, "converged": self.converged,
+            }
+
+    def take_handoff(self, callback_metrics: dict) -> None:
+        """Adopt the history and stop flags returned by spawned training processes."""
+        handoff = callback_metrics.pop(HANDOFF_KEY, None)
+        if handoff and not self.history:
+            self.history = handoff["history"]
+            self.diverged_epoch = handoff["diverged_epoch"] or None
+            self.converged = handoff["converged"]
 
     def training_step(self, batch, batch_idx):
         optimizer = self.optimizers(use_pl_optimizer=False)

@@ -46,7 +46,13 @@ class EpochProgress(pl.Callback):
         self.console, self.score_name = console, score_name
         self._progress = self._task = None
 
+    def __getstate__(self):
+        # Spawned training processes get a silent copy: the console's stream cannot be pickled.
+        return {"console": None, "score_name": self.score_name, "_progress": None, "_task": None}
+
     def on_train_start(self, trainer, pl_module) -> None:
+        if self.console is None:
+            return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(
@@ -63,6 +69,8 @@ class EpochProgress(pl.Callback):
         self._last = 0.0
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self._progress is None:
+            return
         now = time.perf_counter()
         if now - self._last < 0.1 and not trainer.should_stop:
             self._progress.update(self._task, advance=1)

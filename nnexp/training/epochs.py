@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from nnexp.models.task import Task
+from nnexp.training.distributed import sum_over_processes, sync_gradients, world
 from nnexp.training.penalty import WeightPenalty
 
 
@@ -42,36 +43,43 @@ def minibatch_epoch(
     """Shuffle once, then one optimiser step per minibatch of ``batch_size`` rows.
 
     The reported loss adds the penalty like scikit-learn's ``loss_curve_`` (each batch's loss
-    carries ``penalty / n_batch``), evaluated once with the epoch's final weights.
+    carries ``penalty / n_batch``), evaluated once with the epoch's final weights. Under data
+    parallelism each process takes every ``world``-th row of each minibatch.
     """
+    rank, processes = world()
     n_rows = X.shape[0]
-    full_batch = batch_size >= n_rows
+    full_batch = batch_size >= n_rows and processes == 1
     order = None if full_batch else torch.randperm(n_rows, generator=generator, device=X.device)
     loss_sum = torch.zeros((), device=X.device)
-    outputs = []
+    outputs, seen = [], []
     n_batches = 0
     for start in range(0, n_rows, batch_size):
         if full_batch:
             xb, yb = X, y
         else:
             rows = order[start : start + batch_size]
+            n_batch = rows.shape[0]
+            rows = rows[rank::processes] if processes > 1 else rows
             xb, yb = X[rows], y[rows]
-        n_batch = xb.shape[0]
+            seen.append(rows)
+        n_batch = xb.shape[0] if processes == 1 else n_batch
         optimizer.zero_grad(set_to_none=True)
         output = network(xb)
-        loss = task.loss(output, yb)
+        loss = task.loss(output, yb) if xb.shape[0] else output.sum() * 0.0
         loss.backward()
+        if processes > 1:
+            sync_gradients(list(network.parameters()), xb.shape[0], n_batch)
         if penalty.active:
             penalty.add_gradients(weights, n_batch)
         optimizer.step()
-        loss_sum += loss.detach() * n_batch
+        loss_sum += loss.detach() * xb.shape[0]
         outputs.append(output.detach())
         n_batches += 1
     # Scores are computed once per epoch from the kept batch outputs: per-batch metric ops
     # cost more than the step itself on small data.
-    targets = y if full_batch else y[order]
-    score_sum = task.batch_score_sum(torch.cat(outputs), targets)
-    mean_loss = loss_sum / n_rows
+    targets = y if full_batch else y[torch.cat(seen)]
+    score_sum = sum_over_processes(task.batch_score_sum(torch.cat(outputs), targets))
+    mean_loss = sum_over_processes(loss_sum) / n_rows
     if penalty.active:
         with torch.no_grad():
             mean_loss = mean_loss + penalty(weights, 1) * n_batches / n_rows
@@ -87,16 +95,25 @@ def lbfgs_epoch(
     penalty: WeightPenalty,
     weights: list[torch.Tensor],
 ) -> EpochResult:
-    """One ``LBFGS.step`` on the full batch (up to ``max_iter`` iterations with line search)."""
+    """One ``LBFGS.step`` on the full batch (up to ``max_iter`` iterations with line search).
+    Under data parallelism each process holds every ``world``-th row and the closure returns the
+    global loss and gradient."""
     last: dict[str, torch.Tensor] = {}
+    rank, processes = world()
+    n_rows = X.shape[0]
+    if processes > 1:
+        X, y = X[rank::processes], y[rank::processes]
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         output = network(X)
         loss = task.loss(output, y)
         if penalty.active:
-            loss = loss + penalty(weights, X.shape[0])
+            loss = loss + penalty(weights, n_rows)
         loss.backward()
+        if processes > 1:
+            sync_gradients(list(network.parameters()), X.shape[0], n_rows)
+            loss = sum_over_processes(loss.detach() * X.shape[0]) / n_rows
         last["loss"], last["output"] = loss.detach(), output.detach()
         return loss
 
@@ -104,4 +121,4 @@ def lbfgs_epoch(
     before = state.get("n_iter", 0)
     optimizer.step(closure)
     iterations = optimizer.state[optimizer.param_groups[0]["params"][0]].get("n_iter", 0) - before
-    return EpochResult(last["loss"], task.batch_score_sum(last["output"], y), iterations)
+    return EpochResult(last["loss"], sum_over_processes(task.batch_score_sum(last["output"], y)), iterations)
