@@ -8,12 +8,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nnexp import console as show
+from nnexp.artifacts import save_model
 from nnexp.config import check_config
 from nnexp.data.loading import load_data
 from nnexp.data.splits import make_fit_data
 from nnexp.factory import instantiate
 from nnexp.fit import build_loggers, fit_and_score, prepare_network, quiet_lightning
-from nnexp.artifacts import save_model
 from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, write_history, write_json, write_text_atomic
 
 SUMMARY_FILE = "model_summary.txt"

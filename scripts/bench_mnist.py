@@ -116,7 +116,7 @@ def main() -> None:
 
         if args.skip_accuracy:
             return
-        print(f"\naccuracy of the named experiments (training time excludes reading the files):")
+        print("\naccuracy of the named experiments (training time excludes reading the files):")
         results = {}
         for experiment, seeds in (("mnist_cnn", args.seeds), ("mnist_mlp", args.seeds), ("permuted_mnist_cnn", 1), ("permuted_mnist_mlp", 1)):
             runs = [nnexp_run(args.root, out, f"experiment={experiment}", f"seed={seed}") for seed in range(seeds)]

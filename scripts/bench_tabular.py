@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import io
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from hydra import compose, initialize_config_module
 from sklearn.exceptions import ConvergenceWarning
@@ -55,7 +53,9 @@ def best_of(repeats: int, fn):
 
 
 def sklearn_fit(name: str, solver: str):
-    bundle = BundledSource(loader=__import__("sklearn.datasets", fromlist=["x"]).__dict__[f"load_{name}"], name=name).load()
+    from sklearn import datasets
+
+    bundle = BundledSource(loader=getattr(datasets, f"load_{name}"), name=name).load()
     model = make_pipeline(
         StandardScaler(),
         MLPClassifier(hidden_layer_sizes=(100,), activation="relu", alpha=1e-4, random_state=0, **SOLVERS[solver]["sklearn"]),

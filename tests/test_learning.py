@@ -74,9 +74,10 @@ def test_objective_is_validation_score_never_test(run_nnexp):
 
 
 def test_scaling_is_fitted_on_training_rows_only():
+    from sklearn.datasets import load_wine
+
     from nnexp.data.sources import BundledSource
     from nnexp.data.splits import make_fit_data
-    from sklearn.datasets import load_wine
 
     bundle = BundledSource(loader=load_wine, name="wine").load()
     data = make_fit_data(bundle)
@@ -87,8 +88,9 @@ def test_scaling_is_fitted_on_training_rows_only():
 
 
 def test_classification_split_is_stratified():
-    from nnexp.data.sources import BundledSource
     from sklearn.datasets import load_iris
+
+    from nnexp.data.sources import BundledSource
 
     bundle = BundledSource(loader=load_iris, name="iris").load()
     assert np.bincount(bundle.y_test).tolist() == [13, 13, 12] or sorted(np.bincount(bundle.y_test)) == [12, 13, 13]

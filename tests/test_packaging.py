@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
+import pytest
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+; the packaging is the same on 3.10
 ROOT = Path(__file__).resolve().parents[1]
 
 

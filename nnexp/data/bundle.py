@@ -34,10 +34,6 @@ class DataBundle:
     scaling: str = "standard"  # standard: per feature (tabular); pixels: one mean and std over all pixels
 
     @property
-    def n_features(self) -> int:
-        return int(np.prod(self.X_train.shape[1:]))
-
-    @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one example: (features,) for tabular data, (channels, height, width) for images."""
         return tuple(int(d) for d in self.X_train.shape[1:])
