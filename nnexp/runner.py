@@ -53,7 +53,7 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False) -> flo
         net = prepare_network(cfg, bundle, data)
         table = show.layer_table(net.layers, net.params)
         console.print(table)
-        write_text_atomic(output_dir / SUMMARY_FILE, show.as_text(table))
+        write_text_atomic(output_dir / SUMMARY_FILE, show.layer_text(net.layers, net.params))
     if cfg.mode != "train":
         if cfg.mode == "validate":
             console.print(f"[green]config OK[/]: {bundle.name}, {bundle.task}, {len(data.train)} training rows, {net.params:,} parameters")
@@ -80,7 +80,7 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False) -> flo
     }
     metrics["objective"] = objective_of(metrics)
     if cfg.quiet:
-        write_text_atomic(output_dir / SUMMARY_FILE, show.as_text(show.layer_table(metrics["layers"], metrics["params"])))
+        write_text_atomic(output_dir / SUMMARY_FILE, show.layer_text(metrics["layers"], metrics["params"]))
     write_history(output_dir / HISTORY_FILE, result.history)
     save_model(output_dir, result.network, cfg, bundle, result.data)
     write_json(output_dir / METRICS_FILE, metrics)

@@ -70,7 +70,7 @@ def sklearn_fit(name: str, solver: str):
 
 def nnexp_fit(name: str, overrides: list[str], out: Path):
     with initialize_config_module("nnexp.configs", version_base="1.3"):
-        cfg = compose("train", overrides=[f"data={name}", "quiet=true", "logger=none", f"paths.output_dir={out}", *overrides])
+        cfg = compose("train", overrides=[f"data={name}", "quiet=true", "logger=none", "plots=false", f"paths.output_dir={out}", *overrides])
     with contextlib.redirect_stdout(io.StringIO()):
         started = time.perf_counter()
         run(cfg)

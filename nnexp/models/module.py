@@ -97,8 +97,11 @@ class NetModule(pl.LightningModule):
             self.diverged_epoch = handoff["diverged_epoch"] or None
             self.converged = handoff["converged"]
 
+    def on_train_start(self) -> None:
+        self._optimizer = self.optimizers(use_pl_optimizer=False)  # asked once, not every epoch
+
     def training_step(self, batch, batch_idx):
-        optimizer = self.optimizers(use_pl_optimizer=False)
+        optimizer = self._optimizer
         train = self._splits["train"]
         if isinstance(optimizer, torch.optim.LBFGS):
             result = lbfgs_epoch(self.network, self.task, optimizer, train.X, train.y, self.penalty, self._weights)
@@ -134,7 +137,8 @@ class NetModule(pl.LightningModule):
         self.history.append({"epoch": epoch, **metrics})
         callback_metrics = self.trainer.callback_metrics
         for key, value in metrics.items():
-            callback_metrics[key] = torch.tensor(value)
+            if key.endswith(("_loss", "_score")):  # what EarlyStopping or a checkpoint can monitor
+                callback_metrics[key] = torch.tensor(value)
         for logger in self.loggers:
             logger.log_metrics(metrics, step=epoch)
 

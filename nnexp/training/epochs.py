@@ -47,28 +47,31 @@ def minibatch_epoch(
     parallelism each process takes every ``world``-th row of each minibatch.
     """
     rank, processes = world()
+    sharded = processes > 1
     n_rows = X.shape[0]
-    full_batch = batch_size >= n_rows and processes == 1
+    full_batch = batch_size >= n_rows and not sharded
     order = None if full_batch else torch.randperm(n_rows, generator=generator, device=X.device)
     loss_sum = torch.zeros((), device=X.device)
-    outputs, seen = [], []
+    outputs, shards = [], []
     n_batches = 0
     for start in range(0, n_rows, batch_size):
         if full_batch:
             xb, yb = X, y
         else:
             rows = order[start : start + batch_size]
-            n_batch = rows.shape[0]
-            rows = rows[rank::processes] if processes > 1 else rows
+            if sharded:  # this process's share of the global minibatch
+                n_global = rows.shape[0]
+                rows = rows[rank::processes]
+                shards.append(rows)
             xb, yb = X[rows], y[rows]
-            seen.append(rows)
-        n_batch = xb.shape[0] if processes == 1 else n_batch
+        n_batch = xb.shape[0]
         optimizer.zero_grad(set_to_none=True)
         output = network(xb)
-        loss = task.loss(output, yb) if xb.shape[0] else output.sum() * 0.0
+        loss = task.loss(output, yb)
         loss.backward()
-        if processes > 1:
-            sync_gradients(list(network.parameters()), xb.shape[0], n_batch)
+        if sharded:
+            sync_gradients(list(network.parameters()), n_batch, n_global)
+            n_batch = n_global
         if penalty.active:
             penalty.add_gradients(weights, n_batch)
         optimizer.step()
@@ -77,9 +80,14 @@ def minibatch_epoch(
         n_batches += 1
     # Scores are computed once per epoch from the kept batch outputs: per-batch metric ops
     # cost more than the step itself on small data.
-    targets = y if full_batch else y[torch.cat(seen)]
-    score_sum = sum_over_processes(task.batch_score_sum(torch.cat(outputs), targets))
-    mean_loss = sum_over_processes(loss_sum) / n_rows
+    if full_batch:
+        targets = y
+    else:
+        targets = y[torch.cat(shards)] if sharded else y[order]
+    score_sum = task.batch_score_sum(torch.cat(outputs), targets)
+    mean_loss = loss_sum / n_rows
+    if sharded:
+        score_sum, mean_loss = sum_over_processes(score_sum), sum_over_processes(loss_sum) / n_rows
     if penalty.active:
         with torch.no_grad():
             mean_loss = mean_loss + penalty(weights, 1) * n_batches / n_rows
