@@ -22,6 +22,14 @@ class InMemoryDDP(DDPStrategy):
         # nnexp synchronises gradients itself (sync_gradients), once per minibatch step.
         pass
 
+    def teardown(self) -> None:
+        super().teardown()
+        # Spawned workers end with os._exit, which skips the atexit hook that would close the
+        # process group; a gloo group left open can abort the process as it exits.
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
 
 def world() -> tuple[int, int]:
     """(rank, number of processes); (0, 1) outside a process group."""
