@@ -13,7 +13,7 @@ from nnexp.config import check_config
 from nnexp.data.loading import load_data
 from nnexp.data.splits import make_fit_data
 from nnexp.factory import instantiate
-from nnexp.fit import build_loggers, fit_and_score, prepare_network, quiet_lightning
+from nnexp.fit import Factories, build_loggers, fit_and_score, prepare_network, quiet_lightning
 from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, write_history, write_json, write_text_atomic
 
 SUMMARY_FILE = "model_summary.txt"
@@ -48,9 +48,10 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False) -> flo
     bundle = load_data(cfg.data)
     stopping = instantiate(cfg.stopping)
     penalty = instantiate(cfg.regularization)
+    factories = Factories.from_config(cfg)
     if cfg.mode != "train" or not cfg.quiet:
         data = make_fit_data(bundle, validation_fraction=stopping.validation_fraction, seed=cfg.seed)
-        net = prepare_network(cfg, bundle, data)
+        net = prepare_network(cfg, factories, bundle, data)
         table = show.layer_table(net.layers, net.params)
         console.print(table)
         write_text_atomic(output_dir / SUMMARY_FILE, show.layer_text(net.layers, net.params))
@@ -67,10 +68,10 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False) -> flo
         return EpochProgress(console, "r2" if bundle.task == "regression" else "accuracy")
 
     if int(cfg.cv) > 1:
-        result = cross_validate(cfg, bundle, stopping, penalty, progress)
+        result = cross_validate(cfg, factories, bundle, stopping, penalty, progress)
     else:
         data = make_fit_data(bundle, validation_fraction=stopping.validation_fraction, seed=cfg.seed)
-        result = fit_and_score(cfg, bundle, data, stopping, penalty, progress(), build_loggers(cfg))
+        result = fit_and_score(cfg, factories, bundle, data, stopping, penalty, progress(), build_loggers(cfg))
     metrics = {
         "data": bundle.name,
         "task": bundle.task,

@@ -4,7 +4,8 @@ Breast cancer, alpha in np.logspace(-3, 3, 7), hidden [100], L-BFGS, 5 folds, re
 All variants run in this one process:
   - scikit-learn GridSearchCV, n_jobs=None and n_jobs=2, BLAS pinned to 1 thread and not;
   - nnexp `-m sweep=alpha_grid optim=lbfgs`, with the basic launcher and the joblib launcher.
-Prints wall times and ratios, nnexp's per-job overhead (wall minus the sum of fits, per job), and
+Prints wall times and ratios, nnexp's per-job overhead (wall minus the sum of fits, per job; the
+sweep's summary, score plot, report and refit included), and
 the best alpha with its CV score from each side.
 
     python scripts/bench_sweep.py [--skip-unpinned]
@@ -61,7 +62,9 @@ def nnexp_grid(launcher: str, root: Path, *extra: str) -> dict:
 
     sweep_dir = root / f"sweep_{launcher}"
     argv = [
-        "nnexp", "-m", "sweep=alpha_grid", "optim=lbfgs", "logger=none", f"launcher={launcher}",
+        # plots=false: the refit would draw its figures in a background process, which would compete
+        # with the next timed sweep for the 2 cores (sweep jobs draw none either way).
+        "nnexp", "-m", "sweep=alpha_grid", "optim=lbfgs", "logger=none", "plots=false", f"launcher={launcher}",
         f"hydra.sweep.dir={sweep_dir}", f"paths.store_dir={root / f'store_{launcher}'}", *extra,
     ]
     GlobalHydra.instance().clear()

@@ -20,7 +20,7 @@ def fold_indices(bundle: DataBundle, n_folds: int) -> list[tuple[np.ndarray, np.
     return list(splitter.split(bundle.X_train, bundle.y_train))
 
 
-def cross_validate(cfg, bundle: DataBundle, stopping, penalty, progress_factory=None) -> FitResult:
+def cross_validate(cfg, factories, bundle: DataBundle, stopping, penalty, progress_factory=None) -> FitResult:
     """Fit one fresh network per fold (scaler fitted on the fold's fit rows) and aggregate.
 
     A fold's ``val_*`` is its held-out rows; with early stopping, the split it watches is carved
@@ -33,7 +33,8 @@ def cross_validate(cfg, bundle: DataBundle, stopping, penalty, progress_factory=
             validation_fraction=stopping.validation_fraction, seed=cfg.seed,
         )
         result = fit_and_score(
-            cfg, bundle, data, stopping, penalty, progress_factory() if progress_factory else None, describe=number == 0
+            cfg, factories, bundle, data, stopping, penalty, progress_factory() if progress_factory else None,
+            describe=number == 0,
         )
         if number == 0:
             layers, first = result.metrics["layers"], result

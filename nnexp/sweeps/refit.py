@@ -12,7 +12,8 @@ from nnexp.results import METRICS_FILE, read_json
 
 
 def refit_best(job_dir: Path, output_dir: Path) -> dict:
-    """Run the job's composed config again with ``cv=1`` into ``output_dir``; return its metrics."""
+    """Run the job's composed config again with ``cv=1`` into ``output_dir``; return its metrics.
+    Its figures (curves, confusion matrix ...) are drawn by a detached process, as for a CLI run."""
     from nnexp.runner import run
 
     cfg = OmegaConf.load(Path(job_dir) / ".hydra" / "config.yaml")
@@ -22,5 +23,5 @@ def refit_best(job_dir: Path, output_dir: Path) -> dict:
         cfg.mode = "train"
         cfg.paths.output_dir = str(output_dir)
     with contextlib.redirect_stdout(io.StringIO()):
-        run(cfg)
+        run(cfg, plots_in_background=True)
     return read_json(Path(output_dir) / METRICS_FILE)
