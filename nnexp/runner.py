@@ -67,7 +67,13 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False) -> flo
 
         return EpochProgress(console, "r2" if bundle.task == "regression" else "accuracy")
 
-    if int(cfg.cv) > 1:
+    from nnexp.batched.registry import take
+    from nnexp.sweeps.jobs import job_key
+
+    precomputed = take(job_key(cfg))  # a batched sweep trained this job together with others
+    if precomputed is not None:
+        result = precomputed
+    elif int(cfg.cv) > 1:
         result = cross_validate(cfg, factories, bundle, stopping, penalty, progress)
     else:
         data = make_fit_data(bundle, validation_fraction=stopping.validation_fraction, seed=cfg.seed)

@@ -57,15 +57,15 @@ def sklearn_grid(n_jobs, pinned: bool) -> dict:
     }
 
 
-def nnexp_grid(launcher: str, root: Path, *extra: str) -> dict:
+def nnexp_grid(launcher: str, root: Path, *extra: str, optim: str = "lbfgs", tag: str = "") -> dict:
     from nnexp import cli
 
-    sweep_dir = root / f"sweep_{launcher}"
+    sweep_dir = root / f"sweep_{launcher}{tag}"
     argv = [
         # plots=false: the refit would draw its figures in a background process, which would compete
         # with the next timed sweep for the 2 cores (sweep jobs draw none either way).
-        "nnexp", "-m", "sweep=alpha_grid", "optim=lbfgs", "logger=none", "plots=false", f"launcher={launcher}",
-        f"hydra.sweep.dir={sweep_dir}", f"paths.store_dir={root / f'store_{launcher}'}", *extra,
+        "nnexp", "-m", "sweep=alpha_grid", f"optim={optim}", "logger=none", "plots=false", f"launcher={launcher}",
+        f"hydra.sweep.dir={sweep_dir}", f"paths.store_dir={root / f'store_{launcher}{tag}'}", *extra,
     ]
     GlobalHydra.instance().clear()
     sys.argv = argv
@@ -79,8 +79,10 @@ def nnexp_grid(launcher: str, root: Path, *extra: str) -> dict:
     fits = sum(job["fit_seconds"] for job in jobs) + refit["fit_seconds"]
     import csv
 
-    best = next(csv.DictReader((sweep_dir / "summary.csv").open()))
+    rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
+    best = rows[0]
     return {
+        "scores": {float(r["param_regularization.alpha"]): float(r["mean_val_score"]) for r in rows},
         "wall": wall,
         "fits": fits,
         "n_jobs": len(jobs),
@@ -112,6 +114,22 @@ def main() -> None:
             results[name] = nnexp_grid(launcher, Path(folder))
             r = results[name]
             print(f"{name:40} {r['wall']:7.2f} s  (fits {r['fits']:.2f} s, overhead {1000 * r['overhead_per_job']:.0f} ms/job over {r['n_jobs']} jobs)", flush=True)
+
+        print("\nAdam (issue 5): the same grid trained one fit at a time and as stacked members")
+        warm = nnexp_grid("batched", Path(folder) / "warm_batched", "trainer.max_epochs=1", "regularization.alpha=1,10", optim="adam")
+        del warm
+        for launcher in ("basic", "batched"):
+            name = f"nnexp adam launcher={launcher}"
+            results[name] = nnexp_grid(launcher, Path(folder), optim="adam", tag="_adam")
+            print(f"{name:40} {results[name]['wall']:7.2f} s  (35 fits + refit)", flush=True)
+        seeds = nnexp_grid("batched", Path(folder), "seed=range(0,8)", optim="adam", tag="_seeds")
+        print(f"{'nnexp adam batched, 8 seeds':40} {seeds['wall']:7.2f} s  (280 fits + refit)")
+        sequential, batched = results["nnexp adam launcher=basic"], results["nnexp adam launcher=batched"]
+        fastest = min(sklearn_names, key=lambda s: results[s]["wall"])
+        print(f"  batched vs sequential nnexp: {sequential['wall'] / batched['wall']:.1f}x faster; "
+              f"batched / best scikit-learn [{fastest}]: {batched['wall'] / results[fastest]['wall']:.2f}x")
+        gaps = {alpha: 100 * (batched["scores"][alpha] - sequential["scores"][alpha]) for alpha in sequential["scores"]}
+        print("  CV score per alpha, batched - sequential (points): " + ", ".join(f"{a:g}: {g:+.2f}" for a, g in sorted(gaps.items())))
 
     print("\nwall-time ratios, nnexp / scikit-learn:")
     for name in results:

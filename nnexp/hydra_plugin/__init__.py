@@ -47,9 +47,11 @@ class InProcessLauncher(BasicLauncher):
             or repository.group_exists(override.key_or_group)
         )
 
-    def prepare(self, overrides: list[str]) -> None:
+    def prepare(self, overrides: list[str]) -> DictConfig:
         """Build (and so validate) a job's config ahead of its launch."""
-        self._prepared[tuple(overrides)] = self.job_config(overrides)
+        if tuple(overrides) not in self._prepared:
+            self._prepared[tuple(overrides)] = self.job_config(overrides)
+        return self._prepared[tuple(overrides)]
 
     def job_config(self, overrides: list[str]) -> DictConfig:
         """The config Hydra's ``load_sweep_config`` would build for these job overrides."""
@@ -103,3 +105,24 @@ class InProcessSweeper(BasicSweeper):
             return super().validate_batch_is_legal(batch)
         for overrides in batch:
             self.launcher.prepare(list(overrides))
+
+
+class BatchedLauncher(InProcessLauncher):
+    """Trains the sweep's batchable jobs together, stack by stack (nnexp.batched), then runs every
+    job in-process as usual: each finds its result already trained and records it."""
+
+    def __init__(self, chunk_size: int = 40) -> None:
+        super().__init__()
+        self.chunk_size = int(chunk_size)
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from nnexp.batched.launch import planning_config, train_ahead
+
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        configs = [planning_config(self.prepare(list(overrides))) for overrides in job_overrides]
+        counts = train_ahead(configs, self.chunk_size)
+        log.info(
+            f"batched: {counts['batched']} of {counts['jobs']} jobs trained as {counts['fits']} fits in "
+            f"{counts['stacks']} stacks"
+        )
+        return super().launch(job_overrides, initial_job_idx)

@@ -21,30 +21,35 @@ def fold_indices(bundle: DataBundle, n_folds: int) -> list[tuple[np.ndarray, np.
 
 
 def cross_validate(cfg, factories, bundle: DataBundle, stopping, penalty, progress_factory=None) -> FitResult:
-    """Fit one fresh network per fold (scaler fitted on the fold's fit rows) and aggregate.
-
-    A fold's ``val_*`` is its held-out rows; with early stopping, the split it watches is carved
-    from the fold's fit rows and reported as ``es_val_*``.
-    """
-    folds, history = [], []
+    """Fit one fresh network per fold (scaler fitted on the fold's fit rows) and aggregate."""
+    results = []
     for number, (fit_rows, holdout_rows) in enumerate(fold_indices(bundle, int(cfg.cv))):
         data = make_fit_data(
             bundle, fit_rows=fit_rows, holdout_rows=holdout_rows,
             validation_fraction=stopping.validation_fraction, seed=cfg.seed,
         )
-        result = fit_and_score(
+        results.append(fit_and_score(
             cfg, factories, bundle, data, stopping, penalty, progress_factory() if progress_factory else None,
             describe=number == 0,
-        )
-        if number == 0:
-            layers, first = result.metrics["layers"], result
-        metrics = result.metrics
+        ))
+    return aggregate_folds(results)
+
+
+def aggregate_folds(results: list[FitResult]) -> FitResult:
+    """One job's result from its folds' results (fold 0 first, with the layer table).
+
+    A fold's ``val_*`` is its held-out rows; with early stopping, the split it watches is carved
+    from the fold's fit rows and reported as ``es_val_*``.
+    """
+    folds, history = [], []
+    for number, result in enumerate(results):
+        metrics = dict(result.metrics)
         if "val_score" in metrics:
             metrics["es_val_loss"], metrics["es_val_score"] = metrics.pop("val_loss"), metrics.pop("val_score")
         metrics["val_loss"], metrics["val_score"] = metrics.pop("holdout_loss"), metrics.pop("holdout_score")
         folds.append({"fold": number, **{key: metrics[key] for key in FOLD_KEYS}})
         history.extend({"fold": number, **row} for row in result.history)
-    last = result.metrics
+    first, last = results[0], results[-1].metrics
     val_scores = np.array([fold["val_score"] for fold in folds], dtype=float)
     diverged = any(fold["status"] == "diverged" for fold in folds)
     summary = {
@@ -63,7 +68,7 @@ def cross_validate(cfg, factories, bundle: DataBundle, stopping, penalty, progre
         "params": last["params"],
         "batch_size": last["batch_size"],
         "n_train": last["n_train"],
-        "layers": layers,
+        "layers": first.metrics["layers"],
         "folds": folds,
     }
     return FitResult(summary, history, first.network, first.data)  # fold 0's model stands for the job

@@ -1,0 +1,1 @@
+"""Batched sweeps: many small MLP fits trained together as one tensor program."""

@@ -1,0 +1,87 @@
+"""Which sweep jobs can train together, and how a job becomes stack members (one per fold)."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from nnexp.batched.trainer import MemberSpec, StackSpec
+from nnexp.data.bundle import DataBundle
+from nnexp.data.splits import make_fit_data
+from nnexp.factory import instantiate
+from nnexp.fit import Factories, prepare_network
+from nnexp.models.task import Task
+from nnexp.sweeps.cv import fold_indices
+from nnexp.sweeps.jobs import job_key
+
+# Values that may differ between the members of one stack.
+BATCHABLE_KEYS = ("regularization.alpha", "regularization.l1", "optim.lr", "optim.momentum", "seed")
+OPTIMIZERS = {"torch.optim.Adam": "adam", "torch.optim.adam.Adam": "adam", "torch.optim.SGD": "sgd", "torch.optim.sgd.SGD": "sgd"}
+CONSTANT_SCHEDULE = "torch.optim.lr_scheduler.ConstantLR"
+
+
+def why_not_batchable(cfg: DictConfig) -> str | None:
+    """None when the job can join a stack, else the reason it runs as an ordinary job."""
+    if cfg.model.get("_target_") != "nnexp.models.mlp.MLP":
+        return f"model {cfg.model.get('_target_')} is not an MLP"
+    if float(cfg.model.get("dropout", 0) or 0) > 0:
+        return "dropout is not batched (members would need their own dropout streams)"
+    if OPTIMIZERS.get(cfg.optim.get("_target_")) is None:
+        return f"optimiser {cfg.optim.get('_target_')} is not batched (Adam and SGD are)"
+    if cfg.schedule.get("_target_") != CONSTANT_SCHEDULE:
+        return f"schedule {cfg.schedule.get('_target_')} is not batched (constant is)"
+    if str(cfg.trainer.get("precision", "auto")) not in ("auto", "32-true", "32"):
+        return "only fp32 is batched"
+    if cfg.get("callbacks"):
+        return "extra Lightning callbacks need a Lightning fit"
+    return None
+
+
+def stack_key(cfg: DictConfig) -> str:
+    """Jobs with equal stack keys differ only in batchable values."""
+    reduced = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    with open_dict(reduced):
+        for key in BATCHABLE_KEYS:
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(reduced, parent) if parent else reduced
+            if node is not None and leaf in node:
+                del node[leaf]
+    return job_key(reduced)
+
+
+def stack_spec(cfg: DictConfig, bundle: DataBundle, batch_size: int) -> StackSpec:
+    stopping = instantiate(cfg.stopping)
+    kind = OPTIMIZERS[cfg.optim._target_]
+    return StackSpec(
+        task=Task(bundle.task, bundle.n_outputs),
+        activation=cfg.model.activation,
+        optimizer=kind,
+        batch_size=batch_size,
+        max_epochs=int(cfg.trainer.max_epochs),
+        monitor=stopping.monitor,
+        patience=int(stopping.patience),
+        tol=float(stopping.tol),
+        restore_best=bool(stopping.restore_best),
+        betas=tuple(cfg.optim.get("betas", (0.9, 0.999))),
+        eps=float(cfg.optim.get("eps", 1e-8)),
+        nesterov=bool(cfg.optim.get("nesterov", False)),
+    )
+
+
+def build_members(cfg: DictConfig, bundle: DataBundle) -> list[tuple[int | None, MemberSpec, int]]:
+    """(fold or None, member, batch size) for each fit of the job, built by the sequential path's own
+    functions: the same scaled rows and the same seeded initial weights."""
+    stopping = instantiate(cfg.stopping)
+    factories = Factories.from_config(cfg)
+    folds = fold_indices(bundle, int(cfg.cv)) if int(cfg.cv) > 1 else [(None, None)]
+    members = []
+    for number, (fit_rows, holdout_rows) in enumerate(folds):
+        data = make_fit_data(bundle, fit_rows=fit_rows, holdout_rows=holdout_rows,
+                             validation_fraction=stopping.validation_fraction, seed=cfg.seed)
+        net = prepare_network(cfg, factories, bundle, data, describe=number == 0)
+        spec = MemberSpec(
+            data=data, network=net.module, seed=int(cfg.seed), lr=float(cfg.optim.lr),
+            alpha=float(cfg.regularization.get("alpha", 0) or 0), l1=float(cfg.regularization.get("l1", 0) or 0),
+            momentum=float(cfg.optim.get("momentum", 0) or 0),
+        )
+        members.append((number if int(cfg.cv) > 1 else None, spec, net.batch_size, net.layers, net.params))
+    return members

@@ -1,0 +1,86 @@
+"""launcher=batched: members trained together equal their sequential runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+
+from nnexp import cli
+
+FAST = ["quiet=true", "logger=none", "plots=false"]
+
+
+@pytest.fixture
+def sweep(tmp_path, monkeypatch):
+    """sweep(name, *overrides) runs `nnexp -m` in-process and returns {job: metrics}."""
+    monkeypatch.chdir(tmp_path)
+
+    def _sweep(name: str, *overrides: str) -> dict[str, dict]:
+        GlobalHydra.instance().clear()
+        monkeypatch.setattr(sys, "argv", ["nnexp", "-m", f"hydra.sweep.dir={name}", f"paths.store_dir={name}_store", *FAST, *overrides])
+        cli.main()
+        return {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / name).glob("[0-9]*/metrics.json")}
+
+    return _sweep
+
+
+def assert_same_fits(batched: dict, sequential: dict, keys=("train_loss", "train_score", "val_loss", "val_score")) -> None:
+    assert batched.keys() == sequential.keys() and batched
+    for job, metrics in batched.items():
+        assert metrics.get("batched") or all(f for f in metrics.get("folds", [])), job
+        reference = sequential[job]
+        assert metrics["status"] == reference["status"]
+        for mine, theirs in zip(metrics.get("folds", [metrics]), reference.get("folds", [reference])):
+            assert mine["epochs"] == theirs["epochs"] and mine["stop_reason"] == theirs["stop_reason"]
+            for key in keys:
+                if key in theirs:
+                    assert mine[key] == pytest.approx(theirs[key], abs=1e-4), (job, key)
+
+
+@pytest.mark.parametrize(
+    "optimiser",
+    [["optim=adam", "optim.lr=0.01,0.003"], ["optim=sgd", "optim.momentum=0.5,0.9", "optim.lr=0.05"]],
+    ids=["adam", "sgd-nesterov"],
+)
+def test_members_match_sequential_runs(optimiser, sweep):
+    grid = ["data=breast_cancer", "cv=3", "trainer.max_epochs=25", "regularization.alpha=1e-4,1", "seed=0,1", *optimiser]
+    sequential = sweep("basic", *grid)
+    batched = sweep("batched", "launcher=batched", *grid)
+    assert len(batched) == 8
+    assert all(m["folds"][0]["fit_seconds"] > 0 for m in batched.values())
+    assert_same_fits(batched, sequential)
+
+
+def test_early_stopping_members_stop_alone_and_keep_their_best_weights(sweep):
+    grid = ["data=wine", "stopping=early_stopping", "stopping.patience=3", "optim.lr=0.05,0.001", "trainer.max_epochs=60"]
+    sequential = sweep("basic", *grid)
+    batched = sweep("batched", "launcher=batched", *grid)
+    assert_same_fits(batched, sequential, keys=("train_loss", "val_score", "test_score"))
+    epochs = sorted(m["epochs"] for m in batched.values())
+    assert epochs[0] < epochs[1]  # the fast learner stopped first, the other went on
+
+
+def test_a_diverging_member_does_not_disturb_the_others(sweep):
+    grid = ["data=diabetes", "optim=sgd", "optim.lr=0.01,1e6", "trainer.max_epochs=20"]
+    batched = sweep("batched", "launcher=batched", *grid)
+    sequential = sweep("basic", *grid)
+    assert sorted(m["status"] for m in batched.values()) == ["diverged", "ok"]
+    assert_same_fits(batched, sequential, keys=("train_loss", "test_score"))
+
+
+def test_jobs_that_cannot_batch_run_as_ordinary_jobs(sweep):
+    jobs = sweep("batched", "launcher=batched", "data=iris", "model=logistic", "optim=lbfgs", "regularization.alpha=0.1,1")
+    assert len(jobs) == 2 and all(m["status"] == "ok" and "batched" not in m for m in jobs.values())
+
+
+def test_a_rerun_batched_sweep_skips_finished_jobs(sweep, capsys):
+    grid = ["launcher=batched", "data=iris", "regularization.alpha=0.1,1", "trainer.max_epochs=5"]
+    first = sweep("first", *grid)
+    capsys.readouterr()
+    GlobalHydra.instance().clear()
+    second = sweep("first", *grid)  # same dir and store: everything is finished
+    assert capsys.readouterr().out.count("skipped, finished earlier") == 2
+    assert first == second
