@@ -67,10 +67,13 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False) -> flo
 
         return EpochProgress(console, "r2" if bundle.task == "regression" else "accuracy")
 
-    from nnexp.batched.registry import take
-    from nnexp.sweeps.jobs import job_key
+    from nnexp.batched import registry
 
-    precomputed = take(job_key(cfg))  # a batched sweep trained this job together with others
+    precomputed = None
+    if registry.pending():  # a batched sweep trained this job together with others
+        from nnexp.sweeps.jobs import job_key
+
+        precomputed = registry.take(job_key(cfg))
     if precomputed is not None:
         result = precomputed
     elif int(cfg.cv) > 1:

@@ -12,6 +12,11 @@ def provide(key: str, result: FitResult) -> None:
     _results[key] = result
 
 
+def pending() -> bool:
+    """Whether any result waits (so jobs of ordinary sweeps need not hash their config)."""
+    return bool(_results)
+
+
 def take(key: str) -> FitResult | None:
     """The result trained ahead for this job, if any (each is used once)."""
     return _results.pop(key, None)
