@@ -141,7 +141,8 @@ def fit_and_score(
     net = prepare_network(cfg, factories, bundle, data, describe)
     task = Task(bundle.task, bundle.n_outputs)
     module = NetModule(
-        net.module, task, data, net.optimizer_factory, factories.schedule, penalty, net.batch_size, cfg.seed
+        net.module, task, data, net.optimizer_factory, factories.schedule, penalty, net.batch_size, cfg.seed,
+        compile=bool(cfg.get("compile", False)),
     )
     callbacks = stopping.callbacks() + [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     if progress is not None:

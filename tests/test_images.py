@@ -62,6 +62,7 @@ def test_missing_files_say_what_to_do(tmp_path):
     for name in idx.FILES.values():
         assert f"{name}.gz" in message
     assert "data.root" in message and "NNEXP_DATA" in message and "zalandoresearch/fashion-mnist" in message
+    assert f"mkdir -p {tmp_path / 'fashion_mnist'}" in message and "curl -fLO http://fashion-mnist" in message
 
 
 def test_decoded_arrays_are_cached(tiny_idx_root, monkeypatch):
@@ -139,3 +140,10 @@ def test_params_mode_prints_the_layer_table_without_training(compose_cfg, tiny_i
     assert "61,482" in output.getvalue() and "conv2" in output.getvalue()
     assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()
     assert "61,482" in (Path(cfg.paths.output_dir) / "model_summary.txt").read_text()
+
+
+def test_compile_true_trains_the_same_net(run_nnexp):
+    plain = run_nnexp("data=iris", "trainer.max_epochs=3", "stopping=none", "plots=false")
+    compiled = run_nnexp("data=iris", "trainer.max_epochs=3", "stopping=none", "plots=false", "compile=true")
+    for key in ("train_loss", "test_loss", "test_score"):
+        assert compiled[key] == pytest.approx(plain[key], abs=1e-4), key

@@ -51,6 +51,11 @@ HOMEPAGES = {
     "fashion_mnist": "github.com/zalandoresearch/fashion-mnist",
     "kmnist": "github.com/rois-codh/kmnist",
 }
+MIRRORS = {  # where the four .gz files can be downloaded (the mirrors torchvision uses)
+    "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "kmnist": "http://codh.rois.ac.jp/kmnist/dataset/kmnist/",
+}
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -135,6 +140,15 @@ def load_array(path: Path, dataset: str, cache: Path) -> np.ndarray:
     return array
 
 
+def download_command(dataset: str, folder: Path) -> str:
+    """A shell command that fetches the four files into ``folder`` (nnexp itself never downloads)."""
+    url = MIRRORS.get(dataset)
+    if url is None:
+        return ""
+    names = " ".join(f"{stem}.gz" for stem in FILES.values())
+    return f"mkdir -p {folder} && cd {folder} && for f in {names}; do curl -fLO {url}$f; done"
+
+
 def load_idx_dataset(root: Path, dataset: str) -> dict[str, np.ndarray]:
     """The four arrays of an MNIST-family dataset: train/test images (N, H, W) and labels (N,)."""
     folder = dataset_dir(Path(root), dataset)
@@ -145,6 +159,7 @@ def load_idx_dataset(root: Path, dataset: str) -> dict[str, np.ndarray]:
             f"data={dataset}: {', '.join(missing)} not found in {folder}; put the four IDX files (.gz or plain) "
             f"from {HOMEPAGES.get(dataset, 'the dataset homepage')} in {Path(root) / dataset}, "
             "or point data.root (or NNEXP_DATA) at the folder that holds them"
+            + (f". Download: {download_command(dataset, Path(root) / dataset)}" if dataset in MIRRORS else "")
         )
     cache = cache_dir_for(folder)
     arrays = {key: load_array(path, dataset, cache) for key, path in paths.items()}

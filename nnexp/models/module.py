@@ -43,13 +43,14 @@ class NetModule(pl.LightningModule):
         penalty: WeightPenalty | None = None,
         batch_size: int = 200,
         seed: int = 0,
+        compile: bool = False,
     ):
         super().__init__()
         self.automatic_optimization = False
         self.network, self.task, self.data = network, task, data
         self.optimizer_factory, self.scheduler_factory = optimizer_factory, scheduler_factory
         self.penalty = penalty or WeightPenalty(alpha=0.0)
-        self.batch_size, self.seed = int(batch_size), seed
+        self.batch_size, self.seed, self.compile = int(batch_size), seed, compile
         self.history: list[dict[str, float]] = []
         self.diverged_epoch: int | None = None
         self.converged = False
@@ -76,6 +77,9 @@ class NetModule(pl.LightningModule):
         self._generator = torch.Generator(device=self.device).manual_seed(self.seed)
         self._weights = penalized_weights(self.network)
         self._train_variance = target_total_variance(self.task, self._splits["train"].y)
+        # torch.compile wraps the forward pass the epochs call; evaluation, penalties and saving use
+        # the plain module, whose parameters the compiled one shares.
+        self._model = torch.compile(self.network) if self.compile else self.network
         if self.trainer.world_size > 1:
             from nnexp.training.distributed import broadcast_parameters
 
@@ -104,12 +108,12 @@ class NetModule(pl.LightningModule):
         optimizer = self._optimizer
         train = self._splits["train"]
         if isinstance(optimizer, torch.optim.LBFGS):
-            result = lbfgs_epoch(self.network, self.task, optimizer, train.X, train.y, self.penalty, self._weights)
+            result = lbfgs_epoch(self._model, self.task, optimizer, train.X, train.y, self.penalty, self._weights)
             # L-BFGS returns before max_iter only when its gradient or change tolerance is met.
             self.converged = result.iterations < optimizer.defaults["max_iter"]
         else:
             result = minibatch_epoch(
-                self.network, self.task, optimizer, train.X, train.y,
+                self._model, self.task, optimizer, train.X, train.y,
                 min(self.batch_size, len(train)), self._generator, self.penalty, self._weights,
             )
         values = {
