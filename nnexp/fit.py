@@ -142,7 +142,7 @@ def fit_and_score(
     task = Task(bundle.task, bundle.n_outputs)
     module = NetModule(
         net.module, task, data, net.optimizer_factory, factories.schedule, penalty, net.batch_size, cfg.seed,
-        compile=bool(cfg.get("compile", False)),
+        compile_forward=bool(cfg.get("compile", False)),
     )
     callbacks = stopping.callbacks() + [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     if progress is not None:

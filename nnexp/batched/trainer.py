@@ -199,6 +199,7 @@ def train_stack(members: list[MemberSpec], spec: StackSpec, device="cpu") -> lis
     best = torch.full((M,), math.inf, device=device)
     wait = torch.zeros(M, dtype=torch.long, device=device)
     best_state = [p.detach().clone() for p in net.parameters] if spec.restore_best else None
+    best_values = torch.full((M,), math.inf, device=device)  # for the best-weights restore
     batch = spec.batch_size
     steps_per_member = torch.ceil(n_rows / batch).long()
     started = time.perf_counter()
@@ -262,7 +263,7 @@ def train_stack(members: list[MemberSpec], spec: StackSpec, device="cpu") -> lis
                 results[m].stop_reason = "converged" if spec.monitor == "train_loss" else "early_stopped"
             running &= ~stopped
         if best_state is not None:
-            _track_best(net, best_state, values[spec.monitor] * sign, results, epoch)
+            best_values = _track_best(net, best_state, best_values, values[spec.monitor] * sign)
         if not bool(running.any()):
             break
     if best_state is not None:
@@ -286,13 +287,11 @@ def _masked_scores(task: Task, output: torch.Tensor, target: torch.Tensor, mask:
     return (1 - sums / total).mean(-1)
 
 
-def _track_best(net: BatchedMLP, best_state: list[torch.Tensor], values: torch.Tensor, results, epoch: int) -> None:
-    """Keep each member's weights from its best epoch (strictly better, as BestWeights does)."""
-    best_so_far = getattr(net, "_best_values", None)
-    if best_so_far is None:
-        best_so_far = torch.full_like(values, math.inf)
-    better = values < best_so_far
-    net._best_values = torch.where(better, values, best_so_far)
+def _track_best(net: BatchedMLP, best_state: list[torch.Tensor], best_values: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Keep each member's weights from its best epoch (strictly better, as BestWeights does);
+    returns the updated best values."""
+    better = values < best_values
     with torch.no_grad():
         for p, saved in zip(net.parameters, best_state):
             saved.copy_(torch.where(better.view(-1, *([1] * (p.dim() - 1))), p, saved))
+    return torch.where(better, values, best_values)

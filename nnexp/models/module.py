@@ -43,14 +43,14 @@ class NetModule(pl.LightningModule):
         penalty: WeightPenalty | None = None,
         batch_size: int = 200,
         seed: int = 0,
-        compile: bool = False,
+        compile_forward: bool = False,
     ):
         super().__init__()
         self.automatic_optimization = False
         self.network, self.task, self.data = network, task, data
         self.optimizer_factory, self.scheduler_factory = optimizer_factory, scheduler_factory
         self.penalty = penalty or WeightPenalty(alpha=0.0)
-        self.batch_size, self.seed, self.compile = int(batch_size), seed, compile
+        self.batch_size, self.seed, self.compile_forward = int(batch_size), seed, compile_forward
         self.history: list[dict[str, float]] = []
         self.diverged_epoch: int | None = None
         self.converged = False
@@ -79,7 +79,7 @@ class NetModule(pl.LightningModule):
         self._train_variance = target_total_variance(self.task, self._splits["train"].y)
         # torch.compile wraps the forward pass the epochs call; evaluation, penalties and saving use
         # the plain module, whose parameters the compiled one shares.
-        self._model = torch.compile(self.network) if self.compile else self.network
+        self._model = torch.compile(self.network) if self.compile_forward else self.network
         if self.trainer.world_size > 1:
             from nnexp.training.distributed import broadcast_parameters
 
