@@ -10,7 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from nnexp import cli
 
-FAST = ["quiet=true", "logger=none", "plots=false"]
+FAST = ["quiet=true", "logger=none", "plots=false", "hydra.callbacks.sweep_summary.figures=foreground"]
 
 
 @pytest.fixture

@@ -85,6 +85,7 @@ def sweep_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     GlobalHydra.instance().clear()
     monkeypatch.setattr(sys, "argv", ["nnexp", "-m", "hydra.sweep.dir=sweep", "quiet=true", "logger=none", "data=moons",
+                                      "hydra.callbacks.sweep_summary.figures=foreground",
                                       "optim=lbfgs", "model.hidden_sizes=[2],[10]", "seed=0,1"])
     cli.main()
     return tmp_path / "sweep"

@@ -17,7 +17,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from nnexp import cli
 
-FAST = ["quiet=true", "logger=none"]
+FAST = ["quiet=true", "logger=none", "hydra.callbacks.sweep_summary.figures=foreground"]
 
 
 @pytest.fixture
@@ -189,3 +189,21 @@ def test_in_process_launcher_builds_the_configs_hydra_would(launch):
             assert OmegaConf.to_container(saved) == OmegaConf.to_container(expected)
             hydra_cfg = OmegaConf.load(job_dir / ".hydra" / "hydra.yaml").hydra
             assert hydra_cfg.job.override_dirname == ",".join(sorted(overrides))
+
+
+def test_cli_sweeps_draw_their_figures_and_report_in_the_background(tmp_path, monkeypatch, capsys):
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["nnexp", "-m", "hydra.sweep.dir=sweep", "quiet=true", "logger=none",
+                                      "data=iris", "model=logistic", "optim=lbfgs", "regularization.alpha=0.1,1"])
+    cli.main()
+    assert "drawing in the background" in capsys.readouterr().out
+    assert (tmp_path / "sweep" / "summary.csv").is_file()
+    report = tmp_path / "sweep" / "report.html"
+    deadline = time.time() + 90
+    while not report.is_file() and time.time() < deadline:
+        time.sleep(0.2)
+    assert report.is_file() and "data:image/png;base64," in report.read_text()
+    assert (tmp_path / "sweep" / "sweep_regularization_alpha.png").stat().st_size > 5000

@@ -9,11 +9,16 @@ from omegaconf import DictConfig
 
 
 class SweepSummary(Callback):
-    """Writes summary.csv and the sweep plots at the sweep root, and prints the ranking."""
+    """Writes summary.csv at the sweep root, prints the ranking and refits; the figures and
+    report.html are drawn in the background (``figures: background``) or before returning
+    (``foreground``)."""
+
+    def __init__(self, figures: str = "background"):
+        self.figures = figures
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from nnexp.sweeps.summary import summarise
 
         sweep_dir = Path(config.hydra.sweep.dir)
         if sweep_dir.is_dir():
-            summarise(sweep_dir, refit=bool(config.get("refit", False)))
+            summarise(sweep_dir, refit=bool(config.get("refit", False)), figures=self.figures)

@@ -147,9 +147,12 @@ def summary_table(rows: list[dict], keys: list[str], title: str):
     return table
 
 
-def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=None) -> list[dict]:
+def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=None, figures: str = "foreground") -> list[dict]:
     """Write summary.csv (and plots) for a sweep dir, print the table and the best command, and
-    optionally refit the best config on the whole training split and report its test score."""
+    optionally refit the best config on the whole training split and report its test score.
+
+    ``figures="background"`` leaves the figures and report.html to a detached process, so the
+    command returns once the table is printed (matplotlib's import and drawing take ~0.3 s)."""
     from nnexp.console import make_console
 
     console = console or make_console()
@@ -170,10 +173,10 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
         console.print("[red]no grid point finished without errors")
         return rows
     console.print(f"best (rank 1): [bold]{best['command']}")
-    figures = []
-    if plots:
-        figures = draw_sweep_figures(jobs, rows, keys, sweep_dir)
-        for path in figures:
+    drawn = []
+    if plots and figures != "background":
+        drawn = draw_sweep_figures(jobs, rows, keys, sweep_dir)
+        for path in drawn:
             console.print(f"[dim]plot: {path}")
     if refit:
         from nnexp.sweeps.refit import refit_best
@@ -183,10 +186,35 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
             f"refit on the whole training split: test {metrics['score_name']} [bold]{metrics['test_score']:.4f}[/] "
             f"(train {metrics['train_score']:.4f}, {metrics['fit_seconds']:.2f} s) -> {sweep_dir / 'refit'}"
         )
+    if plots and figures == "background":
+        start_background_figures(sweep_dir)
+        console.print(f"[dim]summary: {sweep_dir / SUMMARY_FILE}; figures and report.html: drawing in the background")
+        return rows
     from nnexp.plots.report import write_report
 
-    console.print(f"[dim]summary: {sweep_dir / SUMMARY_FILE}, report: {write_report(sweep_dir, rows, keys, figures)}")
+    console.print(f"[dim]summary: {sweep_dir / SUMMARY_FILE}, report: {write_report(sweep_dir, rows, keys, drawn)}")
     return rows
+
+
+def start_background_figures(sweep_dir: Path) -> None:
+    """Draw the sweep's figures and write report.html in a detached process."""
+    import subprocess
+    import sys
+
+    subprocess.Popen(
+        [sys.executable, "-m", "nnexp.sweeps.summary", str(sweep_dir)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(Path(sweep_dir) / "figures.log", "w"),
+        start_new_session=True,
+    )
+
+
+def draw_figures_and_report(sweep_dir: Path) -> Path:
+    """The sweep's figures, then report.html (written last, so its presence means all is drawn)."""
+    from nnexp.plots.report import write_report
+
+    jobs = read_jobs(sweep_dir)
+    rows, keys = summarise_jobs(jobs)
+    return write_report(sweep_dir, rows, keys, draw_sweep_figures(jobs, rows, keys, sweep_dir))
 
 
 def draw_sweep_figures(jobs: list[Job], rows: list[dict], keys: list[str], sweep_dir: Path) -> list[Path]:
@@ -204,3 +232,9 @@ def draw_sweep_figures(jobs: list[Job], rows: list[dict], keys: list[str], sweep
 
             figures.append(boundary_panel(jobs, swept_keys(jobs), sweep_dir / "boundaries.png"))
     return figures
+
+
+if __name__ == "__main__":  # python -m nnexp.sweeps.summary SWEEP_DIR: the background drawing
+    import sys
+
+    draw_figures_and_report(Path(sys.argv[1]))
