@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnexp import console as show
 from nnexp.artifacts import save_model
+from nnexp.batched import registry
 from nnexp.config import check_config
 from nnexp.data.loading import load_data
 from nnexp.data.splits import make_fit_data
@@ -18,6 +19,7 @@ from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, write_history
 
 SUMMARY_FILE = "model_summary.txt"
 from nnexp.sweeps.cv import cross_validate
+from nnexp.sweeps.jobs import job_key
 from nnexp.training.hardware import tune_malloc
 
 
@@ -49,13 +51,14 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False) -> flo
     stopping = instantiate(cfg.stopping)
     penalty = instantiate(cfg.regularization)
     factories = Factories.from_config(cfg)
+    key = job_key(cfg)
+    data = None  # the whole-training-split fit data, made once when needed
     if cfg.mode != "train" or not cfg.quiet:
         data = make_fit_data(bundle, validation_fraction=stopping.validation_fraction, seed=cfg.seed)
         net = prepare_network(cfg, factories, bundle, data)
-        table = show.layer_table(net.layers, net.params)
-        console.print(table)
-        write_text_atomic(output_dir / SUMMARY_FILE, show.layer_text(net.layers, net.params))
+        console.print(show.layer_table(net.layers, net.params))
     if cfg.mode != "train":
+        write_text_atomic(output_dir / SUMMARY_FILE, show.layer_text(net.layers, net.params))
         if cfg.mode == "validate":
             console.print(f"[green]config OK[/]: {bundle.name}, {bundle.task}, {len(data.train)} training rows, {net.params:,} parameters")
         return float("nan")
@@ -67,30 +70,25 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False) -> flo
 
         return EpochProgress(console, "r2" if bundle.task == "regression" else "accuracy")
 
-    from nnexp.batched import registry
-
-    precomputed = None
-    if registry.pending():  # a batched sweep trained this job together with others
-        from nnexp.sweeps.jobs import job_key
-
-        precomputed = registry.take(job_key(cfg))
+    # A batched sweep may have trained this job already, together with others.
+    precomputed = registry.take(key) if registry.pending() else None
     if precomputed is not None:
         result = precomputed
     elif int(cfg.cv) > 1:
         result = cross_validate(cfg, factories, bundle, stopping, penalty, progress)
     else:
-        data = make_fit_data(bundle, validation_fraction=stopping.validation_fraction, seed=cfg.seed)
+        data = data or make_fit_data(bundle, validation_fraction=stopping.validation_fraction, seed=cfg.seed)
         result = fit_and_score(cfg, factories, bundle, data, stopping, penalty, progress(), build_loggers(cfg))
     metrics = {
         "data": bundle.name,
         "task": bundle.task,
         "score_name": "r2" if bundle.task == "regression" else "accuracy",
         "seed": cfg.seed,
+        "job_key": key,
         **result.metrics,
     }
     metrics["objective"] = objective_of(metrics)
-    if cfg.quiet:
-        write_text_atomic(output_dir / SUMMARY_FILE, show.layer_text(metrics["layers"], metrics["params"]))
+    write_text_atomic(output_dir / SUMMARY_FILE, show.layer_text(metrics["layers"], metrics["params"]))
     write_history(output_dir / HISTORY_FILE, result.history)
     save_model(output_dir, result.network, cfg, bundle, result.data)
     write_json(output_dir / METRICS_FILE, metrics)

@@ -122,8 +122,7 @@ def main() -> None:
             print(f"{name:40} {r['wall']:7.2f} s  (fits {r['fits']:.2f} s, overhead {1000 * r['overhead_per_job']:.0f} ms/job over {r['n_jobs']} jobs)", flush=True)
 
         print("\nAdam (issue 5): the same grid trained one fit at a time and as stacked members")
-        warm = nnexp_grid("batched", Path(folder) / "warm_batched", "trainer.max_epochs=1", "regularization.alpha=1,10", optim="adam")
-        del warm
+        nnexp_grid("batched", Path(folder) / "warm_batched", "trainer.max_epochs=1", "regularization.alpha=1,10", optim="adam")
         for launcher in ("basic", "batched"):
             name = f"nnexp adam launcher={launcher}"
             results[name] = nnexp_grid(launcher, Path(folder), optim="adam", tag="_adam")

@@ -67,9 +67,9 @@ def stack_spec(cfg: DictConfig, bundle: DataBundle, batch_size: int) -> StackSpe
     )
 
 
-def build_members(cfg: DictConfig, bundle: DataBundle) -> list[tuple[int | None, MemberSpec, int]]:
-    """(fold or None, member, batch size) for each fit of the job, built by the sequential path's own
-    functions: the same scaled rows and the same seeded initial weights."""
+def build_members(cfg: DictConfig, bundle: DataBundle) -> list[tuple[int | None, MemberSpec, int, list, int]]:
+    """(fold or None, member, batch size, layer table, parameter count) for each fit of the job,
+    built by the sequential path's own functions: the same scaled rows and seeded initial weights."""
     stopping = instantiate(cfg.stopping)
     factories = Factories.from_config(cfg)
     folds = fold_indices(bundle, int(cfg.cv)) if int(cfg.cv) > 1 else [(None, None)]

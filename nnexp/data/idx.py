@@ -141,10 +141,9 @@ def load_array(path: Path, dataset: str, cache: Path) -> np.ndarray:
 
 
 def download_command(dataset: str, folder: Path) -> str:
-    """A shell command that fetches the four files into ``folder`` (nnexp itself never downloads)."""
-    url = MIRRORS.get(dataset)
-    if url is None:
-        return ""
+    """A shell command that fetches the four files of a dataset in MIRRORS into ``folder``
+    (nnexp itself never downloads)."""
+    url = MIRRORS[dataset]
     names = " ".join(f"{stem}.gz" for stem in FILES.values())
     return f"mkdir -p {folder} && cd {folder} && for f in {names}; do curl -fLO {url}$f; done"
 

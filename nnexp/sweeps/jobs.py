@@ -112,9 +112,7 @@ def run_job(cfg: DictConfig, run: Callable[[DictConfig], float], say: Callable[[
         write_json(run_dir / METRICS_FILE, {"status": status, "error": message, "objective": None, "job_key": key})
         say(f"{status}: {message}")
         return float("nan")
-    metrics = read_json(run_dir / METRICS_FILE)
-    metrics["job_key"] = key
-    write_json(run_dir / METRICS_FILE, metrics)
+    metrics = read_json(run_dir / METRICS_FILE)  # written by the run, job_key included
     if metrics.get("status") in FINISHED:
         store.commit(key, run_dir)
     return float("nan") if objective is None or math.isnan(objective) else float(objective)
