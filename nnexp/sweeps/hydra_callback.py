@@ -21,4 +21,5 @@ class SweepSummary(Callback):
 
         sweep_dir = Path(config.hydra.sweep.dir)
         if sweep_dir.is_dir():
-            summarise(sweep_dir, refit=bool(config.get("refit", False)), figures=self.figures)
+            batched = str(config.hydra.launcher.get("_target_", "")).endswith("BatchedLauncher")
+            summarise(sweep_dir, refit=bool(config.get("refit", False)), figures=self.figures, batched=batched)

@@ -11,9 +11,10 @@ from omegaconf import OmegaConf, open_dict
 from nnexp.results import METRICS_FILE, read_json
 
 
-def refit_best(job_dir: Path, output_dir: Path) -> dict:
+def refit_best(job_dir: Path, output_dir: Path, batched: bool = False) -> dict:
     """Run the job's composed config again with ``cv=1`` into ``output_dir``; return its metrics.
-    Its figures (curves, confusion matrix ...) are drawn by a detached process, as for a CLI run."""
+    Its figures (curves, confusion matrix ...) are drawn by a detached process, as for a CLI run.
+    ``batched``: train it with the batched sweep's trainer (as its jobs were), when it can be."""
     from nnexp.runner import run
 
     cfg = OmegaConf.load(Path(job_dir) / ".hydra" / "config.yaml")
@@ -22,6 +23,10 @@ def refit_best(job_dir: Path, output_dir: Path) -> dict:
         cfg.quiet = True
         cfg.mode = "train"
         cfg.paths.output_dir = str(output_dir)
+    if batched:
+        from nnexp.batched.launch import train_ahead
+
+        train_ahead([cfg], chunk_size=1)  # registers the result, which run() then records
     with contextlib.redirect_stdout(io.StringIO()):
         run(cfg, plots_in_background=True)
     return read_json(Path(output_dir) / METRICS_FILE)

@@ -147,12 +147,14 @@ def summary_table(rows: list[dict], keys: list[str], title: str):
     return table
 
 
-def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=None, figures: str = "foreground") -> list[dict]:
+def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=None, figures: str = "foreground",
+              batched: bool = False) -> list[dict]:
     """Write summary.csv (and plots) for a sweep dir, print the table and the best command, and
     optionally refit the best config on the whole training split and report its test score.
 
     ``figures="background"`` leaves the figures and report.html to a detached process, so the
-    command returns once the table is printed (matplotlib's import and drawing take ~0.3 s)."""
+    command returns once the table is printed (matplotlib's import and drawing take ~0.3 s).
+    ``batched``: the sweep ran with launcher=batched, and so does the refit."""
     from nnexp.console import make_console
 
     console = console or make_console()
@@ -181,7 +183,7 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
     if refit:
         from nnexp.sweeps.refit import refit_best
 
-        metrics = refit_best(sweep_dir / best["best_job"], sweep_dir / "refit")
+        metrics = refit_best(sweep_dir / best["best_job"], sweep_dir / "refit", batched=batched)
         console.print(
             f"refit on the whole training split: test {metrics['score_name']} [bold]{metrics['test_score']:.4f}[/] "
             f"(train {metrics['train_score']:.4f}, {metrics['fit_seconds']:.2f} s) -> {sweep_dir / 'refit'}"

@@ -1,0 +1,90 @@
+"""Adam and SGD (momentum, Nesterov) over a stack's flat parameter buffer, each member with its
+own learning rate, momentum, step count and state: the updates torch.optim.Adam and SGD make."""
+
+from __future__ import annotations
+
+import torch
+
+from nnexp.batched.stacked_mlp import StackedMLP
+
+
+class StackOptimizer:
+    """Per-member hyperparameters are (M,) tensors; state buffers are laid out like ``theta``."""
+
+    def __init__(self, net: StackedMLP, kind: str, lr: torch.Tensor, momentum: torch.Tensor,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, nesterov: bool = False):
+        self.net, self.kind, self.betas, self.eps, self.nesterov = net, kind, betas, eps, nesterov
+        self.lr, self.momentum = lr, momentum
+        self.steps = torch.zeros_like(lr)
+        self.state: dict[str, torch.Tensor] = {}
+        self._spread()
+
+    def _spread(self) -> None:
+        self.lr_e = self.net.per_element(self.lr)
+        self.momentum_e = self.net.per_element(self.momentum)
+        # Plain numbers where every member agrees: scalar arguments save an op per step.
+        self.lr_scalar = float(self.lr[0]) if bool((self.lr == self.lr[0]).all()) else None
+        self.steps_scalar = int(self.steps[0]) if bool((self.steps == self.steps[0]).all()) else None
+
+    def keep(self, keep: torch.Tensor) -> None:
+        """Follow the stack when members leave it (call before ``StackedMLP.keep``)."""
+        self.state = {name: self.net.take(buffer, keep) for name, buffer in self.state.items()}
+        self.lr, self.momentum, self.steps = self.lr[keep], self.momentum[keep], self.steps[keep]
+
+    def rebind(self) -> None:
+        """Re-derive the per-element vectors after the stack changed its members."""
+        self._spread()
+
+    @torch.no_grad()
+    def step(self, frozen: torch.Tensor | None = None) -> None:
+        """One update of every member; members marked in ``frozen`` (M,) keep their weights and state."""
+        theta, grad = self.net.theta, self.net.grad
+        if frozen is not None:  # rare: a member with fewer rows has no batch at this step
+            saved = [theta.clone(), *(buffer.clone() for buffer in self.state.values())]
+            self.steps += (~frozen).to(self.steps.dtype)
+            self.steps_scalar = None
+        else:
+            self.steps += 1
+            if self.steps_scalar is not None:
+                self.steps_scalar += 1
+        if self.kind == "adam":
+            self._adam(theta, grad)
+        else:
+            self._sgd(theta, grad)
+        if frozen is not None:
+            frozen_e = self.net.per_element(frozen)
+            for current, before in zip([theta, *self.state.values()], saved):
+                torch.where(frozen_e, before, current, out=current)
+
+    def _adam(self, theta: torch.Tensor, grad: torch.Tensor) -> None:
+        beta1, beta2 = self.betas
+        if "exp_avg" not in self.state:
+            self.state["exp_avg"], self.state["exp_avg_sq"] = torch.zeros_like(theta), torch.zeros_like(theta)
+        exp_avg, exp_avg_sq = self.state["exp_avg"], self.state["exp_avg_sq"]
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        if self.steps_scalar is None:  # members have made different numbers of steps
+            steps = self.steps.double()  # bias corrections in double precision, as torch computes them
+            step_size = self.net.per_element((self.lr / (1 - beta1**steps)).float())
+            denom = (exp_avg_sq.sqrt() / self.net.per_element((1 - beta2**steps).sqrt().float())).add_(self.eps)
+            theta.addcdiv_(exp_avg * step_size, denom, value=-1)
+            return
+        # torch.optim.Adam's own arithmetic, with the bias corrections as plain numbers.
+        t = self.steps_scalar
+        bias1, bias2_sqrt = 1 - beta1**t, (1 - beta2**t) ** 0.5
+        denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(self.eps)
+        if self.lr_scalar is not None:
+            theta.addcdiv_(exp_avg, denom, value=-self.lr_scalar / bias1)
+        else:
+            theta.addcdiv_(exp_avg * self.lr_e, denom, value=-1 / bias1)
+
+    def _sgd(self, theta: torch.Tensor, grad: torch.Tensor) -> None:
+        # torch starts the momentum buffer at the first gradient; with momentum 0 the buffer is the
+        # gradient itself, so one code path serves members with and without momentum.
+        if "momentum_buffer" not in self.state:
+            self.state["momentum_buffer"] = grad.clone()
+        else:
+            self.state["momentum_buffer"].mul_(self.momentum_e).add_(grad)
+        buffer = self.state["momentum_buffer"]
+        direction = grad.addcmul(buffer, self.momentum_e) if self.nesterov else buffer
+        theta.addcmul_(direction, self.lr_e, value=-1)

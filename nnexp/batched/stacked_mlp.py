@@ -1,0 +1,109 @@
+"""M MLPs of one shape as one flat parameter buffer, with a hand-written forward and backward pass.
+
+Every layer has a weight block (M, in, out) and a bias block (M, 1, out); the blocks are
+contiguous views into one flat tensor (and the gradients into another), so an optimiser step is
+a handful of element-wise ops over all members at once. The backward pass is the textbook MLP
+backward (as scikit-learn's ``_backprop``) with torch's own activation-derivative kernels, so a
+step needs no autograd graph. Members leave the stack (``keep``) when they stop training.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from nnexp.models.mlp import ACTIVATIONS
+
+aten = torch.ops.aten
+
+# name -> (forward, derivative(grad, pre_activation, activation)): the kernels autograd itself uses.
+ACTIVATION_PAIRS = {
+    "relu": (torch.relu, lambda g, z, a: aten.threshold_backward(g, a, 0)),
+    "tanh": (torch.tanh, lambda g, z, a: aten.tanh_backward(g, a)),
+    "logistic": (torch.sigmoid, lambda g, z, a: aten.sigmoid_backward(g, a)),
+    "identity": (lambda z: z, lambda g, z, a: g),
+    "gelu": (F.gelu, lambda g, z, a: aten.gelu_backward(g, z)),
+    "elu": (F.elu, lambda g, z, a: aten.elu_backward(g, 1.0, 1, 1, True, a)),
+    "leaky_relu": (F.leaky_relu, lambda g, z, a: aten.leaky_relu_backward(g, z, 0.01, False)),
+    "silu": (F.silu, lambda g, z, a: aten.silu_backward(g, z)),
+}
+assert set(ACTIVATION_PAIRS) == set(ACTIVATIONS)
+
+
+def linear_layers(network: torch.nn.Module) -> list[torch.nn.Linear]:
+    return [layer for layer in network.modules() if isinstance(layer, torch.nn.Linear)]
+
+
+class StackedMLP:
+    """The stacked weights of M same-shaped MLPs; ``theta`` and ``grad`` are flat buffers."""
+
+    def __init__(self, networks: list[torch.nn.Module], activation: str, device):
+        layers = [linear_layers(net) for net in networks]
+        self.shapes = [(layer.in_features, layer.out_features) for layer in layers[0]]
+        self.activation, self.derivative = ACTIVATION_PAIRS[activation]
+        blocks = []
+        for i in range(len(self.shapes)):
+            blocks.append(torch.stack([net[i].weight.detach().T for net in layers]).reshape(-1))
+            blocks.append(torch.stack([net[i].bias.detach() for net in layers]).reshape(-1))
+        self._bind(torch.cat(blocks).to(device), len(networks))
+
+    def _block_sizes(self) -> list[int]:
+        return [size for n_in, n_out in self.shapes for size in (n_in * n_out, n_out)]
+
+    def _bind(self, theta: torch.Tensor, members: int) -> None:
+        self.M, self.theta, self.grad = members, theta, torch.zeros_like(theta)
+        self.weights, self.biases = self._views(theta)
+        self.grad_weights, self.grad_biases = self._views(self.grad)
+        device = theta.device
+        member = torch.arange(members, device=device)
+        # Per element of theta: its member, and whether it is a weight (penalised) or a bias.
+        self.member_of = torch.cat([member.repeat_interleave(size) for size in self._block_sizes()])
+        self.is_weight = torch.cat([
+            torch.full((members * size,), i % 2 == 0, device=device) for i, size in enumerate(self._block_sizes())
+        ])
+
+    def per_element(self, values: torch.Tensor) -> torch.Tensor:
+        """Broadcast a per-member vector (M,) to theta's layout."""
+        return values.index_select(0, self.member_of)
+
+    def take(self, flat: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """Members ``keep`` of a flat buffer laid out like theta."""
+        sizes = [self.M * size for size in self._block_sizes()]
+        return torch.cat([block.view(self.M, -1)[keep].reshape(-1) for block in flat.split(sizes)])
+
+    def keep(self, keep: torch.Tensor) -> None:
+        """Drop every member not in ``keep`` (indices into the current members)."""
+        self._bind(self.take(self.theta, keep), len(keep))
+
+    def forward(self, x: torch.Tensor, theta: torch.Tensor | None = None) -> tuple[torch.Tensor, list, list]:
+        """Outputs (M, B, out), each layer's input, and each hidden layer's pre-activation."""
+        weights, biases = (self.weights, self.biases) if theta is None else self._views(theta)
+        inputs, pre_activations = [x], []
+        for W, b in zip(weights[:-1], biases[:-1]):
+            pre_activations.append(torch.baddbmm(b, inputs[-1], W))
+            inputs.append(self.activation(pre_activations[-1]))
+        return torch.baddbmm(biases[-1], inputs[-1], weights[-1]), inputs, pre_activations
+
+    def _views(self, theta: torch.Tensor):
+        params = theta.split([self.M * size for size in self._block_sizes()])
+        weights = [params[2 * i].view(self.M, n_in, n_out) for i, (n_in, n_out) in enumerate(self.shapes)]
+        biases = [params[2 * i + 1].view(self.M, 1, n_out) for i, (_, n_out) in enumerate(self.shapes)]
+        return weights, biases
+
+    def backward(self, grad_output: torch.Tensor, inputs: list, pre_activations: list) -> None:
+        """Write d(sum of member losses)/d(theta) into ``grad``; ``grad_output`` is dL/d(output)."""
+        g = grad_output
+        for i in reversed(range(len(self.shapes))):
+            torch.bmm(inputs[i].transpose(1, 2), g, out=self.grad_weights[i])
+            torch.sum(g, dim=1, keepdim=True, out=self.grad_biases[i])
+            if i > 0:
+                g = self.derivative(torch.bmm(g, self.weights[i].transpose(1, 2)), pre_activations[i - 1], inputs[i])
+
+    def export(self, m: int, network: torch.nn.Module, theta: torch.Tensor | None = None) -> torch.nn.Module:
+        """Member m's weights (from ``theta``, default the current ones) loaded into its own network."""
+        weights, biases = (self.weights, self.biases) if theta is None else self._views(theta)
+        with torch.no_grad():
+            for layer, W, b in zip(linear_layers(network), weights, biases):
+                layer.weight.copy_(W[m].T)
+                layer.bias.copy_(b[m, 0])
+        return network

@@ -1,0 +1,93 @@
+"""The batched trainer's hand-written backward pass and optimisers against autograd and torch.optim."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nnexp.batched.objective import loss_gradient, row_losses
+from nnexp.batched.optim import StackOptimizer
+from nnexp.batched.stacked_mlp import ACTIVATION_PAIRS, StackedMLP
+from nnexp.models.mlp import MLP
+from nnexp.models.task import Task
+
+TASKS = {"binary": Task("binary", 1), "multiclass": Task("multiclass", 3), "regression": Task("regression", 2)}
+
+
+def targets(task: Task, shape: tuple[int, int]) -> torch.Tensor:
+    if task.kind == "binary":
+        return torch.randint(0, 2, shape).float()
+    if task.kind == "multiclass":
+        return torch.randint(0, 3, shape)
+    return torch.randn(*shape, 2)
+
+
+def networks(count: int, activation: str, outputs: int) -> list[torch.nn.Module]:
+    torch.manual_seed(0)
+    return [MLP(input_shape=4, hidden_sizes=[6, 5], activation=activation, out_features=outputs) for _ in range(count)]
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATION_PAIRS))
+@pytest.mark.parametrize("kind", sorted(TASKS))
+def test_backward_matches_autograd_of_each_members_mean_loss(activation, kind):
+    task, nets = TASKS[kind], networks(3, activation, TASKS[kind].n_outputs)
+    x, y = torch.randn(3, 7, 4), targets(task, (3, 7))
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 5:] = False  # member 1 has a short (padded) batch
+    stack = StackedMLP(nets, activation, "cpu")
+    output, inputs, pre_activations = stack.forward(x)
+    stack.backward(loss_gradient(task, output, y, mask / mask.sum(1, keepdim=True)), inputs, pre_activations)
+    for m, net in enumerate(nets):
+        rows = mask[m]
+        expected = net(x[m][rows])
+        assert torch.allclose(output[m][rows], expected, atol=1e-6)
+        task.loss(expected, y[m][rows]).backward()
+        grads = [layer.weight.grad.T for layer in net if isinstance(layer, torch.nn.Linear)]
+        for mine, theirs in zip(stack.grad_weights, grads):
+            assert torch.allclose(mine[m], theirs, atol=1e-6)
+        assert row_losses(task, output, y)[m][rows].mean() == pytest.approx(float(task.loss(expected.detach(), y[m][rows])), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kind, options",
+    [("adam", {}), ("sgd", {"momentum": 0.9, "nesterov": True}), ("sgd", {"momentum": 0.0})],
+)
+def test_optimiser_steps_match_torch_optim(kind, options):
+    nets = networks(2, "tanh", 1)
+    lr = torch.tensor([0.01, 0.003])
+    stack = StackedMLP(nets, "tanh", "cpu")
+    momentum = torch.full((2,), float(options.get("momentum", 0.0)))
+    optimizer = StackOptimizer(stack, kind, lr, momentum, nesterov=options.get("nesterov", False))
+    references = [
+        (torch.optim.Adam if kind == "adam" else torch.optim.SGD)(net.parameters(), lr=float(lr[m]), **options)
+        for m, net in enumerate(nets)
+    ]
+    torch.manual_seed(1)
+    for _ in range(4):
+        stack.grad.copy_(torch.randn_like(stack.grad))
+        for m, (net, reference) in enumerate(zip(nets, references)):
+            layers = [layer for layer in net if isinstance(layer, torch.nn.Linear)]
+            for layer, grad_W, grad_b in zip(layers, stack.grad_weights, stack.grad_biases):
+                layer.weight.grad, layer.bias.grad = grad_W[m].T.clone(), grad_b[m, 0].clone()
+            reference.step()
+        optimizer.step()
+    for m, net in enumerate(nets):
+        layers = [layer for layer in net if isinstance(layer, torch.nn.Linear)]
+        for layer, W in zip(layers, stack.weights):
+            assert torch.allclose(W[m].T, layer.weight, atol=1e-7)
+
+
+def test_a_member_leaving_takes_its_state_with_it():
+    nets = networks(3, "relu", 1)
+    stack = StackedMLP(nets, "relu", "cpu")
+    optimizer = StackOptimizer(stack, "adam", torch.tensor([0.1, 0.2, 0.3]), torch.zeros(3))
+    stack.grad.fill_(1.0)
+    optimizer.step()
+    before = [W[2].clone() for W in stack.weights]
+    keep = torch.tensor([0, 2])
+    optimizer.keep(keep)
+    stack.keep(keep)
+    optimizer.rebind()
+    assert stack.M == 2 and optimizer.lr.tolist() == pytest.approx([0.1, 0.3])
+    assert all(torch.equal(W[1], saved) for W, saved in zip(stack.weights, before))
+    assert optimizer.state["exp_avg"].shape == stack.theta.shape
