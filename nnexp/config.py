@@ -32,6 +32,7 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError("mode", cfg.mode, f"one of {', '.join(MODES)}")
     _check_non_negative(cfg, "regularization.alpha", "the L2 penalty; 0 turns it off")
     _check_non_negative(cfg, "regularization.l1", "the L1 penalty; 0 turns it off")
+    _check_non_negative(cfg, "optim.momentum", "0 for plain SGD, e.g. 0.9")
 
     lr = _get(cfg, "optim.lr")
     if lr is not None and (not _is_number(lr) or lr <= 0):

@@ -15,7 +15,7 @@ from nnexp.data.loading import load_data
 from nnexp.data.splits import make_fit_data
 from nnexp.factory import instantiate
 from nnexp.fit import Factories, build_loggers, fit_and_score, prepare_network, quiet_lightning
-from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, write_history, write_json, write_text_atomic
+from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, config_yaml, write_history, write_json, write_text_atomic
 
 SUMMARY_FILE = "model_summary.txt"
 from nnexp.sweeps.cv import cross_validate
@@ -43,15 +43,18 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False) -> flo
     console = console or show.make_console()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(output_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+    write_text_atomic(output_dir / CONFIG_FILE, config_yaml(cfg))
     if not cfg.quiet and cfg.mode == "train":
         console.print(show.config_tree(cfg))
 
     bundle = load_data(cfg.data)
-    stopping = instantiate(cfg.stopping)
-    penalty = instantiate(cfg.regularization)
-    factories = Factories.from_config(cfg)
     key = job_key(cfg)
+    # A batched sweep may have trained this job already, together with others.
+    precomputed = registry.take(key) if registry.pending() and cfg.mode == "train" else None
+    if precomputed is None or not cfg.quiet:
+        stopping = instantiate(cfg.stopping)
+        penalty = instantiate(cfg.regularization)
+        factories = Factories.from_config(cfg)
     data = None  # the whole-training-split fit data, made once when needed
     if cfg.mode != "train" or not cfg.quiet:
         data = make_fit_data(bundle, validation_fraction=stopping.validation_fraction, seed=cfg.seed)
@@ -70,8 +73,6 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False) -> flo
 
         return EpochProgress(console, "r2" if bundle.task == "regression" else "accuracy")
 
-    # A batched sweep may have trained this job already, together with others.
-    precomputed = registry.take(key) if registry.pending() else None
     if precomputed is not None:
         result = precomputed
     elif int(cfg.cv) > 1:
@@ -92,7 +93,8 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False) -> flo
     write_history(output_dir / HISTORY_FILE, result.history)
     save_model(output_dir, result.network, cfg, bundle, result.data)
     write_json(output_dir / METRICS_FILE, metrics)
-    report(console, cfg, metrics, output_dir)
+    if not console.quiet:
+        report(console, cfg, metrics, output_dir)
     if cfg.get("plots", True):
         if plots_in_background:
             start_background_plots(output_dir)

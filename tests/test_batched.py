@@ -8,6 +8,8 @@ import sys
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 
+from omegaconf import OmegaConf, open_dict
+
 from nnexp import cli
 
 FAST = ["quiet=true", "logger=none", "plots=false", "hydra.callbacks.sweep_summary.figures=foreground"]
@@ -84,3 +86,39 @@ def test_a_rerun_batched_sweep_skips_finished_jobs(sweep, capsys):
     second = sweep("first", *grid)  # same dir and store: everything is finished
     assert capsys.readouterr().out.count("skipped, finished earlier") == 2
     assert first == second
+
+
+def test_recorded_job_dirs_are_the_ones_hydra_writes(sweep, tmp_path):
+    grid = ["data=iris", "regularization.alpha=0.1,1", "trainer.max_epochs=5", "refit=true"]
+    sweep("basic", *grid)
+    sweep("batched", "launcher=batched", *grid)
+    for job in ("0", "1"):
+        ours, hydras = tmp_path / "batched" / job / ".hydra", tmp_path / "basic" / job / ".hydra"
+        for name in ("config.yaml", "overrides.yaml"):
+            text = (ours / name).read_text()
+            assert text == OmegaConf.to_yaml(OmegaConf.load(ours / name))  # OmegaConf's own YAML, byte for byte
+        resolved = tmp_path / "batched" / job / "config.yaml"  # the run's own, resolved
+        assert resolved.read_text() == OmegaConf.to_yaml(OmegaConf.load(resolved))
+        task = OmegaConf.load(ours / "config.yaml")
+        assert OmegaConf.to_container(task)["paths"]["output_dir"] == "${hydra:runtime.output_dir}"  # unresolved
+        with open_dict(task):
+            task.paths.store_dir = OmegaConf.load(hydras / "config.yaml").paths.store_dir
+        assert task == OmegaConf.load(hydras / "config.yaml")
+        same = [[o for o in OmegaConf.load(folder / "overrides.yaml") if not o.startswith(("paths.store_dir", "launcher"))] for folder in (ours, hydras)]
+        assert same[0] == same[1] and "launcher=batched" in OmegaConf.load(ours / "overrides.yaml")
+        recorded, reference = OmegaConf.load(ours / "hydra.yaml").hydra, OmegaConf.load(hydras / "hydra.yaml").hydra
+        assert recorded.runtime.output_dir == str(tmp_path / "batched" / job) and recorded.job.num == int(job)
+        for node in (recorded, reference):  # what differs between the two sweeps' commands
+            with open_dict(node):
+                for key in ("sweep", "launcher", "overrides", "runtime"):
+                    del node[key]
+                del node.job["override_dirname"]
+        assert recorded == reference
+    assert (tmp_path / "batched" / "refit" / "metrics.json").is_file()
+
+
+def test_a_bad_value_in_a_batched_grid_fails_only_its_job(sweep):
+    jobs = sweep("batched", "launcher=batched", "data=iris", "regularization.alpha=-1,0.1", "trainer.max_epochs=5")
+    by_status = {m["status"]: m for m in jobs.values()}
+    assert set(by_status) == {"failed", "ok"}
+    assert "regularization.alpha" in by_status["failed"]["error"] and by_status["ok"]["batched"]

@@ -7,12 +7,14 @@ import time
 from collections import defaultdict
 
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nnexp.batched.plan import build_members, stack_key, stack_spec, why_not_batchable
 from nnexp.batched.registry import provide
 from nnexp.batched.trainer import train_stack
+from nnexp.config import check_config
 from nnexp.data.loading import load_data
+from nnexp.errors import NnexpError
 from nnexp.fit import FitResult
 from nnexp.models.task import Task
 from nnexp.sweeps.cv import aggregate_folds
@@ -39,14 +41,20 @@ def training_device(cfg: DictConfig) -> str:
 
 def train_ahead(task_configs: list[DictConfig], chunk_size: int) -> dict[str, int]:
     """Train every batchable, unfinished job of the sweep in stacks of at most ``chunk_size``
-    members and register the results; returns counts for the log."""
+    members and register the results; returns counts for the log, and the indices of the
+    batchable jobs (trained now or finished earlier)."""
     stacks: dict[tuple, list] = defaultdict(list)
-    counts = {"jobs": len(task_configs), "batched": 0, "stacks": 0, "fits": 0}
+    counts = {"jobs": len(task_configs), "batched": 0, "stacks": 0, "fits": 0, "batchable": set()}
     for index, cfg in enumerate(task_configs):
-        reason = why_not_batchable(cfg)
+        try:
+            check_config(cfg)
+            reason = why_not_batchable(cfg)
+        except NnexpError as error:  # the ordinary job reports it, with the key and the fix
+            reason = str(error)
         if reason:
             log.info(f"job {index} runs as an ordinary job: {reason}")
             continue
+        counts["batchable"].add(index)
         key = job_key(cfg)
         if JobStore(cfg.paths.store_dir).lookup(key):
             continue  # finished earlier: the job restores it
@@ -54,8 +62,9 @@ def train_ahead(task_configs: list[DictConfig], chunk_size: int) -> dict[str, in
     for jobs in stacks.values():
         bundle = load_data(jobs[0][2].data)
         members = defaultdict(list)  # by batch size: `auto` depends on each fold's rows
+        memo: dict = {}
         for index, key, cfg in jobs:
-            for fold, spec, batch_size, layers, params in build_members(cfg, bundle):
+            for fold, spec, batch_size, layers, params in build_members(cfg, bundle, memo):
                 members[batch_size].append((key, fold, spec, layers, params))
         fold_results: dict[str, list] = defaultdict(list)
         for batch_size, group in members.items():
@@ -94,10 +103,7 @@ def train_ahead(task_configs: list[DictConfig], chunk_size: int) -> dict[str, in
 def planning_config(job_config: DictConfig) -> DictConfig:
     """A job's task config (no hydra node) with a placeholder run dir, for planning before Hydra
     has made the job's dir."""
-    from copy import deepcopy
-
-    task = deepcopy(job_config)
+    task = OmegaConf.masked_copy(job_config, [key for key in job_config if key != "hydra"])
     with open_dict(task):
-        del task["hydra"]
         task.paths.output_dir = "."
     return task

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nnexp.batched.trainer import MemberSpec, StackSpec
+from nnexp.config import resolve_batch_size
 from nnexp.data.bundle import DataBundle
 from nnexp.data.splits import make_fit_data
 from nnexp.factory import instantiate
@@ -67,21 +70,32 @@ def stack_spec(cfg: DictConfig, bundle: DataBundle, batch_size: int) -> StackSpe
     )
 
 
-def build_members(cfg: DictConfig, bundle: DataBundle) -> list[tuple[int | None, MemberSpec, int, list, int]]:
+def build_members(cfg: DictConfig, bundle: DataBundle, memo: dict) -> list[tuple[int | None, MemberSpec, int, list, int]]:
     """(fold or None, member, batch size, layer table, parameter count) for each fit of the job,
-    built by the sequential path's own functions: the same scaled rows and seeded initial weights."""
-    stopping = instantiate(cfg.stopping)
-    factories = Factories.from_config(cfg)
-    folds = fold_indices(bundle, int(cfg.cv)) if int(cfg.cv) > 1 else [(None, None)]
+    built by the sequential path's own functions: the same scaled rows and seeded initial weights.
+
+    ``memo`` is shared by the jobs of one stack, which differ only in batchable values: members
+    with the same seed start from the same weights, and those also on the same fold train on
+    the same rows, so each is made once per stack and copied.
+    """
+    if "factories" not in memo:  # the same for every job of the stack
+        memo["stopping"], memo["factories"] = instantiate(cfg.stopping), Factories.from_config(cfg)
+        memo["folds"] = fold_indices(bundle, int(cfg.cv)) if int(cfg.cv) > 1 else [(None, None)]
+    stopping, factories = memo["stopping"], memo["factories"]
     members = []
-    for number, (fit_rows, holdout_rows) in enumerate(folds):
-        data = make_fit_data(bundle, fit_rows=fit_rows, holdout_rows=holdout_rows,
-                             validation_fraction=stopping.validation_fraction, seed=cfg.seed)
-        net = prepare_network(cfg, factories, bundle, data, describe=number == 0)
+    for number, (fit_rows, holdout_rows) in enumerate(memo["folds"]):
+        if (number, cfg.seed) not in memo:
+            data = make_fit_data(bundle, fit_rows=fit_rows, holdout_rows=holdout_rows,
+                                 validation_fraction=stopping.validation_fraction, seed=cfg.seed)
+            if cfg.seed not in memo:
+                memo[cfg.seed] = prepare_network(cfg, factories, bundle, data)
+            memo[number, cfg.seed] = data
+        data, net = memo[number, cfg.seed], memo[cfg.seed]
         spec = MemberSpec(
-            data=data, network=net.module, seed=int(cfg.seed), lr=float(cfg.optim.lr),
+            data=data, network=copy.deepcopy(net.module), seed=int(cfg.seed), lr=float(cfg.optim.lr),
             alpha=float(cfg.regularization.get("alpha", 0) or 0), l1=float(cfg.regularization.get("l1", 0) or 0),
             momentum=float(cfg.optim.get("momentum", 0) or 0),
         )
-        members.append((number if int(cfg.cv) > 1 else None, spec, net.batch_size, net.layers, net.params))
+        batch_size = resolve_batch_size(cfg.batch_size, len(data.train), full_batch_only=False)  # `auto` follows the fold
+        members.append((number if int(cfg.cv) > 1 else None, spec, batch_size, net.layers, net.params))
     return members

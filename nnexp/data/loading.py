@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from omegaconf import DictConfig, OmegaConf
 
 from nnexp.data.bundle import DataBundle
@@ -17,7 +19,7 @@ def load_data(data_cfg: DictConfig) -> DataBundle:
     Bundles are never modified downstream (splits index copies), so sharing them is safe.
     """
     source = instantiate(data_cfg)
-    key = (OmegaConf.to_yaml(data_cfg, resolve=True), source.cache_token())
+    key = (json.dumps(OmegaConf.to_container(data_cfg, resolve=True), sort_keys=True, default=str), source.cache_token())
     if key not in _CACHE:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))

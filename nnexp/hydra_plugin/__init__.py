@@ -82,18 +82,20 @@ class InProcessLauncher(BasicLauncher):
         runs: list[JobReturn] = []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            config = self.job_config(list(overrides))
-            with open_dict(config):
-                config.hydra.job.id = idx
-                config.hydra.job.num = idx
-            runs.append(
-                run_job(
-                    hydra_context=self.hydra_context, task_function=self.task_function, config=config,
-                    job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir",
-                )
-            )
-            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            runs.append(self.run_one(self.job_config(list(overrides)), idx))
         return runs
+
+    def run_one(self, config: DictConfig, idx: int) -> JobReturn:
+        """Run one job, numbered ``idx``, with Hydra's run_job."""
+        with open_dict(config):
+            config.hydra.job.id = idx
+            config.hydra.job.num = idx
+        run = run_job(
+            hydra_context=self.hydra_context, task_function=self.task_function, config=config,
+            job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir",
+        )
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return run
 
 
 class InProcessSweeper(BasicSweeper):
@@ -117,12 +119,28 @@ class BatchedLauncher(InProcessLauncher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from nnexp.batched.launch import planning_config, train_ahead
+        from nnexp.batched.record import record_job
+        from nnexp.cli import run_sweep_job
 
+        setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        configs = [planning_config(self.prepare(list(overrides))) for overrides in job_overrides]
-        counts = train_ahead(configs, self.chunk_size)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        configs = [self.job_config(list(overrides)) for overrides in job_overrides]
+        counts = train_ahead([planning_config(config) for config in configs], self.chunk_size)
         log.info(
             f"batched: {counts['batched']} of {counts['jobs']} jobs trained as {counts['fits']} fits in "
             f"{counts['stacks']} stacks"
         )
-        return super().launch(job_overrides, initial_job_idx)
+        runs: list[JobReturn] = []
+        for number, (overrides, config) in enumerate(zip(job_overrides, configs)):
+            idx = initial_job_idx + number
+            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            if number not in counts["batchable"]:
+                runs.append(self.run_one(config, idx))
+                continue
+            # Trained above (or finished earlier): only its job dir is left to write.
+            with open_dict(config):
+                config.hydra.job.id = idx
+                config.hydra.job.num = idx
+            runs.append(record_job(config, self.hydra_context, self.task_function, run_sweep_job))
+        return runs
