@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -14,7 +16,7 @@ from nnexp.factory import instantiate
 from nnexp.fit import Factories, prepare_network
 from nnexp.models.task import Task
 from nnexp.sweeps.cv import fold_indices
-from nnexp.sweeps.jobs import job_key
+from nnexp.sweeps.jobs import VOLATILE_KEYS
 
 # Values that may differ between the members of one stack.
 BATCHABLE_KEYS = ("regularization.alpha", "regularization.l1", "optim.lr", "optim.momentum", "seed")
@@ -41,14 +43,17 @@ def why_not_batchable(cfg: DictConfig) -> str | None:
 
 def stack_key(cfg: DictConfig) -> str:
     """Jobs with equal stack keys differ only in batchable values."""
-    reduced = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    with open_dict(reduced):
-        for key in BATCHABLE_KEYS:
-            parent, _, leaf = key.rpartition(".")
-            node = OmegaConf.select(reduced, parent) if parent else reduced
-            if node is not None and leaf in node:
-                del node[leaf]
-    return job_key(reduced)
+    reduced = OmegaConf.to_container(cfg, resolve=True)
+    for key in ("hydra", *VOLATILE_KEYS):
+        reduced.pop(key, None)
+    for key in BATCHABLE_KEYS:
+        *parents, leaf = key.split(".")
+        node = reduced
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return hashlib.sha256(json.dumps(reduced, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def stack_spec(cfg: DictConfig, bundle: DataBundle, batch_size: int) -> StackSpec:
