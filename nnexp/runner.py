@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nnexp import console as show
@@ -20,7 +19,7 @@ from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, config_yaml, 
 SUMMARY_FILE = "model_summary.txt"
 from nnexp.sweeps.cv import cross_validate
 from nnexp.sweeps.jobs import job_key
-from nnexp.training.hardware import tune_malloc
+from nnexp.training.hardware import torch_threads, tune_malloc
 
 
 def objective_of(metrics: dict) -> float:
@@ -36,10 +35,13 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False) -> flo
     and return the sweep objective. With ``plots`` on, the run's figures are drawn here, or in a
     detached process when ``plots_in_background`` (the CLI: control returns at once)."""
     check_config(cfg)
+    with torch_threads(cfg.get("threads")):
+        return _run(cfg, console, plots_in_background)
+
+
+def _run(cfg: DictConfig, console, plots_in_background: bool) -> float:
     quiet_lightning()
     tune_malloc()
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
     console = console or show.make_console()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -127,3 +127,17 @@ def test_user_config_dir_adds_options(tmp_path):
     with initialize_config_module("nnexp.configs", version_base="1.3"):
         cfg = compose("train", overrides=[f"hydra.searchpath=[file://{tmp_path / 'my_configs'}]", "data=tiny_moons"])
     assert cfg.data.name == "tiny_moons" and cfg.data.test_size == 0.25
+
+
+def test_threads_applies_to_the_run_only(run_nnexp, monkeypatch):
+    import torch
+
+    seen = []
+    from nnexp import runner
+
+    real_run = runner._run
+    monkeypatch.setattr(runner, "_run", lambda *args: seen.append(torch.get_num_threads()) or real_run(*args))
+    before = torch.get_num_threads()
+    target = 1 if before > 1 else 2
+    run_nnexp("data=iris", f"threads={target}", "trainer.max_epochs=2")
+    assert seen == [target] and torch.get_num_threads() == before

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import sys
+from typing import Iterator
 
 import torch
 
@@ -30,6 +32,20 @@ def tune_malloc() -> None:
         libc.mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024)
     except (OSError, AttributeError):  # not glibc (musl, say): nothing to tune
         pass
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Use ``count`` intra-op threads inside the block (None: leave them), then restore the
+    caller's: a refit or an in-process run must not leave its process on one thread."""
+    before = torch.get_num_threads()
+    if count and count != before:
+        torch.set_num_threads(int(count))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def cpu_has_native_bf16() -> bool:
