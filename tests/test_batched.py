@@ -32,7 +32,7 @@ def sweep(tmp_path, monkeypatch):
 def assert_same_fits(batched: dict, sequential: dict, keys=("train_loss", "train_score", "val_loss", "val_score")) -> None:
     assert batched.keys() == sequential.keys() and batched
     for job, metrics in batched.items():
-        assert metrics.get("batched") or all(f for f in metrics.get("folds", [])), job
+        assert metrics["batched"], job
         reference = sequential[job]
         assert metrics["status"] == reference["status"]
         for mine, theirs in zip(metrics.get("folds", [metrics]), reference.get("folds", [reference])):
@@ -63,6 +63,14 @@ def test_early_stopping_members_stop_alone_and_keep_their_best_weights(sweep):
     assert_same_fits(batched, sequential, keys=("train_loss", "val_score", "test_score"))
     epochs = sorted(m["epochs"] for m in batched.values())
     assert epochs[0] < epochs[1]  # the fast learner stopped first, the other went on
+
+
+def test_dropout_members_replay_their_sequential_dropout_masks(sweep):
+    grid = ["data=wine", "cv=2", "model.dropout=0,0.2,0.5", "trainer.max_epochs=8", "batch_size=32"]
+    sequential = sweep("basic", *grid)
+    batched = sweep("batched", "launcher=batched", *grid)
+    assert all(m["batched"] for m in batched.values())
+    assert_same_fits(batched, sequential)
 
 
 def test_a_diverging_member_does_not_disturb_the_others(sweep):

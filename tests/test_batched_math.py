@@ -35,8 +35,8 @@ def test_backward_matches_autograd_of_each_members_mean_loss(activation, kind):
     mask = torch.ones(3, 7, dtype=torch.bool)
     mask[1, 5:] = False  # member 1 has a short (padded) batch
     stack = StackedMLP(nets, activation, "cpu")
-    output, inputs, pre_activations = stack.forward(x)
-    stack.backward(loss_gradient(task, output, y, mask / mask.sum(1, keepdim=True)), inputs, pre_activations)
+    output, trace = stack.forward(x)
+    stack.backward(loss_gradient(task, output, y, mask / mask.sum(1, keepdim=True)), trace)
     for m, net in enumerate(nets):
         rows = mask[m]
         expected = net(x[m][rows])

@@ -9,7 +9,7 @@ from collections import defaultdict
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from nnexp.batched.plan import build_members, stack_key, stack_spec, why_not_batchable
+from nnexp.batched.plan import build_members, stack_key, stack_spec, training_device, why_not_batchable
 from nnexp.batched.registry import provide
 from nnexp.batched.trainer import train_stack
 from nnexp.config import check_config
@@ -32,11 +32,6 @@ def score_splits(network: torch.nn.Module, task: Task, data) -> dict[str, float]
         output = network(split.X)
         metrics[f"{name}_loss"], metrics[f"{name}_score"] = float(task.loss(output, split.y)), float(task.score(output, split.y))
     return metrics
-
-
-def training_device(cfg: DictConfig) -> str:
-    accelerator = str(cfg.trainer.get("accelerator", "cpu"))
-    return "cuda" if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
 
 
 def train_ahead(task_configs: list[DictConfig], chunk_size: int) -> dict[str, int]:

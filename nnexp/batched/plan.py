@@ -6,7 +6,8 @@ import copy
 import hashlib
 import json
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+import torch
+from omegaconf import DictConfig, OmegaConf
 
 from nnexp.batched.trainer import MemberSpec, StackSpec
 from nnexp.config import resolve_batch_size
@@ -19,17 +20,23 @@ from nnexp.sweeps.cv import fold_indices
 from nnexp.sweeps.jobs import VOLATILE_KEYS
 
 # Values that may differ between the members of one stack.
-BATCHABLE_KEYS = ("regularization.alpha", "regularization.l1", "optim.lr", "optim.momentum", "seed")
+BATCHABLE_KEYS = ("regularization.alpha", "regularization.l1", "optim.lr", "optim.momentum", "model.dropout", "seed")
 OPTIMIZERS = {"torch.optim.Adam": "adam", "torch.optim.adam.Adam": "adam", "torch.optim.SGD": "sgd", "torch.optim.sgd.SGD": "sgd"}
 CONSTANT_SCHEDULE = "torch.optim.lr_scheduler.ConstantLR"
+
+
+def training_device(cfg: DictConfig) -> str:
+    """Where a stack trains: the GPU when the trainer asks for one (or auto) and there is one."""
+    accelerator = str(cfg.trainer.get("accelerator", "cpu"))
+    return "cuda" if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
 
 
 def why_not_batchable(cfg: DictConfig) -> str | None:
     """None when the job can join a stack, else the reason it runs as an ordinary job."""
     if cfg.model.get("_target_") != "nnexp.models.mlp.MLP":
         return f"model {cfg.model.get('_target_')} is not an MLP"
-    if float(cfg.model.get("dropout", 0) or 0) > 0:
-        return "dropout is not batched (members would need their own dropout streams)"
+    if float(cfg.model.get("dropout", 0) or 0) > 0 and training_device(cfg) != "cpu":
+        return "dropout is batched on a CPU only (members replay the sequential run's CPU dropout stream)"
     if OPTIMIZERS.get(cfg.optim.get("_target_")) is None:
         return f"optimiser {cfg.optim.get('_target_')} is not batched (Adam and SGD are)"
     if cfg.schedule.get("_target_") != CONSTANT_SCHEDULE:
@@ -83,24 +90,36 @@ def build_members(cfg: DictConfig, bundle: DataBundle, memo: dict) -> list[tuple
     with the same seed start from the same weights, and those also on the same fold train on
     the same rows, so each is made once per stack and copied.
     """
-    if "factories" not in memo:  # the same for every job of the stack
-        memo["stopping"], memo["factories"] = instantiate(cfg.stopping), Factories.from_config(cfg)
+    if "folds" not in memo:  # the same for every job of the stack
+        memo["stopping"] = instantiate(cfg.stopping)
         memo["folds"] = fold_indices(bundle, int(cfg.cv)) if int(cfg.cv) > 1 else [(None, None)]
-    stopping, factories = memo["stopping"], memo["factories"]
+    stopping = memo["stopping"]
     members = []
+    dropout = float(cfg.model.get("dropout", 0) or 0)
     for number, (fit_rows, holdout_rows) in enumerate(memo["folds"]):
         if (number, cfg.seed) not in memo:
-            data = make_fit_data(bundle, fit_rows=fit_rows, holdout_rows=holdout_rows,
-                                 validation_fraction=stopping.validation_fraction, seed=cfg.seed)
-            if cfg.seed not in memo:
-                memo[cfg.seed] = prepare_network(cfg, factories, bundle, data)
-            memo[number, cfg.seed] = data
-        data, net = memo[number, cfg.seed], memo[cfg.seed]
+            memo[number, cfg.seed] = make_fit_data(bundle, fit_rows=fit_rows, holdout_rows=holdout_rows,
+                                                  validation_fraction=stopping.validation_fraction, seed=cfg.seed)
+        data = memo[number, cfg.seed]
+        if ("net", cfg.seed, dropout) not in memo:
+            net = prepare_network(cfg, factories_for(cfg, memo), bundle, data)
+            # The global CPU generator as the sequential fit finds it: its dropout masks come from here.
+            memo["net", cfg.seed, dropout] = net, torch.get_rng_state()
+        net, rng_state = memo["net", cfg.seed, dropout]
         spec = MemberSpec(
             data=data, network=copy.deepcopy(net.module), seed=int(cfg.seed), lr=float(cfg.optim.lr),
             alpha=float(cfg.regularization.get("alpha", 0) or 0), l1=float(cfg.regularization.get("l1", 0) or 0),
-            momentum=float(cfg.optim.get("momentum", 0) or 0),
+            momentum=float(cfg.optim.get("momentum", 0) or 0), dropout=dropout, rng_state=rng_state,
         )
         batch_size = resolve_batch_size(cfg.batch_size, len(data.train), full_batch_only=False)  # `auto` follows the fold
         members.append((number if int(cfg.cv) > 1 else None, spec, batch_size, net.layers, net.params))
     return members
+
+
+def factories_for(cfg: DictConfig, memo: dict) -> Factories:
+    """The model and optimiser factories of a stack's first job with this dropout rate (the model
+    config differs between members only in ``model.dropout``)."""
+    dropout = cfg.model.get("dropout", 0)
+    if ("factories", dropout) not in memo:
+        memo["factories", dropout] = Factories.from_config(cfg)
+    return memo["factories", dropout]

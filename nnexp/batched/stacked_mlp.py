@@ -9,6 +9,8 @@ step needs no autograd graph. Members leave the stack (``keep``) when they stop 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -28,6 +30,17 @@ ACTIVATION_PAIRS = {
     "silu": (F.silu, lambda g, z, a: aten.silu_backward(g, z)),
 }
 assert set(ACTIVATION_PAIRS) == set(ACTIVATIONS)
+
+
+@dataclass
+class Trace:
+    """A forward pass's saved tensors: each layer's input (after dropout), each hidden layer's
+    pre-activation and activation (before dropout), and the dropout masks."""
+
+    inputs: list[torch.Tensor]
+    pre_activations: list[torch.Tensor]
+    activations: list[torch.Tensor]
+    masks: list[torch.Tensor] | None
 
 
 def linear_layers(network: torch.nn.Module) -> list[torch.nn.Linear]:
@@ -75,14 +88,20 @@ class StackedMLP:
         """Drop every member not in ``keep`` (indices into the current members)."""
         self._bind(self.take(self.theta, keep), len(keep))
 
-    def forward(self, x: torch.Tensor, theta: torch.Tensor | None = None) -> tuple[torch.Tensor, list, list]:
-        """Outputs (M, B, out), each layer's input, and each hidden layer's pre-activation."""
-        weights, biases = (self.weights, self.biases) if theta is None else self._views(theta)
-        inputs, pre_activations = [x], []
-        for W, b in zip(weights[:-1], biases[:-1]):
-            pre_activations.append(torch.baddbmm(b, inputs[-1], W))
-            inputs.append(self.activation(pre_activations[-1]))
-        return torch.baddbmm(biases[-1], inputs[-1], weights[-1]), inputs, pre_activations
+    def forward(self, x: torch.Tensor, masks: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, Trace]:
+        """Outputs (M, B, out) and what the backward pass needs. ``masks``: each hidden layer's
+        dropout mask (M, B, width), already scaled by 1/(1-p); None in evaluation."""
+        trace = Trace([x], [], [], masks)
+        last = len(self.shapes) - 1
+        for i, (W, b) in enumerate(zip(self.weights, self.biases)):
+            z = torch.baddbmm(b, trace.inputs[-1], W)
+            if i == last:
+                return z, trace
+            a = self.activation(z)
+            trace.pre_activations.append(z)
+            trace.activations.append(a)
+            trace.inputs.append(a if masks is None else a * masks[i])
+        raise AssertionError("unreachable: the output layer returns")
 
     def _views(self, theta: torch.Tensor):
         params = theta.split([self.M * size for size in self._block_sizes()])
@@ -90,14 +109,17 @@ class StackedMLP:
         biases = [params[2 * i + 1].view(self.M, 1, n_out) for i, (_, n_out) in enumerate(self.shapes)]
         return weights, biases
 
-    def backward(self, grad_output: torch.Tensor, inputs: list, pre_activations: list) -> None:
+    def backward(self, grad_output: torch.Tensor, trace: Trace) -> None:
         """Write d(sum of member losses)/d(theta) into ``grad``; ``grad_output`` is dL/d(output)."""
         g = grad_output
         for i in reversed(range(len(self.shapes))):
-            torch.bmm(inputs[i].transpose(1, 2), g, out=self.grad_weights[i])
+            torch.bmm(trace.inputs[i].transpose(1, 2), g, out=self.grad_weights[i])
             torch.sum(g, dim=1, keepdim=True, out=self.grad_biases[i])
             if i > 0:
-                g = self.derivative(torch.bmm(g, self.weights[i].transpose(1, 2)), pre_activations[i - 1], inputs[i])
+                g = torch.bmm(g, self.weights[i].transpose(1, 2))
+                if trace.masks is not None:
+                    g = g * trace.masks[i - 1]
+                g = self.derivative(g, trace.pre_activations[i - 1], trace.activations[i - 1])
 
     def export(self, m: int, network: torch.nn.Module, theta: torch.Tensor | None = None) -> torch.nn.Module:
         """Member m's weights (from ``theta``, default the current ones) loaded into its own network."""

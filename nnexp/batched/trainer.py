@@ -18,6 +18,7 @@ import torch
 from nnexp.batched.objective import loss_gradient, mean_losses, row_losses, score_sums, split_scores
 from nnexp.batched.optim import StackOptimizer
 from nnexp.batched.stacked_mlp import StackedMLP
+from nnexp.batched.streams import BatchOrders, DropoutMasks
 from nnexp.data.splits import FitData, TensorSplit
 from nnexp.models.task import Task, target_total_variance
 
@@ -33,6 +34,8 @@ class MemberSpec:
     alpha: float = 0.0
     l1: float = 0.0
     momentum: float = 0.0
+    dropout: float = 0.0
+    rng_state: torch.Tensor | None = None  # the CPU generator's state when its sequential fit starts
 
 
 @dataclass
@@ -96,6 +99,7 @@ class Stack:
         self.spec, self.device = spec, device
         self.ids = list(range(len(members)))
         self.net = StackedMLP([m.network for m in members], spec.activation, device)
+        self.hidden_widths = [n_out for _, n_out in self.net.shapes[:-1]]
         self.X, self.y, self.mask = _pad([m.data.train for m in members], device)
         self.n_rows = self.mask.sum(1)
         self.validation = None
@@ -111,16 +115,9 @@ class Stack:
             self.net, spec.optimizer, self.lr.clone(), torch.tensor([m.momentum for m in members], device=device),
             betas=spec.betas, eps=spec.eps, nesterov=spec.nesterov,
         )
-        # Members with the same seed and row count draw the same batch orders: one stream serves them.
-        # A member whose rows fit in one batch is not shuffled (as in the sequential epoch).
-        streams: dict[tuple[int, int], int] = {}
-        self.stream_of = []
-        for m in members:
-            n = len(m.data.train)
-            key = (m.seed, n) if spec.batch_size < n else (-1, n)
-            self.stream_of.append(streams.setdefault(key, len(streams)))
-        self.streams = [(seed, n, torch.Generator(device=device).manual_seed(seed) if seed >= 0 else None) for seed, n in streams]
-        self.stream_of = torch.tensor(self.stream_of, device=device)
+        seeds, n_rows = [m.seed for m in members], [len(m.data.train) for m in members]
+        self.orders = BatchOrders(seeds, n_rows, spec.batch_size, device)
+        self.dropout = DropoutMasks([m.dropout for m in members], seeds, n_rows, [m.rng_state for m in members], device)
         self.best = torch.full((len(members),), math.inf, device=device)
         self.wait = torch.zeros(len(members), dtype=torch.long, device=device)
         self.best_theta = self.net.theta.clone() if spec.restore_best else None
@@ -144,18 +141,6 @@ class Stack:
             ))
         self.n_batches = torch.ceil(self.n_rows / batch).clamp_min(1).to(self.X.dtype)
 
-    def batch_orders(self) -> torch.Tensor:
-        """Each member's shuffled row order for this epoch, padding rows last: (M, n_max)."""
-        n_max = self.X.shape[1]
-        orders = []
-        for seed, n, generator in self.streams:
-            if generator is None:
-                orders.append(torch.arange(n_max, device=self.device))
-            else:
-                orders.append(torch.cat([torch.randperm(n, generator=generator, device=self.device),
-                                         torch.arange(n, n_max, device=self.device)]))
-        return torch.stack(orders)[self.stream_of]
-
     def keep(self, keep: torch.Tensor) -> None:
         """Go on with members ``keep`` (indices into the current members) only."""
         if self.best_theta is not None:
@@ -164,29 +149,29 @@ class Stack:
         self.net.keep(keep)
         self.optimizer.rebind()
         self.ids = [self.ids[i] for i in keep.tolist()]
-        for name in ("X", "y", "mask", "n_rows", "variance", "alpha", "l1", "lr", "stream_of", "best", "wait", "best_values"):
+        self.orders.keep(keep)
+        self.dropout.keep(keep)
+        for name in ("X", "y", "mask", "n_rows", "variance", "alpha", "l1", "lr", "best", "wait", "best_values"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value[keep])
         if self.validation is not None:
             self.validation = tuple(part[keep] for part in self.validation)
-        used = sorted(set(self.stream_of.tolist()))  # streams nobody uses any more are dropped
-        self.streams = [self.streams[i] for i in used]
-        self.stream_of = torch.tensor([used.index(i) for i in self.stream_of.tolist()], device=self.device)
         self._plan()
 
     def train_epoch(self) -> dict[str, torch.Tensor]:
         """One epoch of minibatch steps for every member; returns the epoch's metrics, (M,) each."""
         task, net = self.spec.task, self.net
         M, n_max = self.X.shape[:2]
-        rows = (self.batch_orders() + torch.arange(M, device=self.device)[:, None] * n_max).flatten()
+        rows = (self.orders.draw(n_max) + torch.arange(M, device=self.device)[:, None] * n_max).flatten()
         X = self.X.flatten(0, 1).index_select(0, rows).view(self.X.shape)
         y = self.y.flatten(0, 1).index_select(0, rows).view(self.y.shape)
         outputs = []
         for step in self.steps:
             xb, yb = X[:, step.start : step.stop], y[:, step.start : step.stop]
-            output, inputs, pre_activations = net.forward(xb)
-            net.backward(loss_gradient(task, output, yb, step.row_weight), inputs, pre_activations)
+            masks = self.dropout.draw(step.start, step.stop, self.hidden_widths) if self.dropout.active else None
+            output, trace = net.forward(xb, masks)
+            net.backward(loss_gradient(task, output, yb, step.row_weight), trace)
             if step.l2 is not None:
                 net.grad.addcmul_(net.theta, step.l2)
             if step.l1 is not None:

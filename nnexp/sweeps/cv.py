@@ -71,4 +71,6 @@ def aggregate_folds(results: list[FitResult]) -> FitResult:
         "layers": first.metrics["layers"],
         "folds": folds,
     }
+    if first.metrics.get("batched"):
+        summary["batched"] = True  # trained as members of a stack (launcher=batched)
     return FitResult(summary, history, first.network, first.data)  # fold 0's model stands for the job
