@@ -91,3 +91,16 @@ def test_a_member_leaving_takes_its_state_with_it():
     assert stack.M == 2 and optimizer.lr.tolist() == pytest.approx([0.1, 0.3])
     assert all(torch.equal(W[1], saved) for W, saved in zip(stack.weights, before))
     assert optimizer.state["exp_avg"].shape == stack.theta.shape
+
+
+def test_members_on_the_same_rows_share_one_copy_of_them():
+    from nnexp.batched.trainer import SharedSplits
+    from nnexp.data.splits import TensorSplit
+
+    fold_a = TensorSplit(torch.arange(12.0).view(6, 2), torch.arange(6))
+    fold_b = TensorSplit(-torch.arange(8.0).view(4, 2), torch.arange(4))
+    splits = SharedSplits([fold_a, fold_a, fold_b, fold_a], "cpu")
+    assert splits.X.shape == (2, 6, 2)  # two distinct splits, padded to 6 rows
+    X, y = splits.take(splits.rows(torch.tensor([[5, 0], [1, 2], [3, 0], [4, 4]])))
+    assert torch.equal(X[0], fold_a.X[[5, 0]]) and torch.equal(X[2], fold_b.X[[3, 0]]) and torch.equal(y[3], fold_a.y[[4, 4]])
+    assert splits.row_mask().sum(1).tolist() == [6, 6, 4, 6]

@@ -66,17 +66,56 @@ class MemberResult:
     diverged_epoch: int | None = None
 
 
-def _pad(splits: list[TensorSplit], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Members' splits as (M, n_max, features) and (M, n_max, ...) with a row mask (M, n_max)."""
-    n_max = max(len(s) for s in splits)
-    first = splits[0]
-    X = torch.zeros((len(splits), n_max, first.X[0].numel()), dtype=first.X.dtype, device=device)
-    y = torch.zeros((len(splits), n_max, *first.y.shape[1:]), dtype=first.y.dtype, device=device)
-    mask = torch.zeros((len(splits), n_max), dtype=torch.bool, device=device)
-    for m, split in enumerate(splits):
-        n = len(split)
-        X[m, :n], y[m, :n], mask[m, :n] = split.X.reshape(n, -1).to(device), split.y.to(device), True
-    return X, y, mask
+class SharedSplits:
+    """The distinct splits of a stack's members, stored once: members trained on the same rows
+    (the grid points of one fold and seed) share them, so hundreds of members fit on one device.
+    ``X`` (D, n_max, features), ``y`` (D, n_max, ...); ``of_member`` (M,) picks a member's split."""
+
+    def __init__(self, splits: list[TensorSplit], device):
+        index: dict[int, int] = {}
+        distinct: list[TensorSplit] = []
+        for split in splits:
+            if id(split) not in index:
+                index[id(split)] = len(distinct)
+                distinct.append(split)
+        n_max = max(len(split) for split in distinct)
+        first = distinct[0]
+        self.X = torch.zeros((len(distinct), n_max, first.X[0].numel()), dtype=first.X.dtype, device=device)
+        self.y = torch.zeros((len(distinct), n_max, *first.y.shape[1:]), dtype=first.y.dtype, device=device)
+        for d, split in enumerate(distinct):
+            self.X[d, : len(split)] = split.X.reshape(len(split), -1).to(device)
+            self.y[d, : len(split)] = split.y.to(device)
+        self.of_member = torch.tensor([index[id(split)] for split in splits], device=device)
+        self.n_rows = torch.tensor([len(split) for split in splits], device=device)
+
+    @property
+    def n_max(self) -> int:
+        return self.X.shape[1]
+
+    def keep(self, keep: torch.Tensor) -> None:
+        self.of_member, self.n_rows = self.of_member[keep], self.n_rows[keep]
+
+    def row_mask(self) -> torch.Tensor:
+        """(M, n_max): True on each member's real rows."""
+        return torch.arange(self.n_max, device=self.X.device)[None] < self.n_rows[:, None]
+
+    def rows(self, order: torch.Tensor) -> torch.Tensor:
+        """Row indices into the flattened splits for each member's ``order`` (M, k) of its rows."""
+        return order + (self.of_member * self.n_max)[:, None]
+
+    def take(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (M, k, features) and targets (M, k, ...) of ``rows`` (M, k) from :meth:`rows`."""
+        flat = rows.reshape(-1)
+        X = self.X.flatten(0, 1).index_select(0, flat).view(*rows.shape, self.X.shape[-1])
+        y = self.y.flatten(0, 1).index_select(0, flat).view(*rows.shape, *self.y.shape[2:])
+        return X, y
+
+    def members(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every member's whole split: a broadcast view when all share one, else a copy."""
+        M = len(self.of_member)
+        if self.X.shape[0] == 1:
+            return self.X.expand(M, *self.X.shape[1:]), self.y.expand(M, *self.y.shape[1:])
+        return self.X.index_select(0, self.of_member), self.y.index_select(0, self.of_member)
 
 
 @dataclass
@@ -100,11 +139,10 @@ class Stack:
         self.ids = list(range(len(members)))
         self.net = StackedMLP([m.network for m in members], spec.activation, device)
         self.hidden_widths = [n_out for _, n_out in self.net.shapes[:-1]]
-        self.X, self.y, self.mask = _pad([m.data.train for m in members], device)
-        self.n_rows = self.mask.sum(1)
+        self.train = SharedSplits([m.data.train for m in members], device)
         self.validation = None
         if all(m.data.val is not None for m in members):
-            self.validation = _pad([m.data.val for m in members], device)
+            self.validation = SharedSplits([m.data.val for m in members], device)
         self.variance = None
         if spec.task.kind == "regression":
             self.variance = torch.stack([target_total_variance(spec.task, m.data.train.y.to(device)) for m in members])
@@ -125,21 +163,23 @@ class Stack:
         self._plan()
 
     def _plan(self) -> None:
-        batch, n_max = self.spec.batch_size, self.X.shape[1]
-        weight_e = self.net.is_weight.to(self.X.dtype)
+        batch, n_max = self.spec.batch_size, self.train.n_max
+        self.mask, self.n_rows = self.train.row_mask(), self.train.n_rows
+        dtype = self.train.X.dtype
+        weight_e = self.net.is_weight.to(dtype)
         self.steps: list[StepPlan] = []
         for start in range(0, n_max, batch):
             stop = min(start + batch, n_max)
             real = self.mask[:, start:stop]
             count = real.sum(1)
-            inverse = 1.0 / count.clamp_min(1).to(self.X.dtype)
+            inverse = 1.0 / count.clamp_min(1).to(dtype)
             self.steps.append(StepPlan(
                 start, stop, real * inverse[:, None],
                 self.net.per_element(self.alpha * inverse) * weight_e if bool((self.alpha > 0).any()) else None,
                 self.net.per_element(self.l1 * inverse) * weight_e if bool((self.l1 > 0).any()) else None,
                 None if bool((count > 0).all()) else count == 0,
             ))
-        self.n_batches = torch.ceil(self.n_rows / batch).clamp_min(1).to(self.X.dtype)
+        self.n_batches = torch.ceil(self.n_rows / batch).clamp_min(1).to(dtype)
 
     def keep(self, keep: torch.Tensor) -> None:
         """Go on with members ``keep`` (indices into the current members) only."""
@@ -151,24 +191,23 @@ class Stack:
         self.ids = [self.ids[i] for i in keep.tolist()]
         self.orders.keep(keep)
         self.dropout.keep(keep)
-        for name in ("X", "y", "mask", "n_rows", "variance", "alpha", "l1", "lr", "best", "wait", "best_values"):
+        for name in ("variance", "alpha", "l1", "lr", "best", "wait", "best_values"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value[keep])
+        self.train.keep(keep)
         if self.validation is not None:
-            self.validation = tuple(part[keep] for part in self.validation)
+            self.validation.keep(keep)
         self._plan()
 
     def train_epoch(self) -> dict[str, torch.Tensor]:
         """One epoch of minibatch steps for every member; returns the epoch's metrics, (M,) each."""
         task, net = self.spec.task, self.net
-        M, n_max = self.X.shape[:2]
-        rows = (self.orders.draw(n_max) + torch.arange(M, device=self.device)[:, None] * n_max).flatten()
-        X = self.X.flatten(0, 1).index_select(0, rows).view(self.X.shape)
-        y = self.y.flatten(0, 1).index_select(0, rows).view(self.y.shape)
-        outputs = []
+        rows = self.train.rows(self.orders.draw(self.train.n_max))
+        outputs, targets = [], []
         for step in self.steps:
-            xb, yb = X[:, step.start : step.stop], y[:, step.start : step.stop]
+            # Gathered step by step: a whole epoch's copy of every member's rows would not fit for MNIST.
+            xb, yb = self.train.take(rows[:, step.start : step.stop])
             masks = self.dropout.draw(step.start, step.stop, self.hidden_widths) if self.dropout.active else None
             output, trace = net.forward(xb, masks)
             net.backward(loss_gradient(task, output, yb, step.row_weight), trace)
@@ -178,15 +217,16 @@ class Stack:
                 net.grad.addcmul_(net.theta.sign(), step.l1)
             self.optimizer.step(step.frozen)
             outputs.append(output)
+            targets.append(yb)
         # The epoch's loss and running score from the outputs each step saw (as the sequential epoch).
-        output = torch.cat(outputs, dim=1)
+        output, y = torch.cat(outputs, dim=1), torch.cat(targets, dim=1)
         loss_sum = (row_losses(task, output, y) * self.mask).sum(1)
         penalty = sum(0.5 * self.alpha * W.square().sum((1, 2)) + self.l1 * W.abs().sum((1, 2)) for W in net.weights)
         values = {"train_loss": loss_sum / self.n_rows + penalty * self.n_batches / self.n_rows}
         sums = score_sums(task, output, y, self.mask)
         values["train_score"] = (1 - sums / self.variance).mean(-1) if task.kind == "regression" else sums / self.n_rows
         if self.validation is not None:
-            Xv, yv, maskv = self.validation
+            (Xv, yv), maskv = self.validation.members(), self.validation.row_mask()
             output_v = net.forward(Xv)[0]
             values["val_loss"], values["val_score"] = mean_losses(task, output_v, yv, maskv), split_scores(task, output_v, yv, maskv)
         return values
