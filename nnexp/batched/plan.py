@@ -35,6 +35,8 @@ def why_not_batchable(cfg: DictConfig) -> str | None:
     """None when the job can join a stack, else the reason it runs as an ordinary job."""
     if cfg.model.get("_target_") != "nnexp.models.mlp.MLP":
         return f"model {cfg.model.get('_target_')} is not an MLP"
+    if str(cfg.trainer.get("accelerator", "cpu")) in ("gpu", "cuda") and not torch.cuda.is_available():
+        return "trainer.accelerator asks for a GPU and this machine has none"
     if float(cfg.model.get("dropout", 0) or 0) > 0 and training_device(cfg) != "cpu":
         return "dropout is batched on a CPU only (members replay the sequential run's CPU dropout stream)"
     if OPTIMIZERS.get(cfg.optim.get("_target_")) is None:
