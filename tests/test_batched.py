@@ -84,6 +84,8 @@ def test_a_diverging_member_does_not_disturb_the_others(sweep):
 def test_jobs_that_cannot_batch_run_as_ordinary_jobs(sweep):
     jobs = sweep("batched", "launcher=batched", "data=iris", "model=logistic", "optim=lbfgs", "regularization.alpha=0.1,1")
     assert len(jobs) == 2 and all(m["status"] == "ok" and "batched" not in m for m in jobs.values())
+    jobs = sweep("decay", "launcher=batched", "data=iris", "+optim.weight_decay=0.1", "trainer.max_epochs=3", "optim.lr=0.01,0.1")
+    assert len(jobs) == 2 and all(m["status"] == "ok" and "batched" not in m for m in jobs.values())
 
 
 def test_a_rerun_batched_sweep_skips_finished_jobs(sweep, capsys):

@@ -9,18 +9,19 @@ from nnexp.batched.stacked_mlp import StackedMLP
 
 
 class StackOptimizer:
-    """Per-member hyperparameters are (M,) tensors; state buffers are laid out like ``theta``."""
+    """Per-member hyperparameters are (M,) tensors (learning rates in float64, so that one shared
+    by every member is passed on exactly); state buffers are laid out like ``theta``."""
 
     def __init__(self, net: StackedMLP, kind: str, lr: torch.Tensor, momentum: torch.Tensor,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, nesterov: bool = False):
-        self.net, self.kind, self.betas, self.eps, self.nesterov = net, kind, betas, eps, nesterov
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, nesterov: bool = False, fused: bool = False):
+        self.net, self.kind, self.betas, self.eps, self.nesterov, self.fused = net, kind, betas, eps, nesterov, fused
         self.lr, self.momentum = lr, momentum
         self.steps = torch.zeros_like(lr)
         self.state: dict[str, torch.Tensor] = {}
         self._spread()
 
     def _spread(self) -> None:
-        self.lr_e = self.net.per_element(self.lr)
+        self.lr_e = self.net.per_element(self.lr).to(self.net.theta.dtype)
         self.momentum_e = self.net.per_element(self.momentum)
         # Plain numbers where every member agrees: scalar arguments save an op per step.
         self.lr_scalar = float(self.lr[0]) if bool((self.lr == self.lr[0]).all()) else None
@@ -61,6 +62,12 @@ class StackOptimizer:
         if "exp_avg" not in self.state:
             self.state["exp_avg"], self.state["exp_avg_sq"] = torch.zeros_like(theta), torch.zeros_like(theta)
         exp_avg, exp_avg_sq = self.state["exp_avg"], self.state["exp_avg_sq"]
+        if self.fused and self.lr_scalar is not None and self.steps_scalar is not None:
+            # torch.optim.Adam(fused=True)'s own kernel, as the sequential run calls it: one op, bit for bit.
+            step = torch.tensor(float(self.steps_scalar), device=theta.device)
+            torch._fused_adam_([theta], [grad], [exp_avg], [exp_avg_sq], [], [step], lr=self.lr_scalar, beta1=beta1,
+                               beta2=beta2, weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
+            return
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         if self.steps_scalar is None:  # members have made different numbers of steps
@@ -69,7 +76,7 @@ class StackOptimizer:
             denom = (exp_avg_sq.sqrt() / self.net.per_element((1 - beta2**steps).sqrt().float())).add_(self.eps)
             theta.addcdiv_(exp_avg * step_size, denom, value=-1)
             return
-        # torch.optim.Adam's own arithmetic, with the bias corrections as plain numbers.
+        # torch.optim.Adam's own (single-tensor) arithmetic, with the bias corrections as plain numbers.
         t = self.steps_scalar
         bias1, bias2_sqrt = 1 - beta1**t, (1 - beta2**t) ** 0.5
         denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(self.eps)

@@ -22,6 +22,8 @@ from nnexp.sweeps.jobs import VOLATILE_KEYS
 # Values that may differ between the members of one stack.
 BATCHABLE_KEYS = ("regularization.alpha", "regularization.l1", "optim.lr", "optim.momentum", "model.dropout", "seed")
 OPTIMIZERS = {"torch.optim.Adam": "adam", "torch.optim.adam.Adam": "adam", "torch.optim.SGD": "sgd", "torch.optim.sgd.SGD": "sgd"}
+# Optimiser arguments the batched Adam and SGD implement; any other must be off (0, False, None).
+OPTIMIZER_KEYS = {"_target_", "_partial_", "lr", "betas", "eps", "fused", "foreach", "momentum", "nesterov"}
 CONSTANT_SCHEDULE = "torch.optim.lr_scheduler.ConstantLR"
 
 
@@ -41,6 +43,9 @@ def why_not_batchable(cfg: DictConfig) -> str | None:
         return "dropout is batched on a CPU only (members replay the sequential run's CPU dropout stream)"
     if OPTIMIZERS.get(cfg.optim.get("_target_")) is None:
         return f"optimiser {cfg.optim.get('_target_')} is not batched (Adam and SGD are)"
+    for key, value in cfg.optim.items():
+        if key not in OPTIMIZER_KEYS and value not in (None, False, 0, 0.0):
+            return f"optim.{key}={value} is not batched"
     if cfg.schedule.get("_target_") != CONSTANT_SCHEDULE:
         return f"schedule {cfg.schedule.get('_target_')} is not batched (constant is)"
     if str(cfg.trainer.get("precision", "auto")) not in ("auto", "32-true", "32"):
@@ -81,6 +86,7 @@ def stack_spec(cfg: DictConfig, bundle: DataBundle, batch_size: int) -> StackSpe
         betas=tuple(cfg.optim.get("betas", (0.9, 0.999))),
         eps=float(cfg.optim.get("eps", 1e-8)),
         nesterov=bool(cfg.optim.get("nesterov", False)),
+        fused=bool(cfg.optim.get("fused", False)),
     )
 
 

@@ -54,6 +54,7 @@ class StackSpec:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     nesterov: bool = False
+    fused: bool = False  # Adam: torch's fused kernel, as the sequential run's optimiser uses it
 
 
 @dataclass
@@ -148,10 +149,10 @@ class Stack:
             self.variance = torch.stack([target_total_variance(spec.task, m.data.train.y.to(device)) for m in members])
         self.alpha = torch.tensor([m.alpha for m in members], device=device)
         self.l1 = torch.tensor([m.l1 for m in members], device=device)
-        self.lr = torch.tensor([m.lr for m in members], device=device)
+        self.lr = torch.tensor([m.lr for m in members], dtype=torch.float64, device=device)
         self.optimizer = StackOptimizer(
             self.net, spec.optimizer, self.lr.clone(), torch.tensor([m.momentum for m in members], device=device),
-            betas=spec.betas, eps=spec.eps, nesterov=spec.nesterov,
+            betas=spec.betas, eps=spec.eps, nesterov=spec.nesterov, fused=spec.fused,
         )
         seeds, n_rows = [m.seed for m in members], [len(m.data.train) for m in members]
         self.orders = BatchOrders(seeds, n_rows, spec.batch_size, device)
