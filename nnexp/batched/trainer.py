@@ -166,6 +166,8 @@ class Stack:
     def _plan(self) -> None:
         batch, n_max = self.spec.batch_size, self.train.n_max
         self.mask, self.n_rows = self.train.row_mask(), self.train.n_rows
+        self.mask_float = self.mask.to(self.train.X.dtype)
+        self.lr_values = self.lr.tolist()
         dtype = self.train.X.dtype
         weight_e = self.net.is_weight.to(dtype)
         self.steps: list[StepPlan] = []
@@ -221,9 +223,14 @@ class Stack:
             targets.append(yb)
         # The epoch's loss and running score from the outputs each step saw (as the sequential epoch).
         output, y = torch.cat(outputs, dim=1), torch.cat(targets, dim=1)
-        loss_sum = (row_losses(task, output, y) * self.mask).sum(1)
-        penalty = sum(0.5 * self.alpha * W.square().sum((1, 2)) + self.l1 * W.abs().sum((1, 2)) for W in net.weights)
-        values = {"train_loss": loss_sum / self.n_rows + penalty * self.n_batches / self.n_rows}
+        loss_sum = (row_losses(task, output, y) * self.mask_float).sum(1)
+        train_loss = loss_sum / self.n_rows
+        if self.steps[0].l2 is not None or self.steps[0].l1 is not None:  # the penalty's value, as the sequential epoch adds it
+            penalty = 0.5 * self.alpha * sum(W.square().sum((1, 2)) for W in net.weights)
+            if self.steps[0].l1 is not None:
+                penalty = penalty + self.l1 * sum(W.abs().sum((1, 2)) for W in net.weights)
+            train_loss = train_loss + penalty * self.n_batches / self.n_rows
+        values = {"train_loss": train_loss}
         sums = score_sums(task, output, y, self.mask)
         values["train_score"] = (1 - sums / self.variance).mean(-1) if task.kind == "regression" else sums / self.n_rows
         if self.validation is not None:
@@ -263,11 +270,11 @@ def train_stack(members: list[MemberSpec], spec: StackSpec, device="cpu") -> lis
     for epoch in range(1, spec.max_epochs + 1):
         values = stack.train_epoch()
         diverged, stopped = stack.stop_rules(values)
-        host = {name: value.tolist() for name, value in values.items()}  # one synchronisation per epoch
+        names = list(values)
+        host = torch.stack([values[name].to(torch.float64) for name in names]).T.tolist()  # one synchronisation per epoch
         seconds = time.perf_counter() - started
-        lr = stack.lr.tolist()
-        for m, member in enumerate(stack.ids):
-            results[member].history.append({"epoch": epoch, **{name: host[name][m] for name in host}, "lr": lr[m], "seconds": seconds})
+        for member, row, lr in zip(stack.ids, host, stack.lr_values):
+            results[member].history.append({"epoch": epoch, **dict(zip(names, row)), "lr": lr, "seconds": seconds})
         leaving = diverged | stopped
         if epoch == spec.max_epochs:
             leaving = torch.ones_like(leaving)
