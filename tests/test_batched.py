@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 from hydra.core.global_hydra import GlobalHydra
@@ -132,3 +133,27 @@ def test_a_bad_value_in_a_batched_grid_fails_only_its_job(sweep):
     by_status = {m["status"]: m for m in jobs.values()}
     assert set(by_status) == {"failed", "ok"}
     assert "regularization.alpha" in by_status["failed"]["error"] and by_status["ok"]["batched"]
+
+
+def test_a_batched_sweep_killed_mid_way_keeps_the_jobs_of_finished_stacks(sweep, monkeypatch, capsys):
+    import nnexp.batched.launch as launch
+
+    grid = ["launcher=batched", "hydra.launcher.chunk_size=2", "data=iris", "regularization.alpha=0.01,0.1,1,10", "trainer.max_epochs=3"]
+    real_train_stack, calls = launch.train_stack, []
+
+    def killed_on_the_second_stack(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train_stack(*args, **kwargs)
+
+    monkeypatch.setattr(launch, "train_stack", killed_on_the_second_stack)
+    with pytest.raises(KeyboardInterrupt):
+        sweep("killed", *grid)
+    assert len(list((Path("killed_store")).glob("*/metrics.json"))) == 2  # the first stack's two jobs
+    monkeypatch.setattr(launch, "train_stack", real_train_stack)
+    capsys.readouterr()
+    GlobalHydra.instance().clear()
+    jobs = sweep("killed", *grid)
+    assert capsys.readouterr().out.count("skipped, finished earlier") == 2
+    assert sorted(m["status"] for m in jobs.values()) == ["ok"] * 4

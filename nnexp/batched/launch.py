@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from typing import Iterator
 
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -34,65 +35,84 @@ def score_splits(network: torch.nn.Module, task: Task, data) -> dict[str, float]
     return metrics
 
 
-def train_ahead(task_configs: list[DictConfig], chunk_size: int) -> dict[str, int]:
-    """Train every batchable, unfinished job of the sweep in stacks of at most ``chunk_size``
-    members and register the results; returns counts for the log, and the indices of the
-    batchable jobs (trained now or finished earlier)."""
-    stacks: dict[tuple, list] = defaultdict(list)
-    counts = {"jobs": len(task_configs), "batched": 0, "stacks": 0, "fits": 0, "batchable": set()}
-    for index, cfg in enumerate(task_configs):
-        try:
-            check_config(cfg)
-            reason = why_not_batchable(cfg)
-        except NnexpError as error:  # the ordinary job reports it, with the key and the fix
-            reason = str(error)
-        if reason:
-            log.info(f"job {index} runs as an ordinary job: {reason}")
-            continue
-        counts["batchable"].add(index)
-        key = job_key(cfg)
-        if JobStore(cfg.paths.store_dir).lookup(key):
-            continue  # finished earlier: the job restores it
-        stacks[stack_key(cfg)].append((index, key, cfg))
-    for jobs in stacks.values():
-        bundle = load_data(jobs[0][2].data)
-        members = defaultdict(list)  # by batch size: `auto` depends on each fold's rows
-        memo: dict = {}
-        for index, key, cfg in jobs:
-            for fold, spec, batch_size, layers, params in build_members(cfg, bundle, memo):
-                members[batch_size].append((key, fold, spec, layers, params))
-        fold_results: dict[str, list] = defaultdict(list)
-        for batch_size, group in members.items():
-            spec = stack_spec(jobs[0][2], bundle, batch_size)
-            device = training_device(jobs[0][2])
-            for start in range(0, len(group), chunk_size):
-                chunk = group[start : start + chunk_size]
-                started = time.perf_counter()
-                results = train_stack([member for _, _, member, _, _ in chunk], spec, device)
-                seconds = (time.perf_counter() - started) / len(chunk)
-                counts["stacks"] += 1
-                counts["fits"] += len(chunk)
-                for (key, fold, member, layers, params), result in zip(chunk, results):
-                    metrics = {
-                        "status": "diverged" if result.stop_reason == "diverged" else "ok",
-                        "stop_reason": result.stop_reason,
-                        **score_splits(result.network, spec.task, member.data),
-                        "epochs": len(result.history),
-                        "max_epochs": spec.max_epochs,
-                        "fit_seconds": seconds,
-                        "params": params,
-                        "batch_size": batch_size,
-                        "precision": "32-true",
-                        "n_train": len(member.data.train),
-                        "layers": layers,
-                        "batched": True,
-                    }
-                    fold_results[key].append((fold, FitResult(metrics, result.history, result.network, member.data)))
-        for index, key, cfg in jobs:
-            parts = [result for _, result in sorted(fold_results[key], key=lambda item: item[0] or 0)]
+class BatchedSweep:
+    """A sweep's jobs sorted into stacks: ``batchable`` holds the jobs that train (or trained
+    earlier) as stack members; the others run as ordinary jobs, and the log says why."""
+
+    def __init__(self, task_configs: list[DictConfig], chunk_size: int):
+        self.chunk_size = chunk_size
+        self.counts = {"jobs": len(task_configs), "batched": 0, "stacks": 0, "fits": 0}
+        self.batchable: set[int] = set()
+        self.stacks: dict[str, list] = defaultdict(list)
+        planned: set[str] = set()
+        for index, cfg in enumerate(task_configs):
+            try:
+                check_config(cfg)
+                reason = why_not_batchable(cfg)
+            except NnexpError as error:  # the ordinary job reports it, with the key and the fix
+                reason = str(error)
+            if reason:
+                log.info(f"job {index} runs as an ordinary job: {reason}")
+                continue
+            self.batchable.add(index)
+            key = job_key(cfg)
+            if key in planned or JobStore(cfg.paths.store_dir).lookup(key):
+                continue  # finished earlier (or a repeat of a job already planned): the job restores it
+            planned.add(key)
+            self.stacks[stack_key(cfg)].append((index, key, cfg))
+
+    def train(self) -> Iterator[list[int]]:
+        """Train the stacks chunk by chunk; after each chunk, register the results of the jobs
+        whose fits are now all trained and yield their indices, so that they can be recorded at
+        once: a sweep killed mid-way keeps every job recorded so far."""
+        for jobs in self.stacks.values():
+            bundle = load_data(jobs[0][2].data)
+            members = defaultdict(list)  # by batch size: `auto` depends on each fold's rows
+            memo: dict = {}
+            for index, key, cfg in jobs:
+                for fold, spec, batch_size, layers, params in build_members(cfg, bundle, memo):
+                    members[batch_size].append((key, fold, spec, layers, params))
+            fits_left = Counter(key for group in members.values() for key, *_ in group)
+            fold_results: dict[str, list] = defaultdict(list)
+            for batch_size, group in members.items():
+                spec = stack_spec(jobs[0][2], bundle, batch_size)
+                for start in range(0, len(group), self.chunk_size):
+                    chunk = group[start : start + self.chunk_size]
+                    for key, fold, result in self._train_chunk(chunk, spec, batch_size, training_device(jobs[0][2])):
+                        fold_results[key].append((fold, result))
+                        fits_left[key] -= 1
+                    yield self._register([job for job in jobs if fits_left[job[1]] == 0 and job[1] in fold_results], fold_results)
+
+    def _train_chunk(self, chunk: list, spec, batch_size: int, device: str) -> Iterator[tuple[str, int | None, FitResult]]:
+        started = time.perf_counter()
+        results = train_stack([member for _, _, member, _, _ in chunk], spec, device)
+        seconds = (time.perf_counter() - started) / len(chunk)
+        self.counts["stacks"] += 1
+        self.counts["fits"] += len(chunk)
+        for (key, fold, member, layers, params), result in zip(chunk, results):
+            metrics = {
+                "status": "diverged" if result.stop_reason == "diverged" else "ok",
+                "stop_reason": result.stop_reason,
+                **score_splits(result.network, spec.task, member.data),
+                "epochs": len(result.history),
+                "max_epochs": spec.max_epochs,
+                "fit_seconds": seconds,
+                "params": params,
+                "batch_size": batch_size,
+                "precision": "32-true",
+                "n_train": len(member.data.train),
+                "layers": layers,
+                "batched": True,
+            }
+            yield key, fold, FitResult(metrics, result.history, result.network, member.data)
+
+    def _register(self, done: list, fold_results: dict[str, list]) -> list[int]:
+        """Hand each finished job its (cross-validated) result; returns their indices."""
+        for index, key, cfg in done:
+            parts = [result for _, result in sorted(fold_results.pop(key), key=lambda item: item[0] or 0)]
             provide(key, aggregate_folds(parts) if int(cfg.cv) > 1 else parts[0])
-            counts["batched"] += 1
-    return counts
+            self.counts["batched"] += 1
+        return [index for index, _, _ in done]
 
 
 def planning_config(job_config: DictConfig) -> DictConfig:

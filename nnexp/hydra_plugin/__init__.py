@@ -119,7 +119,7 @@ class BatchedLauncher(InProcessLauncher):
         self.chunk_size = int(chunk_size)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from nnexp.batched.launch import planning_config, train_ahead
+        from nnexp.batched.launch import BatchedSweep, planning_config
         from nnexp.batched.record import record_job
         from nnexp.cli import run_sweep_job
 
@@ -127,21 +127,28 @@ class BatchedLauncher(InProcessLauncher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         configs = [self.job_config(list(overrides)) for overrides in job_overrides]
-        counts = train_ahead([planning_config(config) for config in configs], self.chunk_size)
-        log.info(
-            f"batched: {counts['batched']} of {counts['jobs']} jobs trained as {counts['fits']} fits in "
-            f"{counts['stacks']} stacks"
-        )
-        runs: list[JobReturn] = []
-        for number, (overrides, config) in enumerate(zip(job_overrides, configs)):
+        sweep = BatchedSweep([planning_config(config) for config in configs], self.chunk_size)
+        runs: dict[int, JobReturn] = {}
+
+        def record(number: int) -> None:  # a batchable job: its result is trained, or finished earlier
             idx = initial_job_idx + number
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            if number not in counts["batchable"]:
-                runs.append(self.run_one(config, idx))
+            log.info(f"\t#{idx} : {' '.join(filter_overrides(job_overrides[number]))}")
+            with open_dict(configs[number]):
+                configs[number].hydra.job.id = idx
+                configs[number].hydra.job.num = idx
+            runs[number] = record_job(configs[number], self.hydra_context, self.task_function, run_sweep_job)
+
+        for finished in sweep.train():  # each job is recorded as soon as all its fits are trained
+            for number in finished:
+                record(number)
+        counts = sweep.counts
+        log.info(f"batched: {counts['batched']} of {counts['jobs']} jobs trained as {counts['fits']} fits in {counts['stacks']} stacks")
+        for number, overrides in enumerate(job_overrides):
+            if number in runs:
                 continue
-            # Trained above (or finished earlier): only its job dir is left to write.
-            with open_dict(config):
-                config.hydra.job.id = idx
-                config.hydra.job.num = idx
-            runs.append(record_job(config, self.hydra_context, self.task_function, run_sweep_job))
-        return runs
+            if number in sweep.batchable:
+                record(number)
+            else:
+                log.info(f"\t#{initial_job_idx + number} : {' '.join(filter_overrides(overrides))}")
+                runs[number] = self.run_one(configs[number], initial_job_idx + number)
+        return [runs[number] for number in range(len(job_overrides))]

@@ -24,9 +24,10 @@ def refit_best(job_dir: Path, output_dir: Path, batched: bool = False) -> dict:
         cfg.mode = "train"
         cfg.paths.output_dir = str(output_dir)
     if batched:
-        from nnexp.batched.launch import train_ahead
+        from nnexp.batched.launch import BatchedSweep
 
-        train_ahead([cfg], chunk_size=1)  # registers the result, which run() then records
+        for _ in BatchedSweep([cfg], chunk_size=1).train():  # registers the result, which run() then records
+            pass
     with contextlib.redirect_stdout(io.StringIO()):
         run(cfg, plots_in_background=True)
     return read_json(Path(output_dir) / METRICS_FILE)
