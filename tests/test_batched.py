@@ -125,7 +125,10 @@ def test_recorded_job_dirs_are_the_ones_hydra_writes(sweep, tmp_path):
                     del node[key]
                 del node.job["override_dirname"]
         assert recorded == reference
-    assert (tmp_path / "batched" / "refit" / "metrics.json").is_file()
+    refits = [json.loads((tmp_path / name / "refit" / "metrics.json").read_text()) for name in ("batched", "basic")]
+    assert refits[0]["batched"] and "batched" not in refits[1]  # the refit is trained as its sweep's jobs were
+    for key in ("train_loss", "train_score", "test_score"):
+        assert refits[0][key] == pytest.approx(refits[1][key], abs=1e-4)
 
 
 def test_a_bad_value_in_a_batched_grid_fails_only_its_job(sweep):

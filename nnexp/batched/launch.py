@@ -37,9 +37,10 @@ def score_splits(network: torch.nn.Module, task: Task, data) -> dict[str, float]
 
 class BatchedSweep:
     """A sweep's jobs sorted into stacks: ``batchable`` holds the jobs that train (or trained
-    earlier) as stack members; the others run as ordinary jobs, and the log says why."""
+    earlier) as stack members; the others run as ordinary jobs, and the log says why.
+    ``skip_finished=False`` trains even jobs whose result is in the store (a refit)."""
 
-    def __init__(self, task_configs: list[DictConfig], chunk_size: int):
+    def __init__(self, task_configs: list[DictConfig], chunk_size: int, skip_finished: bool = True):
         self.chunk_size = chunk_size
         self.counts = {"jobs": len(task_configs), "batched": 0, "stacks": 0, "fits": 0}
         self.batchable: set[int] = set()
@@ -56,7 +57,7 @@ class BatchedSweep:
                 continue
             self.batchable.add(index)
             key = job_key(cfg)
-            if key in planned or JobStore(cfg.paths.store_dir).lookup(key):
+            if key in planned or (skip_finished and JobStore(cfg.paths.store_dir).lookup(key)):
                 continue  # finished earlier (or a repeat of a job already planned): the job restores it
             planned.add(key)
             self.stacks[stack_key(cfg)].append((index, key, cfg))

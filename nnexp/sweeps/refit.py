@@ -26,7 +26,7 @@ def refit_best(job_dir: Path, output_dir: Path, batched: bool = False) -> dict:
     if batched:
         from nnexp.batched.launch import BatchedSweep
 
-        for _ in BatchedSweep([cfg], chunk_size=1).train():  # registers the result, which run() then records
+        for _ in BatchedSweep([cfg], chunk_size=1, skip_finished=False).train():  # registers the result, which run() then records
             pass
     with contextlib.redirect_stdout(io.StringIO()):
         run(cfg, plots_in_background=True)

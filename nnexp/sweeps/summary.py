@@ -154,7 +154,8 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
 
     ``figures="background"`` leaves the figures and report.html to a detached process, so the
     command returns once the table is printed (matplotlib's import and drawing take ~0.3 s).
-    ``batched``: the sweep ran with launcher=batched, and so does the refit."""
+    ``batched``: train the refit with the batched trainer, as the sweep's jobs were (the default
+    when the best job's metrics say it was batched)."""
     from nnexp.console import make_console
 
     console = console or make_console()
@@ -183,6 +184,8 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
     if refit:
         from nnexp.sweeps.refit import refit_best
 
+        best_metrics = next((job.metrics or {} for job in jobs if job.path.name == best["best_job"]), {})
+        batched = batched or bool(best_metrics.get("batched"))  # nnexp-summary --refit of a batched sweep
         metrics = refit_best(sweep_dir / best["best_job"], sweep_dir / "refit", batched=batched)
         console.print(
             f"refit on the whole training split: test {metrics['score_name']} [bold]{metrics['test_score']:.4f}[/] "
