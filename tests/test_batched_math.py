@@ -97,7 +97,7 @@ def test_a_member_leaving_takes_its_state_with_it():
 
 
 def test_members_on_the_same_rows_share_one_copy_of_them():
-    from nnexp.batched.trainer import SharedSplits
+    from nnexp.batched.shared_splits import SharedSplits
     from nnexp.data.splits import TensorSplit
 
     fold_a = TensorSplit(torch.arange(12.0).view(6, 2), torch.arange(6))
