@@ -160,3 +160,9 @@ def test_a_batched_sweep_killed_mid_way_keeps_the_jobs_of_finished_stacks(sweep,
     jobs = sweep("killed", *grid)
     assert capsys.readouterr().out.count("skipped, finished earlier") == 2
     assert sorted(m["status"] for m in jobs.values()) == ["ok"] * 4
+
+
+def test_a_batched_sweep_with_job_chdir_records_through_hydras_run_job(sweep, tmp_path):
+    jobs = sweep("chdir", "launcher=batched", "hydra.job.chdir=true", f"paths.store_dir={tmp_path / 'chdir_store'}",
+                 "data=iris", "regularization.alpha=0.1,1", "trainer.max_epochs=3")
+    assert len(jobs) == 2 and all(m["batched"] for m in jobs.values())

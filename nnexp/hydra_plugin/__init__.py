@@ -129,10 +129,16 @@ class BatchedLauncher(InProcessLauncher):
         configs = [self.job_config(list(overrides)) for overrides in job_overrides]
         sweep = BatchedSweep([planning_config(config) for config in configs], self.chunk_size)
         runs: dict[int, JobReturn] = {}
+        # record_job does what run_job does but chdir and env_set: a sweep using them keeps run_job.
+        plain = not self.config.hydra.job.chdir and not self.config.hydra.job.env_set
 
-        def record(number: int) -> None:  # a batchable job: its result is trained, or finished earlier
+        def launch_one(number: int) -> None:
             idx = initial_job_idx + number
             log.info(f"\t#{idx} : {' '.join(filter_overrides(job_overrides[number]))}")
+            if number not in sweep.batchable or not plain:
+                runs[number] = self.run_one(configs[number], idx)
+                return
+            # Its result is trained (or finished earlier): only its job dir is left to write.
             with open_dict(configs[number]):
                 configs[number].hydra.job.id = idx
                 configs[number].hydra.job.num = idx
@@ -140,15 +146,10 @@ class BatchedLauncher(InProcessLauncher):
 
         for finished in sweep.train():  # each job is recorded as soon as all its fits are trained
             for number in finished:
-                record(number)
+                launch_one(number)
         counts = sweep.counts
         log.info(f"batched: {counts['batched']} of {counts['jobs']} jobs trained as {counts['fits']} fits in {counts['stacks']} stacks")
-        for number, overrides in enumerate(job_overrides):
-            if number in runs:
-                continue
-            if number in sweep.batchable:
-                record(number)
-            else:
-                log.info(f"\t#{initial_job_idx + number} : {' '.join(filter_overrides(overrides))}")
-                runs[number] = self.run_one(configs[number], initial_job_idx + number)
+        for number in range(len(job_overrides)):
+            if number not in runs:
+                launch_one(number)
         return [runs[number] for number in range(len(job_overrides))]
