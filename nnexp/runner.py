@@ -19,7 +19,7 @@ from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, config_yaml, 
 SUMMARY_FILE = "model_summary.txt"
 from nnexp.sweeps.cv import cross_validate
 from nnexp.sweeps.jobs import job_key
-from nnexp.training.hardware import torch_threads, tune_malloc
+from nnexp.training.hardware import freeze_imports, torch_threads, tune_malloc
 
 
 def objective_of(metrics: dict) -> float:
@@ -42,6 +42,7 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False) -> flo
 def _run(cfg: DictConfig, console, plots_in_background: bool) -> float:
     quiet_lightning()
     tune_malloc()
+    freeze_imports()
     console = console or show.make_console()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

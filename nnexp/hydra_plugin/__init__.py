@@ -122,7 +122,9 @@ class BatchedLauncher(InProcessLauncher):
         from nnexp.batched.launch import BatchedSweep, planning_config
         from nnexp.batched.record import record_job
         from nnexp.cli import run_sweep_job
+        from nnexp.training.hardware import freeze_imports
 
+        freeze_imports()
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import sys
 from typing import Iterator
 
@@ -13,6 +14,17 @@ from nnexp.models.cnn import is_convolutional
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 _malloc_tuned = False
+_imports_frozen = False
+
+
+def freeze_imports() -> None:
+    """Move every object alive now (torch, Lightning, Hydra ... once imported) out of the cyclic
+    garbage collector's reach, once per process. They live as long as the process, and each full
+    collection walked all ~500k of them: 0.2 s at random points of a 1.4 s batched sweep."""
+    global _imports_frozen
+    if not _imports_frozen:
+        _imports_frozen = True
+        gc.freeze()
 
 
 def tune_malloc() -> None:
