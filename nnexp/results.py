@@ -81,7 +81,7 @@ def write_history(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     for row in rows:
         columns.extend(key for key in row if key not in columns)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", extrasaction="ignore")  # no per-row key check
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(path, buffer.getvalue())

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from typing import Iterator
 
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from nnexp.batched.plan import build_members, stack_key, stack_spec, training_device, why_not_batchable
 from nnexp.batched.registry import provide
@@ -117,9 +117,6 @@ class BatchedSweep:
 
 
 def planning_config(job_config: DictConfig) -> DictConfig:
-    """A job's task config (no hydra node) with a placeholder run dir, for planning before Hydra
-    has made the job's dir."""
-    task = OmegaConf.masked_copy(job_config, [key for key in job_config if key != "hydra"])
-    with open_dict(task):
-        task.paths.output_dir = "."
-    return task
+    """A job's task config: its config without the hydra node, as Hydra hands it to the task.
+    Planning never resolves its volatile keys (the run dir is not made yet)."""
+    return OmegaConf.masked_copy(job_config, [key for key in job_config if key != "hydra"])

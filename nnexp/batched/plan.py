@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from nnexp.batched.trainer import MemberSpec, StackSpec
 from nnexp.config import resolve_batch_size
@@ -17,7 +15,7 @@ from nnexp.factory import instantiate
 from nnexp.fit import Factories, prepare_network
 from nnexp.models.task import Task
 from nnexp.sweeps.cv import fold_indices
-from nnexp.sweeps.jobs import VOLATILE_KEYS
+from nnexp.sweeps.jobs import resolved_settings, settings_hash
 
 # Values that may differ between the members of one stack.
 BATCHABLE_KEYS = ("regularization.alpha", "regularization.l1", "optim.lr", "optim.momentum", "model.dropout", "seed")
@@ -57,9 +55,7 @@ def why_not_batchable(cfg: DictConfig) -> str | None:
 
 def stack_key(cfg: DictConfig) -> str:
     """Jobs with equal stack keys differ only in batchable values."""
-    reduced = OmegaConf.to_container(cfg, resolve=True)
-    for key in ("hydra", *VOLATILE_KEYS):
-        reduced.pop(key, None)
+    reduced = resolved_settings(cfg)
     for key in BATCHABLE_KEYS:
         *parents, leaf = key.split(".")
         node = reduced
@@ -67,7 +63,7 @@ def stack_key(cfg: DictConfig) -> str:
             node = node.get(parent) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(leaf, None)
-    return hashlib.sha256(json.dumps(reduced, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return settings_hash(reduced)
 
 
 def stack_spec(cfg: DictConfig, bundle: DataBundle, batch_size: int) -> StackSpec:

@@ -26,10 +26,11 @@ def write_yaml(path: Path, data: Any) -> None:
     path.write_text(yaml_text(data), encoding="utf-8")
 
 
-def record_job(config: DictConfig, hydra_context: HydraContext, task_function: Callable[[DictConfig], Any],
-               body: Callable[[DictConfig, DictConfig], Any]) -> JobReturn:
-    """Make job ``config``'s dir as ``run_job`` would, and run ``body(task config, hydra node)``
-    for it, where run_job would call ``task_function``."""
+def record_job(config: DictConfig, task: DictConfig, hydra_context: HydraContext,
+               task_function: Callable[[DictConfig], Any], body: Callable[[DictConfig, DictConfig], Any]) -> JobReturn:
+    """Make job ``config``'s dir as ``run_job`` would, and run ``body(task, config.hydra)`` for
+    it where run_job would call ``task_function``; ``task`` is ``config`` without its hydra node
+    (a copy, which the body may change)."""
     output_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir"))) / str(OmegaConf.select(config, "hydra.sweep.subdir"))
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
         config.hydra.runtime.output_dir = os.path.abspath(output_dir)
@@ -42,7 +43,6 @@ def record_job(config: DictConfig, hydra_context: HydraContext, task_function: C
         write_yaml(folder / "config.yaml", saved)
         write_yaml(folder / "hydra.yaml", {"hydra": hydra_node})
         write_yaml(folder / "overrides.yaml", hydra_node["overrides"]["task"])
-    task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
     ret = JobReturn(overrides=list(hydra_node["overrides"]["task"]), cfg=task, hydra_cfg=config, working_dir=os.getcwd())
     hydra_context.callbacks.on_job_start(config=config, task_function=task_function)
     try:

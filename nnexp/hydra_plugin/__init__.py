@@ -129,7 +129,8 @@ class BatchedLauncher(InProcessLauncher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         configs = [self.job_config(list(overrides)) for overrides in job_overrides]
-        sweep = BatchedSweep([planning_config(config) for config in configs], self.chunk_size)
+        tasks = [planning_config(config) for config in configs]
+        sweep = BatchedSweep(tasks, self.chunk_size)
         runs: dict[int, JobReturn] = {}
         # record_job does what run_job does but chdir and env_set: a sweep using them keeps run_job.
         plain = not self.config.hydra.job.chdir and not self.config.hydra.job.env_set
@@ -144,7 +145,7 @@ class BatchedLauncher(InProcessLauncher):
             with open_dict(configs[number]):
                 configs[number].hydra.job.id = idx
                 configs[number].hydra.job.num = idx
-            runs[number] = record_job(configs[number], self.hydra_context, self.task_function, run_sweep_job)
+            runs[number] = record_job(configs[number], tasks[number], self.hydra_context, self.task_function, run_sweep_job)
 
         for finished in sweep.train():  # each job is recorded as soon as all its fits are trained
             for number in finished:

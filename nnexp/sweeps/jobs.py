@@ -27,13 +27,24 @@ FINISHED = ("ok", "diverged")
 RESULT_FILES = (CONFIG_FILE, METRICS_FILE, HISTORY_FILE, "model.pt")
 
 
+def resolved_settings(cfg: DictConfig) -> dict:
+    """The resolved config without the volatile keys (which are not resolved either: the run dir
+    may be ``${hydra:runtime.output_dir}``, unknown before Hydra makes it)."""
+    settings = {}
+    for key in cfg:
+        if key not in VOLATILE_KEYS:
+            value = cfg[key]  # resolves an interpolation
+            settings[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    return settings
+
+
+def settings_hash(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def job_key(cfg: DictConfig) -> str:
     """A job's identity: a hash of its resolved config without the volatile keys."""
-    container = OmegaConf.to_container(cfg, resolve=True)
-    for key in VOLATILE_KEYS:
-        container.pop(key, None)
-    text = json.dumps(container, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return settings_hash(resolved_settings(cfg))
 
 
 def finished_metrics(run_dir: Path, key: str) -> dict | None:
