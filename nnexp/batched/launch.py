@@ -116,7 +116,7 @@ class BatchedSweep:
         return [index for index, _, _ in done]
 
 
-def planning_config(job_config: DictConfig) -> DictConfig:
-    """A job's task config: its config without the hydra node, as Hydra hands it to the task.
-    Planning never resolves its volatile keys (the run dir is not made yet)."""
+def task_config(job_config: DictConfig) -> DictConfig:
+    """A job's task config: a copy of its config without the hydra node, as Hydra hands it to the
+    task. Planning never resolves its volatile keys (the run dir is not made yet)."""
     return OmegaConf.masked_copy(job_config, [key for key in job_config if key != "hydra"])

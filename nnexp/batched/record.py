@@ -19,11 +19,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from nnexp.results import yaml_text
-
-def write_yaml(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml_text(data), encoding="utf-8")
+from nnexp.results import write_text_atomic, yaml_text
 
 
 def record_job(config: DictConfig, task: DictConfig, hydra_context: HydraContext,
@@ -40,9 +36,9 @@ def record_job(config: DictConfig, task: DictConfig, hydra_context: HydraContext
     output_dir.mkdir(parents=True, exist_ok=True)
     if config.hydra.output_subdir is not None:
         folder = output_dir / str(config.hydra.output_subdir)
-        write_yaml(folder / "config.yaml", saved)
-        write_yaml(folder / "hydra.yaml", {"hydra": hydra_node})
-        write_yaml(folder / "overrides.yaml", hydra_node["overrides"]["task"])
+        write_text_atomic(folder / "config.yaml", yaml_text(saved))
+        write_text_atomic(folder / "hydra.yaml", yaml_text({"hydra": hydra_node}))
+        write_text_atomic(folder / "overrides.yaml", yaml_text(hydra_node["overrides"]["task"]))
     ret = JobReturn(overrides=list(hydra_node["overrides"]["task"]), cfg=task, hydra_cfg=config, working_dir=os.getcwd())
     hydra_context.callbacks.on_job_start(config=config, task_function=task_function)
     try:

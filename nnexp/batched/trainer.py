@@ -65,7 +65,6 @@ class MemberResult:
     network: torch.nn.Module
     history: list[dict] = field(default_factory=list)
     stop_reason: str = "max_epochs"
-    diverged_epoch: int | None = None
 
 
 @dataclass
@@ -98,9 +97,9 @@ class Stack:
             self.variance = torch.stack([target_total_variance(spec.task, m.data.train.y.to(device)) for m in members])
         self.alpha = torch.tensor([m.alpha for m in members], device=device)
         self.l1 = torch.tensor([m.l1 for m in members], device=device)
-        self.lr = torch.tensor([m.lr for m in members], dtype=torch.float64, device=device)
         self.optimizer = StackOptimizer(
-            self.net, spec.optimizer, self.lr.clone(), torch.tensor([m.momentum for m in members], device=device),
+            self.net, spec.optimizer, torch.tensor([m.lr for m in members], dtype=torch.float64, device=device),
+            torch.tensor([m.momentum for m in members], device=device),
             betas=spec.betas, eps=spec.eps, nesterov=spec.nesterov, fused=spec.fused,
         )
         seeds, n_rows = [m.seed for m in members], [len(m.data.train) for m in members]
@@ -116,7 +115,7 @@ class Stack:
         batch, n_max = self.spec.batch_size, self.train.n_max
         self.mask, self.n_rows = self.train.row_mask(), self.train.n_rows
         self.mask_float = self.mask.to(self.train.X.dtype)
-        self.lr_values = self.lr.tolist()
+        self.lr_values = self.optimizer.lr.tolist()  # for the history
         dtype = self.train.X.dtype
         weight_e = self.net.is_weight.to(dtype)
         self.steps: list[StepPlan] = []
@@ -143,7 +142,7 @@ class Stack:
         self.ids = [self.ids[i] for i in keep.tolist()]
         self.orders.keep(keep)
         self.dropout.keep(keep)
-        for name in ("variance", "alpha", "l1", "lr", "best", "wait", "best_values"):
+        for name in ("variance", "alpha", "l1", "best", "wait", "best_values"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value[keep])
@@ -230,7 +229,7 @@ def train_stack(members: list[MemberSpec], spec: StackSpec, device="cpu") -> lis
         for m in torch.nonzero(leaving).flatten().tolist():
             member = stack.ids[m]
             if bool(diverged[m]):
-                results[member].stop_reason, results[member].diverged_epoch = "diverged", epoch
+                results[member].stop_reason = "diverged"
             elif bool(stopped[m]):
                 results[member].stop_reason = "converged" if spec.monitor == "train_loss" else "early_stopped"
             stack.net.export(m, members[member].network, stack.final_theta())

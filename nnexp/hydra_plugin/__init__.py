@@ -75,10 +75,22 @@ class InProcessLauncher(BasicLauncher):
         OmegaConf.copy_cache(from_config=self.config, to_config=config)
         return config
 
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+    def start(self) -> None:
+        """What Hydra's launchers do before the first job."""
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def number(config: DictConfig, idx: int) -> DictConfig:
+        """Give a job config its number (``hydra.job.id`` and ``num``)."""
+        with open_dict(config):
+            config.hydra.job.id = idx
+            config.hydra.job.num = idx
+        return config
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        self.start()
         log.info(f"Launching {len(job_overrides)} jobs in-process")
         runs: list[JobReturn] = []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
@@ -88,11 +100,8 @@ class InProcessLauncher(BasicLauncher):
 
     def run_one(self, config: DictConfig, idx: int) -> JobReturn:
         """Run one job, numbered ``idx``, with Hydra's run_job."""
-        with open_dict(config):
-            config.hydra.job.id = idx
-            config.hydra.job.num = idx
         run = run_job(
-            hydra_context=self.hydra_context, task_function=self.task_function, config=config,
+            hydra_context=self.hydra_context, task_function=self.task_function, config=self.number(config, idx),
             job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir",
         )
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -111,25 +120,23 @@ class InProcessSweeper(BasicSweeper):
 
 
 class BatchedLauncher(InProcessLauncher):
-    """Trains the sweep's batchable jobs together, stack by stack (nnexp.batched), then runs every
-    job in-process as usual: each finds its result already trained and records it."""
+    """Trains the sweep's batchable jobs together, stack by stack (nnexp.batched), and records
+    each job as soon as its fits are trained; other jobs run in-process as usual."""
 
     def __init__(self, chunk_size: int = 40) -> None:
         super().__init__()
         self.chunk_size = int(chunk_size)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from nnexp.batched.launch import BatchedSweep, planning_config
+        from nnexp.batched.launch import BatchedSweep, task_config
         from nnexp.batched.record import record_job
         from nnexp.cli import run_sweep_job
         from nnexp.training.hardware import freeze_imports
 
         freeze_imports()
-        setup_globals()
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        self.start()
         configs = [self.job_config(list(overrides)) for overrides in job_overrides]
-        tasks = [planning_config(config) for config in configs]
+        tasks = [task_config(config) for config in configs]
         sweep = BatchedSweep(tasks, self.chunk_size)
         runs: dict[int, JobReturn] = {}
         # record_job does what run_job does but chdir and env_set: a sweep using them keeps run_job.
@@ -142,10 +149,8 @@ class BatchedLauncher(InProcessLauncher):
                 runs[number] = self.run_one(configs[number], idx)
                 return
             # Its result is trained (or finished earlier): only its job dir is left to write.
-            with open_dict(configs[number]):
-                configs[number].hydra.job.id = idx
-                configs[number].hydra.job.num = idx
-            runs[number] = record_job(configs[number], tasks[number], self.hydra_context, self.task_function, run_sweep_job)
+            runs[number] = record_job(self.number(configs[number], idx), tasks[number], self.hydra_context,
+                                      self.task_function, run_sweep_job)
 
         for finished in sweep.train():  # each job is recorded as soon as all its fits are trained
             for number in finished:
