@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import os
@@ -143,17 +144,34 @@ def register_launcher() -> None:
     plugins.register(BatchedLauncher)
 
 
+@contextlib.contextmanager
+def skip_mode_probe():
+    """Before a run Hydra composes the whole config once only to read ``hydra.mode`` (~75 ms).
+    With ``-m`` the answer cannot change what runs: every mode, or none, makes it a multirun
+    with ``hydra.mode=MULTIRUN``, so the probe reports "unset" without composing."""
+    from hydra._internal.hydra import Hydra
+
+    probe = Hydra.get_mode
+    Hydra.get_mode = lambda self, config_name, overrides: None
+    try:
+        yield
+    finally:
+        Hydra.get_mode = probe
+
+
 def main() -> None:
     """``nnexp [overrides]``: train the composed config; ``nnexp -m ...`` sweeps it."""
     sys.argv[1:] = resume_argv(sys.argv[1:])
-    if "-m" in sys.argv or "--multirun" in sys.argv:
+    multirun = "-m" in sys.argv or "--multirun" in sys.argv
+    if multirun:
         register_launcher()
     problem = unknown_group_option(sys.argv[1:])
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         raise SystemExit(2)
     try:
-        _train()
+        with skip_mode_probe() if multirun else contextlib.nullcontext():
+            _train()
     finally:
         # Skip the full garbage collection of every loaded module at interpreter exit (~0.7 s).
         gc.freeze()

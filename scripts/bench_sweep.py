@@ -74,7 +74,7 @@ def nnexp_grid(launcher: str, root: Path, *extra: str, optim: str = "lbfgs", tag
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
         started = time.perf_counter()
-        cli.register_launcher(); cli._train()
+        cli.main()  # the console entry point
         wall = time.perf_counter() - started
     # The figures and report.html are drawn by a detached process after the command returns (as
     # for a user); wait for it outside the timed region so it does not slow the next variant.

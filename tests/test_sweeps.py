@@ -191,6 +191,38 @@ def test_in_process_launcher_builds_the_configs_hydra_would(launch):
             assert hydra_cfg.job.override_dirname == ",".join(sorted(overrides))
 
 
+@pytest.mark.parametrize(
+    ("command", "job"),
+    [
+        (["data=iris", "plots=false", "regularization.alpha=0.1,1"], ["data=iris", "plots=false", "regularization.alpha=1"]),
+        (["data=iris", "optim=adam,sgd", "seed=1"], ["data=iris", "optim=sgd", "seed=1"]),
+        (["data=iris", "seed=0,1"], ["data=iris", "seed=1", "+model.extra=2"]),
+    ],
+    ids=["values-only: starts from the sweep config", "swept group", "job adds a key"],
+)
+def test_job_configs_equal_hydras_own_composition(command, job, tmp_path):
+    """Every node, hydra's included, of a job config built through the launcher's cache equals
+    what Hydra's load_sweep_config composes for the same job."""
+    from hydra.core.utils import setup_globals
+    from hydra.types import HydraContext, RunMode
+    from hydra._internal.callbacks import Callbacks
+    from hydra import initialize_config_module
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.nnexp_launcher import InProcessLauncher
+
+    GlobalHydra.instance().clear()
+    setup_globals()
+    with initialize_config_module("nnexp.configs", version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("train", [*command, "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path}"], RunMode.MULTIRUN)
+        launcher = InProcessLauncher()
+        launcher.setup(hydra_context=HydraContext(config_loader=loader, callbacks=Callbacks()), task_function=None, config=master)
+        for _ in range(2):  # the second comes from the cache
+            ours = OmegaConf.to_yaml(launcher.job_config(job))
+            assert ours == OmegaConf.to_yaml(loader.load_sweep_config(master, job))
+
+
 def test_cli_sweeps_draw_their_figures_and_report_in_the_background(tmp_path, monkeypatch, capsys):
     import time
 

@@ -29,6 +29,10 @@ class InProcessLauncher(BasicLauncher):
     distinct set of structural overrides (config-group choices, ``+``/``~`` edits, hydra keys)
     and applies the value overrides to a copy, with Hydra's own override code. The job config,
     ``hydra.overrides.task`` and ``hydra.job.override_dirname`` come out as Hydra makes them.
+
+    The sweep's own config already is that composition for the command line's structural
+    overrides: Hydra composed it from them, skipped the swept values and applied the fixed ones,
+    which every job sets again. Jobs with those overrides start from a copy of it.
     """
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
@@ -47,6 +51,30 @@ class InProcessLauncher(BasicLauncher):
             or repository.group_exists(override.key_or_group)
         )
 
+    @staticmethod
+    def _normalised(override) -> str:
+        """``key=value`` as sweepers write it, whatever the command line's spelling."""
+        return f"{override.get_key_element()}={override.get_value_element_as_str()}"
+
+    def _sweep_overrides(self) -> list:
+        return self._parser.parse_overrides(list(self.config.hydra.overrides.task))
+
+    def _sweep_structure(self) -> tuple[str, ...] | None:
+        """The sweep config's structural overrides, or None when a job's composition can differ
+        from it in more than values: a swept config group, or a group left unchosen (``???``),
+        which Hydra skips in a multirun's own composition but not in a job's."""
+        choices = self.config.hydra.runtime.choices
+        if any(OmegaConf.is_missing(choices, group) for group in choices):
+            return None
+        overrides = [o for o in self._sweep_overrides() if self._is_structural(o)]
+        if any(o.is_sweep_override() for o in overrides):
+            return None
+        return tuple(map(self._normalised, overrides))
+
+    def _sweep_values(self) -> set[str]:
+        """Keys of the sweep config's fixed value overrides: a job starting from it must set each again."""
+        return {o.get_key_element() for o in self._sweep_overrides() if not self._is_structural(o) and not o.is_sweep_override()}
+
     def prepare(self, overrides: list[str]) -> DictConfig:
         """Build (and so validate) a job's config ahead of its launch."""
         if tuple(overrides) not in self._prepared:
@@ -58,12 +86,16 @@ class InProcessLauncher(BasicLauncher):
         if tuple(overrides) in self._prepared:
             return self._prepared.pop(tuple(overrides))
         parsed = self._parser.parse_overrides(overrides)
-        structural = tuple(o.input_line for o in parsed if self._is_structural(o))
+        structural = [o for o in parsed if self._is_structural(o)]
         values = [o for o in parsed if not self._is_structural(o)]
-        if structural not in self._compositions:
-            composed = self.hydra_context.config_loader.load_sweep_config(self.config, list(structural))
-            self._compositions[structural] = pickle.dumps(composed)
-        config = pickle.loads(self._compositions[structural])  # a fresh copy, ~4x faster than deepcopy
+        key = tuple(map(self._normalised, structural))
+        if key not in self._compositions:
+            if key == self._sweep_structure() and self._sweep_values() <= {o.get_key_element() for o in values}:
+                composed = self.config
+            else:
+                composed = self.hydra_context.config_loader.load_sweep_config(self.config, [o.input_line for o in structural])
+            self._compositions[key] = pickle.dumps(composed)
+        config = pickle.loads(self._compositions[key])  # a fresh copy, ~4x faster than deepcopy
         ConfigLoaderImpl._apply_overrides_to_config(values, config)
         app_overrides = [o for o in parsed if not o.is_hydra_override()]
         with open_dict(config.hydra):
