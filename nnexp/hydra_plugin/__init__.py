@@ -6,8 +6,8 @@ pyproject.toml maps it there. Keep this module light: Hydra imports it at start-
 
 from __future__ import annotations
 
-import pickle
 import logging
+import pickle
 from pathlib import Path
 from typing import Sequence
 
@@ -15,7 +15,13 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_d
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import (
+    JobReturn,
+    configure_log,
+    filter_overrides,
+    run_job,
+    setup_globals,
+)
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 log = logging.getLogger(__name__)
@@ -163,9 +169,10 @@ class BatchedLauncher(InProcessLauncher):
         from nnexp.batched.launch import BatchedSweep, task_config
         from nnexp.batched.record import record_job
         from nnexp.cli import run_sweep_job
-        from nnexp.training.hardware import freeze_imports
+        from nnexp.training.hardware import freeze_imports, tune_malloc
 
         freeze_imports()
+        tune_malloc()  # before the stacks: their buffers page-faulted on every step without it
         self.start()
         configs = [self.job_config(list(overrides)) for overrides in job_overrides]
         tasks = [task_config(config) for config in configs]
