@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
 from nnexp import cli
 
@@ -220,6 +221,20 @@ def test_job_configs_equal_hydras_own_composition(command, job, tmp_path):
         for _ in range(2):  # the second comes from the cache
             ours = OmegaConf.to_yaml(launcher.job_config(job))
             assert ours == OmegaConf.to_yaml(loader.load_sweep_config(master, job))
+
+
+def test_a_values_only_sweep_composes_its_config_once(launch, monkeypatch):
+    """Hydra composes a multirun's config once to read hydra.mode, once for the sweep and once
+    per distinct job structure; nnexp skips the first and reuses the sweep's for the jobs."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    compositions = []
+    compose = ConfigLoaderImpl.load_configuration
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", lambda self, *a, **k: compositions.append(a) or compose(self, *a, **k))
+    sweep = launch("data=iris", "regularization.alpha=0.1,1", "trainer.max_epochs=2")
+    assert len(compositions) == 1
+    assert len(job_metrics(sweep)) == 2
+    assert OmegaConf.load(sweep / "0" / ".hydra" / "hydra.yaml").hydra.mode == "MULTIRUN"
 
 
 def test_cli_sweeps_draw_their_figures_and_report_in_the_background(tmp_path, monkeypatch, capsys):
