@@ -18,6 +18,7 @@ class StackOptimizer:
         self.lr, self.momentum = lr, momentum
         self.steps = torch.zeros_like(lr)
         self.state: dict[str, torch.Tensor] = {}
+        self._step: torch.Tensor | None = None
         self._spread()
 
     def _spread(self) -> None:
@@ -64,8 +65,10 @@ class StackOptimizer:
         exp_avg, exp_avg_sq = self.state["exp_avg"], self.state["exp_avg_sq"]
         if self.fused and self.lr_scalar is not None and self.steps_scalar is not None:
             # torch.optim.Adam(fused=True)'s own kernel, as the sequential run calls it: one op, bit for bit.
-            step = torch.tensor(float(self.steps_scalar), device=theta.device)
-            torch._fused_adam_([theta], [grad], [exp_avg], [exp_avg_sq], [], [step], lr=self.lr_scalar, beta1=beta1,
+            if self._step is None:  # the kernel reads the step count from a tensor; one is reused
+                self._step = torch.zeros((), device=theta.device)
+            self._step.fill_(float(self.steps_scalar))
+            torch._fused_adam_([theta], [grad], [exp_avg], [exp_avg_sq], [], [self._step], lr=self.lr_scalar, beta1=beta1,
                                beta2=beta2, weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
             return
         exp_avg.lerp_(grad, 1 - beta1)

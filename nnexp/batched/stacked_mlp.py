@@ -129,7 +129,9 @@ class StackedMLP:
         """
         g, scale = grad_output, None  # the current layer's true gradient is g * scale (M, 1, width)
         for i in reversed(range(len(self.shapes))):
-            if g.shape[-1] <= THIN_OUTPUTS:  # the product's transpose, a thin row block, is 3x faster
+            if g.shape[-1] == 1:  # the product's transpose, a thin row block, is 3x faster; same memory
+                torch.bmm(g.transpose(1, 2), trace.inputs[i], out=self.grad_weights[i].view(self.M, 1, -1))
+            elif g.shape[-1] <= THIN_OUTPUTS:
                 self.grad_weights[i].copy_(torch.bmm(g.transpose(1, 2), trace.inputs[i]).transpose(1, 2))
             else:
                 torch.bmm(trace.inputs[i].transpose(1, 2), g, out=self.grad_weights[i])
