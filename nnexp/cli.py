@@ -137,11 +137,7 @@ def register_launcher() -> None:
     # Scan first: the scan re-executes Hydra's core plugin modules, and our classes must subclass
     # the BasicLauncher/BasicSweeper that exist after it.
     plugins = Plugins.instance()
-    from hydra_plugins.nnexp_launcher import (
-        BatchedLauncher,
-        InProcessLauncher,
-        InProcessSweeper,
-    )
+    from hydra_plugins.nnexp_launcher import BatchedLauncher, InProcessLauncher, InProcessSweeper
 
     plugins.register(InProcessLauncher)
     plugins.register(InProcessSweeper)
