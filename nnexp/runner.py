@@ -15,11 +15,11 @@ from nnexp.data.splits import make_fit_data
 from nnexp.factory import instantiate
 from nnexp.fit import Factories, build_loggers, fit_and_score, prepare_network, quiet_lightning
 from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, config_yaml, write_history, write_json, write_text_atomic
-
-SUMMARY_FILE = "model_summary.txt"
 from nnexp.sweeps.cv import cross_validate
 from nnexp.sweeps.jobs import job_key
 from nnexp.training.hardware import freeze_imports, torch_threads, tune_malloc
+
+SUMMARY_FILE = "model_summary.txt"
 
 
 def objective_of(metrics: dict) -> float:

@@ -4,7 +4,8 @@ For a job whose result is already trained, ``run_job``'s own work dominates: two
 copies, two more inside ``HydraConfig.set_config``, a logging setup and three YAML files through
 OmegaConf's pure-Python writer, about 35 ms a job against a few ms to record the result. This
 makes the same output dir, ``.hydra/{config,hydra,overrides}.yaml`` (same content, written by
-libyaml when PyYAML has it), callbacks and task, with one ``set_config`` and no copies.
+libyaml when PyYAML has it), callbacks and task, with no copies: ``HydraConfig`` is pointed
+at the job's own hydra node (``use_hydra_config``).
 The job's Hydra log file is not written (a recorded job logs nothing).
 """
 

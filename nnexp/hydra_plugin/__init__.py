@@ -94,8 +94,9 @@ class InProcessLauncher(BasicLauncher):
         if tuple(overrides) in self._prepared:
             return self._prepared.pop(tuple(overrides))
         parsed = self._parse(overrides)
-        structural = [o for o in parsed if self._is_structural(o)]
-        values = [o for o in parsed if not self._is_structural(o)]
+        structural, values = [], []
+        for override in parsed:
+            (structural if self._is_structural(override) else values).append(override)
         key = tuple(map(self._normalised, structural))
         if key not in self._compositions:
             if key == self._sweep_structure() and self._sweep_values() <= {o.get_key_element() for o in values}:
