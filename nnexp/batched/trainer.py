@@ -105,10 +105,7 @@ class Stack:
         seeds, n_rows = [m.seed for m in members], [len(m.data.train) for m in members]
         self.orders = BatchOrders(seeds, n_rows, spec.batch_size, device)
         self.dropout = DropoutMasks([m.dropout for m in members], seeds, n_rows, [m.rng_state for m in members], device)
-        self.best = torch.full((len(members),), math.inf, device=device)
-        self.wait = torch.zeros(len(members), dtype=torch.long, device=device)
         self.best_theta = self.net.theta.clone() if spec.restore_best else None
-        self.best_values = torch.full((len(members),), math.inf, device=device)
         self._plan()
 
     def _plan(self) -> None:
@@ -142,7 +139,7 @@ class Stack:
         self.ids = [self.ids[i] for i in keep.tolist()]
         self.orders.keep(keep)
         self.dropout.keep(keep)
-        for name in ("variance", "alpha", "l1", "best", "wait", "best_values"):
+        for name in ("variance", "alpha", "l1"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value[keep])
@@ -187,54 +184,91 @@ class Stack:
             values["val_loss"], values["val_score"] = mean_losses(task, output_v, yv, maskv), split_scores(task, output_v, yv, maskv)
         return values
 
-    def stop_rules(self, values: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(diverged, stopped) masks after an epoch: a non-finite loss, or Lightning's EarlyStopping
-        rule (no improvement by more than ``tol`` for ``patience`` epochs), per member."""
-        spec = self.spec
-        diverged = ~torch.isfinite(values["train_loss"])
-        stopped = torch.zeros_like(diverged)
-        if spec.monitor is not None:
-            current = values[spec.monitor] * (-1.0 if spec.monitor.endswith("score") else 1.0)
-            improved = current < self.best - spec.tol
-            self.best = torch.where(improved & ~diverged, current, self.best)
-            self.wait = torch.where(improved, torch.zeros_like(self.wait), self.wait + 1)
-            stopped = ~diverged & (self.wait >= spec.patience)
-            if self.best_theta is not None:  # keep each member's weights from its best epoch (strictly better)
-                better = current < self.best_values
-                torch.where(self.net.per_element(better), self.net.theta, self.best_theta, out=self.best_theta)
-                self.best_values = torch.where(better, current, self.best_values)
-        return diverged, stopped
-
     def final_theta(self) -> torch.Tensor:
         return self.best_theta if self.best_theta is not None else self.net.theta
+
+
+class StopRules:
+    """Each member's stopping state, on the host: the epoch's values arrive there anyway (for
+    the history), and a few comparisons per member cost less than a dozen tensor ops per epoch.
+
+    A non-finite training loss is a divergence. Otherwise Lightning's EarlyStopping rule: an
+    epoch improves when ``monitor`` beats the best so far by more than ``tol`` (compared as
+    EarlyStopping compares, ``current -/+ tol`` in the values' own precision, which the stack
+    computes: :meth:`shifted`); ``patience`` epochs without one stop the member.
+    """
+
+    def __init__(self, spec: StackSpec, members: int):
+        self.spec = spec
+        self.sign = -1.0 if spec.monitor and spec.monitor.endswith("score") else 1.0  # lower is better after it
+        self.best = [math.inf] * members
+        self.wait = [0] * members
+        self.best_values = [math.inf] * members  # for restore_best: strictly better epochs
+
+    def shifted(self, values: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``sign * monitor + tol``: EarlyStopping's ``current - min_delta``, negated for a score."""
+        current = values[self.spec.monitor]
+        return current + self.spec.tol if self.sign > 0 else torch.rsub(current, self.spec.tol)
+
+    def update(self, member: int, loss: float, current: float, shifted: float) -> str | None:
+        """Member's stop reason after this epoch, or None to go on; ``current`` is its monitored value."""
+        if not math.isfinite(loss):
+            return "diverged"
+        if self.spec.monitor is None:
+            return None
+        current *= self.sign
+        if shifted < self.best[member]:
+            self.best[member], self.wait[member] = current, 0
+        else:
+            self.wait[member] += 1
+        if self.wait[member] >= self.spec.patience:
+            return "converged" if self.spec.monitor == "train_loss" else "early_stopped"
+        return None
+
+    def improved_on_best(self, member: int, current: float) -> bool:
+        """Whether this epoch's weights are the member's best so far (for restore_best)."""
+        current *= self.sign
+        if current < self.best_values[member]:
+            self.best_values[member] = current
+            return True
+        return False
 
 
 @torch.no_grad()
 def train_stack(members: list[MemberSpec], spec: StackSpec, device="cpu") -> list[MemberResult]:
     """Train every member for up to ``spec.max_epochs`` epochs; each stops on its own."""
     stack = Stack(members, spec, device)
+    rules = StopRules(spec, len(members))
     results = [MemberResult(network=m.network) for m in members]
     started = time.perf_counter()
     for epoch in range(1, spec.max_epochs + 1):
         values = stack.train_epoch()
-        diverged, stopped = stack.stop_rules(values)
         names = list(values)
-        host = torch.stack([values[name].to(torch.float64) for name in names]).T.tolist()  # one synchronisation per epoch
+        columns = list(values.values())
+        if spec.monitor is not None:
+            columns.append(rules.shifted(values))
+        dtype = columns[0].dtype
+        host = torch.stack([column.to(dtype) for column in columns], 1).tolist()  # one synchronisation per epoch
         seconds = time.perf_counter() - started
-        for member, row, lr in zip(stack.ids, host, stack.lr_values):
+        loss_at, monitored = names.index("train_loss"), names.index(spec.monitor) if spec.monitor is not None else 0
+        leaving, best = [], []
+        for m, (member, row, lr) in enumerate(zip(stack.ids, host, stack.lr_values)):
             results[member].history.append({"epoch": epoch, **dict(zip(names, row)), "lr": lr, "seconds": seconds})
-        leaving = diverged | stopped
-        if epoch == spec.max_epochs:
-            leaving = torch.ones_like(leaving)
-        for m in torch.nonzero(leaving).flatten().tolist():
-            member = stack.ids[m]
-            if bool(diverged[m]):
-                results[member].stop_reason = "diverged"
-            elif bool(stopped[m]):
-                results[member].stop_reason = "converged" if spec.monitor == "train_loss" else "early_stopped"
-            stack.net.export(m, members[member].network, stack.final_theta())
-        if bool(leaving.all()):
+            reason = rules.update(member, row[loss_at], row[monitored], row[-1])
+            if stack.best_theta is not None:
+                best.append(reason != "diverged" and rules.improved_on_best(member, row[monitored]))
+            if reason is None and epoch == spec.max_epochs:
+                reason = "max_epochs"
+            if reason is not None:
+                results[member].stop_reason = reason
+                leaving.append(m)
+        if any(best):  # keep each member's weights from its best epoch
+            better = stack.net.per_element(torch.tensor(best, device=device))
+            torch.where(better, stack.net.theta, stack.best_theta, out=stack.best_theta)
+        for m in leaving:
+            stack.net.export(m, members[stack.ids[m]].network, stack.final_theta())
+        if len(leaving) == len(stack.ids):
             break
-        if bool(leaving.any()):
-            stack.keep(torch.nonzero(~leaving).flatten())
+        if leaving:
+            stack.keep(torch.tensor(sorted(set(range(len(stack.ids))) - set(leaving)), device=device))
     return results
