@@ -57,6 +57,18 @@ def test_members_match_sequential_runs(optimiser, sweep):
     assert_same_fits(batched, sequential)
 
 
+def test_rows_gathered_step_by_step_train_as_rows_gathered_per_epoch(sweep, monkeypatch):
+    import nnexp.batched.trainer as trainer
+
+    grid = ["launcher=batched", "data=breast_cancer", "cv=2", "batch_size=64", "trainer.max_epochs=4", "regularization.alpha=0.1,1"]
+    per_epoch = sweep("epoch", *grid)
+    monkeypatch.setattr(trainer, "GATHER_ELEMENTS", 1)  # as for MNIST: one step's rows at a time
+    per_step = sweep("step", *grid)
+    assert per_epoch.keys() == per_step.keys() and len(per_epoch) == 2
+    for job, metrics in per_epoch.items():
+        assert [f["train_loss"] for f in metrics["folds"]] == [f["train_loss"] for f in per_step[job]["folds"]]
+
+
 def test_early_stopping_members_stop_alone_and_keep_their_best_weights(sweep):
     grid = ["data=wine", "stopping=early_stopping", "stopping.patience=3", "optim.lr=0.05,0.001", "trainer.max_epochs=60"]
     sequential = sweep("basic", *grid)

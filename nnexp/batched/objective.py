@@ -20,11 +20,19 @@ def row_losses(task: Task, output: torch.Tensor, target: torch.Tensor) -> torch.
     return 0.5 * (output - target).square().mean(dim=-1)
 
 
+def weighted_losses(task: Task, output: torch.Tensor, target: torch.Tensor, row_weight: torch.Tensor) -> torch.Tensor:
+    """Each member's sum of ``row_weight``-weighted row losses: (M,). With weights 1/n on a
+    member's real rows (0 on padding) it is the member's mean loss."""
+    if task.kind == "binary":  # the weight inside the loss kernel: one op less
+        return F.binary_cross_entropy_with_logits(output.squeeze(-1), target, weight=row_weight, reduction="none").sum(1)
+    return (row_losses(task, output, target) * row_weight).sum(1)
+
+
 def loss_gradient(task: Task, output: torch.Tensor, target: torch.Tensor, row_weight: torch.Tensor) -> torch.Tensor:
     """d(sum over members of row_weight-weighted row losses)/d(output); ``row_weight`` is
     1/n_batch on a member's real rows and 0 on padding, so each member gets its mean loss's gradient."""
     if task.kind == "binary":
-        return ((torch.sigmoid(output.squeeze(-1)) - target) * row_weight).unsqueeze(-1)
+        return torch.sigmoid(output).sub_(target.unsqueeze(-1)).mul_(row_weight.unsqueeze(-1))
     if task.kind == "multiclass":
         grad = torch.softmax(output, dim=-1)
         grad.scatter_add_(-1, target.unsqueeze(-1), torch.full_like(grad[..., :1], -1.0))
@@ -35,7 +43,7 @@ def loss_gradient(task: Task, output: torch.Tensor, target: torch.Tensor, row_we
 def mean_losses(task: Task, output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Each member's mean loss over its real rows: (M,)."""
     maskf = mask.to(output.dtype)
-    return (row_losses(task, output, target) * maskf).sum(1) / maskf.sum(1).clamp_min(1)
+    return weighted_losses(task, output, target, maskf / maskf.sum(1, keepdim=True).clamp_min(1))
 
 
 def score_sums(task: Task, output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

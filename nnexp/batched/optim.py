@@ -16,7 +16,10 @@ class StackOptimizer:
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, nesterov: bool = False, fused: bool = False):
         self.net, self.kind, self.betas, self.eps, self.nesterov, self.fused = net, kind, betas, eps, nesterov, fused
         self.lr, self.momentum = lr, momentum
-        self.steps = torch.zeros_like(lr)
+        # Steps taken: one plain number while every member has taken as many (no op per step),
+        # else per member (M,).
+        self.steps_scalar: int | None = 0
+        self.steps: torch.Tensor | None = None
         self.state: dict[str, torch.Tensor] = {}
         self._step: torch.Tensor | None = None
         self._spread()
@@ -26,12 +29,15 @@ class StackOptimizer:
         self.momentum_e = self.net.per_element(self.momentum)
         # Plain numbers where every member agrees: scalar arguments save an op per step.
         self.lr_scalar = float(self.lr[0]) if bool((self.lr == self.lr[0]).all()) else None
-        self.steps_scalar = int(self.steps[0]) if bool((self.steps == self.steps[0]).all()) else None
+        if self.steps is not None and bool((self.steps == self.steps[0]).all()):
+            self.steps_scalar, self.steps = int(self.steps[0]), None
 
     def keep(self, keep: torch.Tensor) -> None:
         """Follow the stack when members leave it (call before ``StackedMLP.keep``)."""
         self.state = {name: self.net.take(buffer, keep) for name, buffer in self.state.items()}
-        self.lr, self.momentum, self.steps = self.lr[keep], self.momentum[keep], self.steps[keep]
+        self.lr, self.momentum = self.lr[keep], self.momentum[keep]
+        if self.steps is not None:
+            self.steps = self.steps[keep]
 
     def rebind(self) -> None:
         """Re-derive the per-element vectors after the stack changed its members."""
@@ -43,12 +49,13 @@ class StackOptimizer:
         theta, grad = self.net.theta, self.net.grad
         if frozen is not None:  # rare: a member with fewer rows has no batch at this step
             saved = [theta.clone(), *(buffer.clone() for buffer in self.state.values())]
+            if self.steps is None:
+                self.steps, self.steps_scalar = torch.full_like(self.lr, self.steps_scalar), None
             self.steps += (~frozen).to(self.steps.dtype)
-            self.steps_scalar = None
+        elif self.steps is None:
+            self.steps_scalar += 1
         else:
             self.steps += 1
-            if self.steps_scalar is not None:
-                self.steps_scalar += 1
         if self.kind == "adam":
             self._adam(theta, grad)
         else:

@@ -88,6 +88,11 @@ class StackedMLP:
         """Broadcast a per-member vector (M,) to theta's layout."""
         return values.index_select(0, self.member_of)
 
+    def weight_norms(self, order: int) -> torch.Tensor:
+        """Each member's sum over its weight matrices (not biases) of ||W||_1 or ||W||_2^2: (M,)."""
+        total = [(W.square() if order == 2 else W.abs()).sum((1, 2)) for W in self.weights]
+        return sum(total[1:], total[0])
+
     def take(self, flat: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """Members ``keep`` of a flat buffer laid out like theta."""
         sizes = [self.M * size for size in self._block_sizes()]

@@ -15,13 +15,17 @@ from dataclasses import dataclass, field
 
 import torch
 
-from nnexp.batched.objective import loss_gradient, mean_losses, row_losses, score_sums, split_scores
+from nnexp.batched.objective import loss_gradient, mean_losses, score_sums, split_scores, weighted_losses
 from nnexp.batched.optim import StackOptimizer
 from nnexp.batched.shared_splits import SharedSplits
 from nnexp.batched.stacked_mlp import StackedMLP
 from nnexp.batched.streams import BatchOrders, DropoutMasks
 from nnexp.data.splits import FitData
 from nnexp.models.task import Task, target_total_variance
+
+
+# Rows gathered at once per stack (fp32: 64 MB): a whole epoch for tabular data, one step for MNIST.
+GATHER_ELEMENTS = 16 * 1024 * 1024
 
 
 @dataclass
@@ -111,9 +115,9 @@ class Stack:
     def _plan(self) -> None:
         batch, n_max = self.spec.batch_size, self.train.n_max
         self.mask, self.n_rows = self.train.row_mask(), self.train.n_rows
-        self.mask_float = self.mask.to(self.train.X.dtype)
-        self.lr_values = self.optimizer.lr.tolist()  # for the history
         dtype = self.train.X.dtype
+        self.mean_weight = self.mask.to(dtype) / self.n_rows[:, None]  # a member's mean over its real rows
+        self.lr_values = self.optimizer.lr.tolist()  # for the history
         weight_e = self.net.is_weight.to(dtype)
         self.steps: list[StepPlan] = []
         for start in range(0, n_max, batch):
@@ -127,7 +131,13 @@ class Stack:
                 self.net.per_element(self.l1 * inverse) * weight_e if bool((self.l1 > 0).any()) else None,
                 None if bool((count > 0).all()) else count == 0,
             ))
-        self.n_batches = torch.ceil(self.n_rows / batch).clamp_min(1).to(dtype)
+        # The penalty's value in the epoch loss, as the sequential epoch adds it: once per batch.
+        batches_per_row = torch.ceil(self.n_rows / batch).clamp_min(1).to(dtype) / self.n_rows
+        self.l2_in_loss = 0.5 * self.alpha * batches_per_row if self.steps[0].l2 is not None else None
+        self.l1_in_loss = self.l1 * batches_per_row if self.steps[0].l1 is not None else None
+        # Steps whose rows are gathered at once: up to GATHER_ELEMENTS (MNIST: one step at a time).
+        every = max(1, GATHER_ELEMENTS // max(1, len(self.ids) * batch * self.train.X.shape[-1]))
+        self.step_groups = [self.steps[i : i + every] for i in range(0, len(self.steps), every)]
 
     def keep(self, keep: torch.Tensor) -> None:
         """Go on with members ``keep`` (indices into the current members) only."""
@@ -153,9 +163,7 @@ class Stack:
         task, net = self.spec.task, self.net
         rows = self.train.rows(self.orders.draw(self.train.n_max))
         outputs, targets = [], []
-        for step in self.steps:
-            # Gathered step by step: a whole epoch's copy of every member's rows would not fit for MNIST.
-            xb, yb = self.train.take(rows[:, step.start : step.stop])
+        for step, xb, yb in self._batches(rows, targets):
             masks = self.dropout.draw(step.start, step.stop, self.hidden_widths) if self.dropout.active else None
             output, trace = net.forward(xb, masks)
             net.backward(loss_gradient(task, output, yb, step.row_weight), trace)
@@ -165,16 +173,13 @@ class Stack:
                 net.grad.addcmul_(net.theta.sign(), step.l1)
             self.optimizer.step(step.frozen)
             outputs.append(output)
-            targets.append(yb)
         # The epoch's loss and running score from the outputs each step saw (as the sequential epoch).
-        output, y = torch.cat(outputs, dim=1), torch.cat(targets, dim=1)
-        loss_sum = (row_losses(task, output, y) * self.mask_float).sum(1)
-        train_loss = loss_sum / self.n_rows
-        if self.steps[0].l2 is not None or self.steps[0].l1 is not None:  # the penalty's value, as the sequential epoch adds it
-            penalty = 0.5 * self.alpha * sum(W.square().sum((1, 2)) for W in net.weights)
-            if self.steps[0].l1 is not None:
-                penalty = penalty + self.l1 * sum(W.abs().sum((1, 2)) for W in net.weights)
-            train_loss = train_loss + penalty * self.n_batches / self.n_rows
+        output, y = torch.cat(outputs, dim=1), targets[0] if len(targets) == 1 else torch.cat(targets, dim=1)
+        train_loss = weighted_losses(task, output, y, self.mean_weight)
+        if self.l2_in_loss is not None:
+            train_loss.addcmul_(net.weight_norms(2), self.l2_in_loss)
+        if self.l1_in_loss is not None:
+            train_loss.addcmul_(net.weight_norms(1), self.l1_in_loss)
         values = {"train_loss": train_loss}
         sums = score_sums(task, output, y, self.mask)
         values["train_score"] = (1 - sums / self.variance).mean(-1) if task.kind == "regression" else sums / self.n_rows
@@ -183,6 +188,15 @@ class Stack:
             output_v = net.forward(Xv)[0]
             values["val_loss"], values["val_score"] = mean_losses(task, output_v, yv, maskv), split_scores(task, output_v, yv, maskv)
         return values
+
+    def _batches(self, rows: torch.Tensor, targets: list[torch.Tensor]):
+        """(step, features, targets) of each step, in order; ``targets`` collects the epoch's targets."""
+        for group in self.step_groups:
+            first = group[0].start
+            X_rows, y_rows = self.train.take(rows[:, first : group[-1].stop])
+            targets.append(y_rows)
+            for step in group:
+                yield step, X_rows[:, step.start - first : step.stop - first], y_rows[:, step.start - first : step.stop - first]
 
     def final_theta(self) -> torch.Tensor:
         return self.best_theta if self.best_theta is not None else self.net.theta
