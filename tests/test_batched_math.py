@@ -7,7 +7,7 @@ import torch
 
 from nnexp.batched.objective import loss_gradient, row_losses
 from nnexp.batched.optim import StackOptimizer
-from nnexp.batched.stacked_mlp import ACTIVATION_PAIRS, StackedMLP
+from nnexp.batched.stacked_mlp import ACTIVATION_PAIRS, StackedMLP, with_ones
 from nnexp.models.mlp import MLP
 from nnexp.models.task import Task
 
@@ -47,7 +47,7 @@ def test_backward_matches_autograd_of_each_members_mean_loss(activation, kind, h
     if dropout:
         masks = [torch.bernoulli(torch.full((3, 7, width), 0.7)) / 0.7 for width in hidden]
     stack = StackedMLP(nets, activation, "cpu")
-    output, trace = stack.forward(x, masks if dropout else None)
+    output, trace = stack.forward(with_ones(x), masks if dropout else None)
     stack.backward(loss_gradient(task, output, y, mask / mask.sum(1, keepdim=True)), trace)
     for m, net in enumerate(nets):
         rows = mask[m]

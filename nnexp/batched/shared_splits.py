@@ -10,9 +10,10 @@ from nnexp.data.splits import TensorSplit
 class SharedSplits:
     """The distinct splits of a stack's members, stored once: members trained on the same rows
     (the grid points of one fold and seed) share them, so hundreds of members fit on one device.
-    ``X`` (D, n_max, features), ``y`` (D, n_max, ...); ``of_member`` (M,) picks a member's split."""
+    ``X`` (D, n_max, features), ``y`` (D, n_max, ...); ``of_member`` (M,) picks a member's split.
+    ``ones_column``: X carries a ones column last (features + 1), as a stack's layers take it."""
 
-    def __init__(self, splits: list[TensorSplit], device):
+    def __init__(self, splits: list[TensorSplit], device, ones_column: bool = False):
         index: dict[int, int] = {}
         distinct: list[TensorSplit] = []
         for split in splits:
@@ -21,10 +22,13 @@ class SharedSplits:
                 distinct.append(split)
         n_max = max(len(split) for split in distinct)
         first = distinct[0]
-        self.X = torch.zeros((len(distinct), n_max, first.X[0].numel()), dtype=first.X.dtype, device=device)
+        features = first.X[0].numel()
+        self.X = torch.zeros((len(distinct), n_max, features + int(ones_column)), dtype=first.X.dtype, device=device)
+        if ones_column:
+            self.X[..., -1] = 1.0
         self.y = torch.zeros((len(distinct), n_max, *first.y.shape[1:]), dtype=first.y.dtype, device=device)
         for d, split in enumerate(distinct):
-            self.X[d, : len(split)] = split.X.reshape(len(split), -1).to(device)
+            self.X[d, : len(split), :features] = split.X.reshape(len(split), -1).to(device)
             self.y[d, : len(split)] = split.y.to(device)
         self.of_member = torch.tensor([index[id(split)] for split in splits], device=device)
         self.n_rows = torch.tensor([len(split) for split in splits], device=device)

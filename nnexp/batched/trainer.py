@@ -92,10 +92,10 @@ class Stack:
         self.ids = list(range(len(members)))
         self.net = StackedMLP([m.network for m in members], spec.activation, device)
         self.hidden_widths = [n_out for _, n_out in self.net.shapes[:-1]]
-        self.train = SharedSplits([m.data.train for m in members], device)
+        self.train = SharedSplits([m.data.train for m in members], device, ones_column=True)
         self.validation = None
         if all(m.data.val is not None for m in members):
-            self.validation = SharedSplits([m.data.val for m in members], device)
+            self.validation = SharedSplits([m.data.val for m in members], device, ones_column=True)
         self.variance = None
         if spec.task.kind == "regression":
             self.variance = torch.stack([target_total_variance(spec.task, m.data.train.y.to(device)) for m in members])
