@@ -14,6 +14,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from nnexp.fast_yaml import use_libyaml
+
 CONFIG_PACKAGE = "nnexp.configs"
 USER_CONFIG_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "hydra.searchpath")
 PLUGINS = {  # group options that need a Hydra plugin: (module, pip requirement)
@@ -161,6 +163,7 @@ def skip_mode_probe():
 
 def main() -> None:
     """``nnexp [overrides]``: train the composed config; ``nnexp -m ...`` sweeps it."""
+    use_libyaml()
     sys.argv[1:] = resume_argv(sys.argv[1:])
     multirun = "-m" in sys.argv or "--multirun" in sys.argv
     if multirun:
@@ -221,6 +224,7 @@ def summary_main() -> None:
         raise SystemExit(2)
     from nnexp.sweeps.summary import summarise
 
+    use_libyaml()
     summarise(args.sweep_dir, refit=args.refit, plots=not args.no_plots)
     gc.freeze()
 
