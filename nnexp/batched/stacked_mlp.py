@@ -38,6 +38,13 @@ assert set(ACTIVATION_PAIRS) == set(ACTIVATIONS)
 # Activations whose derivative reads only their output overwrite the pre-activation in place:
 # one fresh (M, B, width) buffer less per layer and step.
 IN_PLACE = {"relu": torch.relu_, "tanh": torch.tanh_, "logistic": torch.sigmoid_}
+# Their derivatives overwrite the activation, dead once its layer's weight gradient is taken:
+# the step's working set stays 2.8 MB smaller (35 x 200 x 100), 10% off the backward pass here.
+IN_PLACE_DERIVATIVES = {
+    "relu": lambda g, z, a: aten.threshold_backward.grad_input(g, a, 0, grad_input=a),
+    "tanh": lambda g, z, a: aten.tanh_backward.grad_input(g, a, grad_input=a),
+    "logistic": lambda g, z, a: aten.sigmoid_backward.grad_input(g, a, grad_input=a),
+}
 
 # A weight gradient (in, out) with out <= THIN_OUTPUTS is computed as its transpose: batched
 # matmuls into a thin column ran 3x slower than into a thin row here (35 x (100, 1): 104 vs 31 us).
@@ -73,6 +80,7 @@ class StackedMLP:
         self.shapes = [(layer.in_features, layer.out_features) for layer in layers[0]]
         self.activation, self.derivative = ACTIVATION_PAIRS[activation]
         self.activation = IN_PLACE.get(activation, self.activation)
+        self.derivative = IN_PLACE_DERIVATIVES.get(activation, self.derivative)
         blocks = []
         for i in range(len(self.shapes)):
             weights = torch.stack([net[i].weight.detach().T for net in layers])
@@ -141,6 +149,7 @@ class StackedMLP:
 
     def backward(self, grad_output: torch.Tensor, trace: Trace) -> None:
         """Write d(sum of member losses)/d(theta) into ``grad``; ``grad_output`` is dL/d(output).
+        It uses ``trace`` up: activations computed in place are overwritten by their gradients.
 
         The first layer's weight and bias gradients are one product of its input (ones column
         included) and its output gradient. With one output (binary or single-target regression) the last
