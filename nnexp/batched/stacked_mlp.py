@@ -1,12 +1,13 @@
 """M MLPs of one shape as one flat parameter buffer, with a hand-written forward and backward pass.
 
-Each layer is one block (M, in + 1, out): its weights (in, out) with its bias as the last row.
-The network's inputs carry a ones column last, so the first (widest) layer is one batched
-matmul forward, with no bias broadcast (35 x (200, 31) x (31, 100): 185 us against 255 us with
-``baddbmm``), and one backward, weight and bias gradients together. (Hidden activations get no
-ones column: writing them into a strided buffer cost more than the broadcast saves.) The blocks
-are contiguous views into one flat tensor (and the gradients into another), so an optimiser step
-is a handful of element-wise ops over all members.
+Every layer has a weight block (M, in, out) and a bias block (M, 1, out), except the first: one
+block (M, in + 1, out) with its bias as the last row. The network's inputs carry a ones column
+last, so the first (widest) layer is one batched matmul forward, with no bias broadcast
+(35 x (200, 31) x (31, 100): 185 us against 255 us with ``baddbmm``), and one backward, weight
+and bias gradients together. (Hidden activations get no ones column: writing them into a
+strided buffer cost more than the broadcast saves.) The blocks are contiguous views into one
+flat tensor (and the gradients into another), so an optimiser step is a handful of element-wise
+ops over all members.
 The backward pass is the textbook MLP backward (as scikit-learn's ``_backprop``) with torch's own
 activation-derivative kernels, so a step needs no autograd graph. Members leave the stack
 (``keep``) when they stop training.
@@ -85,25 +86,26 @@ class StackedMLP:
         for i in range(len(self.shapes)):
             weights = torch.stack([net[i].weight.detach().T for net in layers])
             biases = torch.stack([net[i].bias.detach() for net in layers])[:, None]
-            blocks.append(torch.cat([weights, biases], dim=1).reshape(-1))
-        self._bind(torch.cat(blocks).to(device), len(networks))
+            blocks.extend([torch.cat([weights, biases], dim=1)] if i == 0 else [weights, biases])
+        self._bind(torch.cat([block.reshape(-1) for block in blocks]).to(device), len(networks))
 
     def _block_sizes(self) -> list[int]:
-        return [(n_in + 1) * n_out for n_in, n_out in self.shapes]
+        (n_in, n_out), *later = self.shapes
+        return [(n_in + 1) * n_out, *(size for n_in, n_out in later for size in (n_in * n_out, n_out))]
 
     def _bind(self, theta: torch.Tensor, members: int) -> None:
         self.M, self.theta, self.grad = members, theta, torch.zeros_like(theta)
-        self.blocks, self.grad_blocks = self._views(theta), self._views(self.grad)
-        self.weights, self.biases = [block[:, :-1] for block in self.blocks], [block[:, -1:] for block in self.blocks]
-        self.grad_weights = [block[:, :-1] for block in self.grad_blocks]
-        self.grad_biases = [block[:, -1:] for block in self.grad_blocks]
+        self.first_block, self.weights, self.biases = self._views(theta)
+        self.grad_first_block, self.grad_weights, self.grad_biases = self._views(self.grad)
         device = theta.device
         member = torch.arange(members, device=device)
         # Per element of theta: its member, and whether it is a weight (penalised) or a bias.
         self.member_of = torch.cat([member.repeat_interleave(size) for size in self._block_sizes()])
+        (n_in, n_out), *later = self.shapes
         self.is_weight = torch.cat([
-            (torch.arange(n_in + 1, device=device) < n_in).repeat_interleave(n_out).repeat(members)
-            for n_in, n_out in self.shapes
+            (torch.arange(n_in + 1, device=device) < n_in).repeat_interleave(n_out).repeat(members),
+            *(torch.full((members * size,), is_weight, device=device)
+              for n_in, n_out in later for size, is_weight in ((n_in * n_out, True), (n_out, False))),
         ])
 
     def per_element(self, values: torch.Tensor) -> torch.Tensor:
@@ -130,9 +132,9 @@ class StackedMLP:
         (M, B, width), already scaled by 1/(1-p); None in evaluation."""
         trace = Trace([x], [], [], masks)
         last = len(self.shapes) - 1
-        for i, block in enumerate(self.blocks):
+        for i in range(len(self.shapes)):
             if i == 0:  # the inputs' ones column picks up the bias row
-                z = torch.bmm(x, block)
+                z = torch.bmm(x, self.first_block)
             else:  # an activation has no ones column: appending one costs more than the bias broadcast
                 z = torch.baddbmm(self.biases[i], trace.inputs[-1], self.weights[i])
             if i == last:
@@ -143,9 +145,16 @@ class StackedMLP:
             trace.inputs.append(a if masks is None else a * masks[i])
         raise AssertionError("unreachable: the output layer returns")
 
-    def _views(self, theta: torch.Tensor) -> list[torch.Tensor]:
-        params = theta.split([self.M * size for size in self._block_sizes()])
-        return [block.view(self.M, n_in + 1, n_out) for block, (n_in, n_out) in zip(params, self.shapes)]
+    def _views(self, theta: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """The first layer's block, and every layer's weights (M, in, out) and biases (M, 1, out)."""
+        parts = iter(theta.split([self.M * size for size in self._block_sizes()]))
+        (n_in, n_out), *later = self.shapes
+        first = next(parts).view(self.M, n_in + 1, n_out)
+        weights, biases = [first[:, :-1]], [first[:, -1:]]
+        for n_in, n_out in later:
+            weights.append(next(parts).view(self.M, n_in, n_out))
+            biases.append(next(parts).view(self.M, 1, n_out))
+        return first, weights, biases
 
     def backward(self, grad_output: torch.Tensor, trace: Trace) -> None:
         """Write d(sum of member losses)/d(theta) into ``grad``; ``grad_output`` is dL/d(output).
@@ -162,14 +171,13 @@ class StackedMLP:
         g, scale = grad_output, None  # the current layer's true gradient is g * scale (M, 1, width)
         for i in reversed(range(len(self.shapes))):
             if i == 0:  # input with its ones column: weight and bias gradients in one product
-                self._product(g, trace.inputs[0], self.grad_blocks[0])
-            else:  # the weights are a strided view of the block: products land there by copy
-                self.grad_weights[i].copy_(self._product(g, trace.inputs[i]))
-                self.grad_biases[i].copy_(g.sum(1, keepdim=True))
+                self._product(g, trace.inputs[0], self.grad_first_block)
+            else:
+                self._product(g, trace.inputs[i], self.grad_weights[i])
+                torch.sum(g, dim=1, keepdim=True, out=self.grad_biases[i])
             if scale is not None:
-                (self.grad_blocks[i] if i == 0 else self.grad_blocks[i][:, :-1]).mul_(scale)
-                if i > 0:
-                    self.grad_biases[i].mul_(scale)
+                for grad in [self.grad_first_block] if i == 0 else [self.grad_weights[i], self.grad_biases[i]]:
+                    grad.mul_(scale)
             if i == 0:
                 return
             weights_t = self.weights[i].transpose(1, 2)  # (M, out, in)
@@ -183,21 +191,20 @@ class StackedMLP:
                 g = g * trace.masks[i - 1]
             g = self.derivative(g, trace.pre_activations[i - 1], trace.activations[i - 1])
 
-    def _product(self, g: torch.Tensor, inputs: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """inputs^T g per member, (M, in, out), into ``out`` (contiguous) when given."""
+    def _product(self, g: torch.Tensor, inputs: torch.Tensor, out: torch.Tensor) -> None:
+        """inputs^T g per member, (M, in, out), into ``out`` (contiguous)."""
         if g.shape[-1] == 1:  # the product's transpose, a thin row block, is 3x faster; same memory
-            row = torch.bmm(g.transpose(1, 2), inputs, out=None if out is None else out.view(self.M, 1, -1))
-            return row.view(self.M, -1, 1)
-        if g.shape[-1] <= THIN_OUTPUTS:
-            product = torch.bmm(g.transpose(1, 2), inputs).transpose(1, 2)
-            return product if out is None else out.copy_(product)
-        return torch.bmm(inputs.transpose(1, 2), g, out=out)
+            torch.bmm(g.transpose(1, 2), inputs, out=out.view(self.M, 1, -1))
+        elif g.shape[-1] <= THIN_OUTPUTS:
+            out.copy_(torch.bmm(g.transpose(1, 2), inputs).transpose(1, 2))
+        else:
+            torch.bmm(inputs.transpose(1, 2), g, out=out)
 
     def export(self, m: int, network: torch.nn.Module, theta: torch.Tensor | None = None) -> torch.nn.Module:
         """Member m's weights (from ``theta``, default the current ones) loaded into its own network."""
-        blocks = self.blocks if theta is None else self._views(theta)
+        _, weights, biases = (None, self.weights, self.biases) if theta is None else self._views(theta)
         with torch.no_grad():
-            for layer, block in zip(linear_layers(network), blocks):
-                layer.weight.copy_(block[m, :-1].T)
-                layer.bias.copy_(block[m, -1])
+            for layer, W, b in zip(linear_layers(network), weights, biases):
+                layer.weight.copy_(W[m].T)
+                layer.bias.copy_(b[m, 0])
         return network
