@@ -32,6 +32,11 @@ class SharedSplits:
             self.y[d, : len(split)] = split.y.to(device)
         self.of_member = torch.tensor([index[id(split)] for split in splits], device=device)
         self.n_rows = torch.tensor([len(split) for split in splits], device=device)
+        self._offsets()
+
+    def _offsets(self) -> None:
+        # Where each member's split starts among the flattened splits; None when all share one.
+        self.offset = (self.of_member * self.n_max)[:, None] if self.X.shape[0] > 1 else None
 
     @property
     def n_max(self) -> int:
@@ -39,6 +44,7 @@ class SharedSplits:
 
     def keep(self, keep: torch.Tensor) -> None:
         self.of_member, self.n_rows = self.of_member[keep], self.n_rows[keep]
+        self._offsets()
 
     def row_mask(self) -> torch.Tensor:
         """(M, n_max): True on each member's real rows."""
@@ -46,7 +52,7 @@ class SharedSplits:
 
     def rows(self, order: torch.Tensor) -> torch.Tensor:
         """Row indices into the flattened splits for each member's ``order`` (M, k) of its rows."""
-        return order + (self.of_member * self.n_max)[:, None]
+        return order if self.offset is None else order + self.offset
 
     def take(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (M, k, features) and targets (M, k, ...) of ``rows`` (M, k) from :meth:`rows`."""

@@ -41,10 +41,16 @@ class BatchOrders(SharedStreams):
         """This epoch's orders (M, n_max), padding rows last."""
         orders = []
         for (_, n), generator in self.streams:
-            order = torch.arange(n_max, device=self.device)
-            if generator is not None:
+            if generator is None:
+                orders.append(torch.arange(n_max, device=self.device))
+            elif n == n_max:
+                orders.append(torch.randperm(n, generator=generator, device=self.device))
+            else:
+                order = torch.arange(n_max, device=self.device)
                 order[:n] = torch.randperm(n, generator=generator, device=self.device)
-            orders.append(order)
+                orders.append(order)
+        if len(orders) == 1:  # every member draws the same order (as in a grid over alpha)
+            return orders[0].expand(len(self.of_member), -1)
         return torch.stack(orders).index_select(0, self.of_member)
 
 
