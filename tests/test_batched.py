@@ -57,6 +57,24 @@ def test_members_match_sequential_runs(optimiser, sweep):
     assert_same_fits(batched, sequential)
 
 
+def test_a_member_with_no_rows_in_a_step_sits_it_out(sweep, monkeypatch):
+    from nnexp.batched.optim import StackOptimizer
+
+    # iris, 3 folds: 75, 75 and 74 training rows; batches of 37 leave the 74-row fold's third step empty.
+    grid = ["data=iris", "cv=3", "batch_size=37", "trainer.max_epochs=6", "regularization.alpha=1e-4,1"]
+    sequential = sweep("basic", *grid)
+    real_step, sat_out = StackOptimizer.step, []
+
+    def step(self, frozen=None):
+        sat_out.append(0 if frozen is None else int(frozen.sum()))
+        return real_step(self, frozen)
+
+    monkeypatch.setattr(StackOptimizer, "step", step)
+    batched = sweep("batched", "launcher=batched", *grid)
+    assert sat_out.count(2) == 6  # the 74-row fold's two members, once per epoch
+    assert_same_fits(batched, sequential)
+
+
 def test_rows_gathered_step_by_step_train_as_rows_gathered_per_epoch(sweep, monkeypatch):
     import nnexp.batched.trainer as trainer
 
