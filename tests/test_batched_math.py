@@ -121,3 +121,22 @@ def test_members_on_the_same_rows_share_one_copy_of_them():
     X, y = splits.take(splits.rows(torch.tensor([[5, 0], [1, 2], [3, 0], [4, 4]])))
     assert torch.equal(X[0], fold_a.X[[5, 0]]) and torch.equal(X[2], fold_b.X[[3, 0]]) and torch.equal(y[3], fold_a.y[[4, 4]])
     assert splits.row_mask().sum(1).tolist() == [6, 6, 4, 6]
+
+
+def test_trained_members_come_back_as_ordinary_networks():
+    from nnexp.batched.trainer import MemberSpec, StackSpec, train_stack
+    from nnexp.data.splits import FitData, TensorSplit
+
+    nets = networks(2, "relu", 1, [6])
+    data = FitData(train=TensorSplit(torch.randn(20, 4), torch.randint(0, 2, (20,)).float()))
+    members = [MemberSpec(data=data, network=net, seed=0, lr=0.01, alpha=alpha) for net, alpha in zip(nets, (0.0, 1.0))]
+    spec = StackSpec(TASKS["binary"], "relu", "adam", batch_size=8, max_epochs=3, monitor=None, patience=1, tol=0.0, restore_best=False)
+    before = [layer.weight.clone() for layer in nets[0] if isinstance(layer, torch.nn.Linear)]
+    results = train_stack(members, spec)
+    assert [len(result.history) for result in results] == [3, 3]
+    net = results[0].network  # trained in inference mode, it must still train and change like any network
+    after = [layer.weight for layer in net if isinstance(layer, torch.nn.Linear)]
+    assert not any(torch.equal(a, b) for a, b in zip(before, after))
+    assert not any(p.is_inference() for p in net.parameters())
+    net(torch.randn(3, 4)).sum().backward()
+    torch.optim.SGD(net.parameters(), lr=0.1).step()
