@@ -24,7 +24,7 @@ from nnexp.sweeps.jobs import JobStore, job_key
 log = logging.getLogger("nnexp.batched")
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def score_splits(network: torch.nn.Module, task: Task, data) -> dict[str, float]:
     """Loss and score of every split, as NetModule.final_metrics computes them."""
     network.eval()
