@@ -39,11 +39,13 @@ class Factories:
     model: Callable
     optimizer: Callable
     schedule: Callable | None
-    trainer: Callable
+    trainer: Callable | None
 
     @classmethod
-    def from_config(cls, cfg: DictConfig) -> "Factories":
-        return cls(instantiate(cfg.model), instantiate(cfg.optim), instantiate(cfg.schedule) or None, trainer_factory(cfg))
+    def from_config(cls, cfg: DictConfig, trainer: bool = True) -> "Factories":
+        """``trainer=False``: no Trainer constructor (the batched trainer needs none)."""
+        return cls(instantiate(cfg.model), instantiate(cfg.optim), instantiate(cfg.schedule) or None,
+                   trainer_factory(cfg) if trainer else None)
 
 
 def trainer_factory(cfg: DictConfig) -> Callable:

@@ -125,5 +125,5 @@ def factories_for(cfg: DictConfig, memo: dict) -> Factories:
     config differs between members only in ``model.dropout``)."""
     dropout = cfg.model.get("dropout", 0)
     if ("factories", dropout) not in memo:
-        memo["factories", dropout] = Factories.from_config(cfg)
+        memo["factories", dropout] = Factories.from_config(cfg, trainer=False)
     return memo["factories", dropout]
