@@ -22,6 +22,7 @@ from nnexp.batched.stacked_mlp import StackedMLP
 from nnexp.batched.streams import BatchOrders, DropoutMasks
 from nnexp.data.splits import FitData
 from nnexp.models.task import Task, target_total_variance
+from nnexp.training.stopping import stop_reason
 
 
 # Rows gathered at once per stack (fp32: 4 MB): a whole epoch for tabular data, one step for
@@ -87,7 +88,8 @@ class StepPlan:
 
 
 class Stack:
-    """The members still training, their data and their stopping state; ``keep`` drops the others."""
+    """The members still training, their data and optimiser state; ``keep`` drops the others.
+    (Their stopping state is on the host, in :class:`StopRules`.)"""
 
     def __init__(self, members: list[MemberSpec], spec: StackSpec, device):
         self.spec, self.device = spec, device
@@ -238,7 +240,7 @@ class StopRules:
         else:
             self.wait[member] += 1
         if self.wait[member] >= self.spec.patience:
-            return "converged" if self.spec.monitor == "train_loss" else "early_stopped"
+            return stop_reason(self.spec.monitor)
         return None
 
     def improved_on_best(self, member: int, current: float) -> bool:

@@ -9,6 +9,11 @@ from nnexp.errors import ConfigError
 MONITORS = ("train_loss", "val_loss", "val_score")
 
 
+def stop_reason(monitor: str | None) -> str:
+    """The stop reason recorded when a rule watching ``monitor`` ends a fit."""
+    return "converged" if monitor == "train_loss" else "early_stopped"
+
+
 @dataclass
 class StoppingRule:
     """Stop after ``patience`` epochs in which ``monitor`` improved by less than ``tol``.
@@ -47,7 +52,7 @@ class StoppingRule:
     @property
     def reason(self) -> str:
         """The stop reason recorded when this rule ends a fit."""
-        return "converged" if self.monitor == "train_loss" else "early_stopped"
+        return stop_reason(self.monitor)
 
     def callbacks(self) -> list:
         """Lightning's EarlyStopping, plus an in-memory best-weights restore when asked."""
