@@ -69,6 +69,33 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError("cv", cv, "a whole number of folds >= 2, or 1 for no cross-validation")
     if not isinstance(cfg.get("seed"), int):
         raise ConfigError("seed", cfg.get("seed"), "a whole number, e.g. seed=0")
+    _check_solver_combination(cfg)
+
+
+LBFGS_TARGET = "nnexp.training.lbfgs.LBFGS"
+ADAPTIVE_TARGET = "nnexp.training.schedules.AdaptiveRate"
+CONSTANT_TARGET = "torch.optim.lr_scheduler.ConstantLR"
+
+
+def _check_solver_combination(cfg: DictConfig) -> None:
+    """Settings that scikit-learn would silently ignore are refused, with the setting that works."""
+    schedule = _get(cfg, "schedule._target_")
+    monitor = _get(cfg, "stopping.monitor")
+    if _get(cfg, "optim._target_") == LBFGS_TARGET:
+        if schedule not in (None, CONSTANT_TARGET):
+            raise ConfigError("schedule", schedule, "schedule=constant with optim=lbfgs (L-BFGS has no learning rate)")
+        if monitor is not None and monitor != "train_loss":
+            raise ConfigError(
+                "stopping.monitor", monitor,
+                "train_loss with optim=lbfgs (use stopping=convergence): early stopping applies to sgd and adam, "
+                "L-BFGS stops on optim.tol, optim.max_iter or optim.max_fun",
+            )
+    if schedule == ADAPTIVE_TARGET and monitor is None:
+        raise ConfigError(
+            "schedule", "adaptive",
+            "a stopping rule with schedule=adaptive (stopping=convergence or early_stopping): "
+            "it lowers the rate when that rule sees no improvement",
+        )
 
 
 def resolve_batch_size(batch_size: int | str, n_train: int, full_batch_only: bool) -> int:

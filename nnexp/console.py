@@ -61,8 +61,9 @@ def results_table(metrics: dict) -> Table:
 def results_caption(metrics: dict) -> str:
     """One line: status, why training stopped, epochs, fit time and parameter count."""
     colour = "green" if metrics.get("status") == "ok" else "red"
+    unit = "iterations" if "iterations" in metrics else "epochs"  # L-BFGS counts iterations
     return (
-        f"[{colour}]{metrics.get('status')}[/]: {metrics.get('stop_reason')} after {metrics.get('epochs'):g} epochs, "
+        f"[{colour}]{metrics.get('status')}[/]: {metrics.get('stop_reason')} after {metrics.get('epochs'):g} {unit}, "
         f"fit {metrics.get('fit_seconds', 0):.2f} s, {metrics.get('params', 0):,} parameters"
     )
 

@@ -21,6 +21,7 @@ from nnexp.models.mlp import layer_summary, parameter_count
 from nnexp.models.module import NetModule
 from nnexp.models.task import Task
 from nnexp.training.hardware import resolve_precision
+from nnexp.training.lbfgs import is_lbfgs
 from nnexp.training.stopping import StoppingRule
 
 
@@ -112,7 +113,7 @@ def prepare_network(cfg: DictConfig, factories: Factories, bundle: DataBundle, d
     network = build_network(factories, bundle.input_shape, bundle.n_outputs)
     optimizer_factory = factories.optimizer
     call_factory("optim", optimizer_factory, network.parameters())  # bad arguments fail here, not mid-fit
-    full_batch_only = getattr(optimizer_factory, "func", None) is torch.optim.LBFGS
+    full_batch_only = is_lbfgs(optimizer_factory)
     batch_size = resolve_batch_size(cfg.batch_size, len(data.train), full_batch_only)
     layers = layer_summary(network, tuple(data.train.X.shape[1:])) if describe else []
     return Network(network, optimizer_factory, batch_size, layers, parameter_count(network))
@@ -162,7 +163,8 @@ def fit_and_score(
     else:
         status = "ok"
         stopped_early = any(getattr(callback, "stopped_epoch", 0) > 0 for callback in trainer.callbacks)
-        reason = "converged" if module.converged else stopping.reason if stopped_early else "max_epochs"
+        reason = (module.stop_reason or "converged" if module.converged or module.stop_reason
+                  else stopping.reason if stopped_early else "max_epochs")
     metrics = {
         "status": status,
         "stop_reason": reason,
@@ -175,6 +177,7 @@ def fit_and_score(
         "precision": precision,
         "n_train": len(data.train),
         "layers": net.layers,
+        **module.lbfgs_counts,
     }
     for logger in trainer.loggers:
         logger.log_metrics({k: v for k, v in metrics.items() if k.startswith(("train_", "val_", "test_"))}, step=len(module.history))

@@ -131,6 +131,12 @@ def report(console, cfg: DictConfig, metrics: dict, output_dir: Path) -> None:
             "[bold red]diverged[/]: the training loss became NaN or infinite; "
             f"lower optim.lr (now {OmegaConf.select(cfg, 'optim.lr')}) or raise regularization.alpha"
         )
+    elif metrics["stop_reason"] in ("max_iter", "max_fun"):  # scikit-learn's ConvergenceWarning for lbfgs
+        key = f"optim.{metrics['stop_reason']}"
+        console.print(
+            f"[yellow]note[/]: L-BFGS used its {key}={OmegaConf.select(cfg, key)} budget before the gradient "
+            f"fell to optim.tol={OmegaConf.select(cfg, 'optim.tol')}; raise {key} if the loss was still falling"
+        )
     elif "max_epochs" in metrics["stop_reason"] and OmegaConf.select(cfg, "stopping.monitor"):
         console.print(
             f"[yellow]note[/]: stopped at trainer.max_epochs={metrics['max_epochs']} before "

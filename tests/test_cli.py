@@ -47,4 +47,4 @@ def test_help_lists_groups_and_options(tmp_path):
     result = nnexp("--help", cwd=tmp_path)
     assert result.returncode == 0
     assert "nnexp: train feed-forward nets" in result.stdout
-    assert "optim: adam, gd, lbfgs, rmsprop, sgd" in result.stdout
+    assert "optim: adam, adam_torch, gd, lbfgs, lbfgs_torch, rmsprop, sgd, sgd_torch" in result.stdout

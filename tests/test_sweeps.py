@@ -71,7 +71,7 @@ def test_cv_scores_match_scikit_learn_on_the_same_folds(launch):
     from sklearn.preprocessing import StandardScaler
 
     sweep = launch(
-        "model=logistic", "optim=lbfgs", "optim.tolerance_grad=1e-7", "trainer.max_epochs=50",
+        "model=logistic", "optim=lbfgs", "optim.tol=1e-7", "optim.max_iter=1000",
         "regularization.alpha=1", "cv=3", "seed=0,1",
     )
     X, y = load_breast_cancer(return_X_y=True)

@@ -1,11 +1,16 @@
 """Adam and SGD (momentum, Nesterov) over a stack's flat parameter buffer, each member with its
-own learning rate, momentum, step count and state: the updates torch.optim.Adam and SGD make."""
+own learning rate, momentum, step count and state: the updates the sequential run's optimiser
+makes. ``adam`` and ``sgd`` are scikit-learn's (``nnexp.training.optimizers``); ``adam_torch``
+and ``sgd_torch`` are torch.optim.Adam and SGD."""
 
 from __future__ import annotations
 
 import torch
 
 from nnexp.batched.stacked_mlp import StackedMLP
+from nnexp.training.optimizers import sklearn_adam_eps
+
+KINDS = ("adam", "adam_torch", "sgd", "sgd_torch")
 
 
 class StackOptimizer:
@@ -56,8 +61,10 @@ class StackOptimizer:
             self.steps_scalar += 1
         else:
             self.steps += 1
-        if self.kind == "adam":
+        if self.kind.startswith("adam"):
             self._adam(theta, grad)
+        elif self.kind == "sgd":
+            self._sgd_velocity(theta, grad)
         else:
             self._sgd(theta, grad)
         if frozen is not None:
@@ -70,30 +77,47 @@ class StackOptimizer:
         if "exp_avg" not in self.state:
             self.state["exp_avg"], self.state["exp_avg_sq"] = torch.zeros_like(theta), torch.zeros_like(theta)
         exp_avg, exp_avg_sq = self.state["exp_avg"], self.state["exp_avg_sq"]
+        sklearn = self.kind == "adam"  # eps added before the bias correction: torch's eps / sqrt(1 - beta2**t)
         if self.fused and self.lr_scalar is not None and self.steps_scalar is not None:
             # torch.optim.Adam(fused=True)'s own kernel, as the sequential run calls it: one op, bit for bit.
             if self._step is None:  # the kernel reads the step count from a tensor; one is reused
                 self._step = torch.zeros((), device=theta.device)
             self._step.fill_(float(self.steps_scalar))
+            eps = sklearn_adam_eps(self.eps, beta2, self.steps_scalar) if sklearn else self.eps
             torch._fused_adam_([theta], [grad], [exp_avg], [exp_avg_sq], [], [self._step], lr=self.lr_scalar, beta1=beta1,
-                               beta2=beta2, weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
+                               beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
             return
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         if self.steps_scalar is None:  # members have made different numbers of steps
             steps = self.steps.double()  # bias corrections in double precision, as torch computes them
             step_size = self.net.per_element((self.lr / (1 - beta1**steps)).float())
-            denom = (exp_avg_sq.sqrt() / self.net.per_element((1 - beta2**steps).sqrt().float())).add_(self.eps)
+            bias2_sqrt = (1 - beta2**steps).sqrt()
+            eps = self.net.per_element((self.eps / bias2_sqrt).float()) if sklearn else self.eps
+            denom = (exp_avg_sq.sqrt() / self.net.per_element(bias2_sqrt.float())).add_(eps)
             theta.addcdiv_(exp_avg * step_size, denom, value=-1)
             return
         # torch.optim.Adam's own (single-tensor) arithmetic, with the bias corrections as plain numbers.
         t = self.steps_scalar
         bias1, bias2_sqrt = 1 - beta1**t, (1 - beta2**t) ** 0.5
-        denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(self.eps)
+        eps = sklearn_adam_eps(self.eps, beta2, t) if sklearn else self.eps
+        denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(eps)
         if self.lr_scalar is not None:
             theta.addcdiv_(exp_avg, denom, value=-self.lr_scalar / bias1)
         else:
             theta.addcdiv_(exp_avg * self.lr_e, denom, value=-1 / bias1)
+
+    def _sgd_velocity(self, theta: torch.Tensor, grad: torch.Tensor) -> None:
+        # scikit-learn's velocity, in nnexp.training.optimizers.SGD's order of operations:
+        # v = momentum * v - lr * grad; w += v, or with Nesterov w += momentum * v - lr * grad.
+        if "velocity" not in self.state:
+            self.state["velocity"] = torch.zeros_like(theta)
+        velocity = self.state["velocity"]
+        velocity.mul_(self.momentum_e).addcmul_(grad, self.lr_e, value=-1)
+        if self.nesterov:
+            theta.add_((velocity * self.momentum_e).addcmul_(grad, self.lr_e, value=-1))
+        else:
+            theta.add_(velocity)
 
     def _sgd(self, theta: torch.Tensor, grad: torch.Tensor) -> None:
         # torch starts the momentum buffer at the first gradient; with momentum 0 the buffer is the

@@ -19,7 +19,11 @@ from nnexp.sweeps.jobs import resolved_settings, settings_hash
 
 # Values that may differ between the members of one stack.
 BATCHABLE_KEYS = ("regularization.alpha", "regularization.l1", "optim.lr", "optim.momentum", "model.dropout", "seed")
-OPTIMIZERS = {"torch.optim.Adam": "adam", "torch.optim.adam.Adam": "adam", "torch.optim.SGD": "sgd", "torch.optim.sgd.SGD": "sgd"}
+OPTIMIZERS = {
+    "nnexp.training.optimizers.Adam": "adam", "nnexp.training.optimizers.SGD": "sgd",
+    "torch.optim.Adam": "adam_torch", "torch.optim.adam.Adam": "adam_torch",
+    "torch.optim.SGD": "sgd_torch", "torch.optim.sgd.SGD": "sgd_torch",
+}
 # Optimiser arguments the batched Adam and SGD implement; any other must be off (0, False, None).
 OPTIMIZER_KEYS = {"_target_", "_partial_", "lr", "betas", "eps", "fused", "foreach", "momentum", "nesterov"}
 CONSTANT_SCHEDULE = "torch.optim.lr_scheduler.ConstantLR"
@@ -79,6 +83,7 @@ def stack_spec(cfg: DictConfig, bundle: DataBundle, batch_size: int) -> StackSpe
         patience=int(stopping.patience),
         tol=float(stopping.tol),
         restore_best=bool(stopping.restore_best),
+        rule=stopping.rule,
         betas=tuple(cfg.optim.get("betas", (0.9, 0.999))),
         eps=float(cfg.optim.get("eps", 1e-8)),
         nesterov=bool(cfg.optim.get("nesterov", False)),

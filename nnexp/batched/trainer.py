@@ -22,7 +22,7 @@ from nnexp.batched.stacked_mlp import StackedMLP
 from nnexp.batched.streams import BatchOrders, DropoutMasks
 from nnexp.data.splits import FitData
 from nnexp.models.task import Task, target_total_variance
-from nnexp.training.stopping import stop_reason
+from nnexp.training.stopping import NoImprovementCount, stop_reason
 
 
 # Rows gathered at once per stack (fp32: 4 MB): a whole epoch for tabular data, one step for
@@ -52,13 +52,14 @@ class StackSpec:
 
     task: Task
     activation: str
-    optimizer: str  # "adam" | "sgd"
+    optimizer: str  # one of nnexp.batched.optim.KINDS
     batch_size: int
     max_epochs: int
     monitor: str | None
     patience: int
     tol: float
     restore_best: bool
+    rule: str = "sklearn"  # the stopping count: scikit-learn's or Lightning's EarlyStopping
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     nesterov: bool = False
@@ -77,7 +78,9 @@ class MemberResult:
 @dataclass
 class StepPlan:
     """One minibatch position of the epoch, the same in every epoch: its row range, each member's
-    row weights (1/n_batch on real rows), the penalty gradient scales, and who sits it out."""
+    row weights (1/n_batch on real rows), the penalty gradient scales, the penalty's share of the
+    epoch loss per member (``alpha / 2 / n_rows`` and ``l1 / n_rows``, 0 for a member without
+    rows in this step), and who sits it out."""
 
     start: int
     stop: int
@@ -85,6 +88,8 @@ class StepPlan:
     l2: torch.Tensor | None
     l1: torch.Tensor | None
     frozen: torch.Tensor | None
+    l2_in_loss: torch.Tensor | None = None
+    l1_in_loss: torch.Tensor | None = None
 
 
 class Stack:
@@ -129,16 +134,18 @@ class Stack:
             real = self.mask[:, start:stop]
             count = real.sum(1)
             inverse = 1.0 / count.clamp_min(1).to(dtype)
+            # The penalty's value in the epoch loss, as the sequential epoch adds it: once per
+            # batch, at the weights the batch's step starts from (scikit-learn's loss_curve_).
+            in_loss = (count > 0).to(dtype) / self.n_rows
+            has_l2, has_l1 = bool((self.alpha > 0).any()), bool((self.l1 > 0).any())
             self.steps.append(StepPlan(
                 start, stop, real * inverse[:, None],
-                self.net.per_element(self.alpha * inverse) * weight_e if bool((self.alpha > 0).any()) else None,
-                self.net.per_element(self.l1 * inverse) * weight_e if bool((self.l1 > 0).any()) else None,
+                self.net.per_element(self.alpha * inverse) * weight_e if has_l2 else None,
+                self.net.per_element(self.l1 * inverse) * weight_e if has_l1 else None,
                 None if bool((count > 0).all()) else count == 0,
+                0.5 * self.alpha * in_loss if has_l2 else None,
+                self.l1 * in_loss if has_l1 else None,
             ))
-        # The penalty's value in the epoch loss, as the sequential epoch adds it: once per batch.
-        batches_per_row = torch.ceil(self.n_rows / batch).clamp_min(1).to(dtype) / self.n_rows
-        self.l2_in_loss = 0.5 * self.alpha * batches_per_row if self.steps[0].l2 is not None else None
-        self.l1_in_loss = self.l1 * batches_per_row if self.steps[0].l1 is not None else None
         # Steps whose rows are gathered at once: up to GATHER_ELEMENTS (MNIST: one step at a time).
         every = max(1, GATHER_ELEMENTS // max(1, len(self.ids) * batch * self.train.X.shape[-1]))
         self.step_groups = [self.steps[i : i + every] for i in range(0, len(self.steps), every)]
@@ -167,8 +174,13 @@ class Stack:
         task, net = self.spec.task, self.net
         rows = self.train.rows(self.orders.draw(self.train.n_max))
         outputs, targets = [], []
+        penalty = None
         for step, xb, yb in self._batches(rows, targets):
             masks = self.dropout.draw(step.start, step.stop, self.hidden_widths) if self.dropout.active else None
+            if step.l2_in_loss is not None:
+                penalty = net.weight_norms(2) * step.l2_in_loss if penalty is None else penalty.addcmul_(net.weight_norms(2), step.l2_in_loss)
+            if step.l1_in_loss is not None:
+                penalty = net.weight_norms(1) * step.l1_in_loss if penalty is None else penalty.addcmul_(net.weight_norms(1), step.l1_in_loss)
             output, trace = net.forward(xb, masks)
             net.backward(loss_gradient(task, output, yb, step.row_weight), trace)
             if step.l2 is not None:
@@ -180,10 +192,8 @@ class Stack:
         # The epoch's loss and running score from the outputs each step saw (as the sequential epoch).
         output, y = torch.cat(outputs, dim=1), targets[0] if len(targets) == 1 else torch.cat(targets, dim=1)
         train_loss = weighted_losses(task, output, y, self.mean_weight)
-        if self.l2_in_loss is not None:
-            train_loss.addcmul_(net.weight_norms(2), self.l2_in_loss)
-        if self.l1_in_loss is not None:
-            train_loss.addcmul_(net.weight_norms(1), self.l1_in_loss)
+        if penalty is not None:
+            train_loss.add_(penalty)
         values = {"train_loss": train_loss}
         sums = score_sums(task, output, y, self.mask)
         values["train_score"] = (1 - sums / self.variance).mean(-1) if task.kind == "regression" else sums / self.n_rows
@@ -210,7 +220,8 @@ class StopRules:
     """Each member's stopping state, on the host: the epoch's values arrive there anyway (for
     the history), and a few comparisons per member cost less than a dozen tensor ops per epoch.
 
-    A non-finite training loss is a divergence. Otherwise Lightning's EarlyStopping rule: an
+    A non-finite training loss is a divergence. Otherwise scikit-learn's count
+    (:class:`NoImprovementCount`, ``rule=sklearn``), or Lightning's EarlyStopping rule: an
     epoch improves when ``monitor`` beats the best so far by more than ``tol`` (compared as
     EarlyStopping compares, ``current -/+ tol`` in the values' own precision, which the stack
     computes: :meth:`shifted`); ``patience`` epochs without one stop the member.
@@ -219,6 +230,9 @@ class StopRules:
     def __init__(self, spec: StackSpec, members: int):
         self.spec = spec
         self.sign = -1.0 if spec.monitor and spec.monitor.endswith("score") else 1.0  # lower is better after it
+        maximize = self.sign < 0
+        self.counters = ([NoImprovementCount(spec.tol, spec.patience, maximize) for _ in range(members)]
+                         if spec.rule == "sklearn" else None)
         self.best = [math.inf] * members
         self.wait = [0] * members
         self.best_values = [math.inf] * members  # for restore_best: strictly better epochs
@@ -234,6 +248,8 @@ class StopRules:
             return "diverged"
         if self.spec.monitor is None:
             return None
+        if self.counters is not None:  # scikit-learn's count, on the same host floats as the sequential run's
+            return stop_reason(self.spec.monitor) if self.counters[member].update(current) else None
         current *= self.sign
         if shifted < self.best[member]:
             self.best[member], self.wait[member] = current, 0

@@ -26,14 +26,29 @@ def make_activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def glorot_init(module: nn.Module, activation: str) -> None:
-    """Glorot-uniform weights and zero biases, as Keras does; scikit-learn uses the same weight
-    bound, narrowed for logistic units."""
+BIAS_INITS = ("glorot", "zeros")
+
+
+def glorot_init(module: nn.Module, activation: str, bias: str = "zeros") -> None:
+    """Glorot-uniform weights, narrowed for logistic units as scikit-learn narrows them.
+
+    ``bias="glorot"`` draws each layer's biases from its weights' bound, as scikit-learn's MLP
+    does (``_init_coef``); ``"zeros"`` is Keras's default.
+    """
+    if bias not in BIAS_INITS:
+        raise ValueError(f"bias_init must be one of {', '.join(BIAS_INITS)}, got {bias!r}")
     gain = 1.0 / 3**0.5 if activation == "logistic" else 1.0
     for layer in module.modules():
         if isinstance(layer, (nn.Linear, nn.Conv2d)):
             nn.init.xavier_uniform_(layer.weight, gain=gain)
-            if layer.bias is not None:
+            if layer.bias is None:
+                continue
+            if bias == "glorot":
+                receptive_field = layer.weight[0, 0].numel()  # 1 for a dense layer
+                fan_in, fan_out = layer.weight.shape[1] * receptive_field, layer.weight.shape[0] * receptive_field
+                bound = gain * (6.0 / (fan_in + fan_out)) ** 0.5
+                nn.init.uniform_(layer.bias, -bound, bound)
+            else:
                 nn.init.zeros_(layer.bias)
 
 
@@ -52,6 +67,8 @@ def dense_layers(width: int, hidden_sizes: Sequence[int], activation: str, dropo
 class MLP(nn.Sequential):
     """Flatten, then ``hidden_sizes`` dense layers with ``activation`` and optional dropout, then the output layer.
 
+    Initialised as scikit-learn's MLP: Glorot-uniform weights and biases (``bias_init=zeros``: Keras's zero biases).
+
     ``input_shape`` is the number of features or the shape of one example (images are flattened).
     The output layer is linear; the task applies sigmoid or softmax in its loss and predictions.
     """
@@ -63,11 +80,12 @@ class MLP(nn.Sequential):
         hidden_sizes: Sequence[int] = (100,),
         activation: str = "relu",
         dropout: float = 0.0,
+        bias_init: str = "glorot",
     ):
         width = int(np.prod(input_shape))
         layers = [("flatten", nn.Flatten())] + dense_layers(width, hidden_sizes, activation, dropout, out_features)
         super().__init__(OrderedDict(layers))
-        glorot_init(self, activation)
+        glorot_init(self, activation, bias_init)
 
 
 def parameter_count(network: nn.Module) -> int:

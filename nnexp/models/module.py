@@ -21,7 +21,8 @@ from torch import nn
 
 from nnexp.data.splits import FitData, TensorSplit
 from nnexp.models.task import Task, target_total_variance
-from nnexp.training.epochs import lbfgs_epoch, minibatch_epoch
+from nnexp.training.epochs import lbfgs_fit, minibatch_epoch, torch_lbfgs_epoch
+from nnexp.training.lbfgs import LBFGS
 from nnexp.training.penalty import WeightPenalty, penalized_weights
 from nnexp.training.schedules import make_scheduler, step_scheduler
 
@@ -54,6 +55,8 @@ class NetModule(pl.LightningModule):
         self.history: list[dict[str, float]] = []
         self.diverged_epoch: int | None = None
         self.converged = False
+        self.stop_reason: str | None = None  # set when the optimiser itself ends the fit (L-BFGS)
+        self.lbfgs_counts: dict[str, int] = {}
         self.scheduler = None
         self._splits: dict[str, TensorSplit] = {}
 
@@ -64,7 +67,8 @@ class NetModule(pl.LightningModule):
         optimizer = self.optimizer_factory(self.network.parameters())
         # nnexp steps the schedule itself (once per epoch, manual optimisation), so Lightning
         # never needs to know about it; ReduceLROnPlateau gets the training loss.
-        self.scheduler = make_scheduler(self.scheduler_factory, optimizer, len(self.data.train))
+        if not isinstance(optimizer, LBFGS):  # L-BFGS has no learning rate to schedule
+            self.scheduler = make_scheduler(self.scheduler_factory, optimizer, len(self.data.train))
         return optimizer
 
     def train_dataloader(self):
@@ -91,6 +95,7 @@ class NetModule(pl.LightningModule):
         if self.trainer.world_size > 1:
             self.trainer.callback_metrics[HANDOFF_KEY] = {
                 "history": self.history, "diverged_epoch": self.diverged_epoch or 0, "converged": self.converged,
+                "stop_reason": self.stop_reason or "", "lbfgs_counts": self.lbfgs_counts,
             }
 
     def take_handoff(self, callback_metrics: dict) -> None:
@@ -100,6 +105,8 @@ class NetModule(pl.LightningModule):
             self.history = handoff["history"]
             self.diverged_epoch = handoff["diverged_epoch"] or None
             self.converged = handoff["converged"]
+            self.stop_reason = handoff["stop_reason"] or None
+            self.lbfgs_counts = handoff["lbfgs_counts"]
 
     def on_train_start(self) -> None:
         self._optimizer = self.optimizers(use_pl_optimizer=False)  # asked once, not every epoch
@@ -107,25 +114,17 @@ class NetModule(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         optimizer = self._optimizer
         train = self._splits["train"]
+        if isinstance(optimizer, LBFGS):
+            self._fit_lbfgs(optimizer, train)
+            return None
         if isinstance(optimizer, torch.optim.LBFGS):
-            result = lbfgs_epoch(self._model, self.task, optimizer, train.X, train.y, self.penalty, self._weights)
-            # L-BFGS returns before max_iter only when its gradient or change tolerance is met.
-            self.converged = result.iterations < optimizer.defaults["max_iter"]
+            result, self.converged = torch_lbfgs_epoch(self._model, self.task, optimizer, train.X, train.y, self.penalty, self._weights)
         else:
             result = minibatch_epoch(
                 self._model, self.task, optimizer, train.X, train.y,
                 min(self.batch_size, len(train)), self._generator, self.penalty, self._weights,
             )
-        values = {
-            "train_loss": result.loss,
-            "train_score": self.task.running_score(result.score_sum, len(train), self._train_variance),
-        }
-        if "val" in self._splits:
-            values["val_loss"], values["val_score"] = self.evaluate(self._splits["val"])
-        # One host synchronisation per epoch, for all metrics together.
-        metrics = dict(zip(values, torch.stack([v.float() for v in values.values()]).tolist()))
-        metrics["lr"] = optimizer.param_groups[0]["lr"]
-        metrics["seconds"] = time.perf_counter() - self._fit_started
+        metrics = self._epoch_metrics(result.loss, result.score_sum, optimizer.param_groups[0].get("lr", float("nan")))
         self._publish(metrics)
         if not math.isfinite(metrics["train_loss"]):
             self.diverged_epoch = self.current_epoch + 1
@@ -136,8 +135,38 @@ class NetModule(pl.LightningModule):
         step_scheduler(self.scheduler, metrics["train_loss"])
         return None
 
-    def _publish(self, metrics: dict[str, float]) -> None:
-        epoch = self.current_epoch + 1
+    def _epoch_metrics(self, loss, score_sum: torch.Tensor, lr: float) -> dict[str, float]:
+        """Training loss and running score, and the validation split's, with one host synchronisation."""
+        train = self._splits["train"]
+        values = {
+            "train_loss": torch.as_tensor(loss, device=score_sum.device),
+            "train_score": self.task.running_score(score_sum, len(train), self._train_variance),
+        }
+        if "val" in self._splits:
+            values["val_loss"], values["val_score"] = self.evaluate(self._splits["val"])
+        metrics = dict(zip(values, torch.stack([v.float() for v in values.values()]).tolist()))
+        if isinstance(loss, float):  # L-BFGS hands over scipy's float64 loss: keep it exact
+            metrics["train_loss"] = loss
+        metrics["lr"] = lr
+        metrics["seconds"] = time.perf_counter() - self._fit_started
+        return metrics
+
+    def _fit_lbfgs(self, optimizer: LBFGS, train: TensorSplit) -> None:
+        """The whole L-BFGS fit in this one Lightning epoch; the history gets a row per iteration."""
+
+        def on_iteration(iteration: int, loss: float, score_sum: torch.Tensor) -> None:
+            self._publish(self._epoch_metrics(loss, score_sum, float("nan")), epoch=iteration)
+
+        outcome = lbfgs_fit(self._model, self.task, optimizer, train.X, train.y, self.penalty, self._weights, on_iteration)
+        self.lbfgs_counts = {"iterations": outcome.iterations, "function_evaluations": outcome.evaluations}
+        if not math.isfinite(outcome.loss):
+            self.diverged_epoch = max(outcome.iterations, 1)
+        else:
+            self.stop_reason = outcome.reason
+        self.trainer.should_stop = True
+
+    def _publish(self, metrics: dict[str, float], epoch: int | None = None) -> None:
+        epoch = epoch if epoch is not None else self.current_epoch + 1
         self.history.append({"epoch": epoch, **metrics})
         callback_metrics = self.trainer.callback_metrics
         for key, value in metrics.items():
@@ -168,8 +197,10 @@ class NetModule(pl.LightningModule):
         chunk = IMAGE_CHUNK_ROWS if X.dim() > 2 else EVAL_CHUNK_ROWS
         precision = self._trainer.precision_plugin.forward_context() if self._trainer else contextlib.nullcontext()
         try:
+            # Inputs follow the network's dtype: an L-BFGS fit hands a float64 network to its hooks.
+            dtype = next(self.network.parameters()).dtype
             with precision:
-                return torch.cat([self.network(X[i : i + chunk]).float() for i in range(0, len(X), chunk)])
+                return torch.cat([self.network(X[i : i + chunk].to(dtype)).float() for i in range(0, len(X), chunk)])
         finally:
             self.network.train(was_training)
 

@@ -33,10 +33,11 @@ def save(fig, path: Path) -> Path:
 
 
 def plot_curves(run: Run, path: Path) -> Path:
-    """Loss and score per epoch, training and validation."""
+    """Loss and score per epoch (per iteration for L-BFGS), training and validation."""
     plt = pyplot()
     history = run.history
     epochs = [row["epoch"] for row in history]
+    step_name = "iteration" if "iterations" in run.metrics else "epoch"
     fig, (loss_ax, score_ax) = plt.subplots(1, 2, figsize=(10, 4))
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.85, wspace=0.25)
     for ax, metric in ((loss_ax, "loss"), (score_ax, "score")):
@@ -44,7 +45,8 @@ def plot_curves(run: Run, path: Path) -> Path:
             values = [row.get(f"{split}_{metric}", float("nan")) for row in history]
             if not all(math.isnan(v) for v in values):
                 ax.plot(epochs, values, style, label=split)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(step_name)
+        ax.xaxis.get_major_locator().set_params(integer=True)  # no fractional epochs (1.25) on short runs
         ax.set_ylabel(metric if metric == "loss" else run.metrics.get("score_name", "score"))
         ax.grid(alpha=0.3)
         ax.legend()

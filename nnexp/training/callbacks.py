@@ -39,6 +39,32 @@ class BestWeights(pl.Callback):
             pl_module.network.load_state_dict(self._state)
 
 
+class NoImprovementStopping(pl.Callback):
+    """scikit-learn's stopping test after every epoch (see ``NoImprovementCount``).
+
+    When the count runs out and the run's schedule can lower the rate (scikit-learn's
+    ``adaptive``), the rate is divided instead and counting starts again; the fit stops once it
+    cannot be lowered any more, as scikit-learn's ``trigger_stopping`` does.
+    """
+
+    def __init__(self, monitor: str, counter):
+        self.monitor, self.counter = monitor, counter
+        self.stopped_epoch = 0
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None or trainer.should_stop:
+            return
+        if not self.counter.update(float(value)):
+            return
+        lower_rate = getattr(getattr(pl_module, "scheduler", None), "lower_rate", None)
+        if lower_rate is not None and lower_rate():
+            self.counter.reset()
+            return
+        self.stopped_epoch = trainer.current_epoch + 1
+        trainer.should_stop = True
+
+
 class EpochProgress(pl.Callback):
     """A rich progress bar over epochs with the live loss and score, refreshed at most 10 times a second."""
 
@@ -55,8 +81,10 @@ class EpochProgress(pl.Callback):
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        # An L-BFGS fit is one Lightning epoch: the bar counts its iterations instead.
+        lbfgs = getattr(pl_module.optimizers(use_pl_optimizer=False), "settings", {}).get("max_iter")
         self._progress = Progress(
-            TextColumn("[bold]epoch"),
+            TextColumn("[bold]iteration" if lbfgs else "[bold]epoch"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[status]}"),
@@ -65,24 +93,26 @@ class EpochProgress(pl.Callback):
             refresh_per_second=10,
         )
         self._progress.start()
-        self._task = self._progress.add_task("fit", total=trainer.max_epochs, status="")
+        self._task = self._progress.add_task("fit", total=lbfgs or trainer.max_epochs, status="")
         self._last = 0.0
+        self._rows = 0
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if self._progress is None:
             return
         now = time.perf_counter()
+        advance, self._rows = len(pl_module.history) - self._rows, len(pl_module.history)
         if now - self._last < 0.1 and not trainer.should_stop:
-            self._progress.update(self._task, advance=1)
+            self._progress.update(self._task, advance=advance)
             return
         self._last = now
         last = pl_module.history[-1] if pl_module.history else {}
         status = f"loss {last.get('train_loss', float('nan')):.4f}  {self.score_name} {last.get('train_score', float('nan')):.4f}"
         if "val_score" in last:
             status += f"  val {self.score_name} {last['val_score']:.4f}"
-        self._progress.update(self._task, advance=1, status=status)
+        self._progress.update(self._task, advance=advance, status=status)
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, total=trainer.current_epoch)
+            self._progress.update(self._task, total=self._rows)
             self._progress.stop()

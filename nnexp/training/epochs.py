@@ -1,4 +1,4 @@
-"""One epoch over in-memory tensors: randperm minibatches, or a full-batch L-BFGS step.
+"""One epoch over in-memory tensors (randperm minibatches), or a whole full-batch L-BFGS fit.
 
 The data already lives on the training device; batches are index views, with no DataLoader,
 no collate and no host synchronisation inside the epoch.
@@ -7,12 +7,14 @@ no collate and no host synchronisation inside the epoch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
 
 from nnexp.models.task import Task
 from nnexp.training.distributed import sum_over_processes, sync_gradients, world
+from nnexp.training.lbfgs import LBFGS, LBFGSOutcome
 from nnexp.training.penalty import WeightPenalty
 
 
@@ -42,8 +44,8 @@ def minibatch_epoch(
 ) -> EpochResult:
     """Shuffle once, then one optimiser step per minibatch of ``batch_size`` rows.
 
-    The reported loss adds the penalty like scikit-learn's ``loss_curve_`` (each batch's loss
-    carries ``penalty / n_batch``), evaluated once with the epoch's final weights. Under data
+    The reported loss is scikit-learn's ``loss_curve_`` entry: each batch's loss carries
+    ``penalty / n_batch`` at the weights that batch's step started from. Under data
     parallelism each process takes every ``world``-th row of each minibatch.
     """
     rank, processes = world()
@@ -52,6 +54,7 @@ def minibatch_epoch(
     full_batch = batch_size >= n_rows and not sharded
     order = None if full_batch else torch.randperm(n_rows, generator=generator, device=X.device)
     loss_sum = torch.zeros((), device=X.device)
+    penalty_sum = torch.zeros((), device=X.device) if penalty.active else None
     outputs, shards = [], []
     n_batches = 0
     for start in range(0, n_rows, batch_size):
@@ -73,6 +76,7 @@ def minibatch_epoch(
             sync_gradients(list(network.parameters()), n_batch, n_global)
             n_batch = n_global
         if penalty.active:
+            penalty_sum += penalty.value(weights)  # at the weights this batch's loss saw
             penalty.add_gradients(weights, n_batch)
         optimizer.step()
         loss_sum += loss.detach() * xb.shape[0]
@@ -89,12 +93,61 @@ def minibatch_epoch(
     if sharded:
         score_sum, mean_loss = sum_over_processes(score_sum), sum_over_processes(loss_sum) / n_rows
     if penalty.active:
-        with torch.no_grad():
-            mean_loss = mean_loss + penalty(weights, 1) * n_batches / n_rows
+        mean_loss = mean_loss + penalty_sum / n_rows
     return EpochResult(mean_loss, score_sum, n_batches)
 
 
-def lbfgs_epoch(
+def lbfgs_fit(
+    network: nn.Module,
+    task: Task,
+    optimizer: LBFGS,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    penalty: WeightPenalty,
+    weights: list[torch.Tensor],
+    on_iteration: Callable[[int, float, torch.Tensor], None],
+) -> LBFGSOutcome:
+    """A whole L-BFGS fit on the full batch (scikit-learn's ``solver='lbfgs'``).
+
+    ``on_iteration(iteration, loss, score_sum)`` follows each accepted step, with the training
+    rows' summed score at that step. Under data parallelism each process holds every ``world``-th
+    row and the objective returns the global loss and gradient, so every process takes the same
+    steps. With ``float64`` on, the network trains in double precision and returns to its dtype.
+    """
+    rank, processes = world()
+    n_rows = X.shape[0]
+    if processes > 1:
+        X, y = X[rank::processes], y[rank::processes]
+    dtype = next(network.parameters()).dtype
+    if optimizer.settings["float64"]:
+        network.double()
+        X = X.double()
+        y = y.double() if y.is_floating_point() else y
+    last: dict[str, torch.Tensor] = {}
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        output = network(X)
+        loss = task.loss(output, y)
+        if penalty.active:
+            loss = loss + penalty(weights, n_rows)
+        loss.backward()
+        if processes > 1:
+            sync_gradients(list(network.parameters()), X.shape[0], n_rows)
+            loss = sum_over_processes(loss.detach() * X.shape[0]) / n_rows
+        last["output"] = output.detach()
+        return loss
+
+    def iteration_done(iteration: int, loss: float) -> None:
+        on_iteration(iteration, loss, sum_over_processes(task.batch_score_sum(last["output"], y)))
+
+    try:
+        return optimizer.minimize(closure, iteration_done)
+    finally:
+        network.to(dtype)
+
+
+def torch_lbfgs_epoch(
     network: nn.Module,
     task: Task,
     optimizer: torch.optim.LBFGS,
@@ -102,10 +155,11 @@ def lbfgs_epoch(
     y: torch.Tensor,
     penalty: WeightPenalty,
     weights: list[torch.Tensor],
-) -> EpochResult:
-    """One ``LBFGS.step`` on the full batch (up to ``max_iter`` iterations with line search).
-    Under data parallelism each process holds every ``world``-th row and the closure returns the
-    global loss and gradient."""
+) -> tuple[EpochResult, bool]:
+    """One ``torch.optim.LBFGS.step`` (up to its ``max_iter`` iterations), for ``optim=lbfgs_torch``;
+    also whether it converged. It has, only when the gradient at the last point is within
+    ``tolerance_grad``: the step also returns when it runs out of function evaluations
+    (``max_eval``), and that is no convergence."""
     last: dict[str, torch.Tensor] = {}
     rank, processes = world()
     n_rows = X.shape[0]
@@ -126,7 +180,14 @@ def lbfgs_epoch(
         return loss
 
     state = optimizer.state[optimizer.param_groups[0]["params"][0]]
-    before = state.get("n_iter", 0)
+    iterations_before, evaluations_before = state.get("n_iter", 0), state.get("func_evals", 0)
     optimizer.step(closure)
-    iterations = optimizer.state[optimizer.param_groups[0]["params"][0]].get("n_iter", 0) - before
-    return EpochResult(last["loss"], sum_over_processes(task.batch_score_sum(last["output"], y)), iterations)
+    iterations = state.get("n_iter", 0) - iterations_before
+    evaluations = state.get("func_evals", 0) - evaluations_before
+    largest = max(float(p.grad.abs().max()) for p in network.parameters() if p.grad is not None)
+    # Converged: the gradient test, or the change test (the step ended with both budgets left).
+    converged = largest <= optimizer.defaults["tolerance_grad"] or (
+        iterations < optimizer.defaults["max_iter"] and evaluations < optimizer.defaults["max_eval"]
+    )
+    result = EpochResult(last["loss"], sum_over_processes(task.batch_score_sum(last["output"], y)), iterations)
+    return result, converged

@@ -38,6 +38,16 @@ class WeightPenalty:
         return total
 
     @torch.no_grad()
+    def value(self, weights: list[torch.Tensor]) -> torch.Tensor:
+        """``0.5 * alpha * sum(W**2) + l1 * sum(|W|)`` (for ``n_batch=1``), in a few fused ops."""
+        total = torch.zeros((), device=weights[0].device)
+        if self.alpha > 0:
+            total = total + (0.5 * self.alpha) * torch.stack(torch._foreach_norm(weights)).square().sum()
+        if self.l1 > 0:
+            total = total + self.l1 * torch.stack(torch._foreach_norm(weights, 1)).sum()
+        return total
+
+    @torch.no_grad()
     def add_gradients(self, weights: list[torch.Tensor], n_batch: int) -> None:
         """Add the penalty's gradient (``alpha * W / n`` and ``l1 * sign(W) / n``) to ``W.grad``.
 

@@ -2,11 +2,46 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from nnexp.errors import ConfigError
 
 MONITORS = ("train_loss", "val_loss", "val_score")
+RULES = ("sklearn", "lightning")
+
+
+class NoImprovementCount:
+    """scikit-learn's count of epochs without improvement (``MLP._update_no_improvement_count``).
+
+    An epoch counts when its value is not better than the best so far by more than ``tol``; any
+    other epoch resets the count. The best value follows every new minimum (or maximum for a
+    score), however small the gain: unlike Lightning's EarlyStopping, which moves its reference
+    only on gains larger than ``tol``, so that a slowly falling loss never stops. ``update``
+    says when the count exceeds ``patience`` (scikit-learn's ``n_iter_no_change``).
+    """
+
+    def __init__(self, tol: float, patience: int, maximize: bool):
+        self.tol, self.patience, self.maximize = float(tol), int(patience), maximize
+        self.best = -math.inf if maximize else math.inf
+        self.count = 0
+
+    def update(self, value: float) -> bool:
+        """Count this epoch's ``value``; True once more than ``patience`` epochs in a row did not improve."""
+        if self.maximize:
+            worse = value < self.best + self.tol
+            if value > self.best:
+                self.best = value
+        else:
+            worse = value > self.best - self.tol
+            if value < self.best:
+                self.best = value
+        self.count = self.count + 1 if worse else 0
+        return self.count > self.patience
+
+    def reset(self) -> None:
+        """Start counting again (scikit-learn does after the adaptive schedule lowers the rate)."""
+        self.count = 0
 
 
 def stop_reason(monitor: str | None) -> str:
@@ -16,12 +51,14 @@ def stop_reason(monitor: str | None) -> str:
 
 @dataclass
 class StoppingRule:
-    """Stop after ``patience`` epochs in which ``monitor`` improved by less than ``tol``.
+    """Stop once ``monitor`` has not improved by more than ``tol`` for more than ``patience`` epochs.
 
     ``monitor=train_loss`` is scikit-learn's convergence test (``tol``, ``n_iter_no_change``);
     ``val_score`` or ``val_loss`` is early stopping on a stratified ``validation_fraction`` of the
     training rows, and ``restore_best`` loads the best epoch's weights at the end. ``monitor=null``
-    trains for ``trainer.max_epochs``.
+    trains for ``trainer.max_epochs``. ``rule=sklearn`` counts as scikit-learn does
+    (:class:`NoImprovementCount`); ``rule=lightning`` is Lightning's ``EarlyStopping`` (stops
+    after ``patience`` epochs without a gain larger than ``tol`` over its reference value).
     """
 
     monitor: str | None = "train_loss"
@@ -29,6 +66,7 @@ class StoppingRule:
     tol: float = 1e-4
     validation_fraction: float = 0.0
     restore_best: bool = False
+    rule: str = "sklearn"
 
     def __post_init__(self):
         if self.monitor is not None and self.monitor not in MONITORS:
@@ -40,6 +78,8 @@ class StoppingRule:
                 "stopping.validation_fraction", self.validation_fraction,
                 f"> 0 when stopping.monitor={self.monitor}, e.g. 0.1",
             )
+        if self.rule not in RULES:
+            raise ConfigError("stopping.rule", self.rule, f"one of {', '.join(RULES)}")
         if int(self.patience) < 1:
             raise ConfigError("stopping.patience", self.patience, "a whole number of epochs >= 1")
         if float(self.tol) < 0:
@@ -54,20 +94,28 @@ class StoppingRule:
         """The stop reason recorded when this rule ends a fit."""
         return stop_reason(self.monitor)
 
+    def counter(self) -> NoImprovementCount:
+        """A fresh scikit-learn no-improvement count for this rule's monitor."""
+        return NoImprovementCount(self.tol, self.patience, maximize=self.mode == "max")
+
     def callbacks(self) -> list:
-        """Lightning's EarlyStopping, plus an in-memory best-weights restore when asked."""
+        """The stopping callback (scikit-learn's rule or Lightning's EarlyStopping), plus an
+        in-memory best-weights restore when asked."""
         if self.monitor is None:
             return []
         from pytorch_lightning.callbacks import EarlyStopping
 
-        from nnexp.training.callbacks import BestWeights
+        from nnexp.training.callbacks import BestWeights, NoImprovementStopping
 
-        callbacks = [
-            EarlyStopping(
-                monitor=self.monitor, mode=self.mode, min_delta=float(self.tol), patience=int(self.patience),
-                check_on_train_epoch_end=True, check_finite=False, verbose=False,
-            )
-        ]
+        if self.rule == "sklearn":
+            callbacks = [NoImprovementStopping(self.monitor, self.counter())]
+        else:
+            callbacks = [
+                EarlyStopping(
+                    monitor=self.monitor, mode=self.mode, min_delta=float(self.tol), patience=int(self.patience),
+                    check_on_train_epoch_end=True, check_finite=False, verbose=False,
+                )
+            ]
         if self.restore_best:
             callbacks.append(BestWeights(self.monitor, self.mode))
         return callbacks

@@ -1,0 +1,176 @@
+"""nnexp against scikit-learn's own MLP code, from the same initial weights on the same rows.
+
+nnexp builds and seeds its network; its weights are copied into a scikit-learn MLP, which then
+trains on nnexp's scaled training rows, full batch (so no shuffling order is involved). The
+per-epoch training losses must equal scikit-learn's ``loss_curve_``, and the fits must stop at the
+same epoch: this pins the update rules (momentum, Nesterov, Adam's epsilon), the schedules
+(invscaling, adaptive), the loss with its penalty, and the stopping count to scikit-learn's code.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+from nnexp.data.loading import load_data
+from nnexp.data.splits import make_fit_data
+from nnexp.factory import instantiate
+from nnexp.fit import Factories, fit_and_score, prepare_network
+from nnexp.training.stopping import NoImprovementCount
+
+SOLVERS = {
+    # id: (nnexp overrides, scikit-learn parameters)
+    "gd": (["optim=gd", "optim.lr=0.2"], dict(solver="sgd", learning_rate_init=0.2, momentum=0.0, nesterovs_momentum=False)),
+    "momentum": (["optim=sgd", "optim.lr=0.05", "optim.nesterov=false"],
+                 dict(solver="sgd", learning_rate_init=0.05, momentum=0.9, nesterovs_momentum=False)),
+    "nesterov": (["optim=sgd", "optim.lr=0.05"], dict(solver="sgd", learning_rate_init=0.05, momentum=0.9, nesterovs_momentum=True)),
+    "nesterov-invscaling": (["optim=sgd", "optim.lr=0.5", "schedule=invscaling"],
+                            dict(solver="sgd", learning_rate_init=0.5, learning_rate="invscaling", momentum=0.9)),
+    "momentum-invscaling": (["optim=sgd", "optim.lr=0.5", "optim.nesterov=false", "schedule=invscaling", "schedule.power_t=0.25"],
+                            dict(solver="sgd", learning_rate_init=0.5, learning_rate="invscaling", power_t=0.25,
+                                 momentum=0.9, nesterovs_momentum=False)),
+    "nesterov-adaptive": (["optim=sgd", "optim.lr=0.05", "schedule=adaptive", "stopping.tol=0.01", "stopping.patience=2"],
+                          dict(solver="sgd", learning_rate_init=0.05, learning_rate="adaptive", momentum=0.9,
+                               tol=0.01, n_iter_no_change=2)),
+    "adam": (["optim=adam", "optim.lr=0.01"], dict(solver="adam", learning_rate_init=0.01)),
+    # A large epsilon makes its placement (before or after the bias correction) visible.
+    "adam-epsilon": (["optim=adam", "optim.lr=0.01", "optim.eps=1e-3"], dict(solver="adam", learning_rate_init=0.01, epsilon=1e-3)),
+}
+
+
+def nnexp_start(compose_cfg, overrides):
+    """The composed config, its data, stopping rule, factories and nnexp's initial network."""
+    cfg = compose_cfg(*overrides, fast=False)
+    bundle = load_data(cfg.data)
+    stopping = instantiate(cfg.stopping)
+    data = make_fit_data(bundle, validation_fraction=stopping.validation_fraction, seed=cfg.seed)
+    factories = Factories.from_config(cfg)
+    network = prepare_network(cfg, factories, bundle, data, describe=False).module
+    return cfg, bundle, stopping, data, factories, network
+
+
+def sklearn_from(network, bundle, X: np.ndarray, y: np.ndarray, **params):
+    """A scikit-learn MLP set up on (X, y) and then given ``network``'s weights, ready to ``fit``
+    from them (``warm_start``: the second fit keeps the copied weights)."""
+    linears = [layer for layer in network.modules() if hasattr(layer, "weight")]
+    sizes = tuple(layer.out_features for layer in linears[:-1])
+    activation = next((name for name in ("relu", "tanh", "logistic") if any(name in n for n, _ in network.named_children())), "identity")
+    estimator_class = MLPRegressor if bundle.task == "regression" else MLPClassifier
+    max_iter = params.pop("max_iter")
+    model = estimator_class(hidden_layer_sizes=sizes, activation=activation, batch_size=len(X), shuffle=False,
+                            random_state=0, warm_start=True, max_iter=1, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)  # sets every attribute scikit-learn needs; the weights are replaced next
+    model.coefs_ = [layer.weight.detach().double().numpy().T.copy() for layer in linears]
+    model.intercepts_ = [layer.bias.detach().double().numpy().copy() for layer in linears]
+    model.loss_curve_, model.best_loss_, model.n_iter_, model.t_ = [], np.inf, 0, 0
+    model.max_iter = max_iter
+    return model
+
+
+def train_xy(data, bundle) -> tuple[np.ndarray, np.ndarray]:
+    X = data.train.X.double().numpy()
+    y = data.train.y.numpy()
+    return X, (y.ravel().astype(np.float64) if bundle.task == "regression" else y.astype(int))
+
+
+@pytest.mark.parametrize("solver", SOLVERS, ids=list(SOLVERS))
+@pytest.mark.parametrize("problem", [
+    ["data=iris", "model.hidden_sizes=[10]", "model.activation=tanh"],
+    ["data=wave", "model.hidden_sizes=[8,8]", "model.activation=relu", "regularization.alpha=0.01"],
+], ids=["iris-tanh", "wave-relu-l2"])
+def test_losses_and_stopping_epoch_equal_sklearns(compose_cfg, solver, problem):
+    overrides, params = SOLVERS[solver]
+    max_epochs = 300
+    cfg, bundle, stopping, data, factories, network = nnexp_start(
+        compose_cfg, [*problem, *overrides, "batch_size=full", f"trainer.max_epochs={max_epochs}", "seed=3"])
+    X, y = train_xy(data, bundle)
+    params = {"alpha": float(cfg.regularization.alpha), "tol": 1e-4, "n_iter_no_change": 10, **params, "max_iter": max_epochs}
+    reference = sklearn_from(network, bundle, X, y, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reference.fit(X, y)
+
+    result = fit_and_score(cfg, factories, bundle, data, stopping, instantiate(cfg.regularization))
+    losses = np.array([row["train_loss"] for row in result.history])
+
+    assert len(losses) == len(reference.loss_curve_), (len(losses), len(reference.loss_curve_))
+    np.testing.assert_allclose(losses, reference.loss_curve_, rtol=1e-5)
+    np.testing.assert_allclose(losses[:20], reference.loss_curve_[:20], rtol=1e-6)
+    if len(losses) < max_epochs:
+        assert result.metrics["stop_reason"] == "converged"
+
+
+@pytest.mark.parametrize("problem, budget", [
+    (["data=iris", "model=logistic", "regularization.alpha=1.0"], "converged"),
+    (["data=moons", "model.hidden_sizes=[10,10,10]", "model.activation=tanh", "optim.max_iter=60"], "max_iter"),
+    (["data=wave", "model.hidden_sizes=[20]", "model.activation=tanh", "optim.max_fun=40"], "max_fun"),
+], ids=["converges", "max_iter", "max_fun"])
+def test_lbfgs_stops_for_sklearns_reason_at_its_loss(compose_cfg, problem, budget):
+    cfg, bundle, stopping, data, factories, network = nnexp_start(compose_cfg, [*problem, "optim=lbfgs", "seed=1"])
+    X, y = train_xy(data, bundle)
+    reference = sklearn_from(network, bundle, X, y, solver="lbfgs", alpha=float(cfg.regularization.alpha),
+                             max_iter=int(cfg.optim.max_iter), max_fun=int(cfg.optim.max_fun), tol=float(cfg.optim.tol))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        reference.fit(X, y)
+    sklearn_converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+    result = fit_and_score(cfg, factories, bundle, data, stopping, instantiate(cfg.regularization))
+    metrics = result.metrics
+    assert metrics["stop_reason"] == budget
+    assert (budget == "converged") == sklearn_converged
+    final_loss = result.history[-1]["train_loss"]
+    assert final_loss == pytest.approx(reference.loss_, rel=0.01)
+    # One history row per iteration, and the iteration count is scikit-learn's n_iter_.
+    assert [row["epoch"] for row in result.history] == list(range(1, metrics["iterations"] + 1))
+    assert metrics["iterations"] == reference.n_iter_
+    if budget == "max_fun":
+        assert metrics["function_evaluations"] >= int(cfg.optim.max_fun)
+
+
+@pytest.mark.parametrize("curve", [
+    [1.0, 0.9, 0.89995, 0.8999, 0.89985, 0.8998, 0.89975, 0.8997],      # slow fall: stops (best follows each minimum)
+    [1.0, 0.5, 0.6, 0.7, 0.4999, 0.8, 0.9, 1.0, 1.1],                    # a real gain resets the count
+    [2.0, 2.0, 2.0, 2.0],
+    [1.0, float("nan"), 0.9, 0.95, 0.96, 0.97],
+])
+def test_no_improvement_count_is_sklearns(curve):
+    """Step for step against scikit-learn's own ``_update_no_improvement_count`` (loss branch)."""
+    tol, patience = 1e-4, 2
+    ours = NoImprovementCount(tol, patience, maximize=False)
+    theirs = MLPClassifier(tol=tol, n_iter_no_change=patience)
+    theirs.loss_curve_, theirs.best_loss_, theirs._no_improvement_count = [], np.inf, 0
+    for loss in curve:
+        stop = ours.update(loss)
+        theirs.loss_curve_.append(loss)
+        theirs._update_no_improvement_count(False, None, None, None)
+        assert ours.count == theirs._no_improvement_count
+        assert ours.best == theirs.best_loss_ or (np.isnan(ours.best) and np.isnan(theirs.best_loss_))
+        assert stop == (theirs._no_improvement_count > theirs.n_iter_no_change)
+
+
+def test_no_improvement_count_on_scores_follows_every_new_best():
+    """scikit-learn's early-stopping branch: counted when not better than best + tol; best = max."""
+    counter = NoImprovementCount(tol=0.01, patience=1, maximize=True)
+    assert [counter.update(v) for v in (0.5, 0.505, 0.509, 0.52)] == [False, False, True, False]
+    assert counter.best == 0.52 and counter.count == 0
+
+
+def test_mlp_biases_start_like_sklearns(compose_cfg):
+    """Biases are drawn from each layer's Glorot bound, as scikit-learn's ``_init_coef`` does
+    (narrowed for logistic units); ``bias_init=zeros`` keeps Keras's zeros."""
+    for activation, factor in (("relu", 6.0), ("logistic", 2.0)):
+        *_, network = nnexp_start(compose_cfg, ["data=digits", f"model.activation={activation}", "model.hidden_sizes=[50]"])
+        for layer in (network.dense1, network.out):
+            bound = (factor / (layer.in_features + layer.out_features)) ** 0.5
+            assert float(layer.bias.detach().abs().max()) <= bound
+            assert float(layer.bias.detach().abs().max()) > 0.5 * bound
+            assert float(layer.weight.detach().abs().max()) > 0.9 * bound
+    *_, network = nnexp_start(compose_cfg, ["data=digits", "model.bias_init=zeros"])
+    assert float(network.dense1.bias.detach().abs().max()) == 0.0
