@@ -14,12 +14,13 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.neural_network import MLPClassifier
 
 from nnexp.data.loading import load_data
 from nnexp.data.splits import make_fit_data
 from nnexp.factory import instantiate
 from nnexp.fit import Factories, fit_and_score, prepare_network
+from nnexp.sklearn_twin import sklearn_twin
 from nnexp.training.stopping import NoImprovementCount
 
 SOLVERS = {
@@ -54,23 +55,8 @@ def nnexp_start(compose_cfg, overrides):
 
 
 def sklearn_from(network, bundle, X: np.ndarray, y: np.ndarray, **params):
-    """A scikit-learn MLP set up on (X, y) and then given ``network``'s weights, ready to ``fit``
-    from them (``warm_start``: the second fit keeps the copied weights)."""
-    linears = [layer for layer in network.modules() if hasattr(layer, "weight")]
-    sizes = tuple(layer.out_features for layer in linears[:-1])
-    activation = next((name for name in ("relu", "tanh", "logistic") if any(name in n for n, _ in network.named_children())), "identity")
-    estimator_class = MLPRegressor if bundle.task == "regression" else MLPClassifier
-    max_iter = params.pop("max_iter")
-    model = estimator_class(hidden_layer_sizes=sizes, activation=activation, batch_size=len(X), shuffle=False,
-                            random_state=0, warm_start=True, max_iter=1, **params)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X, y)  # sets every attribute scikit-learn needs; the weights are replaced next
-    model.coefs_ = [layer.weight.detach().double().numpy().T.copy() for layer in linears]
-    model.intercepts_ = [layer.bias.detach().double().numpy().copy() for layer in linears]
-    model.loss_curve_, model.best_loss_, model.n_iter_, model.t_ = [], np.inf, 0, 0
-    model.max_iter = max_iter
-    return model
+    """scikit-learn's MLP from ``network``'s weights, full batch and unshuffled."""
+    return sklearn_twin(network, bundle.task, X, y, batch_size=len(X), shuffle=False, random_state=0, **params)
 
 
 def train_xy(data, bundle) -> tuple[np.ndarray, np.ndarray]:

@@ -97,6 +97,43 @@ def minibatch_epoch(
     return EpochResult(mean_loss, score_sum, n_batches)
 
 
+def full_batch_closure(
+    network: nn.Module,
+    task: Task,
+    optimizer: torch.optim.Optimizer,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    penalty: WeightPenalty,
+    weights: list[torch.Tensor],
+    last: dict[str, torch.Tensor],
+):
+    """The closure an L-BFGS optimiser calls: zero the gradients, compute the full-batch objective
+    (loss + penalty) and its gradient, and keep the detached loss and output in ``last``.
+
+    Under data parallelism each process holds every ``world``-th row of ``X``; the closure returns
+    the global loss and gradient, so that every process takes the same steps.
+    """
+    rank, processes = world()
+    n_rows = X.shape[0]
+    if processes > 1:
+        X, y = X[rank::processes], y[rank::processes]
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        output = network(X)
+        loss = task.loss(output, y)
+        if penalty.active:
+            loss = loss + penalty(weights, n_rows)
+        loss.backward()
+        if processes > 1:
+            sync_gradients(list(network.parameters()), X.shape[0], n_rows)
+            loss = sum_over_processes(loss.detach() * X.shape[0]) / n_rows
+        last["loss"], last["output"], last["y"] = loss.detach(), output.detach(), y
+        return loss
+
+    return closure
+
+
 def lbfgs_fit(
     network: nn.Module,
     task: Task,
@@ -110,36 +147,19 @@ def lbfgs_fit(
     """A whole L-BFGS fit on the full batch (scikit-learn's ``solver='lbfgs'``).
 
     ``on_iteration(iteration, loss, score_sum)`` follows each accepted step, with the training
-    rows' summed score at that step. Under data parallelism each process holds every ``world``-th
-    row and the objective returns the global loss and gradient, so every process takes the same
-    steps. With ``float64`` on, the network trains in double precision and returns to its dtype.
+    rows' summed score at that step. With ``float64`` on, the network trains in double precision
+    and returns to its dtype.
     """
-    rank, processes = world()
-    n_rows = X.shape[0]
-    if processes > 1:
-        X, y = X[rank::processes], y[rank::processes]
     dtype = next(network.parameters()).dtype
     if optimizer.settings["float64"]:
         network.double()
         X = X.double()
         y = y.double() if y.is_floating_point() else y
     last: dict[str, torch.Tensor] = {}
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        output = network(X)
-        loss = task.loss(output, y)
-        if penalty.active:
-            loss = loss + penalty(weights, n_rows)
-        loss.backward()
-        if processes > 1:
-            sync_gradients(list(network.parameters()), X.shape[0], n_rows)
-            loss = sum_over_processes(loss.detach() * X.shape[0]) / n_rows
-        last["output"] = output.detach()
-        return loss
+    closure = full_batch_closure(network, task, optimizer, X, y, penalty, weights, last)
 
     def iteration_done(iteration: int, loss: float) -> None:
-        on_iteration(iteration, loss, sum_over_processes(task.batch_score_sum(last["output"], y)))
+        on_iteration(iteration, loss, sum_over_processes(task.batch_score_sum(last["output"], last["y"])))
 
     try:
         return optimizer.minimize(closure, iteration_done)
@@ -158,36 +178,18 @@ def torch_lbfgs_epoch(
 ) -> tuple[EpochResult, bool]:
     """One ``torch.optim.LBFGS.step`` (up to its ``max_iter`` iterations), for ``optim=lbfgs_torch``;
     also whether it converged. It has, only when the gradient at the last point is within
-    ``tolerance_grad``: the step also returns when it runs out of function evaluations
-    (``max_eval``), and that is no convergence."""
+    ``tolerance_grad`` or the step ended on its change test with both budgets left: the step also
+    returns when it runs out of function evaluations (``max_eval``), and that is no convergence."""
     last: dict[str, torch.Tensor] = {}
-    rank, processes = world()
-    n_rows = X.shape[0]
-    if processes > 1:
-        X, y = X[rank::processes], y[rank::processes]
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        output = network(X)
-        loss = task.loss(output, y)
-        if penalty.active:
-            loss = loss + penalty(weights, n_rows)
-        loss.backward()
-        if processes > 1:
-            sync_gradients(list(network.parameters()), X.shape[0], n_rows)
-            loss = sum_over_processes(loss.detach() * X.shape[0]) / n_rows
-        last["loss"], last["output"] = loss.detach(), output.detach()
-        return loss
-
+    closure = full_batch_closure(network, task, optimizer, X, y, penalty, weights, last)
     state = optimizer.state[optimizer.param_groups[0]["params"][0]]
     iterations_before, evaluations_before = state.get("n_iter", 0), state.get("func_evals", 0)
     optimizer.step(closure)
     iterations = state.get("n_iter", 0) - iterations_before
     evaluations = state.get("func_evals", 0) - evaluations_before
     largest = max(float(p.grad.abs().max()) for p in network.parameters() if p.grad is not None)
-    # Converged: the gradient test, or the change test (the step ended with both budgets left).
     converged = largest <= optimizer.defaults["tolerance_grad"] or (
         iterations < optimizer.defaults["max_iter"] and evaluations < optimizer.defaults["max_eval"]
     )
-    result = EpochResult(last["loss"], sum_over_processes(task.batch_score_sum(last["output"], y)), iterations)
-    return result, converged
+    score_sum = sum_over_processes(task.batch_score_sum(last["output"], last["y"]))
+    return EpochResult(last["loss"], score_sum, iterations), converged
