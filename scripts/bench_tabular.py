@@ -42,7 +42,7 @@ SOLVERS = {
     "adam": dict(sklearn=dict(solver="adam", learning_rate_init=1e-3, max_iter=200), nnexp=["optim=adam"]),
     "lbfgs": dict(
         sklearn=dict(solver="lbfgs", max_iter=200),
-        nnexp=["optim=lbfgs", "optim.max_iter=20", "trainer.max_epochs=10"],
+        nnexp=["optim=lbfgs"],  # 200 iterations in all, as scikit-learn
     ),
 }
 
