@@ -69,6 +69,9 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError("cv", cv, "a whole number of folds >= 2, or 1 for no cross-validation")
     if not isinstance(cfg.get("seed"), int):
         raise ConfigError("seed", cfg.get("seed"), "a whole number, e.g. seed=0")
+    threads = cfg.get("threads", "auto")
+    if not (threads is None or threads == "auto" or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1)):
+        raise ConfigError("threads", threads, "auto, a whole number of threads >= 1, or null for torch's default")
     _check_solver_combination(cfg)
 
 

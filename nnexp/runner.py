@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -9,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from nnexp import console as show
 from nnexp.artifacts import save_model
 from nnexp.batched import registry
-from nnexp.config import check_config
+from nnexp.config import check_config, resolve_batch_size
 from nnexp.data.loading import load_data
 from nnexp.data.splits import make_fit_data
 from nnexp.factory import instantiate
@@ -17,7 +18,7 @@ from nnexp.fit import Factories, build_loggers, fit_and_score, prepare_network, 
 from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, config_yaml, write_history, write_json, write_text_atomic
 from nnexp.sweeps.cv import cross_validate
 from nnexp.sweeps.jobs import job_key
-from nnexp.training.hardware import freeze_imports, torch_threads, tune_malloc
+from nnexp.training.hardware import auto_threads, freeze_imports, step_work, torch_threads, tune_malloc
 
 SUMMARY_FILE = "model_summary.txt"
 
@@ -35,11 +36,6 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False) -> flo
     and return the sweep objective. With ``plots`` on, the run's figures are drawn here, or in a
     detached process when ``plots_in_background`` (the CLI: control returns at once)."""
     check_config(cfg)
-    with torch_threads(cfg.get("threads")):
-        return _run(cfg, console, plots_in_background)
-
-
-def _run(cfg: DictConfig, console, plots_in_background: bool) -> float:
     quiet_lightning()
     tune_malloc()
     freeze_imports()
@@ -49,8 +45,21 @@ def _run(cfg: DictConfig, console, plots_in_background: bool) -> float:
     write_text_atomic(output_dir / CONFIG_FILE, config_yaml(cfg))
     if not cfg.quiet and cfg.mode == "train":
         console.print(show.config_tree(cfg))
-
     bundle = load_data(cfg.data)
+    with torch_threads(run_threads(cfg, bundle)):
+        return _run(cfg, bundle, console, output_dir, plots_in_background)
+
+
+def run_threads(cfg: DictConfig, bundle) -> int | None:
+    """The run's intra-op threads (``threads``; ``auto`` counts an MLP's step, see ``auto_threads``)."""
+    setting = cfg.get("threads", "auto")
+    if setting != "auto" or cfg.model.get("_target_") != "nnexp.models.mlp.MLP":
+        return auto_threads(setting, None)
+    rows = resolve_batch_size(cfg.batch_size, len(bundle.y_train), full_batch_only=False)
+    return auto_threads(setting, step_work(math.prod(bundle.input_shape), cfg.model.hidden_sizes, bundle.n_outputs, rows))
+
+
+def _run(cfg: DictConfig, bundle, console, output_dir: Path, plots_in_background: bool) -> float:
     key = job_key(cfg)
     # A batched sweep may have trained this job already, together with others.
     precomputed = registry.take(key) if registry.pending() and cfg.mode == "train" else None

@@ -7,7 +7,11 @@ scikit-learn runs with BLAS pinned to one thread (threadpoolctl), its fastest se
 Prints test accuracy, fit time and their ratios; the epoch-loop ratio against a plain PyTorch
 loop doing exactly the same steps; and the CLI's wall time from the shell.
 
-    python scripts/bench_tabular.py [--repeats 3] [--no-cli]
+``--busy`` adds a busy-machine section: the default run (breast cancer, Adam) and its
+scikit-learn fit, quiet and with two busy processes of the script's own (bounded in time), with
+``threads=auto`` (the default) and ``threads=null`` (one per core, the old default).
+
+    python scripts/bench_tabular.py [--repeats 3] [--no-cli] [--busy]
 """
 
 from __future__ import annotations
@@ -119,10 +123,35 @@ def cli_wall(args: list[str], repeats: int) -> float:
     return min(times)
 
 
+def busy_section(repeats: int, out: Path) -> None:
+    """The default run and scikit-learn's fit, quiet and under two busy processes."""
+    from busy import busy_processes
+
+    def default_run(threads: str):
+        return best_of(repeats, lambda: nnexp_fit("breast_cancer", [f"threads={threads}"], out))
+
+    print("\nBusy machine: the default run (breast cancer, Adam), quiet and with 2 busy processes on "
+          f"{torch.get_num_threads()} threads' worth of cores (best of {repeats}):")
+    rows = {}
+    for load in ("quiet", "busy"):
+        with busy_processes(2 if load == "busy" else 0, seconds=900):
+            rows[load] = {
+                "auto": default_run("auto"),
+                "null": default_run("null"),
+                "sklearn": best_of(repeats, lambda: sklearn_fit("breast_cancer", "adam")),
+            }
+    for name, label in (("auto", "nnexp threads=auto"), ("null", "nnexp threads=null"), ("sklearn", "scikit-learn")):
+        quiet, busy = rows["quiet"][name], rows["busy"][name]
+        wall = f"  run wall {quiet['wall']:.3f} s -> {busy['wall']:.3f} s ({busy['wall'] / quiet['wall']:.2f}x)" if "wall" in quiet else ""
+        print(f"  {label:20} fit {quiet['seconds']:.3f} s quiet, {busy['seconds']:.3f} s busy: "
+              f"{busy['seconds'] / quiet['seconds']:.2f}x{wall}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-cli", action="store_true")
+    parser.add_argument("--busy", action="store_true", help="add the busy-machine section")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; scikit-learn BLAS pinned to 1 thread\n")
@@ -146,6 +175,8 @@ def main() -> None:
                 f"  {name:14} nnexp {nx['seconds']:.3f} s  plain loop {plain['seconds']:.3f} s  "
                 f"ratio {nx['seconds'] / plain['seconds']:.2f}x  (nnexp in-process run incl. data and writing: {nx['wall']:.3f} s)"
             )
+        if args.busy:
+            busy_section(args.repeats, out)
     if not args.no_cli:
         print("\nCLI wall time from the shell (best of 3):")
         print(f"  nnexp           {cli_wall(['quiet=false'], 3):.2f} s")

@@ -141,3 +141,61 @@ def test_threads_applies_to_the_run_only(run_nnexp, monkeypatch):
     target = 1 if before > 1 else 2
     run_nnexp("data=iris", f"threads={target}", "trainer.max_epochs=2")
     assert seen == [target] and torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("overrides, expect_one", [
+    (["data=breast_cancer"], True),  # the default run: a 30-100-2 MLP step is ~6e5 multiply-adds
+    (["data=digits", "model.hidden_sizes=[1000,1000]", "model.activation=relu"], False),
+    (["data=digits_images", "model=cnn_small"], False),
+])
+def test_threads_auto_uses_one_thread_for_small_mlps(run_nnexp, monkeypatch, overrides, expect_one):
+    """threads=auto (the default): one intra-op thread where a second gains nothing; wide layers
+    and conv nets keep one per free core (never more than torch's default)."""
+    import torch
+
+    from nnexp import runner
+    from nnexp.training import hardware
+
+    seen = []
+    real_run = runner._run
+    monkeypatch.setattr(runner, "_run", lambda *args: seen.append(torch.get_num_threads()) or real_run(*args))
+    monkeypatch.setattr(hardware, "other_runnable_tasks", lambda: 0)  # a quiet machine, whatever else runs
+    before = torch.get_num_threads()
+    run_nnexp(*overrides, "trainer.max_epochs=1")
+    assert seen == [1 if expect_one else min(before, hardware.usable_cores())]
+    assert torch.get_num_threads() == before
+
+
+def test_threads_auto_leaves_busy_cores_alone(monkeypatch):
+    """Wide work uses only the cores nobody else is running on, and at least one."""
+    from nnexp.training import hardware
+
+    monkeypatch.setattr(hardware, "usable_cores", lambda: 8)
+    monkeypatch.setattr(hardware.torch, "get_num_threads", lambda: 8)
+    for others, expected in ((0, 8), (3, 5), (8, 1), (20, 1)):
+        monkeypatch.setattr(hardware, "other_runnable_tasks", lambda others=others: others)
+        assert hardware.auto_threads("auto", 1e9) == expected
+        assert hardware.auto_threads("auto", None) == expected  # conv nets: work not counted
+    assert hardware.auto_threads("auto", hardware.AUTO_THREADS_MIN_WORK / 2) == 1
+    assert hardware.auto_threads(3, 1e9) == 3 and hardware.auto_threads(None, 1e9) is None
+
+
+def test_other_runnable_tasks_sees_busy_processes():
+    """Linux's instantaneous runnable count: two spinning processes are seen as busy cores."""
+    import subprocess
+    import sys
+
+    from nnexp.training import hardware
+
+    if not Path("/proc/loadavg").exists():
+        pytest.skip("no /proc/loadavg on this system")
+    ready = "import sys, time\nsys.stdout.write('go\\n'); sys.stdout.flush()\nend = time.monotonic() + 60\nwhile time.monotonic() < end: pass\n"
+    spinners = [subprocess.Popen([sys.executable, "-c", ready], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        for spinner in spinners:
+            assert spinner.stdout.readline() == "go\n"  # each is spinning now
+        assert hardware.other_runnable_tasks() >= 2
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()

@@ -20,6 +20,7 @@ from nnexp.fit import FitResult
 from nnexp.models.task import Task
 from nnexp.sweeps.cv import aggregate_folds
 from nnexp.sweeps.jobs import JobStore, job_key
+from nnexp.training.hardware import auto_threads, torch_threads
 
 log = logging.getLogger("nnexp.batched")
 
@@ -41,6 +42,7 @@ class BatchedSweep:
     ``skip_finished=False`` trains even jobs whose result is in the store (a refit)."""
 
     def __init__(self, task_configs: list[DictConfig], chunk_size: int, skip_finished: bool = True):
+        self.threads = task_configs[0].get("threads", "auto") if task_configs else "auto"
         self.chunk_size = chunk_size
         self.counts = {"jobs": len(task_configs), "batched": 0, "stacks": 0, "fits": 0}
         self.batchable: set[int] = set()
@@ -86,7 +88,12 @@ class BatchedSweep:
 
     def _train_chunk(self, chunk: list, spec, batch_size: int, device: str) -> Iterator[tuple[str, int | None, FitResult]]:
         started = time.perf_counter()
-        results = train_stack([member for _, _, member, _, _ in chunk], spec, device)
+        members = [member for _, _, member, _, _ in chunk]
+        # threads=auto counts the whole stack's step: M members' matmuls run as one.
+        work = len(members) * sum(layer.in_features * layer.out_features for layer in members[0].network.modules()
+                                  if isinstance(layer, torch.nn.Linear)) * batch_size
+        with torch_threads(auto_threads(self.threads, work)):
+            results = train_stack(members, spec, device)
         seconds = (time.perf_counter() - started) / len(chunk)
         self.counts["stacks"] += 1
         self.counts["fits"] += len(chunk)

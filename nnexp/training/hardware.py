@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import os
 import sys
-from typing import Iterator
+from pathlib import Path
+from typing import Iterator, Sequence
 
 import torch
 
@@ -44,6 +46,51 @@ def tune_malloc() -> None:
         libc.mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024)
     except (OSError, AttributeError):  # not glibc (musl, say): nothing to tune
         pass
+
+
+# Multiply-adds per training step (rows x multiply-adds per row) from which a second intra-op
+# thread pays on a quiet machine (scripts/bench_threads.py, 2 cores: 0.95-1.09x up to 4.4e6,
+# 1.21x at 5.1e6, 1.3-1.5x beyond). Below it one thread is as fast and cannot spin against others.
+AUTO_THREADS_MIN_WORK = 5.0e6
+
+
+def step_work(inputs: int, hidden: Sequence[int], outputs: int, rows: int) -> float:
+    """Multiply-adds of one MLP forward pass over ``rows`` rows (a training step is about three times that)."""
+    widths = [int(inputs), *(int(h) for h in hidden), int(outputs)]
+    return float(rows) * sum(a * b for a, b in zip(widths, widths[1:]))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def other_runnable_tasks() -> int:
+    """Tasks of other processes running or waiting for a core right now (Linux's instantaneous
+    count in /proc/loadavg, the least of three reads; 0 where there is none)."""
+    counts = []
+    for _ in range(3):
+        try:
+            counts.append(int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]))
+        except (OSError, IndexError, ValueError):
+            return 0
+    return max(0, min(counts) - 1)  # this reading task is one of them
+
+
+def auto_threads(setting, work: float | None) -> int | None:
+    """The intra-op thread count for ``threads=setting``: a number is kept, ``null`` leaves
+    torch's default (one per core). ``auto``: one thread for an MLP step under
+    ``AUTO_THREADS_MIN_WORK`` multiply-adds; otherwise (wider layers, and conv nets, whose work
+    is not counted: ``work=None``) one per core that no other process is using when the run
+    starts. Under load every extra thread is a loss: with two busy processes on 2 cores, two
+    threads made MLP steps 2-80x slower than one (scripts/bench_threads.py --busy 2)."""
+    if setting is None:
+        return None
+    if setting != "auto":
+        return int(setting)
+    if work is not None and work < AUTO_THREADS_MIN_WORK:
+        return 1
+    return max(1, min(torch.get_num_threads(), usable_cores() - other_runnable_tasks()))
 
 
 @contextlib.contextmanager
