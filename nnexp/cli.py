@@ -161,10 +161,27 @@ def skip_mode_probe():
         Hydra.get_mode = probe
 
 
+def sklearn_names(argv: list[str]) -> list[str]:
+    """The command line with scikit-learn's parameter names as nnexp's keys (``nnexp.vocabulary``);
+    says which it renamed. A name or key nnexp does not know is a one-line error (exit 2)."""
+    from nnexp.errors import NnexpError
+    from nnexp.vocabulary import translate
+
+    try:
+        argv, renamed = translate(argv, check_keys=not any(arg.split("=")[0] in USER_CONFIG_FLAGS for arg in argv))
+    except NnexpError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if renamed:
+        print(f"scikit-learn names: {'; '.join(renamed)}", file=sys.stderr)
+    return argv
+
+
 def main() -> None:
     """``nnexp [overrides]``: train the composed config; ``nnexp -m ...`` sweeps it."""
     use_libyaml()
     sys.argv[1:] = resume_argv(sys.argv[1:])
+    sys.argv[1:] = sklearn_names(sys.argv[1:])
     multirun = "-m" in sys.argv or "--multirun" in sys.argv
     if multirun:
         register_launcher()
