@@ -77,7 +77,8 @@ def test_permutation_is_fixed_and_shared_by_train_and_test(tiny_idx_root):
     plain = IdxImageSource(dataset="mnist", root=str(tiny_idx_root), name="mnist").load()
     permuted = IdxImageSource(dataset="mnist", root=str(tiny_idx_root), name="p", permute_pixels=True).load()
     again = IdxImageSource(dataset="mnist", root=str(tiny_idx_root), name="p", permute_pixels=True).load()
-    order = pixel_permutation(28 * 28, 42)
+    order = np.random.RandomState(42).permutation(28 * 28)  # the lecture's permutation
+    assert np.array_equal(pixel_permutation(28 * 28, 42), order)
     assert np.array_equal(permuted.X_train, again.X_train) and np.array_equal(permuted.X_test, again.X_test)
     assert np.array_equal(permuted.X_train.reshape(300, -1), plain.X_train.reshape(300, -1)[:, order])
     assert np.array_equal(permuted.X_test.reshape(100, -1), plain.X_test.reshape(100, -1)[:, order])

@@ -28,8 +28,10 @@ def stratified_subset(X: np.ndarray, y: np.ndarray, limit: int | None, seed: int
 
 
 def pixel_permutation(n_pixels: int, seed: int) -> np.ndarray:
-    """One fixed shuffle of pixel positions, the same for every run and split with this seed."""
-    return np.random.default_rng(seed).permutation(n_pixels)
+    """One fixed shuffle of pixel positions, the same for every run and split with this seed:
+    the lecture's ``np.random.RandomState(seed).permutation(n_pixels)`` (numpy's legacy generator,
+    whose stream numpy keeps stable across versions)."""
+    return np.random.RandomState(seed).permutation(n_pixels)
 
 
 class ImageSource:
