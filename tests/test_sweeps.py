@@ -102,6 +102,20 @@ def test_failures_and_divergence_are_recorded_and_the_sweep_goes_on(launch):
     assert {row["status"] for row in rows[1:]} == {"1 diverged", "1 failed"}
 
 
+def test_results_of_an_older_nnexp_are_not_reused(launch, capsys, monkeypatch):
+    """A store entry written when the same config computed something else is retrained."""
+    from nnexp.sweeps import jobs
+
+    overrides = ("data=iris", "model=logistic", "optim=lbfgs", "regularization.alpha=0.1,1")
+    current = jobs.RESULTS_VERSION
+    monkeypatch.setattr(jobs, "RESULTS_VERSION", current - 1)
+    launch(*overrides, sweep_dir="older")
+    monkeypatch.setattr(jobs, "RESULTS_VERSION", current)  # (not undo(): that would also undo launch's chdir)
+    capsys.readouterr()
+    launch(*overrides, sweep_dir="current")
+    assert capsys.readouterr().out.count("skipped, finished earlier") == 0
+
+
 def test_rerunning_a_sweep_skips_finished_jobs(launch, capsys):
     overrides = ("data=iris", "model=logistic", "optim=lbfgs", "regularization.alpha=0.1,1")
     first = launch(*overrides, sweep_dir="first")

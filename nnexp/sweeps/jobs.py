@@ -42,9 +42,16 @@ def settings_hash(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# Part of every job's identity. Raise it when the same config stops computing the same result,
+# so that no store entry from before is reused: 2 = scikit-learn's solver semantics (velocity SGD,
+# Adam's epsilon, L-BFGS-B, the stopping count, Glorot biases) and the lecture's MNIST permutation.
+RESULTS_VERSION = 2
+
+
 def job_key(cfg: DictConfig) -> str:
-    """A job's identity: a hash of its resolved config without the volatile keys."""
-    return settings_hash(resolved_settings(cfg))
+    """A job's identity: a hash of its resolved config without the volatile keys, and of the
+    version of what nnexp computes from a config (``RESULTS_VERSION``)."""
+    return settings_hash({"results_version": RESULTS_VERSION, **resolved_settings(cfg)})
 
 
 def finished_metrics(run_dir: Path, key: str) -> dict | None:
