@@ -139,8 +139,10 @@ def fit_and_score(
     progress=None,
     loggers: list | None = None,
     describe: bool = True,
+    history_file=None,
 ) -> FitResult:
-    """Train a fresh network on ``data`` and score it on every split it has."""
+    """Train a fresh network on ``data`` and score it on every split it has; ``history_file``
+    (a path) gets the history rows epoch by epoch, for watching the run."""
     net = prepare_network(cfg, factories, bundle, data, describe)
     task = Task(bundle.task, bundle.n_outputs)
     module = NetModule(
@@ -150,6 +152,10 @@ def fit_and_score(
     callbacks = stopping.callbacks() + [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     if progress is not None:
         callbacks.append(progress)
+    if history_file is not None:
+        from nnexp.training.callbacks import HistoryFile
+
+        callbacks.append(HistoryFile(history_file))
     precision = resolve_precision(cfg.trainer.get("precision", "auto"), net.module, str(cfg.trainer.get("accelerator", "cpu")))
     trainer = build_trainer(cfg, factories, callbacks, loggers or [], precision)
 

@@ -91,7 +91,8 @@ def _run(cfg: DictConfig, bundle, console, output_dir: Path, plots_in_background
         result = cross_validate(cfg, factories, bundle, stopping, penalty, progress)
     else:
         data = data or make_fit_data(bundle, validation_fraction=stopping.validation_fraction, seed=cfg.seed)
-        result = fit_and_score(cfg, factories, bundle, data, stopping, penalty, progress(), build_loggers(cfg))
+        result = fit_and_score(cfg, factories, bundle, data, stopping, penalty, progress(), build_loggers(cfg),
+                               history_file=output_dir / HISTORY_FILE)
     metrics = {
         "data": bundle.name,
         "task": bundle.task,

@@ -199,3 +199,30 @@ def test_other_runnable_tasks_sees_busy_processes():
         for spinner in spinners:
             spinner.kill()
             spinner.wait()
+
+
+def test_history_file_grows_epoch_by_epoch_during_the_fit(compose_cfg, tmp_path):
+    """A long run can be watched: history.csv has every finished epoch's row while training goes on."""
+    import pytorch_lightning as pl
+
+    from nnexp.data.loading import load_data
+    from nnexp.data.splits import make_fit_data
+    from nnexp.factory import instantiate
+    from nnexp.fit import Factories, fit_and_score
+
+    path = tmp_path / "history.csv"
+    seen = []
+
+    class Watcher(pl.Callback):  # runs before the history file's callback in each epoch
+        def on_train_epoch_end(self, trainer, pl_module):
+            seen.append(len(path.read_text().splitlines()) - 1 if path.exists() else 0)
+
+    cfg = compose_cfg("data=iris", "stopping=none", "trainer.max_epochs=5")
+    bundle = load_data(cfg.data)
+    data = make_fit_data(bundle, seed=cfg.seed)
+    result = fit_and_score(cfg, Factories.from_config(cfg), bundle, data, instantiate(cfg.stopping),
+                           instantiate(cfg.regularization), progress=Watcher(), history_file=path)
+    assert seen == [0, 1, 2, 3, 4]
+    rows = list(csv.DictReader(path.open()))
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3, 4, 5]
+    assert [float(row["train_loss"]) for row in rows] == [row["train_loss"] for row in result.history]

@@ -1,10 +1,13 @@
-"""Callbacks Lightning does not ship: best-weight restore in memory, and a rich epoch bar."""
+"""Callbacks Lightning does not ship: best-weight restore in memory, scikit-learn's stopping
+count, a history file that grows epoch by epoch, and a rich epoch bar."""
 
 from __future__ import annotations
 
 import copy
+import csv
 import math
 import time
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -63,6 +66,38 @@ class NoImprovementStopping(pl.Callback):
             return
         self.stopped_epoch = trainer.current_epoch + 1
         trainer.should_stop = True
+
+
+class HistoryFile(pl.Callback):
+    """Append each epoch's history rows to ``path`` as they come, so that a long run can be
+    watched (``tail -f``, ``nnexp-plot``); the runner rewrites the file whole when the fit ends."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._written = 0
+        self._file = self._writer = self._columns = None
+
+    def __getstate__(self):
+        # Spawned training processes get a copy that writes nothing: the launching process writes.
+        return {"path": self.path, "_written": 0, "_file": None, "_writer": None, "_columns": None, "_off": True}
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        rows = pl_module.history[self._written :]
+        if not rows or getattr(self, "_off", False):
+            return
+        if self._file is None:
+            self._columns = list(rows[0])
+            self._file = self.path.open("w", newline="")
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(self._columns)
+        self._writer.writerows([row.get(column, "") for column in self._columns] for row in rows)
+        self._file.flush()
+        self._written += len(rows)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 class EpochProgress(pl.Callback):
