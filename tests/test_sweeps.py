@@ -116,6 +116,31 @@ def test_results_of_an_older_nnexp_are_not_reused(launch, capsys, monkeypatch):
     assert capsys.readouterr().out.count("skipped, finished earlier") == 0
 
 
+@pytest.mark.parametrize("launcher", ["basic", "batched"])
+def test_reused_results_are_marked_and_fresh_retrains_them(launch, capsys, tmp_path, launcher):
+    overrides = (f"launcher={launcher}", "data=iris", "model=logistic", "optim=adam", "trainer.max_epochs=3",
+                 "regularization.alpha=0.1,1")
+    launch(*overrides, sweep_dir="first")
+    capsys.readouterr()
+    second = launch(*overrides, sweep_dir="second")
+    output = capsys.readouterr().out
+    assert "2 of 2 jobs reused results stored by an earlier sweep" in output and "(stored)" in output
+    assert [row["n_reused"] for row in summary_rows(second)] == ["1", "1"]
+    store = tmp_path / "multirun" / ".store"
+    stored = {path.parent.name: path.read_text() for path in store.glob("*/metrics.json")}
+    assert len(stored) == 2
+
+    third = launch(*overrides, "fresh=true", sweep_dir="third")
+    output = capsys.readouterr().out
+    assert "skipped, finished earlier" not in output and "reused" not in output
+    assert [row["n_reused"] for row in summary_rows(third)] == ["0", "0"]
+    restored = {path.parent.name: path.read_text() for path in store.glob("*/metrics.json")}
+    assert restored.keys() == stored.keys() and restored != stored  # the new fits replaced the stored ones
+    assert {m["job_key"]: json.dumps(m, sort_keys=True) for m in job_metrics(third).values()} == {
+        key: json.dumps(json.loads(text), sort_keys=True) for key, text in restored.items()}
+    assert not list(store.glob(".*"))  # no staging or moved-aside entries left behind
+
+
 def test_rerunning_a_sweep_skips_finished_jobs(launch, capsys):
     overrides = ("data=iris", "model=logistic", "optim=lbfgs", "regularization.alpha=0.1,1")
     first = launch(*overrides, sweep_dir="first")

@@ -179,7 +179,7 @@ class BatchedLauncher(InProcessLauncher):
         self.start()
         configs = [self.job_config(list(overrides)) for overrides in job_overrides]
         tasks = [task_config(config) for config in configs]
-        sweep = BatchedSweep(tasks, self.chunk_size)
+        sweep = BatchedSweep(tasks, self.chunk_size, skip_finished=not (tasks and tasks[0].get("fresh", False)))
         runs: dict[int, JobReturn] = {}
         # record_job does what run_job does but chdir and env_set: a sweep using them keeps run_job.
         plain = not self.config.hydra.job.chdir and not self.config.hydra.job.env_set

@@ -22,9 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, read_json, write_json
 
 # Keys that do not change what a job computes: where it writes, how it prints, how it is launched.
-VOLATILE_KEYS = ("paths", "quiet", "plots", "task_name", "logger", "refit", "resume", "threads", "hydra")
+VOLATILE_KEYS = ("paths", "quiet", "plots", "task_name", "logger", "refit", "resume", "threads", "fresh", "hydra")
 FINISHED = ("ok", "diverged")
 RESULT_FILES = (CONFIG_FILE, METRICS_FILE, HISTORY_FILE, "model.pt")
+REUSED_FILE = ".reused"  # in a job dir whose result was restored from the store: the entry's path
 
 
 def resolved_settings(cfg: DictConfig) -> dict:
@@ -76,17 +77,24 @@ class JobStore:
         entry = self.root / key
         return entry if finished_metrics(entry, key) else None
 
-    def commit(self, key: str, run_dir: Path) -> None:
-        """Copy the result files into the store; the directory rename is the commit point."""
+    def commit(self, key: str, run_dir: Path, replace: bool = False) -> None:
+        """Copy the result files into the store; the directory rename is the commit point.
+        ``replace``: a fresh result takes the place of a stored one (moved aside first, then removed)."""
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}."))
         for name in RESULT_FILES:
             if (Path(run_dir) / name).is_file():
                 shutil.copy2(Path(run_dir) / name, staging / name)
+        old = None
+        if replace and (self.root / key).is_dir():
+            old = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}.old."))
+            os.replace(self.root / key, old / key)
         try:
             os.rename(staging, self.root / key)
         except OSError:  # another worker committed the same config first
             shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
     def restore(self, entry: Path, run_dir: Path) -> None:
         """Copy a stored job's result files into ``run_dir`` (files first, metrics last)."""
@@ -108,14 +116,20 @@ def run_job(cfg: DictConfig, run: Callable[[DictConfig], float], say: Callable[[
 
     A job that raises is recorded in its ``metrics.json`` with ``status`` failed or oom and the
     error message, and the sweep goes on; failed jobs are not stored, so a relaunch retries them.
+    A job restored from the store gets a ``.reused`` marker (the summary counts them); with
+    ``fresh=true`` every job trains, and its result replaces the stored one.
     """
     key = job_key(cfg)
     run_dir = Path(cfg.paths.output_dir)
     store = JobStore(Path(cfg.paths.store_dir))
-    metrics = finished_metrics(run_dir, key)
-    if metrics is None and (entry := store.lookup(key)) is not None:
+    fresh = bool(cfg.get("fresh", False))
+    metrics = None if fresh else finished_metrics(run_dir, key)
+    if metrics is None and not fresh and (entry := store.lookup(key)) is not None:
         store.restore(entry, run_dir)
         metrics = finished_metrics(run_dir, key)
+        (run_dir / REUSED_FILE).write_text(f"{entry}\n")
+    if metrics is None:
+        (run_dir / REUSED_FILE).unlink(missing_ok=True)  # this run trains it
     if metrics is not None:
         say(f"skipped, finished earlier: {metrics['status']}, objective {metrics.get('objective')}")
         objective = metrics.get("objective")
@@ -132,5 +146,5 @@ def run_job(cfg: DictConfig, run: Callable[[DictConfig], float], say: Callable[[
         return float("nan")
     metrics = read_json(run_dir / METRICS_FILE)  # written by the run, job_key included
     if metrics.get("status") in FINISHED:
-        store.commit(key, run_dir)
+        store.commit(key, run_dir, replace=fresh)
     return float("nan") if objective is None or math.isnan(objective) else float(objective)

@@ -13,6 +13,7 @@ import numpy as np
 import yaml
 
 from nnexp.results import METRICS_FILE, read_json, write_text_atomic
+from nnexp.sweeps.jobs import REUSED_FILE
 
 SUMMARY_FILE = "summary.csv"
 GROUPED_KEYS = ("seed",)  # grid points that differ only in these are averaged
@@ -34,6 +35,11 @@ class Job:
     @property
     def status(self) -> str:
         return self.metrics.get("status", "unknown") if self.metrics else "unfinished"
+
+    @property
+    def reused(self) -> bool:
+        """Whether this launch restored the job's result from the store instead of training it."""
+        return (self.path / REUSED_FILE).is_file()
 
     @property
     def objective(self) -> float:
@@ -98,6 +104,7 @@ def summarise_jobs(jobs: list[Job]) -> tuple[list[dict], list[str]]:
                 "mean_test_score": _mean([(job.metrics or {}).get("test_score") for job in ok]),
                 "mean_fit_time": _mean([(job.metrics or {}).get("mean_fit_seconds", (job.metrics or {}).get("fit_seconds")) for job in ok]),
                 "n_runs": len(members),
+                "n_reused": sum(job.reused for job in members),
                 "status": "ok" if len(ok) == len(members) else ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())),
                 "error": next(((job.metrics or {}).get("error") for job in members if (job.metrics or {}).get("error")), ""),
                 "best_job": best_job.path.name,
@@ -138,11 +145,14 @@ def summary_table(rows: list[dict], keys: list[str], title: str):
     table.add_column("status")
     for row in rows:
         score = "-" if math.isnan(row["mean_val_score"]) else f"{row['mean_val_score']:.4f} ± {row['std_val_score']:.4f}"
+        status = row["status"] if not row["error"] else f"{row['status']}: {row['error'][:60]}"
+        if row.get("n_reused"):  # restored from the store: its fit time is from the run that trained it
+            status += f" (stored: {row['n_reused']} of {row['n_runs']})" if row["n_runs"] > 1 else " (stored)"
         table.add_row(
             str(row["rank_val_score"]), *[str(row[f"param_{key}"]) for key in keys], score,
             "-" if math.isnan(row["mean_train_score"]) else f"{row['mean_train_score']:.4f}",
             "-" if math.isnan(row["mean_fit_time"]) else f"{row['mean_fit_time']:.2f}",
-            str(row["n_runs"]), row["status"] if not row["error"] else f"{row['status']}: {row['error'][:60]}",
+            str(row["n_runs"]), status,
         )
     return table
 
@@ -169,6 +179,10 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
     unfinished = sum(job.status == "unfinished" for job in jobs)
     title = f"sweep {sweep_dir} ({len(jobs)} jobs" + (f", {unfinished} unfinished)" if unfinished else ")")
     console.print(summary_table(rows, keys, title))
+    reused = sum(job.reused for job in jobs)
+    if reused:
+        console.print(f"[yellow]note[/]: {reused} of {len(jobs)} jobs reused results stored by an earlier sweep "
+                      "(marked 'stored'; their fit times are from that run); fresh=true retrains them")
     if any("cv" not in (job.metrics or {}) and "val_score" not in (job.metrics or {}) for job in jobs if job.status == "ok"):
         console.print("[yellow]note[/]: jobs had no validation split, so they are ranked by training score; sweep with cv=5")
     best = rows[0]
