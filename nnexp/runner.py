@@ -11,6 +11,7 @@ from nnexp import console as show
 from nnexp.artifacts import save_model
 from nnexp.batched import registry
 from nnexp.config import check_config, resolve_batch_size
+from nnexp.data.bundle import fit_validation_fraction
 from nnexp.data.loading import load_data
 from nnexp.data.splits import make_fit_data
 from nnexp.factory import instantiate
@@ -69,7 +70,7 @@ def _run(cfg: DictConfig, bundle, console, output_dir: Path, plots_in_background
         factories = Factories.from_config(cfg)
     data = None  # the whole-training-split fit data, made once when needed
     if cfg.mode != "train" or not cfg.quiet:
-        data = make_fit_data(bundle, validation_fraction=stopping.validation_fraction, seed=cfg.seed)
+        data = make_fit_data(bundle, validation_fraction=fit_validation_fraction(bundle, stopping), seed=cfg.seed)
         net = prepare_network(cfg, factories, bundle, data)
         console.print(show.layer_table(net.layers, net.params))
     if cfg.mode != "train":
@@ -90,7 +91,7 @@ def _run(cfg: DictConfig, bundle, console, output_dir: Path, plots_in_background
     elif int(cfg.cv) > 1:
         result = cross_validate(cfg, factories, bundle, stopping, penalty, progress)
     else:
-        data = data or make_fit_data(bundle, validation_fraction=stopping.validation_fraction, seed=cfg.seed)
+        data = data or make_fit_data(bundle, validation_fraction=fit_validation_fraction(bundle, stopping), seed=cfg.seed)
         result = fit_and_score(cfg, factories, bundle, data, stopping, penalty, progress(), build_loggers(cfg),
                                history_file=output_dir / HISTORY_FILE)
     metrics = {

@@ -123,7 +123,7 @@ def test_reused_results_are_marked_and_fresh_retrains_them(launch, capsys, tmp_p
     launch(*overrides, sweep_dir="first")
     capsys.readouterr()
     second = launch(*overrides, sweep_dir="second")
-    output = capsys.readouterr().out
+    output = " ".join(capsys.readouterr().out.split())  # rich wraps long lines at the console's width
     assert "2 of 2 jobs reused results stored by an earlier sweep" in output and "(stored)" in output
     assert [row["n_reused"] for row in summary_rows(second)] == ["1", "1"]
     store = tmp_path / "multirun" / ".store"
@@ -292,3 +292,37 @@ def test_cli_sweeps_draw_their_figures_and_report_in_the_background(tmp_path, mo
         time.sleep(0.2)
     assert report.is_file() and "data:image/png;base64," in report.read_text()
     assert (tmp_path / "sweep" / "sweep_regularization_alpha.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize("launcher", ["basic", "batched"])
+def test_seed_sweeps_say_what_they_scored_and_spread_the_test_score(launch, capsys, launcher):
+    """Without a validation split the objective is the training score, and the summary says so;
+    data.validation_fraction holds out a validation split (Keras's validation_split) without
+    early stopping. The test score's spread over seeds is reported for every grid point."""
+    common = (f"launcher={launcher}", "data=iris", "model.hidden_sizes=[5]", "optim=adam", "optim.lr=0.01",
+              "trainer.max_epochs=20", "seed=0,1,2")
+    plain = launch(*common, sweep_dir="plain")
+    output = " ".join(capsys.readouterr().out.split())  # rich wraps long lines at the console's width
+    row = summary_rows(plain)[0]
+    assert row["scored_on"] == "train" and "train score" in output and "val score" not in output
+    assert "no validation split, so they are ranked by training score" in output
+    tests = [m["test_score"] for m in job_metrics(plain).values()]
+    assert float(row["std_test_score"]) == pytest.approx(np.std(tests)) and float(row["mean_test_score"]) == pytest.approx(np.mean(tests))
+
+    held_out = launch(*common, "data.validation_fraction=0.2", sweep_dir="held_out")
+    capsys.readouterr()
+    row = summary_rows(held_out)[0]
+    jobs = job_metrics(held_out).values()
+    assert row["scored_on"] == "val"
+    assert all(m["stop_reason"] != "early_stopped" and m["objective"] == m["val_score"] for m in jobs)
+    assert float(row["mean_val_score"]) == pytest.approx(np.mean([m["val_score"] for m in jobs]))
+    assert all(m["n_train"] == 89 for m in jobs)  # 112 training rows less ceil(20%) = 23 for validation
+
+
+def test_two_validation_fractions_are_one_config_error(run_nnexp):
+    from nnexp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.validation_fraction"):
+        run_nnexp("data=iris", "data.validation_fraction=0.2", "stopping=early_stopping", "stopping.validation_fraction=0.1")
+    metrics = run_nnexp("data=iris", "data.validation_fraction=0.1", "stopping=early_stopping", "stopping.validation_fraction=0.1")
+    assert "val_score" in metrics

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from nnexp.batched.trainer import MemberSpec, StackSpec
 from nnexp.config import resolve_batch_size
-from nnexp.data.bundle import DataBundle
+from nnexp.data.bundle import DataBundle, fit_validation_fraction
 from nnexp.data.splits import make_fit_data
 from nnexp.factory import instantiate
 from nnexp.fit import Factories, prepare_network
@@ -108,7 +108,7 @@ def build_members(cfg: DictConfig, bundle: DataBundle, memo: dict) -> list[tuple
     for number, (fit_rows, holdout_rows) in enumerate(memo["folds"]):
         if (number, cfg.seed) not in memo:
             memo[number, cfg.seed] = make_fit_data(bundle, fit_rows=fit_rows, holdout_rows=holdout_rows,
-                                                  validation_fraction=stopping.validation_fraction, seed=cfg.seed)
+                                                  validation_fraction=fit_validation_fraction(bundle, stopping), seed=cfg.seed)
         data = memo[number, cfg.seed]
         if ("net", cfg.seed, dropout) not in memo:
             net = prepare_network(cfg, factories_for(cfg, memo), bundle, data)

@@ -32,6 +32,7 @@ class DataBundle:
     scale: bool = True
     scale_target: bool = True
     scaling: str = "standard"  # standard: per feature (tabular); pixels: one mean and std over all pixels
+    validation_fraction: float = 0.0  # training rows held out as a validation split (Keras's validation_split)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -50,6 +51,24 @@ class DataBundle:
     @property
     def is_classification(self) -> bool:
         return self.task != "regression"
+
+
+def check_validation_fraction(value) -> float:
+    """``data.validation_fraction`` as a float in [0, 1)."""
+    if not 0.0 <= float(value) < 1.0:
+        raise ConfigError("data.validation_fraction", value, "a fraction in [0, 1), e.g. 0.1 (0: no validation split)")
+    return float(value)
+
+
+def fit_validation_fraction(bundle: DataBundle, stopping) -> float:
+    """The training rows a fit holds out for validation: ``data.validation_fraction`` (a split that
+    is scored every epoch, as Keras's ``validation_split``) or early stopping's own
+    ``stopping.validation_fraction``; both set to different fractions is a config error."""
+    data, early = bundle.validation_fraction, float(stopping.validation_fraction)
+    if data > 0 and early > 0 and data != early:
+        raise ConfigError("data.validation_fraction", data,
+                          f"the same fraction as stopping.validation_fraction={early}, or 0 (one validation split per fit)")
+    return max(data, early)
 
 
 MAX_AUTO_CLASSES = 20

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from nnexp.data.bundle import DataBundle
+from nnexp.data.bundle import DataBundle, check_validation_fraction
 from nnexp.errors import ConfigError
 
 
@@ -46,9 +46,11 @@ class ImageSource:
         permute_pixels: bool = False,
         permutation_seed: int = 42,
         scale: bool = True,
+        validation_fraction: float = 0.0,
     ):
         self.name, self.limit_train, self.limit_test, self.split_seed = name, limit_train, limit_test, split_seed
         self.permute_pixels, self.permutation_seed, self.scale = permute_pixels, permutation_seed, scale
+        self.validation_fraction = check_validation_fraction(validation_fraction)
 
     def splits(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Train images, train labels, test images, test labels."""
@@ -81,6 +83,7 @@ class ImageSource:
             scale=self.scale,
             scale_target=False,
             scaling="pixels",
+            validation_fraction=self.validation_fraction,
         )
 
 

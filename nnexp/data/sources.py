@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from nnexp.data.bundle import DataBundle, check_finite, encode_targets, infer_task
+from nnexp.data.bundle import DataBundle, check_finite, check_validation_fraction, encode_targets, infer_task
 from nnexp.errors import ConfigError
 
 
@@ -21,11 +21,13 @@ class ArraySource:
         split_seed: int = 0,
         scale: bool = True,
         scale_target: bool = True,
+        validation_fraction: float = 0.0,
     ):
         if not 0.0 < float(test_size) < 1.0:
             raise ConfigError("data.test_size", test_size, "a fraction between 0 and 1, e.g. 0.25")
         self.name, self.task, self.test_size, self.split_seed = name, task, float(test_size), split_seed
         self.scale, self.scale_target = scale, scale_target
+        self.validation_fraction = check_validation_fraction(validation_fraction)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, list[str], str]:
         """Return features, target, feature names and target name."""
@@ -62,6 +64,7 @@ class ArraySource:
             target_name=target_name,
             scale=self.scale,
             scale_target=self.scale_target and task == "regression",
+            validation_fraction=self.validation_fraction,
         )
 
 

@@ -47,7 +47,9 @@ def plot_param_curve(rows: list[dict], key: str, path: Path) -> Path:
     # Fixed margins: tight or constrained layout would draw the figure an extra time (2x the cost).
     fig.subplots_adjust(left=0.11, right=0.98, top=0.92, bottom=0.14 if numeric else 0.24)
     ax.plot(xs, train, "o--", color="tab:orange", label="train")
-    ax.errorbar(xs, val, yerr=np.nan_to_num(std), fmt="o-", color="tab:blue", capsize=3, label="validation (mean ± std)")
+    scored = {row.get("scored_on", "val") for _, row in points}
+    label = "validation (mean ± std)" if scored == {"val"} else "objective: train score where no validation split (mean ± std)"
+    ax.errorbar(xs, val, yerr=np.nan_to_num(std), fmt="o-", color="tab:blue", capsize=3, label=label)
     best = int(np.nanargmax(val)) if np.isfinite(val).any() else None
     if best is not None:
         ax.axvline(xs[best], color="grey", linestyle=":", label=f"best {key}={labels[best]}")

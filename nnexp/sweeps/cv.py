@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnexp.data.bundle import DataBundle
+from nnexp.data.bundle import DataBundle, fit_validation_fraction
 from nnexp.data.splits import make_fit_data
 from nnexp.fit import FitResult, fit_and_score
 
@@ -26,7 +26,7 @@ def cross_validate(cfg, factories, bundle: DataBundle, stopping, penalty, progre
     for number, (fit_rows, holdout_rows) in enumerate(fold_indices(bundle, int(cfg.cv))):
         data = make_fit_data(
             bundle, fit_rows=fit_rows, holdout_rows=holdout_rows,
-            validation_fraction=stopping.validation_fraction, seed=cfg.seed,
+            validation_fraction=fit_validation_fraction(bundle, stopping), seed=cfg.seed,
         )
         results.append(fit_and_score(
             cfg, factories, bundle, data, stopping, penalty, progress_factory() if progress_factory else None,

@@ -69,6 +69,17 @@ def swept_keys(jobs: list[Job]) -> list[str]:
     return [key for key in keys if len({job.params.get(key) for job in jobs}) > 1]
 
 
+def _std(values) -> float:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.std(values)) if values else float("nan")
+
+
+def scored_on(jobs: list[Job]) -> str:
+    """``val`` when every job's objective is a validation (or CV) score, ``train`` when none has one."""
+    kinds = {"val" if "val_score" in (job.metrics or {}) else "train" for job in jobs}
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
 def _mean(values) -> float:
     values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     return float(np.mean(values)) if values else float("nan")
@@ -101,7 +112,11 @@ def summarise_jobs(jobs: list[Job]) -> tuple[list[dict], list[str]]:
                 "mean_val_score": mean,
                 "std_val_score": std,
                 "mean_train_score": _mean([(job.metrics or {}).get("train_score") for job in ok]),
-                "mean_test_score": _mean([(job.metrics or {}).get("test_score") for job in ok]),
+                "mean_test_score": _mean(test_scores := [(job.metrics or {}).get("test_score") for job in ok]),
+                # Over seeds: the lecture's "effect of random state" on the test score.
+                "std_test_score": _std(test_scores),
+                # What the objective scored: validation rows (a split or CV folds), or training rows.
+                "scored_on": scored_on(ok),
                 "mean_fit_time": _mean([(job.metrics or {}).get("mean_fit_seconds", (job.metrics or {}).get("fit_seconds")) for job in ok]),
                 "n_runs": len(members),
                 "n_reused": sum(job.reused for job in members),
@@ -135,22 +150,34 @@ def summary_table(rows: list[dict], keys: list[str], title: str):
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    table.add_column("rank", justify="right")
+    # Cells fold instead of being cut to "…" when the terminal is narrow.
+    table.add_column("rank", justify="right", overflow="fold")
     for key in keys:
-        table.add_column(key)
-    table.add_column("val score", justify="right", no_wrap=True)
-    table.add_column("train score", justify="right")
-    table.add_column("fit s", justify="right")
-    table.add_column("runs", justify="right")
-    table.add_column("status")
+        table.add_column(key, overflow="fold")
+    # The objective's column says what it scored; without a validation split it is the training
+    # score, and a separate training-score column would only repeat it.
+    scored = {row.get("scored_on", "val") for row in rows}
+    header = {frozenset({"val"}): "val score", frozenset({"train"}): "train score"}.get(frozenset(scored), "score")
+    table.add_column(header, justify="right", overflow="fold")
+    show_train = scored != {"train"}
+    if show_train:
+        table.add_column("train score", justify="right", overflow="fold")
+    table.add_column("test score", justify="right", overflow="fold")
+    table.add_column("fit s", justify="right", overflow="fold")
+    table.add_column("runs", justify="right", overflow="fold")
+    table.add_column("status", overflow="fold")
     for row in rows:
         score = "-" if math.isnan(row["mean_val_score"]) else f"{row['mean_val_score']:.4f} ± {row['std_val_score']:.4f}"
+        if len(scored) > 1 and row.get("scored_on") == "train" and score != "-":
+            score += " (train)"  # some grid points had no validation split: theirs is the training score
+        test = "-" if math.isnan(row["mean_test_score"]) else (
+            f"{row['mean_test_score']:.4f}" + (f" ± {row['std_test_score']:.4f}" if row["n_runs"] > 1 else ""))
+        train = ["-" if math.isnan(row["mean_train_score"]) else f"{row['mean_train_score']:.4f}"] if show_train else []
         status = row["status"] if not row["error"] else f"{row['status']}: {row['error'][:60]}"
         if row.get("n_reused"):  # restored from the store: its fit time is from the run that trained it
             status += f" (stored: {row['n_reused']} of {row['n_runs']})" if row["n_runs"] > 1 else " (stored)"
         table.add_row(
-            str(row["rank_val_score"]), *[str(row[f"param_{key}"]) for key in keys], score,
-            "-" if math.isnan(row["mean_train_score"]) else f"{row['mean_train_score']:.4f}",
+            str(row["rank_val_score"]), *[str(row[f"param_{key}"]) for key in keys], score, *train, test,
             "-" if math.isnan(row["mean_fit_time"]) else f"{row['mean_fit_time']:.2f}",
             str(row["n_runs"]), status,
         )
@@ -184,7 +211,8 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
         console.print(f"[yellow]note[/]: {reused} of {len(jobs)} jobs reused results stored by an earlier sweep "
                       "(marked 'stored'; their fit times are from that run); fresh=true retrains them")
     if any("cv" not in (job.metrics or {}) and "val_score" not in (job.metrics or {}) for job in jobs if job.status == "ok"):
-        console.print("[yellow]note[/]: jobs had no validation split, so they are ranked by training score; sweep with cv=5")
+        console.print("[yellow]note[/]: jobs had no validation split, so they are ranked by training score; "
+                      "sweep with cv=5, or hold out data.validation_fraction=0.1")
     best = rows[0]
     if math.isnan(best["mean_val_score"]):
         console.print("[red]no grid point finished without errors")
