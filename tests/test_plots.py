@@ -109,3 +109,81 @@ def test_report_renders_in_headless_chromium(sweep_dir, tmp_path):
     ).stdout
     assert 'data-images-loaded="2"' in dom and 'data-table-rows="2"' in dom
     assert "<table" in dom and "hidden_sizes" in dom
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """Every matplotlib figure as it is saved (nnexp closes its figures after saving them)."""
+    from matplotlib.figure import Figure
+
+    figures = {}
+    real_savefig = Figure.savefig
+
+    def savefig(fig, path, *args, **kwargs):
+        name = Path(path).name.removeprefix(".").removesuffix(".tmp.png")
+        figures[name] = fig
+        return real_savefig(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return figures
+
+
+def layout_problems(fig) -> list[str]:
+    """Visible text that leaves the figure, and a figure title that overlaps a panel's title."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    canvas = FigureCanvasAgg(fig)  # a closed figure keeps no canvas of its own
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    bounds = fig.bbox.padded(1)
+    problems = []
+    for text in fig.findobj(Text):
+        if text.get_visible() and text.get_text().strip():
+            box = text.get_window_extent(renderer)
+            if not (bounds.contains(box.x0, box.y0) and bounds.contains(box.x1, box.y1)):
+                problems.append(f"outside the figure: {text.get_text()!r}")
+    if fig._suptitle is not None and fig._suptitle.get_text():
+        title = fig._suptitle.get_window_extent(renderer)
+        for ax in fig.axes:
+            if ax.title.get_text() and ax.title.get_window_extent(renderer).overlaps(title):
+                problems.append(f"figure title overlaps {ax.title.get_text()!r}")
+    return problems
+
+
+@pytest.mark.parametrize("data", ["iris", "digits"])
+def test_confusion_matrix_keeps_its_colour_bar_label_inside(run_nnexp, saved_figures, data):
+    metrics = run_nnexp(f"data={data}", "plots=false")
+    draw(Path(metrics["run_dir"]), "confusion")
+    fig = saved_figures["confusion.png"]
+    assert layout_problems(fig) == []
+    assert [ax.get_ylabel() for ax in fig.axes] == ["true class", "count"]
+
+
+def test_boundary_panels_and_the_categorical_sweep_curve(sweep_dir, saved_figures):
+    draw(sweep_dir, "all")
+    panel = saved_figures["boundaries.png"]
+    assert layout_problems(panel) == []
+    titled = [ax.title.get_text().split("\n")[0] for ax in panel.axes if ax.title.get_text()]
+    assert sorted(titled) == sorted(f"hidden_sizes={h}, seed={s}" for h in ("[2]", "[10]") for s in (0, 1))
+    assert panel.axes[-1].get_ylabel() == "P(class 1) or class"  # the colour bar
+    curve = saved_figures["sweep_model_hidden_sizes.png"]
+    assert layout_problems(curve) == []
+    ax = curve.axes[0]
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["[2]", "[10]"]  # the sweep's order, not the rank's
+    scores = [line for line in ax.get_lines() if line.get_marker() == "o"]  # train and objective points
+    assert len(scores) == 2 and all(line.get_linestyle() == "None" for line in scores)  # no line across categories
+
+
+def test_nnexp_plot_grid_refuses_data_without_two_features(tmp_path, monkeypatch):
+    from hydra.core.global_hydra import GlobalHydra
+
+    from nnexp import cli
+
+    monkeypatch.chdir(tmp_path)
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["nnexp", "-m", "hydra.sweep.dir=sweep", "quiet=true", "logger=none", "plots=false",
+                                      "data=breast_cancer", "trainer.max_epochs=2", "regularization.alpha=0.1,1"])
+    cli.main()
+    with pytest.raises(DataError, match=r"needs 2-D classification data; this sweep's data has shape \(30,\)"):
+        draw(tmp_path / "sweep", "grid")

@@ -21,6 +21,13 @@ def draw(directory: Path, kind: str = "all", image: int = 0) -> list[Path]:
         if kind == "grid":
             from nnexp.plots.panels import boundary_panel
 
+            finished = [job for job in jobs if job.status == "ok" and (job.path / "model.pt").is_file()]
+            if not finished:
+                raise DataError(f"grid needs finished jobs with a model.pt; {directory} has none yet")
+            bundle = Run(finished[0].path).bundle
+            if bundle.input_shape != (2,) or not bundle.is_classification:
+                raise DataError(f"grid draws each job's decision boundary and needs 2-D classification data; "
+                                f"this sweep's data has shape {bundle.input_shape}")
             return [boundary_panel(jobs, swept_keys(jobs), directory / "boundaries.png")]
         rows, keys = summarise_jobs(jobs)
         return draw_sweep_figures(jobs, rows, keys, directory)

@@ -35,8 +35,12 @@ def boundary_panel(jobs, keys: list[str], path: Path, resolution: int = 100) -> 
     else:
         columns, n_rows = len(column_values), len(row_values)
         cells = [((r,), c) for r in row_values for c in column_values]
-    fig, axes = plt.subplots(n_rows, columns, figsize=(2.6 * columns + 1.0, 2.5 * n_rows + 0.6), squeeze=False)
-    fig.subplots_adjust(left=0.04, right=0.9, bottom=0.04, top=0.9, wspace=0.15, hspace=0.45)
+    width, height = 2.6 * columns + 1.3, 2.5 * n_rows + 0.9
+    fig, axes = plt.subplots(n_rows, columns, figsize=(width, height), squeeze=False)
+    # Margins in inches, so that the title clears the panels' two-line titles and the colour
+    # bar's label fits at any grid size.
+    fig.subplots_adjust(left=0.15 / width, right=1 - 1.1 / width, bottom=0.15 / height, top=1 - 0.85 / height,
+                        wspace=0.15, hspace=0.45)
     contours = None
     for ax in axes.flat:
         ax.axis("off")
@@ -53,6 +57,7 @@ def boundary_panel(jobs, keys: list[str], path: Path, resolution: int = 100) -> 
         ax.set_yticks([])
         contours = draw_boundary(ax, run, resolution, title=f"{label}\ntest {run.metrics.get('test_score', float('nan')):.3f}")
     if contours is not None:
-        fig.colorbar(contours, cax=fig.add_axes([0.92, 0.15, 0.015, 0.7]), label="P(class 1) or class")
+        bar = fig.add_axes([1 - 0.95 / width, 0.15, 0.12 / width, 0.7])
+        fig.colorbar(contours, cax=bar, label="P(class 1) or class")
     fig.suptitle("decision boundaries across the sweep (circles: train, triangles: test)")
     return save_figure(fig, path, 90)

@@ -27,11 +27,13 @@ def is_log_scale(values: list[float | None]) -> bool:
 
 
 def _sorted_points(rows: list[dict], key: str):
+    """(value, row) pairs in the value's order: by number, or as the sweep listed categories
+    (hidden sizes, optimisers), never by rank; and whether the values are numbers."""
     points = [(row[f"param_{key}"], row) for row in rows]
     numbers = [as_number(value) for value, _ in points]
     if all(n is not None for n in numbers):
         return sorted(points, key=lambda p: as_number(p[0])), True
-    return points, False
+    return sorted(points, key=lambda p: int(p[1].get("grid_index", 0))), False
 
 
 def plot_param_curve(rows: list[dict], key: str, path: Path) -> Path:
@@ -46,10 +48,11 @@ def plot_param_curve(rows: list[dict], key: str, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     # Fixed margins: tight or constrained layout would draw the figure an extra time (2x the cost).
     fig.subplots_adjust(left=0.11, right=0.98, top=0.92, bottom=0.14 if numeric else 0.24)
-    ax.plot(xs, train, "o--", color="tab:orange", label="train")
+    # Categories (hidden sizes, optimisers) get points only: a line would suggest values between them.
+    ax.plot(xs, train, "o--" if numeric else "o", color="tab:orange", label="train")
     scored = {row.get("scored_on", "val") for _, row in points}
     label = "validation (mean ± std)" if scored == {"val"} else "objective: train score where no validation split (mean ± std)"
-    ax.errorbar(xs, val, yerr=np.nan_to_num(std), fmt="o-", color="tab:blue", capsize=3, label=label)
+    ax.errorbar(xs, val, yerr=np.nan_to_num(std), fmt="o-" if numeric else "o", color="tab:blue", capsize=3, label=label)
     best = int(np.nanargmax(val)) if np.isfinite(val).any() else None
     if best is not None:
         ax.axvline(xs[best], color="grey", linestyle=":", label=f"best {key}={labels[best]}")

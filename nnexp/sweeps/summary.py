@@ -92,7 +92,7 @@ def summarise_jobs(jobs: list[Job]) -> tuple[list[dict], list[str]]:
     for job in jobs:
         groups[tuple(job.params.get(key) for key in keys)].append(job)
     rows = []
-    for values, members in groups.items():
+    for grid_index, (values, members) in enumerate(groups.items()):
         ok = [job for job in members if job.status == "ok"]
         scores = [job.objective for job in ok]
         if len(members) > 1:
@@ -124,6 +124,7 @@ def summarise_jobs(jobs: list[Job]) -> tuple[list[dict], list[str]]:
                 "error": next(((job.metrics or {}).get("error") for job in members if (job.metrics or {}).get("error")), ""),
                 "best_job": best_job.path.name,
                 "command": "nnexp " + " ".join(o for o in best_job.overrides if not o.lstrip("+~").startswith(LAUNCH_KEYS)),
+                "grid_index": grid_index,  # the point's place in the sweep's own order (rows are ranked)
             }
         )
     # Rank like scikit-learn: 1 is best, ties share the lowest rank, NaN scores come last.
