@@ -111,26 +111,16 @@ def _run(cfg: DictConfig, bundle, console, output_dir: Path, plots_in_background
         report(console, cfg, metrics, output_dir)
     if cfg.get("plots", True):
         if plots_in_background:
-            start_background_plots(output_dir)
-            console.print(f"[dim]plots: drawing in the background into {output_dir}")
+            from nnexp.plots.background import start_drawing
+
+            start_drawing(output_dir, "nnexp.plots.run_plots", "plots.log")
+            console.print(f"[dim]plots: drawing in the background into {output_dir}; nnexp-plot {output_dir} waits for them")
         else:
             from nnexp.plots.run_plots import write_run_plots
 
             for path in write_run_plots(output_dir):
                 console.print(f"[dim]plot: {path}")
     return metrics["objective"]
-
-
-def start_background_plots(run_dir: Path) -> None:
-    """Draw the run's figures in a detached process (matplotlib's import and drawing take ~0.5 s)."""
-    import subprocess
-    import sys
-
-    subprocess.Popen(
-        [sys.executable, "-m", "nnexp.plots.run_plots", str(run_dir)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(run_dir / "plots.log", "w"),
-        start_new_session=True,
-    )
 
 
 def report(console, cfg: DictConfig, metrics: dict, output_dir: Path) -> None:

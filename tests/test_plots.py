@@ -187,3 +187,17 @@ def test_nnexp_plot_grid_refuses_data_without_two_features(tmp_path, monkeypatch
     cli.main()
     with pytest.raises(DataError, match=r"needs 2-D classification data; this sweep's data has shape \(30,\)"):
         draw(tmp_path / "sweep", "grid")
+
+
+def test_nnexp_plot_waits_for_the_background_drawing(run_nnexp):
+    """The CLI draws a run's figures in a detached process; nnexp-plot waits until it is done."""
+    from nnexp.plots.background import MARKER, start_drawing
+
+    metrics = run_nnexp("data=moons", "plots=false")
+    run_dir = Path(metrics["run_dir"])
+    start_drawing(run_dir, "nnexp.plots.run_plots", "plots.log")
+    assert (run_dir / MARKER).is_file()
+    draw(run_dir, "curves")
+    # Only the background process draws these: they are there because draw() waited for it.
+    assert (run_dir / "boundary.png").is_file() and (run_dir / "confusion.png").is_file()
+    assert not (run_dir / MARKER).exists() and (run_dir / "plots.log").read_text() == ""

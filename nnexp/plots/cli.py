@@ -7,11 +7,13 @@ from pathlib import Path
 from nnexp.artifacts import Run
 from nnexp.errors import DataError
 from nnexp.plots import run_plots
+from nnexp.plots.background import wait_for_drawing
 
 
 def draw(directory: Path, kind: str = "all", image: int = 0) -> list[Path]:
     """Draw ``kind`` (or every figure that applies, for ``all``) into ``directory``."""
     directory = Path(directory)
+    wait_for_drawing(directory)  # a run's or sweep's figures still being drawn in the background
     if (directory / "metrics.json").is_file():
         return draw_run(Run(directory), kind, image)
     if any(directory.glob("*/.hydra/overrides.yaml")):

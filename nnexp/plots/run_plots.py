@@ -261,4 +261,9 @@ def write_run_plots(run_dir: Path) -> list[Path]:
 
 
 if __name__ == "__main__":  # python -m nnexp.plots.run_plots RUN_DIR (the CLI's background drawing)
-    write_run_plots(Path(sys.argv[1]))
+    from nnexp.plots.background import finish_drawing
+
+    try:
+        write_run_plots(Path(sys.argv[1]))
+    finally:
+        finish_drawing(Path(sys.argv[1]))

@@ -235,25 +235,16 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
             f"(train {metrics['train_score']:.4f}, {metrics['fit_seconds']:.2f} s) -> {sweep_dir / 'refit'}"
         )
     if plots and figures == "background":
-        start_background_figures(sweep_dir)
-        console.print(f"[dim]summary: {sweep_dir / SUMMARY_FILE}; figures and report.html: drawing in the background")
+        from nnexp.plots.background import start_drawing
+
+        start_drawing(sweep_dir, "nnexp.sweeps.summary", "figures.log")
+        console.print(f"[dim]summary: {sweep_dir / SUMMARY_FILE}; figures and report.html: drawing in the background "
+                      f"(nnexp-plot {sweep_dir} waits for them)")
         return rows
     from nnexp.plots.report import write_report
 
     console.print(f"[dim]summary: {sweep_dir / SUMMARY_FILE}, report: {write_report(sweep_dir, rows, keys, drawn)}")
     return rows
-
-
-def start_background_figures(sweep_dir: Path) -> None:
-    """Draw the sweep's figures and write report.html in a detached process."""
-    import subprocess
-    import sys
-
-    subprocess.Popen(
-        [sys.executable, "-m", "nnexp.sweeps.summary", str(sweep_dir)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(Path(sweep_dir) / "figures.log", "w"),
-        start_new_session=True,
-    )
 
 
 def draw_figures_and_report(sweep_dir: Path) -> Path:
@@ -285,4 +276,9 @@ def draw_sweep_figures(jobs: list[Job], rows: list[dict], keys: list[str], sweep
 if __name__ == "__main__":  # python -m nnexp.sweeps.summary SWEEP_DIR: the background drawing
     import sys
 
-    draw_figures_and_report(Path(sys.argv[1]))
+    from nnexp.plots.background import finish_drawing
+
+    try:
+        draw_figures_and_report(Path(sys.argv[1]))
+    finally:
+        finish_drawing(Path(sys.argv[1]))
