@@ -203,7 +203,7 @@ def params_main() -> None:
     main()
 
 
-PLOT_KINDS = ("curves", "boundary", "fit", "confusion", "filters", "features", "grid", "all")
+PLOT_KINDS = ("curves", "boundary", "fit", "confusion", "weights", "filters", "features", "grid", "all")
 
 
 def plot_main() -> None:

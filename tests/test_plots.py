@@ -95,7 +95,7 @@ def test_sweep_on_2d_data_gets_a_boundary_panel_and_a_report(sweep_dir):
     assert png_size(sweep_dir / "boundaries.png")[0] > 500
     assert png_size(sweep_dir / "sweep_model_hidden_sizes.png") == (640, 420)
     page = (sweep_dir / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 2 and page.count("<tr class=") == 2
+    assert page.count("data:image/png;base64,") == 3 and page.count("<tr class=") == 2  # score curve, learning curves, boundaries
 
 
 @pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")), reason="no headless Chromium")
@@ -107,7 +107,7 @@ def test_report_renders_in_headless_chromium(sweep_dir, tmp_path):
          "--dump-dom", (sweep_dir / "report.html").as_uri()],
         capture_output=True, text=True, timeout=120,
     ).stdout
-    assert 'data-images-loaded="2"' in dom and 'data-table-rows="2"' in dom
+    assert 'data-images-loaded="3"' in dom and 'data-table-rows="2"' in dom
     assert "<table" in dom and "hidden_sizes" in dom
 
 
@@ -137,9 +137,16 @@ def layout_problems(fig) -> list[str]:
     canvas.draw()
     renderer = canvas.get_renderer()
     bounds = fig.bbox.padded(1)
+    undrawn = set()  # labels of ticks outside an axis's view, which matplotlib does not draw
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            for tick, location in zip(axis.get_major_ticks(), axis.get_majorticklocs()):
+                if not low - 1e-9 <= location <= high + 1e-9:
+                    undrawn.update({id(tick.label1), id(tick.label2)})
     problems = []
     for text in fig.findobj(Text):
-        if text.get_visible() and text.get_text().strip():
+        if text.get_visible() and text.get_text().strip() and id(text) not in undrawn:
             box = text.get_window_extent(renderer)
             if not (bounds.contains(box.x0, box.y0) and bounds.contains(box.x1, box.y1)):
                 problems.append(f"outside the figure: {text.get_text()!r}")
@@ -201,3 +208,49 @@ def test_nnexp_plot_waits_for_the_background_drawing(run_nnexp):
     # Only the background process draws these: they are there because draw() waited for it.
     assert (run_dir / "boundary.png").is_file() and (run_dir / "confusion.png").is_file()
     assert not (run_dir / MARKER).exists() and (run_dir / "plots.log").read_text() == ""
+
+
+def test_sweep_learning_curves_average_each_grid_point(tmp_path, monkeypatch, saved_figures):
+    """One line per grid point, the per-epoch mean over its seeds, with a band; nnexp-plot SWEEP curves draws it."""
+    import csv as csv_module
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from nnexp import cli
+
+    monkeypatch.chdir(tmp_path)
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["nnexp", "-m", "hydra.sweep.dir=sweep", "quiet=true", "logger=none", "plots=false",
+                                      "data=iris", "stopping=none", "trainer.max_epochs=4", "optim=adam,sgd", "seed=0,1"])
+    cli.main()
+    assert draw(tmp_path / "sweep", "curves") == [tmp_path / "sweep" / "learning_curves.png"]
+    fig = saved_figures["learning_curves.png"]
+    assert layout_problems(fig) == []
+    loss_ax, score_ax = fig.axes
+    assert (loss_ax.get_title(), score_ax.get_title(), loss_ax.get_xlabel()) == ("training loss (with penalty)", "training score", "epoch")
+    lines = {line.get_label(): line.get_ydata() for line in loss_ax.get_lines()}
+    assert set(lines) == {"optim=adam", "optim=sgd"} and len(loss_ax.collections) == 2  # a band each
+    for optim in ("adam", "sgd"):
+        histories = []
+        for job in (tmp_path / "sweep").glob("[0-9]*"):
+            if f"optim={optim}" in (job / ".hydra" / "overrides.yaml").read_text():
+                histories.append([float(row["train_loss"]) for row in csv_module.DictReader((job / "history.csv").open())])
+        assert len(histories) == 2
+        np.testing.assert_allclose(lines[f"optim={optim}"], np.mean(histories, axis=0))
+
+
+@pytest.mark.parametrize("overrides, panels, images", [
+    (("data=digits", "regularization=l1", "regularization.l1=0.01"), ["dense1: 64x100", "out: 100x10"], 0),
+    (("data=digits_images", "model.hidden_sizes=[20,12]"), ["dense1: 64x20", "dense2: 20x12", "out: 12x10"], 16),
+])
+def test_mlp_weights_picture_has_a_histogram_per_layer_and_first_layer_images(run_nnexp, saved_figures, overrides, panels, images):
+    metrics = run_nnexp(*overrides, "plots=true", "trainer.max_epochs=5")
+    assert (Path(metrics["run_dir"]) / "weights.png").is_file()
+    fig = saved_figures["weights.png"]
+    assert layout_problems(fig) == []
+    histograms = [ax for ax in fig.axes if ax.get_xlabel() == "weight"]
+    assert [ax.get_title().split("\n")[0] for ax in histograms] == panels
+    run = Run(Path(metrics["run_dir"]))
+    first = run.network.dense1.weight.detach().numpy()
+    assert sum(patch.get_height() for patch in histograms[0].patches) == first.size  # every weight counted once
+    assert len([ax for ax in fig.axes if ax.get_title().startswith("unit ")]) == images

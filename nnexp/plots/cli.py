@@ -32,6 +32,13 @@ def draw(directory: Path, kind: str = "all", image: int = 0) -> list[Path]:
                                 f"this sweep's data has shape {bundle.input_shape}")
             return [boundary_panel(jobs, swept_keys(jobs), directory / "boundaries.png")]
         rows, keys = summarise_jobs(jobs)
+        if kind == "curves":
+            from nnexp.sweeps.summary import draw_learning_curves
+
+            drawn = draw_learning_curves(jobs, keys, directory)
+            if drawn is None:
+                raise DataError(f"curves needs finished jobs with a history.csv; {directory} has none yet")
+            return [drawn]
         return draw_sweep_figures(jobs, rows, keys, directory)
     raise DataError(f"{directory} is neither a run dir (metrics.json) nor a sweep dir (job dirs with .hydra/)")
 
@@ -55,6 +62,10 @@ def draw_run(run: Run, kind: str, image: int) -> list[Path]:
             raise DataError("fit needs a regression run")
         plot = run_plots.plot_fit_1d if bundle.input_shape == (1,) else run_plots.plot_predicted_vs_true
         return [plot(run, run.path / "fit.png")]
+    if kind == "weights":
+        if run_plots.conv_layers(run.network) or not run_plots.dense_layers(run.network):
+            raise DataError("weights needs an MLP run (a CNN's first layer: filters)")
+        return [run_plots.plot_weights(run, run.path / "weights.png")]
     if kind == "filters":
         layers = run_plots.conv_layers(run.network)
         if not layers:

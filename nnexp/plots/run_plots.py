@@ -237,6 +237,52 @@ def plot_features(run: Run, path: Path, index: int = 0) -> Path:
     return save(fig, path)
 
 
+def dense_layers(network: torch.nn.Module) -> list[tuple[str, torch.nn.Linear]]:
+    return [(name, layer) for name, layer in network.named_modules() if isinstance(layer, torch.nn.Linear)]
+
+
+IMAGE_UNITS = 16  # first-layer units shown as images
+
+
+def plot_weights(run: Run, path: Path) -> Path:
+    """An MLP's weights: a histogram per dense layer (L1 piles them up at zero, L2 narrows them)
+    and, for image data, the first layer's first units as images of their input weights."""
+    plt = pyplot()
+    layers = dense_layers(run.network)
+    shape = tuple(run.bundle.input_shape)
+    images = len(shape) == 3 and len(layers) > 1
+    units = min(IMAGE_UNITS, layers[0][1].out_features) if images else 0
+    columns = max(len(layers), 8 if images else 0)
+    rows = 1 + (math.ceil(units / 8) if images else 0)
+    width, height = max(2.6 * len(layers), 9 if images else 0) + 0.8, 3.2 + 1.25 * (rows - 1)
+    fig = plt.figure(figsize=(width, height))
+    # Margins in inches: tick labels and axis labels fit at any number of layers.
+    grid = fig.add_gridspec(rows, columns, height_ratios=[2.2] + [1] * (rows - 1), left=0.6 / width, right=1 - 0.15 / width,
+                            bottom=(0.2 if images else 0.55) / height, top=1 - 0.75 / height, hspace=0.6, wspace=0.45)
+    span = columns // len(layers)
+    for number, (name, layer) in enumerate(layers):
+        ax = fig.add_subplot(grid[0, number * span : (number + 1) * span])
+        weights = layer.weight.detach().float().flatten().numpy()
+        ax.hist(weights, bins=50, color="tab:blue")
+        zeros = float(np.mean(np.abs(weights) < 1e-3))
+        ax.set_title(f"{name}: {layer.in_features}x{layer.out_features}\n{zeros:.0%} of |w| < 1e-3", fontsize=9)
+        ax.set_xlabel("weight")
+        if number == 0:
+            ax.set_ylabel("count")
+    if images:
+        first = layers[0][1].weight.detach().float().numpy()
+        limit = float(np.abs(first[:units]).max()) or 1.0
+        for unit in range(units):
+            ax = fig.add_subplot(grid[1 + unit // 8, unit % 8])
+            ax.imshow(first[unit].reshape(shape[1:]) if shape[0] == 1 else first[unit].reshape(shape).mean(0),
+                      cmap="RdBu_r", vmin=-limit, vmax=limit)
+            ax.set_title(f"unit {unit + 1}", fontsize=7)
+            ax.axis("off")
+    alpha = run.config.get("regularization", {})
+    fig.suptitle(f"weights: {describe(run)}, l1={alpha.get('l1', 0):g}")
+    return save(fig, path)
+
+
 def write_run_plots(run_dir: Path) -> list[Path]:
     """Every figure that applies to the run; returns their paths."""
     run = Run(Path(run_dir))
@@ -253,6 +299,8 @@ def write_run_plots(run_dir: Path) -> list[Path]:
     else:
         paths.append(plot_predicted_vs_true(run, run.path / "fit.png"))
     layers = conv_layers(run.network)
+    if not layers and dense_layers(run.network):
+        paths.append(plot_weights(run, run.path / "weights.png"))
     for number in range(1, min(2, len(layers)) + 1):
         paths.append(plot_filters(run, run.path / ("filters.png" if number == 1 else f"filters_conv{number}.png"), number))
     if layers:

@@ -93,6 +93,46 @@ def plot_heatmap(rows: list[dict], keys: list[str], path: Path) -> Path:
     return save_figure(fig, path, 100)
 
 
+def mean_curve(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-epoch mean and std over curves of different lengths (each epoch over the curves that reached it)."""
+    length = max(len(curve) for curve in curves)
+    table = np.full((len(curves), length), np.nan)
+    for number, curve in enumerate(curves):
+        table[number, : len(curve)] = curve
+    counts = np.sum(~np.isnan(table), axis=0)
+    mean = np.nansum(table, axis=0) / counts
+    return mean, np.sqrt(np.nansum((table - mean) ** 2, axis=0) / counts)
+
+
+def plot_learning_curves(groups: list[tuple[str, list[list[dict]]]], path: Path, step_name: str = "epoch") -> Path:
+    """One line per grid point (``(label, histories)``; a history per seed and fold) with a
+    mean ± std band: the training loss, and the validation score where the fits had one
+    (else the training score). Grid points are coloured in the sweep's order."""
+    plt = pyplot()
+    has_val = all("val_score" in history[0] for _, histories in groups for history in histories if history)
+    score = "val_score" if has_val else "train_score"
+    fig, (loss_ax, score_ax) = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig.subplots_adjust(left=0.07, right=0.8, bottom=0.13, top=0.85, wspace=0.25)
+    colours = plt.get_cmap(SCORE_CMAP)(np.linspace(0.0, 0.9, max(len(groups), 1)))
+    for (label, histories), colour in zip(groups, colours):
+        for ax, metric in ((loss_ax, "train_loss"), (score_ax, score)):
+            curves = [[row[metric] for row in history] for history in histories if history]
+            if not curves:
+                continue
+            mean, std = mean_curve(curves)
+            steps = np.arange(1, len(mean) + 1)
+            ax.plot(steps, mean, color=colour, label=label, marker="o" if len(mean) < 10 else None, markersize=4)  # a one-epoch fit is a point
+            ax.fill_between(steps, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
+    for ax, title in ((loss_ax, "training loss (with penalty)"), (score_ax, "validation score" if has_val else "training score")):
+        ax.set_title(title)
+        ax.set_xlabel(step_name)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+    score_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
+    fig.suptitle("learning curves across the sweep (mean ± std over seeds and folds)")
+    return save_figure(fig, path, 100)
+
+
 def plot_sweep(rows: list[dict], keys: list[str], sweep_dir: Path) -> list[Path]:
     """The sweep's figures next to summary.csv: a curve for one parameter, a heatmap for two."""
     sweep_dir = Path(sweep_dir)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from nnexp.results import METRICS_FILE, read_json, write_text_atomic
+from nnexp.results import HISTORY_FILE, METRICS_FILE, read_json, write_text_atomic
 from nnexp.sweeps.jobs import REUSED_FILE
 
 SUMMARY_FILE = "summary.csv"
@@ -261,6 +261,9 @@ def draw_sweep_figures(jobs: list[Job], rows: list[dict], keys: list[str], sweep
     from nnexp.plots.sweep import plot_sweep
 
     figures = plot_sweep(rows, keys, sweep_dir)
+    curves = draw_learning_curves(jobs, keys, sweep_dir)
+    if curves is not None:
+        figures.append(curves)
     finished = [job for job in jobs if job.status == "ok" and (job.path / "model.pt").is_file()]
     if finished:
         from nnexp.artifacts import Run
@@ -271,6 +274,28 @@ def draw_sweep_figures(jobs: list[Job], rows: list[dict], keys: list[str], sweep
 
             figures.append(boundary_panel(jobs, swept_keys(jobs), sweep_dir / "boundaries.png"))
     return figures
+
+
+def draw_learning_curves(jobs: list[Job], keys: list[str], sweep_dir: Path) -> Path | None:
+    """``learning_curves.png``: every grid point's learning curves, averaged over seeds and folds."""
+    from nnexp.artifacts import Run
+    from nnexp.plots.sweep import plot_learning_curves
+
+    groups: dict[tuple, list[list[dict]]] = defaultdict(list)
+    steps = set()  # what a history row is: an epoch, or an L-BFGS iteration
+    for job in jobs:
+        if job.status != "ok" or not (job.path / HISTORY_FILE).is_file():
+            continue
+        history = Run(job.path).history
+        steps.add("iteration" if "iterations" in (job.metrics or {}) else "epoch")
+        folds = sorted({row.get("fold", 0) for row in history})  # a CV job's history holds every fold
+        groups[tuple(job.params.get(key) for key in keys)] += [[row for row in history if row.get("fold", 0) == fold] for fold in folds]
+    if not groups:
+        return None
+    labelled = [(", ".join(f"{key.split('.')[-1]}={value}" for key, value in zip(keys, values)) or "all runs", histories)
+                for values, histories in groups.items()]
+    step_name = steps.pop() if len(steps) == 1 else "epoch (L-BFGS: iteration)"
+    return plot_learning_curves(labelled, Path(sweep_dir) / "learning_curves.png", step_name)
 
 
 if __name__ == "__main__":  # python -m nnexp.sweeps.summary SWEEP_DIR: the background drawing
