@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import math
 import os
 import sys
@@ -177,12 +178,38 @@ def sklearn_names(argv: list[str]) -> list[str]:
     return argv
 
 
+CFG_FLAGS = ("--cfg", "-c", "--info", "-i")
+
+
+def without_shared_parts(help_text: str) -> str:
+    """Hydra's help with the shared config parts (``data: _tabular, ...``) left out of the group lists."""
+    lines = []
+    for line in help_text.splitlines():
+        group, _, options = line.partition(": ")
+        if options and group.isidentifier() and "," in options:
+            line = f"{group}: " + ", ".join(option for option in options.split(", ") if not option.startswith("_"))
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     """``nnexp [overrides]``: train the composed config; ``nnexp -m ...`` sweeps it."""
     use_libyaml()
     sys.argv[1:] = resume_argv(sys.argv[1:])
     sys.argv[1:] = sklearn_names(sys.argv[1:])
     multirun = "-m" in sys.argv or "--multirun" in sys.argv
+    if multirun and any(flag in sys.argv for flag in CFG_FLAGS):
+        print("error: --cfg and --info show one run's config: drop -m (e.g. nnexp --cfg job data=iris seed=0); "
+              "a finished sweep records its own in <sweep dir>/multirun.yaml", file=sys.stderr)
+        raise SystemExit(2)
+    if "--help" in sys.argv or "-h" in sys.argv:
+        help_text = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(help_text):
+                _train()  # Hydra prints its help and exits
+        finally:
+            sys.stdout.write(without_shared_parts(help_text.getvalue()))
+        return
     if multirun:
         register_launcher()
     problem = unknown_group_option(sys.argv[1:])

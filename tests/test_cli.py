@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 NNEXP = str(Path(sys.executable).with_name("nnexp"))
 
 
@@ -48,3 +50,17 @@ def test_help_lists_groups_and_options(tmp_path):
     assert result.returncode == 0
     assert "nnexp: train feed-forward nets" in result.stdout
     assert "optim: adam, adam_torch, gd, lbfgs, lbfgs_torch, rmsprop, sgd, sgd_torch" in result.stdout
+    assert "data: blobs, breast_cancer" in result.stdout and "_tabular" not in result.stdout  # shared parts are no options
+
+
+def test_cfg_with_a_sweep_is_one_line(tmp_path, monkeypatch, capsys):
+    from nnexp import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["nnexp", "-m", "data=iris", "seed=0,1", "--cfg", "hydra"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: --cfg and --info show one run's config: drop -m (e.g. nnexp --cfg job data=iris seed=0); "
+        "a finished sweep records its own in <sweep dir>/multirun.yaml"]
