@@ -254,3 +254,15 @@ def test_mlp_weights_picture_has_a_histogram_per_layer_and_first_layer_images(ru
     first = run.network.dense1.weight.detach().numpy()
     assert sum(patch.get_height() for patch in histograms[0].patches) == first.size  # every weight counted once
     assert len([ax for ax in fig.axes if ax.get_title().startswith("unit ")]) == images
+
+
+def test_nnexp_plot_draws_the_curves_of_a_run_still_training(run_nnexp, saved_figures):
+    """Before metrics.json exists, history.csv (written epoch by epoch) is enough for the curves."""
+    metrics = run_nnexp("data=iris", "plots=false", "trainer.max_epochs=4", "stopping=none")
+    run_dir = Path(metrics["run_dir"])
+    (run_dir / "metrics.json").unlink()  # as during training
+    assert draw(run_dir, "curves") == [run_dir / "curves.png"]
+    loss_ax, _ = saved_figures["curves.png"].axes
+    assert list(loss_ax.get_lines()[0].get_ydata()) == [row["train_loss"] for row in Run(run_dir).history]
+    with pytest.raises(DataError, match="still training"):
+        draw(run_dir, "confusion")

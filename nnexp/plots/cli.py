@@ -16,6 +16,8 @@ def draw(directory: Path, kind: str = "all", image: int = 0) -> list[Path]:
     wait_for_drawing(directory)  # a run's or sweep's figures still being drawn in the background
     if (directory / "metrics.json").is_file():
         return draw_run(Run(directory), kind, image)
+    if (directory / "history.csv").is_file() and (directory / "config.yaml").is_file():
+        return [draw_training_curves(directory, kind)]
     if any(directory.glob("*/.hydra/overrides.yaml")):
         from nnexp.sweeps.summary import draw_sweep_figures, read_jobs, summarise_jobs, swept_keys
 
@@ -41,6 +43,16 @@ def draw(directory: Path, kind: str = "all", image: int = 0) -> list[Path]:
             return [drawn]
         return draw_sweep_figures(jobs, rows, keys, directory)
     raise DataError(f"{directory} is neither a run dir (metrics.json) nor a sweep dir (job dirs with .hydra/)")
+
+
+def draw_training_curves(directory: Path, kind: str) -> Path:
+    """The learning curves of a run still training: its history.csv grows epoch by epoch."""
+    if kind not in ("curves", "all"):
+        raise DataError(f"{directory} is still training (no metrics.json yet): only its curves can be drawn: "
+                        f"nnexp-plot {directory} curves")
+    run = Run(directory)
+    run.__dict__["metrics"] = {"data": run.config.data.get("name", "data"), "score_name": "score"}  # none written yet
+    return run_plots.plot_curves(run, directory / "curves.png")
 
 
 def draw_run(run: Run, kind: str, image: int) -> list[Path]:
