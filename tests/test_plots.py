@@ -266,3 +266,22 @@ def test_nnexp_plot_draws_the_curves_of_a_run_still_training(run_nnexp, saved_fi
     assert list(loss_ax.get_lines()[0].get_ydata()) == [row["train_loss"] for row in Run(run_dir).history]
     with pytest.raises(DataError, match="still training"):
         draw(run_dir, "confusion")
+
+
+def test_heatmap_of_two_keys_says_what_it_scored(tmp_path, monkeypatch, saved_figures):
+    from hydra.core.global_hydra import GlobalHydra
+
+    from nnexp import cli
+
+    monkeypatch.chdir(tmp_path)
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["nnexp", "-m", "hydra.sweep.dir=sweep", "quiet=true", "logger=none", "plots=false",
+                                      "data=iris", "trainer.max_epochs=2", "regularization.alpha=0.1,1", "model.hidden_sizes=[3],[5]"])
+    cli.main()
+    draw(tmp_path / "sweep", "all")
+    fig = saved_figures["sweep_heatmap.png"]
+    assert layout_problems(fig) == []
+    ax = fig.axes[0]
+    assert ax.get_title() == "mean training score\n(no validation split)"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("model.hidden_sizes", "regularization.alpha")
+    assert [label.get_text() for label in ax.texts].count("") == 0 and len(ax.texts) == 4  # a value in every cell

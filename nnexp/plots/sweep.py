@@ -88,7 +88,8 @@ def plot_heatmap(rows: list[dict], keys: list[str], path: Path) -> Path:
     ax.set_yticks(range(len(ys)), ys)
     ax.set_xlabel(second)
     ax.set_ylabel(first)
-    ax.set_title("mean validation score")
+    scored = {row.get("scored_on", "val") for row in rows}
+    ax.set_title("mean validation score" if scored == {"val"} else "mean training score\n(no validation split)")
     fig.colorbar(image, ax=ax, label="score")
     return save_figure(fig, path, 100)
 
