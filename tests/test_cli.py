@@ -25,11 +25,9 @@ def test_default_run_writes_its_run_dir(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == 3 and metrics["status"] == "ok"
     assert (run_dir / "history.csv").is_file() and (run_dir / "config.yaml").is_file()
-    import time
+    from nnexp.plots.background import wait_for_drawing
 
-    deadline = time.time() + 60  # the figures are drawn by a detached process
-    while not (run_dir / "confusion.png").is_file() and time.time() < deadline:
-        time.sleep(0.2)
+    wait_for_drawing(run_dir)  # the figures are drawn by a detached process: wait until it exits
     assert (run_dir / "curves.png").stat().st_size > 2000 and (run_dir / "confusion.png").stat().st_size > 2000
 
 

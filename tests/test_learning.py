@@ -189,15 +189,18 @@ def test_other_runnable_tasks_sees_busy_processes():
 
     if not Path("/proc/loadavg").exists():
         pytest.skip("no /proc/loadavg on this system")
-    ready = "import sys, time\nsys.stdout.write('go\\n'); sys.stdout.flush()\nend = time.monotonic() + 60\nwhile time.monotonic() < end: pass\n"
-    spinners = [subprocess.Popen([sys.executable, "-c", ready], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    # Each spins until its stdin closes (the test's end, or the test process dying).
+    ready = ("import select, sys\nsys.stdout.write('go\\n'); sys.stdout.flush()\n"
+             "while not select.select([sys.stdin], [], [], 0)[0]: pass\n")
+    spinners = [subprocess.Popen([sys.executable, "-c", ready], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                for _ in range(2)]
     try:
         for spinner in spinners:
             assert spinner.stdout.readline() == "go\n"  # each is spinning now
         assert hardware.other_runnable_tasks() >= 2
     finally:
         for spinner in spinners:
-            spinner.kill()
+            spinner.stdin.close()  # its cue to stop
             spinner.wait()
 
 

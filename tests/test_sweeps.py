@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -177,11 +176,14 @@ def test_sweep_killed_mid_way_resumes_without_losing_or_repeating_jobs(tmp_path,
         str(Path(sys.executable).with_name("nnexp")), "-m", "hydra.sweep.dir=sweep", *FAST,
         "data=digits", "trainer.max_epochs=40", "stopping=none", "regularization.alpha=1e-4,1e-3,1e-2,1e-1,1,10",
     ]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
     sweep = tmp_path / "sweep"
-    deadline = time.time() + 90
-    while len(list(sweep.glob("*/metrics.json"))) < 2 and time.time() < deadline:
-        time.sleep(0.05)
+    finished = 0
+    while finished < 2:  # each job reports "-> objective" once its files are written
+        line = process.stdout.readline()
+        assert line, "the sweep ended before two jobs finished"
+        finished += "-> objective" in line
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     before = {path.parent.name: path.stat().st_mtime_ns for path in sweep.glob("*/metrics.json")}
@@ -277,7 +279,7 @@ def test_a_values_only_sweep_composes_its_config_once(launch, monkeypatch):
 
 
 def test_cli_sweeps_draw_their_figures_and_report_in_the_background(tmp_path, monkeypatch, capsys):
-    import time
+    from nnexp.plots.background import wait_for_drawing
 
     monkeypatch.chdir(tmp_path)
     GlobalHydra.instance().clear()
@@ -287,9 +289,7 @@ def test_cli_sweeps_draw_their_figures_and_report_in_the_background(tmp_path, mo
     assert "drawing in the background" in capsys.readouterr().out
     assert (tmp_path / "sweep" / "summary.csv").is_file()
     report = tmp_path / "sweep" / "report.html"
-    deadline = time.time() + 90
-    while not report.is_file() and time.time() < deadline:
-        time.sleep(0.2)
+    wait_for_drawing(tmp_path / "sweep")  # the drawing process has exited
     assert report.is_file() and "data:image/png;base64," in report.read_text()
     assert (tmp_path / "sweep" / "sweep_regularization_alpha.png").stat().st_size > 5000
 
