@@ -41,6 +41,11 @@ def config_groups() -> dict[str, list[str]]:
     }
 
 
+def uses_user_config(argv: list[str]) -> bool:
+    """Whether the command adds a config dir of the user's (its groups and keys are unknown here)."""
+    return any(arg.split("=")[0] in USER_CONFIG_FLAGS for arg in argv)
+
+
 def unknown_group_option(argv: list[str]) -> str | None:
     """A one-line message for ``group=option`` overrides that nnexp cannot honour: an option it
     does not have, or one whose Hydra plugin is not installed.
@@ -48,7 +53,7 @@ def unknown_group_option(argv: list[str]) -> str | None:
     Hydra's own message for a missing option spans a dozen lines; with a user config dir the
     check is left to Hydra.
     """
-    if any(arg.split("=")[0] in USER_CONFIG_FLAGS for arg in argv):
+    if uses_user_config(argv):
         return None
     groups = config_groups()
     for arg in argv:
@@ -169,7 +174,7 @@ def sklearn_names(argv: list[str]) -> list[str]:
     from nnexp.vocabulary import translate
 
     try:
-        argv, renamed = translate(argv, check_keys=not any(arg.split("=")[0] in USER_CONFIG_FLAGS for arg in argv))
+        argv, renamed = translate(argv, check_keys=not uses_user_config(argv))
     except NnexpError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -169,8 +169,12 @@ def fit_and_score(
     else:
         status = "ok"
         stopped_early = any(getattr(callback, "stopped_epoch", 0) > 0 for callback in trainer.callbacks)
-        reason = (module.stop_reason or "converged" if module.converged or module.stop_reason
-                  else stopping.reason if stopped_early else "max_epochs")
+        if module.stop_reason:  # the optimiser's own (L-BFGS)
+            reason = module.stop_reason
+        elif module.converged:
+            reason = "converged"
+        else:
+            reason = stopping.reason if stopped_early else "max_epochs"
     metrics = {
         "status": status,
         "stop_reason": reason,

@@ -20,7 +20,7 @@ from nnexp.fit import FitResult
 from nnexp.models.task import Task
 from nnexp.sweeps.cv import aggregate_folds
 from nnexp.sweeps.jobs import JobStore, job_key
-from nnexp.training.hardware import auto_threads, torch_threads
+from nnexp.training.hardware import auto_threads, step_work, torch_threads
 
 log = logging.getLogger("nnexp.batched")
 
@@ -90,8 +90,9 @@ class BatchedSweep:
         started = time.perf_counter()
         members = [member for _, _, member, _, _ in chunk]
         # threads=auto counts the whole stack's step: M members' matmuls run as one.
-        work = len(members) * sum(layer.in_features * layer.out_features for layer in members[0].network.modules()
-                                  if isinstance(layer, torch.nn.Linear)) * batch_size
+        layers = [layer for layer in members[0].network.modules() if isinstance(layer, torch.nn.Linear)]
+        work = len(members) * step_work(layers[0].in_features, [layer.out_features for layer in layers[:-1]],
+                                        layers[-1].out_features, batch_size)
         with torch_threads(auto_threads(self.threads, work)):
             results = train_stack(members, spec, device)
         seconds = (time.perf_counter() - started) / len(chunk)

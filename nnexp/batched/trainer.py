@@ -242,7 +242,7 @@ class StopRules:
         current = values[self.spec.monitor]
         return current + self.spec.tol if self.sign > 0 else torch.rsub(current, self.spec.tol)
 
-    def update(self, member: int, loss: float, current: float, shifted: float) -> str | None:
+    def update(self, member: int, loss: float, current: float, shifted: float | None) -> str | None:
         """Member's stop reason after this epoch, or None to go on; ``current`` is its monitored value."""
         if not math.isfinite(loss):
             return "diverged"
@@ -280,7 +280,8 @@ def train_stack(members: list[MemberSpec], spec: StackSpec, device="cpu") -> lis
         values = stack.train_epoch()
         names = list(values)
         columns = list(values.values())
-        if spec.monitor is not None:
+        shifted = spec.monitor is not None and rules.counters is None  # only Lightning's rule compares shifted values
+        if shifted:
             columns.append(rules.shifted(values))
         dtype = columns[0].dtype
         host = torch.stack([column.to(dtype) for column in columns], 1).tolist()  # one synchronisation per epoch
@@ -289,7 +290,7 @@ def train_stack(members: list[MemberSpec], spec: StackSpec, device="cpu") -> lis
         leaving, best = [], []
         for m, (member, row, lr) in enumerate(zip(stack.ids, host, stack.lr_values)):
             results[member].history.append({"epoch": epoch, **dict(zip(names, row)), "lr": lr, "seconds": seconds})
-            reason = rules.update(member, row[loss_at], row[monitored], row[-1])
+            reason = rules.update(member, row[loss_at], row[monitored], row[-1] if shifted else None)
             if stack.best_theta is not None:
                 best.append(reason != "diverged" and rules.improved_on_best(member, row[monitored]))
             if reason is None and epoch == spec.max_epochs:

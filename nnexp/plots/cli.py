@@ -75,7 +75,7 @@ def draw_run(run: Run, kind: str, image: int) -> list[Path]:
         plot = run_plots.plot_fit_1d if bundle.input_shape == (1,) else run_plots.plot_predicted_vs_true
         return [plot(run, run.path / "fit.png")]
     if kind == "weights":
-        if run_plots.conv_layers(run.network) or not run_plots.dense_layers(run.network):
+        if run_plots.conv_layers(run.network) or not run_plots.linear_layers(run.network):
             raise DataError("weights needs an MLP run (a CNN's first layer: filters)")
         return [run_plots.plot_weights(run, run.path / "weights.png")]
     if kind == "filters":

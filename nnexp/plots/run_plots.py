@@ -237,7 +237,7 @@ def plot_features(run: Run, path: Path, index: int = 0) -> Path:
     return save(fig, path)
 
 
-def dense_layers(network: torch.nn.Module) -> list[tuple[str, torch.nn.Linear]]:
+def linear_layers(network: torch.nn.Module) -> list[tuple[str, torch.nn.Linear]]:
     return [(name, layer) for name, layer in network.named_modules() if isinstance(layer, torch.nn.Linear)]
 
 
@@ -248,7 +248,7 @@ def plot_weights(run: Run, path: Path) -> Path:
     """An MLP's weights: a histogram per dense layer (L1 piles them up at zero, L2 narrows them)
     and, for image data, the first layer's first units as images of their input weights."""
     plt = pyplot()
-    layers = dense_layers(run.network)
+    layers = linear_layers(run.network)
     shape = tuple(run.bundle.input_shape)
     images = len(shape) == 3 and len(layers) > 1
     units = min(IMAGE_UNITS, layers[0][1].out_features) if images else 0
@@ -299,7 +299,7 @@ def write_run_plots(run_dir: Path) -> list[Path]:
     else:
         paths.append(plot_predicted_vs_true(run, run.path / "fit.png"))
     layers = conv_layers(run.network)
-    if not layers and dense_layers(run.network):
+    if not layers and linear_layers(run.network):
         paths.append(plot_weights(run, run.path / "weights.png"))
     for number in range(1, min(2, len(layers)) + 1):
         paths.append(plot_filters(run, run.path / ("filters.png" if number == 1 else f"filters_conv{number}.png"), number))

@@ -69,8 +69,12 @@ def swept_keys(jobs: list[Job]) -> list[str]:
     return [key for key in keys if len({job.params.get(key) for job in jobs}) > 1]
 
 
+def _finite(values) -> list:
+    return [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+
+
 def _std(values) -> float:
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    values = _finite(values)
     return float(np.std(values)) if values else float("nan")
 
 
@@ -81,7 +85,7 @@ def scored_on(jobs: list[Job]) -> str:
 
 
 def _mean(values) -> float:
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    values = _finite(values)
     return float(np.mean(values)) if values else float("nan")
 
 

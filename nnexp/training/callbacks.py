@@ -74,7 +74,7 @@ class HistoryFile(pl.Callback):
 
     def __init__(self, path):
         self.path = Path(path)
-        self._written = 0
+        self._written, self._off = 0, False
         self._file = self._writer = self._columns = None
 
     def __getstate__(self):
@@ -83,7 +83,7 @@ class HistoryFile(pl.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         rows = pl_module.history[self._written :]
-        if not rows or getattr(self, "_off", False):
+        if not rows or self._off:
             return
         if self._file is None:
             self._columns = list(rows[0])
