@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -14,9 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 from nnexp.data.bundle import DataBundle
 from nnexp.data.splits import FitData
 from nnexp.errors import DataError
-from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE
-
-MODEL_FILE = "model.pt"
+from nnexp.metrics import RunRecord, read_record
+from nnexp.models.task import Task
+from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, atomic_path
 
 
 def scaler_state(data: FitData) -> dict:
@@ -42,9 +41,8 @@ def save_model(run_dir: Path, network: torch.nn.Module, cfg: DictConfig, bundle:
         "classes": bundle.classes,
         "scaling": scaler_state(data),
     }
-    temporary = Path(run_dir) / f".{MODEL_FILE}.tmp"
-    torch.save(payload, temporary)
-    temporary.replace(Path(run_dir) / MODEL_FILE)
+    with atomic_path(Path(run_dir) / MODEL_FILE) as temporary:
+        torch.save(payload, temporary)
 
 
 @dataclass
@@ -58,8 +56,18 @@ class Run:
         return OmegaConf.load(self.path / CONFIG_FILE)
 
     @cached_property
-    def metrics(self) -> dict:
-        return json.loads((self.path / METRICS_FILE).read_text())
+    def metrics(self) -> RunRecord:
+        return read_record(self.path / METRICS_FILE)
+
+    @property
+    def test_score(self) -> float:
+        """The test score, NaN when the run has none (yet)."""
+        fit = self.metrics.fit
+        return float("nan") if fit is None or fit.test_score is None else fit.test_score
+
+    @property
+    def task(self) -> Task:
+        return Task(self.saved["task"], self.saved["n_outputs"])
 
     @cached_property
     def history(self) -> list[dict]:
@@ -108,19 +116,12 @@ class Run:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Class indices, or regression values in the target's original units."""
-        output = self.outputs(X)
-        task = self.saved["task"]
-        if task == "binary":
-            return (output.squeeze(-1) > 0).long().numpy()
-        if task == "multiclass":
-            return output.argmax(-1).numpy()
-        values = output.numpy()
+        predicted = self.task.predict(self.outputs(X)).numpy()
+        if self.task.kind != "regression":
+            return predicted
         mean, scale = self.saved["scaling"]["target_mean"], self.saved["scaling"]["target_scale"]
-        return values * scale + mean if mean is not None else values
+        return predicted * scale + mean if mean is not None else predicted
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
         """P(class 1) for binary tasks, the class probabilities (n, k) for multiclass."""
-        output = self.outputs(X)
-        if self.saved["task"] == "binary":
-            return torch.sigmoid(output.squeeze(-1)).numpy()
-        return torch.softmax(output, -1).numpy()
+        return self.task.output_activation(self.outputs(X)).numpy()

@@ -5,19 +5,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
-import math
-import os
 import sys
 from importlib import resources
 from importlib.util import find_spec
 from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig
-
-from nnexp.fast_yaml import use_libyaml
-
-CONFIG_PACKAGE = "nnexp.configs"
+from nnexp.compat import skip_mode_probe, use_libyaml_for_omegaconf
+from nnexp.hydra_integration.app import CONFIG_PACKAGE, hydra_app, register_plugins
 USER_CONFIG_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "hydra.searchpath")
 PLUGINS = {  # group options that need a Hydra plugin: (module, pip requirement)
     ("launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
@@ -95,78 +89,6 @@ def resume_argv(argv: list[str]) -> list[str]:
     return ["-m", *overrides, f"hydra.sweep.dir={sweep_dir}", *[arg for arg in rest if arg not in ("-m", "--multirun")]]
 
 
-@hydra.main(config_path=f"pkg://{CONFIG_PACKAGE}", config_name="train", version_base="1.3")
-def _train(cfg: DictConfig) -> float:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    from nnexp.errors import NnexpError
-    from nnexp.runner import run
-
-    hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode == RunMode.MULTIRUN:
-        return run_sweep_job(cfg, hydra_cfg)
-    try:
-        objective = run(cfg, plots_in_background=True)
-    except NnexpError as error:
-        if os.environ.get("NNEXP_TRACEBACK"):
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(error.exit_code) from None
-    if cfg.mode == "train" and math.isnan(objective):
-        raise SystemExit(1)  # diverged: metrics.json holds status "diverged"
-    return objective
-
-
-def run_sweep_job(cfg: DictConfig, hydra_cfg) -> float:
-    """One job of a multirun: a one-line report instead of the full console output."""
-    from omegaconf import open_dict
-    from rich.console import Console
-
-    from nnexp.runner import run
-    from nnexp.sweeps.jobs import run_job
-
-    label = f"job {hydra_cfg.job.num}: {' '.join(hydra_cfg.overrides.task) or '(defaults)'}"
-    with open_dict(cfg):
-        cfg.quiet = True  # no config tree, layer table or progress bar per job
-        cfg.plots = False  # the sweep root gets the sweep's figures; nnexp-plot draws any job's
-    silent = Console(quiet=True)
-    objective = run_job(cfg, lambda job_cfg: run(job_cfg, console=silent), say=lambda text: print(f"{label} -> {text}"))
-    if not math.isnan(objective):
-        print(f"{label} -> objective {objective:.4f}")
-    return objective
-
-
-def register_launcher() -> None:
-    """Register nnexp's in-process launcher and sweeper with Hydra. Hydra finds plugins by scanning
-    the ``hydra_plugins`` folders on sys.path, which an editable install does not have."""
-    from hydra.core.plugins import Plugins
-
-    # Scan first: the scan re-executes Hydra's core plugin modules, and our classes must subclass
-    # the BasicLauncher/BasicSweeper that exist after it.
-    plugins = Plugins.instance()
-    from hydra_plugins.nnexp_launcher import BatchedLauncher, InProcessLauncher, InProcessSweeper
-
-    plugins.register(InProcessLauncher)
-    plugins.register(InProcessSweeper)
-    plugins.register(BatchedLauncher)
-
-
-@contextlib.contextmanager
-def skip_mode_probe():
-    """Before a run Hydra composes the whole config once only to read ``hydra.mode`` (~75 ms).
-    With ``-m`` the answer cannot change what runs: every mode, or none, makes it a multirun
-    with ``hydra.mode=MULTIRUN``, so the probe reports "unset" without composing."""
-    from hydra._internal.hydra import Hydra
-
-    probe = Hydra.get_mode
-    Hydra.get_mode = lambda self, config_name, overrides: None
-    try:
-        yield
-    finally:
-        Hydra.get_mode = probe
-
-
 def sklearn_names(argv: list[str]) -> list[str]:
     """The command line with scikit-learn's parameter names as nnexp's keys (``nnexp.vocabulary``);
     says which it renamed. A name or key nnexp does not know is a one-line error (exit 2)."""
@@ -199,7 +121,7 @@ def without_shared_parts(help_text: str) -> str:
 
 def main() -> None:
     """``nnexp [overrides]``: train the composed config; ``nnexp -m ...`` sweeps it."""
-    use_libyaml()
+    use_libyaml_for_omegaconf()
     sys.argv[1:] = resume_argv(sys.argv[1:])
     sys.argv[1:] = sklearn_names(sys.argv[1:])
     multirun = "-m" in sys.argv or "--multirun" in sys.argv
@@ -211,19 +133,18 @@ def main() -> None:
         help_text = io.StringIO()
         try:
             with contextlib.redirect_stdout(help_text):
-                _train()  # Hydra prints its help and exits
+                hydra_app()()  # Hydra prints its help and exits
         finally:
             sys.stdout.write(without_shared_parts(help_text.getvalue()))
         return
-    if multirun:
-        register_launcher()
+    register_plugins()
     problem = unknown_group_option(sys.argv[1:])
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         raise SystemExit(2)
     try:
         with skip_mode_probe() if multirun else contextlib.nullcontext():
-            _train()
+            hydra_app()()
     finally:
         # Skip the full garbage collection of every loaded module at interpreter exit (~0.7 s).
         gc.freeze()
@@ -273,7 +194,7 @@ def summary_main() -> None:
         raise SystemExit(2)
     from nnexp.sweeps.summary import summarise
 
-    use_libyaml()
+    use_libyaml_for_omegaconf()
     summarise(args.sweep_dir, refit=args.refit, plots=not args.no_plots)
     gc.freeze()
 

@@ -112,3 +112,8 @@ def resolve_batch_size(batch_size: int | str, n_train: int, full_batch_only: boo
     if batch_size == "full":
         return n_train
     return min(int(batch_size), n_train)
+
+
+def is_training_config(cfg: DictConfig) -> bool:
+    """Whether a (job) config is one of nnexp's runs: Hydra apps of others may use its launchers."""
+    return all(OmegaConf.is_dict(cfg.get(group)) for group in ("data", "model", "optim", "paths"))

@@ -7,6 +7,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from nnexp.metrics import RunRecord
+
 TREE_ORDER = ("data", "model", "optim", "schedule", "regularization", "stopping", "trainer")
 
 
@@ -41,30 +43,33 @@ def layer_table(rows: list[dict], total: int) -> Table:
     return table
 
 
-def results_table(metrics: dict) -> Table:
+def results_table(run: RunRecord) -> Table:
     """Loss and score per split."""
-    score_name = metrics.get("score_name", "score")
-    table = Table(title=f"results ({metrics.get('data', '')})", title_justify="left")
+    fit = run.fit
+    table = Table(title=f"results ({run.data or ''})", title_justify="left")
     table.add_column("split")
     table.add_column("loss", justify="right")
-    table.add_column(score_name, justify="right")
+    table.add_column(run.score_name or "score", justify="right")
     for split in ("train", "val", "test"):
-        if f"{split}_score" in metrics:
-            score = f"{metrics[f'{split}_score']:.4f}"
-            if f"{split}_score_std" in metrics:
-                score += f" ± {metrics[f'{split}_score_std']:.4f}"
-            label = f"{split} ({metrics['cv']}-fold mean)" if "cv" in metrics and split != "test" else split
-            table.add_row(label, f"{metrics[f'{split}_loss']:.4f}", score)
+        score, loss = getattr(fit, f"{split}_score"), getattr(fit, f"{split}_loss")
+        if score is None:
+            continue
+        text = f"{score:.4f}"
+        if split == "val" and fit.val_score_std is not None:
+            text += f" ± {fit.val_score_std:.4f}"
+        label = f"{split} ({fit.cv}-fold mean)" if fit.cv and split != "test" else split
+        table.add_row(label, f"{loss:.4f}", text)
     return table
 
 
-def results_caption(metrics: dict) -> str:
+def results_caption(run: RunRecord) -> str:
     """One line: status, why training stopped, epochs, fit time and parameter count."""
-    colour = "green" if metrics.get("status") == "ok" else "red"
-    unit = "iterations" if "iterations" in metrics else "epochs"  # L-BFGS counts iterations
+    fit = run.fit
+    colour = "green" if run.status == "ok" else "red"
+    unit = "iterations" if fit.iterations is not None else "epochs"  # L-BFGS counts iterations
     return (
-        f"[{colour}]{metrics.get('status')}[/]: {metrics.get('stop_reason')} after {metrics.get('epochs'):g} {unit}, "
-        f"fit {metrics.get('fit_seconds', 0):.2f} s, {metrics.get('params', 0):,} parameters"
+        f"[{colour}]{run.status}[/]: {fit.stop_reason} after {fit.epochs:g} {unit}, "
+        f"fit {fit.fit_seconds:.2f} s, {fit.params:,} parameters"
     )
 
 

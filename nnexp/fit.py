@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -17,19 +15,13 @@ from nnexp.data.bundle import DataBundle
 from nnexp.data.splits import FitData
 from nnexp.errors import ConfigError
 from nnexp.factory import call_factory, instantiate
+from nnexp.metrics import FitMetrics
 from nnexp.models.mlp import layer_summary, parameter_count
 from nnexp.models.module import NetModule
 from nnexp.models.task import Task
 from nnexp.training.hardware import resolve_precision
 from nnexp.training.lbfgs import is_lbfgs
 from nnexp.training.stopping import StoppingRule
-
-
-def quiet_lightning() -> None:
-    """Silence Lightning's start-up chatter; nnexp prints its own summary."""
-    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*(does not have many workers|treespec|GPU available|TPU available).*")
 
 
 @dataclass
@@ -121,12 +113,13 @@ def prepare_network(cfg: DictConfig, factories: Factories, bundle: DataBundle, d
 
 @dataclass
 class FitResult:
-    """Metrics and per-epoch history of one fit, with the trained network and its data."""
+    """What every producer (sequential, cross-validated, batched) hands to ``record``: the fit's
+    metrics, its per-epoch history, the trained network and the data it was fitted on."""
 
-    metrics: dict
+    metrics: FitMetrics
     history: list[dict]
-    network: torch.nn.Module | None = None
-    data: FitData | None = None
+    network: torch.nn.Module
+    data: FitData
 
 
 def fit_and_score(
@@ -136,13 +129,14 @@ def fit_and_score(
     data: FitData,
     stopping: StoppingRule,
     penalty,
-    progress=None,
+    progress_factory: Callable[[], pl.Callback | None] | None = None,
     loggers: list | None = None,
     describe: bool = True,
     history_file=None,
 ) -> FitResult:
-    """Train a fresh network on ``data`` and score it on every split it has; ``history_file``
-    (a path) gets the history rows epoch by epoch, for watching the run."""
+    """Train a fresh network on ``data`` and score it on every split it has. ``progress_factory``
+    makes the fit's progress display; ``history_file`` (a path) gets the history rows epoch by
+    epoch, for watching the run."""
     net = prepare_network(cfg, factories, bundle, data, describe)
     task = Task(bundle.task, bundle.n_outputs)
     module = NetModule(
@@ -150,6 +144,7 @@ def fit_and_score(
         compile_forward=bool(cfg.get("compile", False)),
     )
     callbacks = stopping.callbacks() + [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    progress = progress_factory() if progress_factory else None
     if progress is not None:
         callbacks.append(progress)
     if history_file is not None:
@@ -175,22 +170,13 @@ def fit_and_score(
             reason = "converged"
         else:
             reason = stopping.reason if stopped_early else "max_epochs"
-    metrics = {
-        "status": status,
-        "stop_reason": reason,
-        **module.final_metrics(),
-        "epochs": len(module.history),
-        "max_epochs": trainer.max_epochs,
-        "fit_seconds": fit_seconds,
-        "params": net.params,
-        "batch_size": net.batch_size,
-        "precision": precision,
-        "n_train": len(data.train),
-        "layers": net.layers,
-        **module.lbfgs_counts,
-    }
+    metrics = FitMetrics(
+        status=status, stop_reason=reason, epochs=len(module.history), max_epochs=trainer.max_epochs,
+        fit_seconds=fit_seconds, params=net.params, batch_size=net.batch_size, n_train=len(data.train),
+        precision=precision, layers=net.layers, **module.final_metrics(), **module.lbfgs_counts,
+    )
     for logger in trainer.loggers:
-        logger.log_metrics({k: v for k, v in metrics.items() if k.startswith(("train_", "val_", "test_"))}, step=len(module.history))
+        logger.log_metrics({k: v for k, v in metrics.split_scores().items() if not k.startswith("holdout")}, step=len(module.history))
         logger.finalize("success")
     network = net.module.to("cpu").to(memory_format=torch.contiguous_format)
     return FitResult(metrics, module.history, network, data)

@@ -2,36 +2,56 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
-from omegaconf._utils import OmegaConfDumper
 
+from nnexp.compat import yaml_string_representer
+
+# A run dir's files.
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 CONFIG_FILE = "config.yaml"
+MODEL_FILE = "model.pt"
+MODEL_SUMMARY_FILE = "model_summary.txt"
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed onto ``path`` when the block ends
+    without error, removed when it raises. Readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="")
+
+
+def copy_atomic(source: Path, target: Path) -> None:
+    """Copy a file (with its times) so that ``target`` is either the old file or the whole new one."""
+    with atomic_path(target) as tmp:
+        shutil.copy2(source, tmp)
 
 
 class _YamlDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
@@ -39,7 +59,7 @@ class _YamlDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignor
     int or float, so that OmegaConf.load reads back exactly what was saved."""
 
 
-_YamlDumper.add_representer(str, OmegaConfDumper.str_representer)
+_YamlDumper.add_representer(str, yaml_string_representer)
 
 
 def yaml_text(data: Any) -> str:

@@ -25,8 +25,9 @@ from nnexp.data.images import IdxImageSource
 from nnexp.data.splits import make_fit_data
 from nnexp.models.cnn import CNN
 from nnexp.models.mlp import MLP
+from nnexp.process import set_up_process
 from nnexp.runner import run
-from nnexp.training.hardware import cpu_has_native_bf16, tune_malloc
+from nnexp.training.hardware import cpu_has_native_bf16
 
 BATCH = 128
 CNN_BLOCKS = [dict(filters=32, kernel=3, pool=2), dict(filters=32, kernel=3, pool=2)]
@@ -81,7 +82,7 @@ def main() -> None:
     parser.add_argument("--skip-accuracy", action="store_true")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    tune_malloc()  # the plain loop gets the same allocator settings nnexp uses
+    set_up_process()  # as the nnexp command does; the plain loop gets the same allocator settings
     bundle = IdxImageSource(dataset="mnist", root=args.root, name="mnist").load()
     data = make_fit_data(bundle)
     X, y = data.train.X, data.train.y

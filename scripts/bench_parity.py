@@ -57,7 +57,8 @@ def one_row(data: str, solver: str, net: str, seeds: int, own_init: bool) -> dic
     from nnexp.data.loading import load_data
     from nnexp.data.splits import make_fit_data
     from nnexp.factory import instantiate
-    from nnexp.fit import Factories, fit_and_score, prepare_network, quiet_lightning
+    from nnexp.fit import Factories, fit_and_score, prepare_network
+    from nnexp.process import quiet_lightning
     from nnexp.sklearn_twin import sklearn_twin
 
     torch.set_num_threads(1)
@@ -80,8 +81,8 @@ def one_row(data: str, solver: str, net: str, seeds: int, own_init: bool) -> dic
         start = prepare_network(cfg, factories, bundle, data_split, describe=False).module  # the fit's own first weights
         with contextlib.redirect_stdout(io.StringIO()):
             result = fit_and_score(cfg, factories, bundle, data_split, stopping, instantiate(cfg.regularization), describe=False)
-        ours.append(result.metrics["test_score"])
-        our_epochs.append(result.metrics["epochs"])
+        ours.append(result.metrics.test_score)
+        our_epochs.append(result.metrics.epochs)
 
         X_train, X_test = (data_split.feature_scaler.transform(X.reshape(len(X), -1)) for X in (bundle.X_train, bundle.X_test))
         y_train, y_test = bundle.y_train, bundle.y_test

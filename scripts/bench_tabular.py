@@ -39,6 +39,7 @@ from nnexp.data.sources import BundledSource
 from nnexp.data.splits import make_fit_data
 from nnexp.models.mlp import MLP
 from nnexp.models.task import Task
+from nnexp.process import set_up_process
 from nnexp.runner import run
 
 DATASETS = ("breast_cancer", "digits")
@@ -153,6 +154,7 @@ def main() -> None:
     parser.add_argument("--no-cli", action="store_true")
     parser.add_argument("--busy", action="store_true", help="add the busy-machine section")
     args = parser.parse_args()
+    set_up_process()  # as the nnexp command does
     warnings.filterwarnings("ignore")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; scikit-learn BLAS pinned to 1 thread\n")
     print(f"{'dataset':14} {'solver':6} | {'sk acc':>7} {'nnexp acc':>9} {'diff':>6} | {'sk fit s':>8} {'nnexp fit s':>11} {'ratio':>6} | {'sk ep':>5} {'nx ep':>5}")

@@ -15,6 +15,13 @@ from hydra.core.global_hydra import GlobalHydra
 FAST = ["quiet=true", "logger=none", "trainer.max_epochs=3"]
 
 
+@pytest.fixture(autouse=True)
+def hydra_state(hydra_restore_singletons):
+    """Each test leaves Hydra's process-wide state (version base, GlobalHydra, plugins, config
+    store) as it found it: composing with ``version_base="1.3"`` must not change what a later
+    test (Hydra's own suites included) gets by default."""
+
+
 @pytest.fixture
 def compose_cfg(tmp_path):
     """compose_cfg(*overrides) -> the composed config, writing into a fresh run dir."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +108,7 @@ def test_validate_mode_checks_without_training(run_nnexp, compose_cfg):
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
         objective = run(cfg)
-    assert objective != objective  # NaN: nothing was trained
+    assert math.isnan(objective)  # nothing was trained
     assert "config OK" in output.getvalue() and "wine" in output.getvalue()
     assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()
 
@@ -135,8 +136,8 @@ def test_threads_applies_to_the_run_only(run_nnexp, monkeypatch):
     seen = []
     from nnexp import runner
 
-    real_run = runner._run
-    monkeypatch.setattr(runner, "_run", lambda *args: seen.append(torch.get_num_threads()) or real_run(*args))
+    real_produce = runner.produce
+    monkeypatch.setattr(runner, "produce", lambda *args: seen.append(torch.get_num_threads()) or real_produce(*args))
     before = torch.get_num_threads()
     target = 1 if before > 1 else 2
     run_nnexp("data=iris", f"threads={target}", "trainer.max_epochs=2")
@@ -157,8 +158,8 @@ def test_threads_auto_uses_one_thread_for_small_mlps(run_nnexp, monkeypatch, ove
     from nnexp.training import hardware
 
     seen = []
-    real_run = runner._run
-    monkeypatch.setattr(runner, "_run", lambda *args: seen.append(torch.get_num_threads()) or real_run(*args))
+    real_produce = runner.produce
+    monkeypatch.setattr(runner, "produce", lambda *args: seen.append(torch.get_num_threads()) or real_produce(*args))
     monkeypatch.setattr(hardware, "other_runnable_tasks", lambda: 0)  # a quiet machine, whatever else runs
     before = torch.get_num_threads()
     run_nnexp(*overrides, "trainer.max_epochs=1")
@@ -224,7 +225,7 @@ def test_history_file_grows_epoch_by_epoch_during_the_fit(compose_cfg, tmp_path)
     bundle = load_data(cfg.data)
     data = make_fit_data(bundle, seed=cfg.seed)
     result = fit_and_score(cfg, Factories.from_config(cfg), bundle, data, instantiate(cfg.stopping),
-                           instantiate(cfg.regularization), progress=Watcher(), history_file=path)
+                           instantiate(cfg.regularization), progress_factory=Watcher, history_file=path)
     assert seen == [0, 1, 2, 3, 4]
     rows = list(csv.DictReader(path.open()))
     assert [int(row["epoch"]) for row in rows] == [1, 2, 3, 4, 5]

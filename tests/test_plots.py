@@ -120,7 +120,7 @@ def saved_figures(monkeypatch):
     real_savefig = Figure.savefig
 
     def savefig(fig, path, *args, **kwargs):
-        name = Path(path).name.removeprefix(".").removesuffix(".tmp.png")
+        name = Path(path).name.removeprefix(".").rsplit(".", 2)[0]  # .<name>.<random>.tmp: written atomically
         figures[name] = fig
         return real_savefig(fig, path, *args, **kwargs)
 

@@ -89,7 +89,7 @@ def test_losses_and_stopping_epoch_equal_sklearns(compose_cfg, solver, problem):
     np.testing.assert_allclose(losses, reference.loss_curve_, rtol=1e-5)
     np.testing.assert_allclose(losses[:20], reference.loss_curve_[:20], rtol=1e-6)
     if len(losses) < max_epochs:
-        assert result.metrics["stop_reason"] == "converged"
+        assert result.metrics.stop_reason == "converged"
 
 
 @pytest.mark.parametrize("problem, budget", [
@@ -109,15 +109,15 @@ def test_lbfgs_stops_for_sklearns_reason_at_its_loss(compose_cfg, problem, budge
 
     result = fit_and_score(cfg, factories, bundle, data, stopping, instantiate(cfg.regularization))
     metrics = result.metrics
-    assert metrics["stop_reason"] == budget
+    assert metrics.stop_reason == budget
     assert (budget == "converged") == sklearn_converged
     final_loss = result.history[-1]["train_loss"]
     assert final_loss == pytest.approx(reference.loss_, rel=0.01)
     # One history row per iteration, and the iteration count is scikit-learn's n_iter_.
-    assert [row["epoch"] for row in result.history] == list(range(1, metrics["iterations"] + 1))
-    assert metrics["iterations"] == reference.n_iter_
+    assert [row["epoch"] for row in result.history] == list(range(1, metrics.iterations + 1))
+    assert metrics.iterations == reference.n_iter_
     if budget == "max_fun":
-        assert metrics["function_evaluations"] >= int(cfg.optim.max_fun)
+        assert metrics.function_evaluations >= int(cfg.optim.max_fun)
 
 
 @pytest.mark.parametrize("curve", [

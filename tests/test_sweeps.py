@@ -103,13 +103,13 @@ def test_failures_and_divergence_are_recorded_and_the_sweep_goes_on(launch):
 
 def test_results_of_an_older_nnexp_are_not_reused(launch, capsys, monkeypatch):
     """A store entry written when the same config computed something else is retrained."""
-    from nnexp.sweeps import jobs
+    from nnexp import store
 
     overrides = ("data=iris", "model=logistic", "optim=lbfgs", "regularization.alpha=0.1,1")
-    current = jobs.RESULTS_VERSION
-    monkeypatch.setattr(jobs, "RESULTS_VERSION", current - 1)
+    current = store.RESULTS_VERSION
+    monkeypatch.setattr(store, "RESULTS_VERSION", current - 1)
     launch(*overrides, sweep_dir="older")
-    monkeypatch.setattr(jobs, "RESULTS_VERSION", current)  # (not undo(): that would also undo launch's chdir)
+    monkeypatch.setattr(store, "RESULTS_VERSION", current)  # (not undo(): that would also undo launch's chdir)
     capsys.readouterr()
     launch(*overrides, sweep_dir="current")
     assert capsys.readouterr().out.count("skipped, finished earlier") == 0
@@ -246,7 +246,6 @@ def test_job_configs_equal_hydras_own_composition(command, job, tmp_path):
     """Every node, hydra's included, of a job config built through the launcher's cache equals
     what Hydra's load_sweep_config composes for the same job."""
     from hydra import initialize_config_module
-    from hydra._internal.callbacks import Callbacks
     from hydra.core.utils import setup_globals
     from hydra.types import HydraContext, RunMode
     from hydra_plugins.nnexp_launcher import InProcessLauncher
@@ -258,24 +257,49 @@ def test_job_configs_equal_hydras_own_composition(command, job, tmp_path):
         loader = GlobalHydra.instance().config_loader()
         master = loader.load_configuration("train", [*command, "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path}"], RunMode.MULTIRUN)
         launcher = InProcessLauncher()
-        launcher.setup(hydra_context=HydraContext(config_loader=loader, callbacks=Callbacks()), task_function=None, config=master)
+        launcher.setup(hydra_context=HydraContext(config_loader=loader, callbacks=None), task_function=None, config=master)
         for _ in range(2):  # the second comes from the cache
             ours = OmegaConf.to_yaml(launcher.job_config(job))
             assert ours == OmegaConf.to_yaml(loader.load_sweep_config(master, job))
 
 
-def test_a_values_only_sweep_composes_its_config_once(launch, monkeypatch):
-    """Hydra composes a multirun's config once to read hydra.mode, once for the sweep and once
-    per distinct job structure; nnexp skips the first and reuses the sweep's for the jobs."""
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+class CountingLoader:
+    """Hydra's config loader, counting the job compositions asked of it."""
 
-    compositions = []
-    compose = ConfigLoaderImpl.load_configuration
-    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", lambda self, *a, **k: compositions.append(a) or compose(self, *a, **k))
-    sweep = launch("data=iris", "regularization.alpha=0.1,1", "trainer.max_epochs=2")
-    assert len(compositions) == 1
-    assert len(job_metrics(sweep)) == 2
-    assert OmegaConf.load(sweep / "0" / ".hydra" / "hydra.yaml").hydra.mode == "MULTIRUN"
+    def __init__(self, loader):
+        self.loader, self.compositions = loader, []
+
+    def load_sweep_config(self, master, overrides):
+        self.compositions.append(list(overrides))
+        return self.loader.load_sweep_config(master, overrides)
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+
+@pytest.mark.parametrize("command, jobs, composed", [
+    (["data=iris", "regularization.alpha=0.1,1"], [["data=iris", "regularization.alpha=0.1"], ["data=iris", "regularization.alpha=1"]], 0),
+    (["optim=adam,sgd", "seed=0,1"], [[f"optim={o}", f"seed={s}"] for o in ("adam", "sgd") for s in (0, 1)], 2),
+], ids=["values only: the sweep's own config", "swept group: once per option"])
+def test_jobs_are_composed_once_per_distinct_structure(command, jobs, composed, tmp_path):
+    """Hydra composes every job; the launcher composes once per distinct set of config-group
+    choices, and a values-only sweep not at all (its jobs start from the sweep's config)."""
+    from hydra import initialize_config_module
+    from hydra.core.utils import setup_globals
+    from hydra.types import HydraContext, RunMode
+    from hydra_plugins.nnexp_launcher import InProcessLauncher
+    from omegaconf import OmegaConf
+
+    GlobalHydra.instance().clear()
+    setup_globals()
+    with initialize_config_module("nnexp.configs", version_base="1.3"):
+        loader = CountingLoader(GlobalHydra.instance().config_loader())
+        master = loader.load_configuration("train", [*command, "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path}"], RunMode.MULTIRUN)
+        launcher = InProcessLauncher()
+        launcher.setup(hydra_context=HydraContext(config_loader=loader, callbacks=None), task_function=None, config=master)
+        for job in jobs:
+            assert OmegaConf.to_yaml(launcher.job_config(job)) == OmegaConf.to_yaml(loader.loader.load_sweep_config(master, job))
+    assert len(loader.compositions) == composed
 
 
 def test_cli_sweeps_draw_their_figures_and_report_in_the_background(tmp_path, monkeypatch, capsys):

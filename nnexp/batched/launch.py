@@ -1,4 +1,4 @@
-"""Plan a sweep's stacks, train them, and hand every job its result before the jobs run."""
+"""Plan a sweep's stacks and train them: a producer of many jobs' ``FitResult``s at once."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nnexp.batched.plan import build_members, stack_key, stack_spec, training_device, why_not_batchable
-from nnexp.batched.registry import provide
 from nnexp.batched.trainer import train_stack
-from nnexp.config import check_config
+from nnexp.config import check_config, is_training_config
+from nnexp.cross_validation import aggregate_folds
 from nnexp.data.loading import load_data
 from nnexp.errors import NnexpError
 from nnexp.fit import FitResult
+from nnexp.metrics import FitMetrics
 from nnexp.models.task import Task
-from nnexp.sweeps.cv import aggregate_folds
-from nnexp.sweeps.jobs import JobStore, job_key
+from nnexp.store import JobStore, job_key
 from nnexp.training.hardware import auto_threads, step_work, torch_threads
 
 log = logging.getLogger("nnexp.batched")
@@ -47,8 +47,12 @@ class BatchedSweep:
         self.counts = {"jobs": len(task_configs), "batched": 0, "stacks": 0, "fits": 0}
         self.batchable: set[int] = set()
         self.stacks: dict[str, list] = defaultdict(list)
+        self.keys: dict[int, str] = {}  # each batchable job's identity, computed once
         planned: set[str] = set()
         for index, cfg in enumerate(task_configs):
+            if not is_training_config(cfg):
+                log.info(f"job {index} runs as an ordinary job: not an nnexp training config")
+                continue
             try:
                 check_config(cfg)
                 reason = why_not_batchable(cfg)
@@ -58,16 +62,16 @@ class BatchedSweep:
                 log.info(f"job {index} runs as an ordinary job: {reason}")
                 continue
             self.batchable.add(index)
-            key = job_key(cfg)
+            key = self.keys[index] = job_key(cfg)
             if key in planned or (skip_finished and JobStore(cfg.paths.store_dir).lookup(key)):
                 continue  # finished earlier (or a repeat of a job already planned): the job restores it
             planned.add(key)
             self.stacks[stack_key(cfg)].append((index, key, cfg))
 
-    def train(self) -> Iterator[list[int]]:
-        """Train the stacks chunk by chunk; after each chunk, register the results of the jobs
-        whose fits are now all trained and yield their indices, so that they can be recorded at
-        once: a sweep killed mid-way keeps every job recorded so far."""
+    def train(self) -> Iterator[list[tuple[int, FitResult]]]:
+        """Train the stacks chunk by chunk; after each chunk, yield ``(job index, result)`` for
+        the jobs whose fits are now all trained (folds aggregated under CV), so that they can be
+        recorded at once: a sweep killed mid-way keeps every job recorded so far."""
         for jobs in self.stacks.values():
             bundle = load_data(jobs[0][2].data)
             members = defaultdict(list)  # by batch size: `auto` depends on each fold's rows
@@ -84,7 +88,7 @@ class BatchedSweep:
                     for key, fold, result in self._train_chunk(chunk, spec, batch_size, training_device(jobs[0][2])):
                         fold_results[key].append((fold, result))
                         fits_left[key] -= 1
-                    yield self._register([job for job in jobs if fits_left[job[1]] == 0 and job[1] in fold_results], fold_results)
+                    yield self._finish([job for job in jobs if fits_left[job[1]] == 0 and job[1] in fold_results], fold_results)
 
     def _train_chunk(self, chunk: list, spec, batch_size: int, device: str) -> Iterator[tuple[str, int | None, FitResult]]:
         started = time.perf_counter()
@@ -99,29 +103,22 @@ class BatchedSweep:
         self.counts["stacks"] += 1
         self.counts["fits"] += len(chunk)
         for (key, fold, member, layers, params), result in zip(chunk, results):
-            metrics = {
-                "status": "diverged" if result.stop_reason == "diverged" else "ok",
-                "stop_reason": result.stop_reason,
+            metrics = FitMetrics(
+                status="diverged" if result.stop_reason == "diverged" else "ok", stop_reason=result.stop_reason,
+                epochs=len(result.history), max_epochs=spec.max_epochs, fit_seconds=seconds, params=params,
+                batch_size=batch_size, n_train=len(member.data.train), precision="32-true", layers=layers, batched=True,
                 **score_splits(result.network, spec.task, member.data),
-                "epochs": len(result.history),
-                "max_epochs": spec.max_epochs,
-                "fit_seconds": seconds,
-                "params": params,
-                "batch_size": batch_size,
-                "precision": "32-true",
-                "n_train": len(member.data.train),
-                "layers": layers,
-                "batched": True,
-            }
+            )
             yield key, fold, FitResult(metrics, result.history, result.network, member.data)
 
-    def _register(self, done: list, fold_results: dict[str, list]) -> list[int]:
-        """Hand each finished job its (cross-validated) result; returns their indices."""
+    def _finish(self, done: list, fold_results: dict[str, list]) -> list[tuple[int, FitResult]]:
+        """Each finished job's (cross-validated) result."""
+        finished = []
         for index, key, cfg in done:
             parts = [result for _, result in sorted(fold_results.pop(key), key=lambda item: item[0] or 0)]
-            provide(key, aggregate_folds(parts) if int(cfg.cv) > 1 else parts[0])
+            finished.append((index, aggregate_folds(parts) if int(cfg.cv) > 1 else parts[0]))
             self.counts["batched"] += 1
-        return [index for index, _, _ in done]
+        return finished
 
 
 def task_config(job_config: DictConfig) -> DictConfig:

@@ -14,8 +14,8 @@ from nnexp.data.splits import make_fit_data
 from nnexp.factory import instantiate
 from nnexp.fit import Factories, prepare_network
 from nnexp.models.task import Task
-from nnexp.sweeps.cv import fold_indices
-from nnexp.sweeps.jobs import resolved_settings, settings_hash
+from nnexp.cross_validation import fold_indices
+from nnexp.store import resolved_settings, settings_hash
 
 # Values that may differ between the members of one stack.
 BATCHABLE_KEYS = ("regularization.alpha", "regularization.l1", "optim.lr", "optim.momentum", "model.dropout", "seed")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from nnexp.errors import DataError
+from nnexp.results import atomic_path, write_text_atomic
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -132,9 +133,9 @@ def load_array(path: Path, dataset: str, cache: Path) -> np.ndarray:
     array = decode_idx(raw, path.name)
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        np.save(cache / f".{path.name}.tmp.npy", array)
-        os.replace(cache / f".{path.name}.tmp.npy", cached)
-        meta.write_text(json.dumps(stamp))
+        with atomic_path(cached) as temporary, open(temporary, "wb") as handle:
+            np.save(handle, array)
+        write_text_atomic(meta, json.dumps(stamp))
     except OSError:
         pass  # no writable cache: decode again next time
     return array

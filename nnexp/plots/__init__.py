@@ -13,12 +13,9 @@ def pyplot():
 
 def save_figure(fig, path, dpi: int = 100):
     """Write ``fig`` as a PNG atomically (a temporary file, then a rename) and close it."""
-    import os
-    from pathlib import Path
+    from nnexp.results import atomic_path
 
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(temporary, dpi=dpi)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        fig.savefig(temporary, dpi=dpi, format="png")
     pyplot().close(fig)
     return path

@@ -6,15 +6,18 @@ from pathlib import Path
 
 from nnexp.artifacts import Run
 from nnexp.errors import DataError
+from nnexp.metrics import RunRecord
+from nnexp.models.cnn import is_convolutional
 from nnexp.plots import run_plots
 from nnexp.plots.background import wait_for_drawing
+from nnexp.results import METRICS_FILE
 
 
 def draw(directory: Path, kind: str = "all", image: int = 0) -> list[Path]:
     """Draw ``kind`` (or every figure that applies, for ``all``) into ``directory``."""
     directory = Path(directory)
     wait_for_drawing(directory)  # a run's or sweep's figures still being drawn in the background
-    if (directory / "metrics.json").is_file():
+    if (directory / METRICS_FILE).is_file():
         return draw_run(Run(directory), kind, image)
     if (directory / "history.csv").is_file() and (directory / "config.yaml").is_file():
         return [draw_training_curves(directory, kind)]
@@ -51,7 +54,8 @@ def draw_training_curves(directory: Path, kind: str) -> Path:
         raise DataError(f"{directory} is still training (no metrics.json yet): only its curves can be drawn: "
                         f"nnexp-plot {directory} curves")
     run = Run(directory)
-    run.__dict__["metrics"] = {"data": run.config.data.get("name", "data"), "score_name": "score"}  # none written yet
+    # None written yet: a record that names the data only.
+    run.__dict__["metrics"] = RunRecord(job_key="", status="training", objective=None, data=run.config.data.get("name", "data"))
     return run_plots.plot_curves(run, directory / "curves.png")
 
 
@@ -75,7 +79,7 @@ def draw_run(run: Run, kind: str, image: int) -> list[Path]:
         plot = run_plots.plot_fit_1d if bundle.input_shape == (1,) else run_plots.plot_predicted_vs_true
         return [plot(run, run.path / "fit.png")]
     if kind == "weights":
-        if run_plots.conv_layers(run.network) or not run_plots.linear_layers(run.network):
+        if is_convolutional(run.network) or not run_plots.linear_layers(run.network):
             raise DataError("weights needs an MLP run (a CNN's first layer: filters)")
         return [run_plots.plot_weights(run, run.path / "weights.png")]
     if kind == "filters":
@@ -84,7 +88,7 @@ def draw_run(run: Run, kind: str, image: int) -> list[Path]:
             raise DataError("filters needs a CNN run")
         return [run_plots.plot_filters(run, run.path / ("filters.png" if n == 1 else f"filters_conv{n}.png"), n) for n in range(1, min(2, len(layers)) + 1)]
     if kind == "features":
-        if not run_plots.conv_layers(run.network):
+        if not is_convolutional(run.network):
             raise DataError("features needs a CNN run")
         return [run_plots.plot_features(run, run.path / "features.png", image)]
     raise DataError(f"{kind} is a sweep figure; give a sweep dir")

@@ -55,7 +55,7 @@ def boundary_panel(jobs, keys: list[str], path: Path, resolution: int = 100) -> 
         ax.axis("on")
         ax.set_xticks([])
         ax.set_yticks([])
-        contours = draw_boundary(ax, run, resolution, title=f"{label}\ntest {run.metrics.get('test_score', float('nan')):.3f}")
+        contours = draw_boundary(ax, run, resolution, title=f"{label}\ntest {run.test_score:.3f}")
     if contours is not None:
         bar = fig.add_axes([1 - 0.95 / width, 0.15, 0.12 / width, 0.7])
         fig.colorbar(contours, cax=bar, label="P(class 1) or class")

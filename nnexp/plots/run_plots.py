@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from nnexp.artifacts import Run
+from nnexp.models.mlp import ACTIVATIONS
 from nnexp.plots import pyplot, save_figure
 
 DPI = 100
@@ -25,7 +26,7 @@ def describe(run: Run) -> str:
     model = run.config.model
     arch = f"{model.get('hidden_sizes', [])}" if "blocks" not in model else f"CNN {[b['filters'] for b in model.blocks]}"
     alpha = run.config.get("regularization", {}).get("alpha", 0)
-    return f"{run.metrics.get('data')}: {arch} {model.get('activation', '')}, alpha={alpha:g}, seed={run.config.seed}"
+    return f"{run.metrics.data}: {arch} {model.get('activation', '')}, alpha={alpha:g}, seed={run.config.seed}"
 
 
 def save(fig, path: Path) -> Path:
@@ -37,7 +38,7 @@ def plot_curves(run: Run, path: Path) -> Path:
     plt = pyplot()
     history = run.history
     epochs = [row["epoch"] for row in history]
-    step_name = "iteration" if "iterations" in run.metrics else "epoch"
+    step_name = "iteration" if run.metrics.fit is not None and run.metrics.fit.iterations is not None else "epoch"
     fig, (loss_ax, score_ax) = plt.subplots(1, 2, figsize=(10, 4))
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.85, wspace=0.25)
     for ax, metric in ((loss_ax, "loss"), (score_ax, "score")):
@@ -47,11 +48,11 @@ def plot_curves(run: Run, path: Path) -> Path:
                 ax.plot(epochs, values, style, label=split)
         ax.set_xlabel(step_name)
         ax.xaxis.get_major_locator().set_params(integer=True)  # no fractional epochs (1.25) on short runs
-        ax.set_ylabel(metric if metric == "loss" else run.metrics.get("score_name", "score"))
+        ax.set_ylabel(metric if metric == "loss" else run.metrics.score_name or "score")
         ax.grid(alpha=0.3)
         ax.legend()
     loss_ax.set_title("loss (train includes the penalty)")
-    score_ax.set_title(f"{run.metrics.get('score_name')}")
+    score_ax.set_title(f"{run.metrics.score_name or 'score'}")
     fig.suptitle(f"learning curves: {describe(run)}")
     return save(fig, path)
 
@@ -97,7 +98,7 @@ def plot_predicted_vs_true(run: Run, path: Path) -> Path:
     ax.plot([low, high], [low, high], "k--", linewidth=1, label="perfect")
     ax.set_xlabel(f"true {bundle.target_name}")
     ax.set_ylabel(f"predicted {bundle.target_name}")
-    ax.set_title(f"test R2 {run.metrics.get('test_score', float('nan')):.4f}")
+    ax.set_title(f"test R2 {run.test_score:.4f}")
     ax.legend()
     ax.grid(alpha=0.3)
     return save(fig, path)
@@ -117,7 +118,7 @@ def plot_fit_1d(run: Run, path: Path) -> Path:
     ax.plot(grid[:, 0], run.predict(grid)[:, 0], color="black", linewidth=2, label="fitted")
     ax.set_xlabel(bundle.feature_names[0] if bundle.feature_names else "x")
     ax.set_ylabel(bundle.target_name)
-    ax.set_title(f"{describe(run)}\ntest R2 {run.metrics.get('test_score', float('nan')):.4f}", fontsize=10)
+    ax.set_title(f"{describe(run)}\ntest R2 {run.test_score:.4f}", fontsize=10)
     ax.legend()
     ax.grid(alpha=0.3)
     return save(fig, path)
@@ -154,7 +155,7 @@ def draw_boundary(ax, run: Run, resolution: int = 200, title: str | None = None)
                vmin=0, vmax=max(1, len(bundle.classes) - 1))
     ax.scatter(bundle.X_test[:, 0], bundle.X_test[:, 1], c=bundle.y_test, cmap=colours, s=22, marker="^", edgecolors="k",
                linewidths=0.5, vmin=0, vmax=max(1, len(bundle.classes) - 1))
-    ax.set_title(title or f"test accuracy {run.metrics.get('test_score', float('nan')):.3f}", fontsize=9)
+    ax.set_title(title or f"test accuracy {run.test_score:.3f}", fontsize=9)
     return contours
 
 
@@ -163,7 +164,7 @@ def plot_boundary(run: Run, path: Path) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     fig.subplots_adjust(left=0.1, right=0.9, bottom=0.1, top=0.88)
-    contours = draw_boundary(ax, run, title=f"{describe(run)}\ntest accuracy {run.metrics.get('test_score', float('nan')):.3f}")
+    contours = draw_boundary(ax, run, title=f"{describe(run)}\ntest accuracy {run.test_score:.3f}")
     names = run.bundle.feature_names or ["x0", "x1"]
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
@@ -172,6 +173,7 @@ def plot_boundary(run: Run, path: Path) -> Path:
 
 
 def conv_layers(network: torch.nn.Module) -> list[tuple[str, torch.nn.Conv2d]]:
+    """The network's conv layers by name, in order (none for an MLP: see ``is_convolutional``)."""
     return [(name, layer) for name, layer in network.named_modules() if isinstance(layer, torch.nn.Conv2d)]
 
 
@@ -211,7 +213,7 @@ def plot_features(run: Run, path: Path, index: int = 0) -> Path:
     image = bundle.X_test[index : index + 1]
     maps, hooks = [], []
     for name, layer in network.named_modules():
-        if name.startswith(tuple(ACT for ACT in ("relu", "tanh", "logistic", "gelu", "elu", "leaky_relu", "silu", "identity"))) and "head" not in name:
+        if name.startswith(tuple(ACTIVATIONS)) and "head" not in name:
             hooks.append(layer.register_forward_hook(lambda _l, _i, out, name=name: maps.append((name, out[0].numpy()))))
     network(run.scale(image))
     for hook in hooks:
@@ -287,7 +289,7 @@ def write_run_plots(run_dir: Path) -> list[Path]:
     """Every figure that applies to the run; returns their paths."""
     run = Run(Path(run_dir))
     paths = [plot_curves(run, run.path / "curves.png")]
-    if run.metrics.get("status") != "ok":
+    if run.metrics.status != "ok":
         return paths
     bundle = run.bundle
     if bundle.is_classification:

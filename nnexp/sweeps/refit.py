@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 from omegaconf import OmegaConf, open_dict
 
-from nnexp.results import METRICS_FILE, read_json
+from nnexp.metrics import RunRecord
 
 
-def refit_best(job_dir: Path, output_dir: Path, batched: bool = False) -> dict:
-    """Run the job's composed config again with ``cv=1`` into ``output_dir``; return its metrics.
+def refit_best(job_dir: Path, output_dir: Path, batched: bool = False) -> RunRecord:
+    """Run the job's composed config again with ``cv=1`` into ``output_dir``; return its record.
     Its figures (curves, confusion matrix ...) are drawn by a detached process, as for a CLI run.
     ``batched``: train it with the batched sweep's trainer (as its jobs were), when it can be."""
-    from nnexp.runner import run
+    from rich.console import Console
+
+    from nnexp.plan import prepare
+    from nnexp.record import record
+    from nnexp.runner import draw_plots, produce
+    from nnexp.training.hardware import torch_threads
 
     cfg = OmegaConf.load(Path(job_dir) / ".hydra" / "config.yaml")
     with open_dict(cfg):
@@ -23,11 +26,17 @@ def refit_best(job_dir: Path, output_dir: Path, batched: bool = False) -> dict:
         cfg.quiet = True
         cfg.mode = "train"
         cfg.paths.output_dir = str(output_dir)
+    plan = prepare(cfg)
+    trained = []
     if batched:
         from nnexp.batched.launch import BatchedSweep
 
-        for _ in BatchedSweep([cfg], chunk_size=1, skip_finished=False).train():  # registers the result, which run() then records
-            pass
-    with contextlib.redirect_stdout(io.StringIO()):
-        run(cfg, plots_in_background=True)
-    return read_json(Path(output_dir) / METRICS_FILE)
+        trained = [result for finished in BatchedSweep([cfg], chunk_size=1, skip_finished=False).train()
+                   for _, result in finished]
+    silent = Console(quiet=True)
+    with torch_threads(plan.threads):
+        result = trained[0] if trained else produce(plan, silent)  # the stacks may not take this config
+        refit = record(plan, result)
+    if cfg.get("plots", True):
+        draw_plots(plan, silent, in_background=True)
+    return refit

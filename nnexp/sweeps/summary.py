@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from nnexp.results import HISTORY_FILE, METRICS_FILE, read_json, write_text_atomic
-from nnexp.sweeps.jobs import REUSED_FILE
+from nnexp.metrics import FitMetrics, RunRecord, read_record
+from nnexp.results import HISTORY_FILE, METRICS_FILE, write_text_atomic
+from nnexp.store import REUSED_FILE
 
 SUMMARY_FILE = "summary.csv"
 GROUPED_KEYS = ("seed",)  # grid points that differ only in these are averaged
@@ -22,11 +23,16 @@ LAUNCH_KEYS = ("launcher", "hydra.", "resume")  # how a sweep ran, not what a ru
 
 @dataclass
 class Job:
-    """One job dir of a sweep: its overrides and, once finished, its metrics."""
+    """One job dir of a sweep: its overrides and, once it ended, its record."""
 
     path: Path
     overrides: list[str]
-    metrics: dict | None
+    record: RunRecord | None
+
+    @property
+    def fit(self) -> FitMetrics | None:
+        """The fit's metrics of a job that trained to the end."""
+        return self.record.fit if self.record else None
 
     @property
     def params(self) -> dict[str, str]:
@@ -34,7 +40,7 @@ class Job:
 
     @property
     def status(self) -> str:
-        return self.metrics.get("status", "unknown") if self.metrics else "unfinished"
+        return self.record.status if self.record else "unfinished"
 
     @property
     def reused(self) -> bool:
@@ -43,8 +49,7 @@ class Job:
 
     @property
     def objective(self) -> float:
-        value = (self.metrics or {}).get("objective")
-        return float("nan") if value is None else float(value)
+        return self.record.objective_value if self.record else float("nan")
 
 
 def read_jobs(sweep_dir: Path) -> list[Job]:
@@ -54,10 +59,10 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
         job_dir = overrides_file.parent.parent
         metrics_file = job_dir / METRICS_FILE
         try:
-            metrics = read_json(metrics_file) if metrics_file.is_file() else None
+            record = read_record(metrics_file) if metrics_file.is_file() else None
         except ValueError:
-            metrics = None
-        jobs.append(Job(job_dir, list(yaml.safe_load(overrides_file.read_text()) or []), metrics))
+            record = None
+        jobs.append(Job(job_dir, list(yaml.safe_load(overrides_file.read_text()) or []), record))
     return sorted(jobs, key=lambda job: (not job.path.name.isdigit(), int(job.path.name) if job.path.name.isdigit() else job.path.name))
 
 
@@ -80,7 +85,7 @@ def _std(values) -> float:
 
 def scored_on(jobs: list[Job]) -> str:
     """``val`` when every job's objective is a validation (or CV) score, ``train`` when none has one."""
-    kinds = {"val" if "val_score" in (job.metrics or {}) else "train" for job in jobs}
+    kinds = {"val" if job.fit and job.fit.val_score is not None else "train" for job in jobs}
     return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
@@ -103,7 +108,7 @@ def summarise_jobs(jobs: list[Job]) -> tuple[list[dict], list[str]]:
             mean, std = _mean(scores), float(np.std(scores)) if scores else float("nan")
         else:  # one job: the spread is over its cross-validation folds
             mean = _mean(scores)
-            std = (ok[0].metrics.get("val_score_std", 0.0) if ok else float("nan"))
+            std = (ok[0].fit.val_score_std or 0.0) if ok else float("nan")
         if len(ok) < len(members):
             mean = float("nan")  # a grid point with a failed or diverged run is not a candidate
         statuses = defaultdict(int)
@@ -115,17 +120,17 @@ def summarise_jobs(jobs: list[Job]) -> tuple[list[dict], list[str]]:
                 **{f"param_{key}": value for key, value in zip(keys, values)},
                 "mean_val_score": mean,
                 "std_val_score": std,
-                "mean_train_score": _mean([(job.metrics or {}).get("train_score") for job in ok]),
-                "mean_test_score": _mean(test_scores := [(job.metrics or {}).get("test_score") for job in ok]),
+                "mean_train_score": _mean([job.fit.train_score for job in ok]),
+                "mean_test_score": _mean(test_scores := [job.fit.test_score for job in ok]),
                 # Over seeds: the lecture's "effect of random state" on the test score.
                 "std_test_score": _std(test_scores),
                 # What the objective scored: validation rows (a split or CV folds), or training rows.
                 "scored_on": scored_on(ok),
-                "mean_fit_time": _mean([(job.metrics or {}).get("mean_fit_seconds", (job.metrics or {}).get("fit_seconds")) for job in ok]),
+                "mean_fit_time": _mean([job.fit.mean_fit_seconds or job.fit.fit_seconds for job in ok]),
                 "n_runs": len(members),
                 "n_reused": sum(job.reused for job in members),
                 "status": "ok" if len(ok) == len(members) else ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())),
-                "error": next(((job.metrics or {}).get("error") for job in members if (job.metrics or {}).get("error")), ""),
+                "error": next((job.record.error for job in members if job.record and job.record.error), ""),
                 "best_job": best_job.path.name,
                 "command": "nnexp " + " ".join(o for o in best_job.overrides if not o.lstrip("+~").startswith(LAUNCH_KEYS)),
                 "grid_index": grid_index,  # the point's place in the sweep's own order (rows are ranked)
@@ -215,7 +220,7 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
     if reused:
         console.print(f"[yellow]note[/]: {reused} of {len(jobs)} jobs reused results stored by an earlier sweep "
                       "(marked 'stored'; their fit times are from that run); fresh=true retrains them")
-    if any("cv" not in (job.metrics or {}) and "val_score" not in (job.metrics or {}) for job in jobs if job.status == "ok"):
+    if any(job.fit.cv is None and job.fit.val_score is None for job in jobs if job.status == "ok"):
         console.print("[yellow]note[/]: jobs had no validation split, so they are ranked by training score; "
                       "sweep with cv=5, or hold out data.validation_fraction=0.1")
     best = rows[0]
@@ -231,12 +236,13 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
     if refit:
         from nnexp.sweeps.refit import refit_best
 
-        best_metrics = next((job.metrics or {} for job in jobs if job.path.name == best["best_job"]), {})
-        batched = batched or bool(best_metrics.get("batched"))  # nnexp-summary --refit of a batched sweep
-        metrics = refit_best(sweep_dir / best["best_job"], sweep_dir / "refit", batched=batched)
+        best_fit = next((job.fit for job in jobs if job.path.name == best["best_job"]), None)
+        batched = batched or bool(best_fit and best_fit.batched)  # nnexp-summary --refit of a batched sweep
+        refit_run = refit_best(sweep_dir / best["best_job"], sweep_dir / "refit", batched=batched)
+        fit = refit_run.fit
         console.print(
-            f"refit on the whole training split: test {metrics['score_name']} [bold]{metrics['test_score']:.4f}[/] "
-            f"(train {metrics['train_score']:.4f}, {metrics['fit_seconds']:.2f} s) -> {sweep_dir / 'refit'}"
+            f"refit on the whole training split: test {refit_run.score_name} [bold]{fit.test_score:.4f}[/] "
+            f"(train {fit.train_score:.4f}, {fit.fit_seconds:.2f} s) -> {sweep_dir / 'refit'}"
         )
     if plots and figures == "background":
         from nnexp.plots.background import start_drawing
@@ -291,7 +297,7 @@ def draw_learning_curves(jobs: list[Job], keys: list[str], sweep_dir: Path) -> P
         if job.status != "ok" or not (job.path / HISTORY_FILE).is_file():
             continue
         history = Run(job.path).history
-        steps.add("iteration" if "iterations" in (job.metrics or {}) else "epoch")
+        steps.add("iteration" if job.fit.iterations is not None else "epoch")
         folds = sorted({row.get("fold", 0) for row in history})  # a CV job's history holds every fold
         groups[tuple(job.params.get(key) for key in keys)] += [[row for row in history if row.get("fold", 0) == fold] for fold in folds]
     if not groups:

@@ -1,0 +1,63 @@
+"""The ``hydra.main`` application: nnexp's task function over its packaged configs."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from typing import Callable
+
+from omegaconf import DictConfig
+
+CONFIG_PACKAGE = "nnexp.configs"
+
+
+def train_task(cfg: DictConfig) -> float:
+    """Hydra's task function: one run, or one job of a multirun."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from nnexp.errors import NnexpError
+    from nnexp.process import set_up_process
+
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        from nnexp.hydra_integration.sweep_job import sweep_job
+
+        set_up_process()
+        return sweep_job(cfg, hydra_cfg)
+    from nnexp.runner import run
+
+    set_up_process()
+    try:
+        objective = run(cfg, plots_in_background=True)
+    except NnexpError as error:
+        if os.environ.get("NNEXP_TRACEBACK"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(error.exit_code) from None
+    if cfg.mode == "train" and math.isnan(objective):
+        raise SystemExit(1)  # diverged: metrics.json holds status "diverged"
+    return objective
+
+
+def hydra_app() -> Callable[[], None]:
+    """``train_task`` as a Hydra application. Built when called, not at import: ``hydra.main``
+    sets Hydra's process-wide version base, which importing nnexp must not change."""
+    import hydra
+
+    return hydra.main(config_path=f"pkg://{CONFIG_PACKAGE}", config_name="train", version_base="1.3")(train_task)
+
+
+def register_plugins() -> None:
+    """Register nnexp's launchers and sweeper with Hydra. Hydra finds plugins by scanning the
+    ``hydra_plugins`` folders on sys.path, which an editable install does not have."""
+    from hydra.core.plugins import Plugins
+
+    # Scan first: the scan re-executes the plugin modules it finds, and the classes registered
+    # must be those that exist after it.
+    plugins = Plugins.instance()
+    from hydra_plugins.nnexp_launcher import BatchedLauncher, InProcessLauncher, InProcessSweeper
+
+    for plugin in (InProcessLauncher, InProcessSweeper, BatchedLauncher):
+        plugins.register(plugin)

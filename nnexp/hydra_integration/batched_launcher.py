@@ -1,0 +1,66 @@
+"""The batched launcher: a sweep's batchable jobs train together as stacks, and each job is
+recorded as soon as its fits are trained; the other jobs run in-process as usual."""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, filter_overrides
+
+from nnexp.config import is_training_config
+from nnexp.hydra_integration.launcher import InProcessLauncher
+
+log = logging.getLogger(__name__)
+
+
+class BatchedLauncher(InProcessLauncher):
+    """Trains the sweep's batchable jobs together, stack by stack (``nnexp.batched``), at most
+    ``chunk_size`` members at a time, and records each job with its result."""
+
+    def __init__(self, chunk_size: int = 40) -> None:
+        super().__init__()
+        self.chunk_size = int(chunk_size)
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        configs = [self.job_config(list(overrides)) for overrides in job_overrides]
+        if not any(is_training_config(config) for config in configs):  # another app's jobs: nothing to stack
+            self.start()
+            return [self.run_one(config, idx) for idx, config in enumerate(configs, start=initial_job_idx)]
+        from nnexp.batched.launch import BatchedSweep, task_config
+        from nnexp.hydra_integration.job_record import record_job
+        from nnexp.hydra_integration.sweep_job import sweep_job
+        from nnexp.process import set_up_process
+
+        set_up_process()  # before the stacks: their buffers page-faulted on every step without it
+        self.start()
+        tasks = [task_config(config) for config in configs]
+        sweep = BatchedSweep(tasks, self.chunk_size, skip_finished=not (tasks and tasks[0].get("fresh", False)))
+        runs: dict[int, JobReturn] = {}
+        # record_job does what run_job does but chdir and env_set: a sweep using them keeps run_job.
+        plain = not self.config.hydra.job.chdir and not self.config.hydra.job.env_set
+
+        def launch_one(number: int, result=None) -> None:
+            idx = initial_job_idx + number
+            log.info(f"\t#{idx} : {' '.join(filter_overrides(job_overrides[number]))}")
+            if number not in sweep.batchable:
+                runs[number] = self.run_one(configs[number], idx)
+                return
+            # Trained (or finished earlier, or a repeat of a trained job): only its job dir is left to write.
+            key = sweep.keys[number]
+            if plain:
+                runs[number] = record_job(self.number(configs[number], idx), tasks[number], self.hydra_context,
+                                          self.task_function, lambda task, hydra_cfg: sweep_job(task, hydra_cfg, result, key))
+            else:
+                runs[number] = self.run_one(configs[number], idx, lambda task: sweep_job(task, HydraConfig.get(), result, key))
+
+        for finished in sweep.train():  # each job is recorded as soon as all its fits are trained
+            for number, result in finished:
+                launch_one(number, result)
+        counts = sweep.counts
+        log.info(f"batched: {counts['batched']} of {counts['jobs']} jobs trained as {counts['fits']} fits in {counts['stacks']} stacks")
+        for number in range(len(job_overrides)):
+            if number not in runs:
+                launch_one(number)
+        return [runs[number] for number in range(len(job_overrides))]

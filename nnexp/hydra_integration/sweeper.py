@@ -1,0 +1,85 @@
+"""The grid sweeper: every combination of the swept values, in batches, on Hydra's public ``Sweeper``."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn
+from hydra.errors import HydraException
+from hydra.plugins.sweeper import Sweeper
+from omegaconf import DictConfig, OmegaConf
+
+from nnexp.hydra_integration.launcher import InProcessLauncher
+
+log = logging.getLogger(__name__)
+
+
+def grid(overrides: Sequence) -> list[list[str]]:
+    """Every job's overrides: the cartesian product of the swept values, the first key varying
+    slowest, as Hydra's basic sweeper orders them. A key given twice takes its last value."""
+    choices: dict[str, list[str]] = {}
+    for override in overrides:
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            choices[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            choices[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            raise HydraException(f"{override.input_line}: a grid sweep takes a list or range of values, not an interval")
+    return [list(job) for job in itertools.product(*choices.values())]
+
+
+class GridSweeper(Sweeper):
+    """A grid search over ``key=a,b,c`` and ``range(...)`` overrides (and ``hydra.sweeper.params``),
+    launched in batches of ``max_batch_size`` jobs (all at once when null). Each batch is
+    validated before launch, through the in-process launcher's composition cache when it is the
+    launcher (so every job is composed once), else by composing each job."""
+
+    def __init__(self, max_batch_size: int | None = None, params: dict[str, str] | None = None):
+        if max_batch_size is not None and int(max_batch_size) <= 0:
+            raise HydraException(f"hydra.sweeper.max_batch_size={max_batch_size}: give a positive number, or null for one batch")
+        self.max_batch_size = None if max_batch_size is None else int(max_batch_size)
+        self.params = dict(params or {})
+        self.config: DictConfig | None = None
+        self.launcher = None
+        self.hydra_context = None
+
+    def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
+        self.hydra_context = hydra_context
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+
+    def batches(self, arguments: list[str]) -> list[list[list[str]]]:
+        """The sweep's jobs, in launch batches."""
+        lines = [f"{key}={value}" for key, value in self.params.items()] + list(arguments)
+        jobs = grid(OverridesParser.create(config_loader=self.hydra_context.config_loader).parse_overrides(lines))
+        size = self.max_batch_size or max(len(jobs), 1)
+        return [jobs[start : start + size] for start in range(0, len(jobs), size)]
+
+    def sweep(self, arguments: list[str]) -> Any:
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # what resume=DIR relaunches
+        returns: list[Sequence[JobReturn]] = []
+        first = 0
+        for batch in self.batches(arguments):
+            self.validate_batch_is_legal(batch)
+            results = self.launcher.launch(batch, initial_job_idx=first)
+            for result in results:
+                _ = result.return_value  # raises a failed job's error, as Hydra's sweepers do
+            first += len(batch)
+            returns.append(results)
+        return returns
+
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        if not isinstance(self.launcher, InProcessLauncher):
+            return super().validate_batch_is_legal(batch)
+        for overrides in batch:
+            self.launcher.prepare(list(overrides))

@@ -1,0 +1,50 @@
+"""A run's last stage: ``record(plan, result)`` writes what a producer trained into the run dir."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from nnexp import console as show
+from nnexp.artifacts import save_model
+from nnexp.fit import FitResult
+from nnexp.metrics import RunRecord, trained_record, write_record
+from nnexp.plan import Plan
+from nnexp.results import HISTORY_FILE, METRICS_FILE, MODEL_SUMMARY_FILE, write_history, write_text_atomic
+
+
+def record(plan: Plan, result: FitResult, console=None) -> RunRecord:
+    """Write the run dir's layer table, history, model and (last, marking it finished)
+    metrics.json; print the results when ``console`` is given and not quiet."""
+    bundle, cfg = plan.bundle, plan.cfg
+    run = trained_record(result.metrics, plan.key, bundle.name, bundle.task, cfg.seed)
+    write_text_atomic(plan.output_dir / MODEL_SUMMARY_FILE, show.layer_text(result.metrics.layers, result.metrics.params))
+    write_history(plan.output_dir / HISTORY_FILE, result.history)
+    save_model(plan.output_dir, result.network, cfg, bundle, result.data)
+    write_record(plan.output_dir / METRICS_FILE, run)
+    if console is not None and not console.quiet:
+        report(console, cfg, run)
+        console.print(f"[dim]run dir: {plan.output_dir}")
+    return run
+
+
+def report(console, cfg: DictConfig, run: RunRecord) -> None:
+    """The final table and the notes a user should act on."""
+    fit = run.fit
+    console.print(show.results_table(run))
+    console.print(show.results_caption(run))
+    if run.status == "diverged":
+        console.print(
+            "[bold red]diverged[/]: the training loss became NaN or infinite; "
+            f"lower optim.lr (now {OmegaConf.select(cfg, 'optim.lr')}) or raise regularization.alpha"
+        )
+    elif fit.stop_reason in ("max_iter", "max_fun"):  # scikit-learn's ConvergenceWarning for lbfgs
+        key = f"optim.{fit.stop_reason}"
+        console.print(
+            f"[yellow]note[/]: L-BFGS used its {key}={OmegaConf.select(cfg, key)} budget before the gradient "
+            f"fell to optim.tol={OmegaConf.select(cfg, 'optim.tol')}; raise {key} if the loss was still falling"
+        )
+    elif "max_epochs" in fit.stop_reason and OmegaConf.select(cfg, "stopping.monitor"):
+        console.print(
+            f"[yellow]note[/]: stopped at trainer.max_epochs={fit.max_epochs} before "
+            f"{cfg.stopping.monitor} settled; raise trainer.max_epochs or optim.lr if the scores are still improving"
+        )

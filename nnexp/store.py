@@ -1,0 +1,102 @@
+"""Job identity and the store of finished jobs.
+
+A job is identified by its resolved config (``job_key``). A finished job's result files are
+committed to a store (``paths.store_dir``) by one atomic directory rename, so a sweep killed at
+any moment loses no finished job and runs none twice: on relaunch, a job whose key is in the
+store (or already finished in its own dir, with ``resume=DIR``) is restored instead of retrained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from nnexp.metrics import RunRecord, read_record
+from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, copy_atomic
+
+# Keys that do not change what a job computes: where it writes, how it prints, how it is launched.
+VOLATILE_KEYS = ("paths", "quiet", "plots", "task_name", "logger", "refit", "resume", "threads", "fresh", "hydra")
+RESULT_FILES = (CONFIG_FILE, HISTORY_FILE, MODEL_FILE, METRICS_FILE)  # metrics last: it marks the job finished
+REUSED_FILE = ".reused"  # in a job dir whose result was restored from the store: the entry's path
+
+# Part of every job's identity. Raise it when the same config stops computing the same result,
+# so that no store entry from before is reused: 2 = scikit-learn's solver semantics (velocity SGD,
+# Adam's epsilon, L-BFGS-B, the stopping count, Glorot biases) and the lecture's MNIST permutation.
+RESULTS_VERSION = 2
+
+
+def resolved_settings(cfg: DictConfig) -> dict:
+    """The resolved config without the volatile keys (which are not resolved either: the run dir
+    may be ``${hydra:runtime.output_dir}``, unknown before Hydra makes it)."""
+    settings = {}
+    for key in cfg:
+        if key not in VOLATILE_KEYS:
+            value = cfg[key]  # resolves an interpolation
+            settings[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    return settings
+
+
+def settings_hash(settings: dict) -> str:
+    """A short, stable hash of plain settings."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def job_key(cfg: DictConfig) -> str:
+    """A job's identity: a hash of its resolved config without the volatile keys, and of the
+    version of what nnexp computes from a config (``RESULTS_VERSION``)."""
+    return settings_hash({"results_version": RESULTS_VERSION, **resolved_settings(cfg)})
+
+
+def finished_record(run_dir: Path, key: str) -> RunRecord | None:
+    """The record of a finished job with this key in ``run_dir``, if there is one."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = read_record(path)
+    except (OSError, ValueError):
+        return None
+    return record if record.job_key == key and record.finished else None
+
+
+class JobStore:
+    """Finished jobs by key: ``<root>/<key>/`` holds the job's result files."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def lookup(self, key: str) -> Path | None:
+        entry = self.root / key
+        return entry if finished_record(entry, key) else None
+
+    def commit(self, key: str, run_dir: Path, replace: bool = False) -> None:
+        """Copy the result files into the store; the directory rename is the commit point.
+        ``replace``: a fresh result takes the place of a stored one (moved aside first, then removed)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}."))
+        for name in RESULT_FILES:
+            if (Path(run_dir) / name).is_file():
+                shutil.copy2(Path(run_dir) / name, staging / name)
+        old = None
+        if replace and (self.root / key).is_dir():
+            old = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}.old."))
+            os.replace(self.root / key, old / key)
+        try:
+            os.rename(staging, self.root / key)
+        except OSError:  # another worker committed the same config first
+            shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def restore(self, entry: Path, run_dir: Path) -> None:
+        """Copy a stored job's result files into ``run_dir`` (files first, metrics last)."""
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        for name in RESULT_FILES:
+            if (entry / name).is_file():
+                copy_atomic(entry / name, Path(run_dir) / name)
