@@ -15,8 +15,17 @@ from hydra.core.global_hydra import GlobalHydra
 FAST = ["quiet=true", "logger=none", "trainer.max_epochs=3"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def hydra_plugins_scanned():
+    """Hydra's plugin scan, once, before any test saves Hydra's state: the scan registers the
+    core plugins' configs (hydra/sweeper/basic ...), and Hydra 1.4 does not import a module twice."""
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()
+
+
 @pytest.fixture(autouse=True)
-def hydra_state(hydra_restore_singletons):
+def hydra_state(hydra_plugins_scanned, hydra_restore_singletons):
     """Each test leaves Hydra's process-wide state (version base, GlobalHydra, plugins, config
     store) as it found it: composing with ``version_base="1.3"`` must not change what a later
     test (Hydra's own suites included) gets by default."""

@@ -13,6 +13,8 @@ from omegaconf import OmegaConf, open_dict
 
 from nnexp import cli
 
+pytestmark = pytest.mark.hydra  # also run on Hydra's latest pre-release in CI
+
 FAST = ["quiet=true", "logger=none", "plots=false", "hydra.callbacks.sweep_summary.figures=foreground"]
 
 

@@ -10,9 +10,9 @@ from typing import Sequence
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from nnexp.hydra_integration.overrides import apply_value_overrides, config_groups, override_dirname
+from nnexp.hydra_integration.overrides import apply_value_overrides, override_dirname
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ class InProcessLauncher(Launcher):
         self._prepared: dict[tuple[str, ...], DictConfig] = {}
         self._parser = OverridesParser.create()
         self._parsed: dict[str, object] = {}  # override line -> Override: jobs repeat most lines
-        self._groups: set[str] | None = None
+        # Every config group in the defaults tree has a choice recorded here (``???`` when unset);
+        # a group outside it can only be added (``+group=x``), which is structural anyway.
+        self._groups = set(config.hydra.runtime.choices)
 
     def _parse(self, lines: Sequence[str]) -> list:
         """Hydra's parse of each line (its grammar parser takes ~0.2 ms a line), once per distinct line."""
@@ -50,8 +52,6 @@ class InProcessLauncher(Launcher):
         return [self._parsed[line] for line in lines]
 
     def _is_structural(self, override) -> bool:
-        if self._groups is None:
-            self._groups = config_groups(self.hydra_context.config_loader)
         return (
             override.is_hydra_override()
             or override.is_add()
@@ -109,12 +109,13 @@ class InProcessLauncher(Launcher):
         config = pickle.loads(self._compositions[key])  # a fresh copy, ~4x faster than deepcopy
         apply_value_overrides(values, config)
         app_overrides = [o for o in parsed if not o.is_hydra_override()]
-        with open_dict(config.hydra):
+        with read_write(config.hydra), open_dict(config.hydra):  # Hydra 1.4 composes it read-only
             config.hydra.overrides.task = [o.input_line for o in app_overrides]
-            settings = config.hydra.job.config.override_dirname
-            config.hydra.job.override_dirname = override_dirname(
-                app_overrides, kv_sep=settings.kv_sep, item_sep=settings.item_sep, exclude_keys=settings.exclude_keys
-            )
+            if not OmegaConf.is_interpolation(config.hydra.job, "override_dirname"):  # Hydra 1.4 resolves it from the task overrides
+                settings = config.hydra.job.config.override_dirname
+                config.hydra.job.override_dirname = override_dirname(
+                    app_overrides, kv_sep=settings.kv_sep, item_sep=settings.item_sep, exclude_keys=settings.exclude_keys
+                )
         OmegaConf.copy_cache(from_config=self.config, to_config=config)
         return config
 
@@ -127,7 +128,7 @@ class InProcessLauncher(Launcher):
     @staticmethod
     def number(config: DictConfig, idx: int) -> DictConfig:
         """Give a job config its number (``hydra.job.id`` and ``num``)."""
-        with open_dict(config):
+        with read_write(config.hydra), open_dict(config):
             config.hydra.job.id = idx
             config.hydra.job.num = idx
         return config

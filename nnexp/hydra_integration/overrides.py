@@ -31,12 +31,3 @@ def override_dirname(overrides: Sequence[Override], kv_sep: str, item_sep: str, 
     ``=`` written as ``kv_sep``; keys in ``exclude_keys`` left out (Hydra's documented format)."""
     lines = sorted(o.input_line for o in overrides if o.key_or_group not in exclude_keys)
     return re.sub("=", kv_sep, item_sep.join(lines))
-
-
-def config_groups(config_loader, parent: str = "") -> set[str]:
-    """Every config group the loader can see (``data``, ``hydra/launcher`` ...)."""
-    groups = set()
-    for name in config_loader.list_groups(parent):
-        path = f"{parent}/{name}" if parent else name
-        groups |= {path, *config_groups(config_loader, path)}
-    return groups
