@@ -59,3 +59,33 @@ def test_saved_strings_load_back_as_the_same_strings(tmp_path, monkeypatch, fast
     path.write_text(yaml_text({f"k{i}": text for i, text in enumerate(STRINGS)}))
     loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     assert loaded == {f"k{i}": text for i, text in enumerate(STRINGS)}
+
+
+def test_the_mode_probe_is_skipped_only_inside_the_block():
+    """Before a multirun, Hydra composes the whole config only to read hydra.mode; with -m nnexp
+    answers "unset" without composing (the private method is read here, not patched)."""
+    if not compat.KNOWN_HYDRA:
+        pytest.skip("a Hydra release nnexp was not written against: Hydra probes as usual")
+    from hydra._internal.hydra import Hydra
+
+    probe = Hydra.get_mode
+    with compat.skip_mode_probe():
+        assert Hydra.get_mode(object(), config_name="train", overrides=["data=iris"]) is None
+    assert Hydra.get_mode is probe
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "public fallback"])
+def test_set_hydra_config_resolves_the_jobs_own_node(monkeypatch, fast):
+    """${hydra:...} in a job's config resolves to that job after set_hydra_config, on the fast
+    path and on the public one."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    if not fast:
+        monkeypatch.setattr(compat, "KNOWN_HYDRA", False)  # as on a Hydra nnexp does not know
+    GlobalHydra.instance().clear()
+    with initialize_config_module("nnexp.configs", version_base="1.3"):
+        config = compose("train", overrides=["data=iris", "hydra.job.num=7", "+probe=${hydra:job.num}"], return_hydra_config=True)
+    compat.set_hydra_config(config)
+    assert HydraConfig.get().job.num == 7 and config.probe == 7
