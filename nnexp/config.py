@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 from omegaconf import DictConfig, OmegaConf
@@ -26,13 +27,34 @@ def _check_non_negative(cfg: DictConfig, key: str, meaning: str) -> None:
         raise ConfigError(key, value, f"a number >= 0 ({meaning})")
 
 
+def non_finite_setting(settings, prefix: str = "") -> tuple[str, float] | None:
+    """The first setting (a dotted key and its value) that is NaN or infinite, if any."""
+    items = settings.items() if isinstance(settings, dict) else enumerate(settings) if isinstance(settings, list) else ()
+    for key, value in items:
+        path = f"{prefix}.{key}" if prefix and isinstance(key, str) else f"{prefix}[{key}]" if prefix else str(key)
+        if isinstance(value, float) and not math.isfinite(value):
+            return path, value
+        found = non_finite_setting(value, path)
+        if found:
+            return found
+    return None
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first key whose value is not allowed."""
     if cfg.get("mode", "train") not in MODES:
         raise ConfigError("mode", cfg.mode, f"one of {', '.join(MODES)}")
+    from nnexp.store import resolved_settings
+
+    found = non_finite_setting(resolved_settings(cfg))
+    if found:  # NaN passes every comparison, and inf overflows silently: neither is a setting
+        raise ConfigError(found[0], found[1], "a finite number")
     _check_non_negative(cfg, "regularization.alpha", "the L2 penalty; 0 turns it off")
     _check_non_negative(cfg, "regularization.l1", "the L1 penalty; 0 turns it off")
     _check_non_negative(cfg, "optim.momentum", "0 for plain SGD, e.g. 0.9")
+    momentum = _get(cfg, "optim.momentum")
+    if _is_number(momentum) and momentum > 1:
+        raise ConfigError("optim.momentum", momentum, "a momentum in [0, 1], e.g. 0.9 (scikit-learn's range)")
 
     lr = _get(cfg, "optim.lr")
     if lr is not None and (not _is_number(lr) or lr <= 0):
@@ -49,7 +71,7 @@ def check_config(cfg: DictConfig) -> None:
             )
     activation = _get(cfg, "model.activation")
     if activation is not None:
-        from nnexp.models.mlp import ACTIVATIONS
+        from nnexp.models.activations import ACTIVATIONS
 
         if activation not in ACTIVATIONS:
             raise ConfigError("model.activation", activation, f"one of {', '.join(ACTIVATIONS)}")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from nnexp.models.mlp import ACTIVATIONS
+from nnexp.models.activations import ACTIVATIONS
 
 aten = torch.ops.aten
 

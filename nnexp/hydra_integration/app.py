@@ -17,25 +17,36 @@ def train_task(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from nnexp.config import check_config
     from nnexp.errors import NnexpError
-    from nnexp.process import set_up_process
+    from nnexp.factory import instantiate
 
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:
         from nnexp.hydra_integration.sweep_job import sweep_job
+        from nnexp.process import set_up_process
 
         set_up_process()
         return sweep_job(cfg, hydra_cfg)
-    from nnexp.runner import run
-
-    set_up_process()
     try:
+        check_config(cfg)  # before torch and Lightning are imported (seconds): a typo costs no start-up
+        instantiate(cfg.stopping)  # checks its own values, and imports nothing heavy
+        from nnexp.process import set_up_process
+        from nnexp.runner import run
+
+        set_up_process()
         objective = run(cfg, plots_in_background=True)
     except NnexpError as error:
         if os.environ.get("NNEXP_TRACEBACK"):
             raise
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(error.exit_code) from None
+    except OSError as error:  # a read-only or full disk: nothing is half-written (files are replaced whole)
+        if os.environ.get("NNEXP_TRACEBACK") or error.filename is None:
+            raise
+        print(f"error: {error.strerror}: {error.filename}; make the folder writable, free space, or write "
+              "elsewhere (hydra.run.dir=...)", file=sys.stderr)
+        raise SystemExit(1) from None
     if cfg.mode == "train" and math.isnan(objective):
         raise SystemExit(1)  # diverged: metrics.json holds status "diverged"
     return objective

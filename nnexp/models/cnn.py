@@ -8,7 +8,8 @@ from typing import Sequence
 from torch import nn
 
 from nnexp.errors import ConfigError
-from nnexp.models.mlp import ACTIVATIONS, dense_layers, glorot_init, make_activation
+from nnexp.models.activations import ACTIVATIONS
+from nnexp.models.mlp import dense_layers, glorot_init, make_activation
 
 BLOCK_KEYS = {"filters", "kernel", "stride", "padding", "activation", "batch_norm", "pool"}
 

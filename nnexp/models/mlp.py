@@ -9,21 +9,12 @@ import numpy as np
 import torch
 from torch import nn
 
-ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "logistic": nn.Sigmoid,
-    "identity": nn.Identity,
-    "gelu": nn.GELU,
-    "elu": nn.ELU,
-    "leaky_relu": nn.LeakyReLU,
-    "silu": nn.SiLU,
-}
+from nnexp.models.activations import ACTIVATIONS
 
 
 def make_activation(name: str) -> nn.Module:
     """The activation layer called ``name`` (relu, tanh, logistic, identity, gelu, elu, leaky_relu, silu)."""
-    return ACTIVATIONS[name]()
+    return getattr(nn, ACTIVATIONS[name])()
 
 
 BIAS_INITS = ("glorot", "zeros")

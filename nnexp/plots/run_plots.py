@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from nnexp.artifacts import Run
-from nnexp.models.mlp import ACTIVATIONS
+from nnexp.models.activations import ACTIVATIONS
 from nnexp.plots import pyplot, save_figure
 
 DPI = 100
