@@ -12,6 +12,7 @@ from pathlib import Path
 
 from nnexp.compat import skip_mode_probe, use_libyaml_for_omegaconf
 from nnexp.hydra_integration.app import CONFIG_PACKAGE, hydra_app, register_plugins
+from nnexp.sweeps.grid import SWEEP_RECORD
 USER_CONFIG_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "hydra.searchpath")
 PLUGINS = {  # group options that need a Hydra plugin: (module, pip requirement)
     ("launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
@@ -74,19 +75,45 @@ def plugin_installed(module: str) -> bool:
         return False
 
 
+def refuse(message: str) -> None:
+    """A user's mistake: one line on stderr, exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def resume_argv(argv: list[str]) -> list[str]:
-    """Turn ``resume=DIR`` into the sweep command recorded in DIR, relaunched into DIR itself."""
+    """Turn ``resume=DIR`` into the sweep command recorded in DIR, relaunched into DIR itself,
+    with the launcher settings it was launched with. Overrides that only change how the jobs are
+    launched or shown may be added; one that would change what a job computes is refused (the
+    sweep's finished jobs would be retrained into their own dirs)."""
     rest = [arg for arg in argv if not arg.startswith("resume=")]
     if len(rest) == len(argv):
         return argv
+    import shlex
+
     import yaml
 
     sweep_dir = Path(next(arg for arg in argv if arg.startswith("resume=")).split("=", 1)[1])
     recorded = sweep_dir / "multirun.yaml"
     if not recorded.is_file():
-        raise SystemExit(f"error: resume={sweep_dir}: no multirun.yaml there; give the root dir of an earlier sweep")
-    overrides = yaml.safe_load(recorded.read_text())["hydra"]["overrides"]["task"]
-    return ["-m", *overrides, f"hydra.sweep.dir={sweep_dir}", *[arg for arg in rest if arg not in ("-m", "--multirun")]]
+        refuse(f"resume={sweep_dir}: no multirun.yaml there; give the root dir of an earlier sweep")
+    overrides = yaml.safe_load(recorded.read_text())["hydra"]["overrides"]
+    task = list(overrides.get("task") or [])
+    launch = [o for o in overrides.get("hydra") or [] if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
+    added = [arg for arg in rest if arg not in ("-m", "--multirun")]
+    changing = [arg for arg in added if not arg.startswith("-") and not launch_only(arg)]
+    if changing:
+        refuse(f"resume={sweep_dir} finishes the sweep recorded there; {' '.join(changing)} would change what its "
+               "jobs compute. Start a new sweep instead: nnexp " + shlex.join(["-m", *task, *changing]))
+    return ["-m", *task, *launch, f"hydra.sweep.dir={sweep_dir}", *added]
+
+
+def launch_only(override: str) -> bool:
+    """Whether an override changes only how jobs are launched, shown or stored, not their results."""
+    from nnexp.store import VOLATILE_KEYS
+
+    key = override.split("=", 1)[0].lstrip("+~")
+    return key.split(".")[0].split("/")[0] in (*VOLATILE_KEYS, "launcher")
 
 
 def sklearn_names(argv: list[str]) -> list[str]:
@@ -145,9 +172,28 @@ def main() -> None:
     try:
         with skip_mode_probe() if multirun else contextlib.nullcontext():
             hydra_app()()
+    except KeyboardInterrupt as error:
+        interrupted(getattr(error, "sweep_dir", None))
     finally:
         # Skip the full garbage collection of every loaded module at interpreter exit (~0.7 s).
         gc.freeze()
+
+
+def interrupted(sweep_dir: Path | None) -> None:
+    """Ctrl-C: say what was kept and the command that goes on; exit 130 (128 + SIGINT), as shells do."""
+    message = "interrupted"
+    if sweep_dir is not None:
+        from nnexp.metrics import read_record
+
+        kept = 0
+        for path in Path(sweep_dir).glob("*/metrics.json"):
+            try:
+                kept += read_record(path).finished
+            except (OSError, ValueError):
+                pass
+        message += f": {kept} finished jobs kept in {sweep_dir}; go on with: nnexp resume={sweep_dir}"
+    print(message, file=sys.stderr)
+    raise SystemExit(130)
 
 
 def params_main() -> None:
@@ -187,15 +233,16 @@ def summary_main() -> None:
     parser = argparse.ArgumentParser(prog="nnexp-summary", description=summary_main.__doc__)
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--refit", action="store_true", help="retrain the best config and report its test score")
+    parser.add_argument("--refit-incomplete", action="store_true", help="refit even when some jobs have not finished")
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args()
-    if not args.sweep_dir.is_dir():
-        print(f"error: {args.sweep_dir} is not a directory; give the root dir of a sweep", file=sys.stderr)
-        raise SystemExit(2)
+    if not (args.sweep_dir / SWEEP_RECORD).is_file():
+        refuse(f"{args.sweep_dir} is not a sweep dir (it has no {SWEEP_RECORD}); give the root dir of a sweep, "
+               "e.g. multirun/<date>/<time>")
     from nnexp.sweeps.summary import summarise
 
     use_libyaml_for_omegaconf()
-    summarise(args.sweep_dir, refit=args.refit, plots=not args.no_plots)
+    summarise(args.sweep_dir, refit=args.refit, plots=not args.no_plots, refit_incomplete=args.refit_incomplete)
     gc.freeze()
 
 

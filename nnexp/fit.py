@@ -141,7 +141,7 @@ def fit_and_score(
     task = Task(bundle.task, bundle.n_outputs)
     module = NetModule(
         net.module, task, data, net.optimizer_factory, factories.schedule, penalty, net.batch_size, cfg.seed,
-        compile_forward=bool(cfg.get("compile", False)),
+        compile_forward=bool(cfg.get("compile", False)), divergence_factor=stopping.divergence_factor,
     )
     callbacks = stopping.callbacks() + [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     progress = progress_factory() if progress_factory else None
@@ -155,7 +155,12 @@ def fit_and_score(
     trainer = build_trainer(cfg, factories, callbacks, loggers or [], precision)
 
     started = time.perf_counter()
-    trainer.fit(module)
+    try:
+        trainer.fit(module)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1); nnexp reports it as Ctrl-C
+            raise KeyboardInterrupt from None
+        raise
     fit_seconds = time.perf_counter() - started
     module.take_handoff(trainer.callback_metrics)
 

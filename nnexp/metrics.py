@@ -77,6 +77,7 @@ class RunRecord:
     task: str | None = None
     score_name: str | None = None
     seed: int | None = None
+    data_fingerprint: str | None = None  # DataBundle.fingerprint of what it trained on
     error: str | None = None
 
     @property
@@ -107,11 +108,11 @@ class RunRecord:
             raise ValueError(f"not a metrics record: {error}") from None
 
 
-def trained_record(fit: FitMetrics, key: str, data: str, task: str, seed: int) -> RunRecord:
+def trained_record(fit: FitMetrics, key: str, data: str, task: str, seed: int, fingerprint: str | None = None) -> RunRecord:
     """The record of a job whose fit finished (ok or diverged)."""
     value = objective(fit)
     return RunRecord(key, fit.status, None if math.isnan(value) else value, fit, data, task,
-                     "r2" if task == "regression" else "accuracy", seed)
+                     "r2" if task == "regression" else "accuracy", seed, fingerprint)
 
 
 def write_record(path: Path, record: RunRecord) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from nnexp.config import check_config, resolve_batch_size
+from nnexp.cross_validation import check_folds
 from nnexp.data.bundle import DataBundle, fit_validation_fraction
 from nnexp.data.loading import load_data
 from nnexp.data.splits import FitData, make_fit_data
@@ -70,7 +71,10 @@ def prepare(cfg: DictConfig, key: str | None = None) -> Plan:
     """Check the config, load its data, make its run dir and save the composed config there.
     ``key``: the job's identity when the caller computed it already."""
     check_config(cfg)
+    bundle = load_data(cfg.data)
+    if int(cfg.cv) > 1:
+        check_folds(bundle, int(cfg.cv))
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(output_dir / CONFIG_FILE, config_yaml(cfg))
-    return Plan(cfg, key or job_key(cfg), load_data(cfg.data), output_dir)
+    return Plan(cfg, key or job_key(cfg), bundle, output_dir)

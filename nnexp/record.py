@@ -16,7 +16,7 @@ def record(plan: Plan, result: FitResult, console=None) -> RunRecord:
     """Write the run dir's layer table, history, model and (last, marking it finished)
     metrics.json; print the results when ``console`` is given and not quiet."""
     bundle, cfg = plan.bundle, plan.cfg
-    run = trained_record(result.metrics, plan.key, bundle.name, bundle.task, cfg.seed)
+    run = trained_record(result.metrics, plan.key, bundle.name, bundle.task, cfg.seed, bundle.fingerprint)
     write_text_atomic(plan.output_dir / MODEL_SUMMARY_FILE, show.layer_text(result.metrics.layers, result.metrics.params))
     write_history(plan.output_dir / HISTORY_FILE, result.history)
     save_model(plan.output_dir, result.network, cfg, bundle, result.data)

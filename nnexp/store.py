@@ -23,12 +23,14 @@ from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, c
 # Keys that do not change what a job computes: where it writes, how it prints, how it is launched.
 VOLATILE_KEYS = ("paths", "quiet", "plots", "task_name", "logger", "refit", "resume", "threads", "fresh", "hydra")
 RESULT_FILES = (CONFIG_FILE, HISTORY_FILE, MODEL_FILE, METRICS_FILE)  # metrics last: it marks the job finished
+MANIFEST_FILE = "manifest.json"  # in a store entry: each result file's size and SHA-256
 REUSED_FILE = ".reused"  # in a job dir whose result was restored from the store: the entry's path
 
 # Part of every job's identity. Raise it when the same config stops computing the same result,
 # so that no store entry from before is reused: 2 = scikit-learn's solver semantics (velocity SGD,
-# Adam's epsilon, L-BFGS-B, the stopping count, Glorot biases) and the lecture's MNIST permutation.
-RESULTS_VERSION = 2
+# Adam's epsilon, L-BFGS-B, the stopping count, Glorot biases) and the lecture's MNIST permutation;
+# 3 = the data's fingerprint is part of the identity.
+RESULTS_VERSION = 3
 
 
 def resolved_settings(cfg: DictConfig) -> dict:
@@ -47,10 +49,22 @@ def settings_hash(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def data_fingerprint(cfg: DictConfig) -> str:
+    """The fingerprint of the data a job trains on (``DataBundle.fingerprint``)."""
+    from nnexp.data.loading import load_data
+
+    try:
+        return load_data(cfg.data).fingerprint
+    except Exception:  # the job itself reports why its data cannot load; failed jobs are never stored
+        return "unloadable"
+
+
 def job_key(cfg: DictConfig) -> str:
-    """A job's identity: a hash of its resolved config without the volatile keys, and of the
-    version of what nnexp computes from a config (``RESULTS_VERSION``)."""
-    return settings_hash({"results_version": RESULTS_VERSION, **resolved_settings(cfg)})
+    """A job's identity: a hash of its resolved config without the volatile keys, of the data it
+    trains on (``data_fingerprint``), and of the version of what nnexp computes from a config
+    (``RESULTS_VERSION``)."""
+    # (Not under "data": that is the data config's own key in the settings.)
+    return settings_hash({**resolved_settings(cfg), "results_version": RESULTS_VERSION, "data_fingerprint": data_fingerprint(cfg)})
 
 
 def finished_record(run_dir: Path, key: str) -> RunRecord | None:
@@ -65,24 +79,58 @@ def finished_record(run_dir: Path, key: str) -> RunRecord | None:
     return record if record.job_key == key and record.finished else None
 
 
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class JobStore:
-    """Finished jobs by key: ``<root>/<key>/`` holds the job's result files."""
+    """Finished jobs by key: ``<root>/<key>/`` holds the job's result files and their manifest."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
 
     def lookup(self, key: str) -> Path | None:
+        """The entry of a finished job with this key, if there is one and it is whole."""
         entry = self.root / key
-        return entry if finished_record(entry, key) else None
+        return entry if entry.is_dir() and self.damage(key) is None else None
+
+    def damage(self, key: str) -> str | None:
+        """What is wrong with the entry of ``key``, if there is one and it is not whole: its
+        manifest's files are checked by size and SHA-256, and its metrics must be a finished job's."""
+        entry = self.root / key
+        if not entry.is_dir():
+            return None
+        try:
+            manifest = json.loads((entry / MANIFEST_FILE).read_text())
+        except (OSError, ValueError):
+            return f"no readable {MANIFEST_FILE}"
+        for name, expected in manifest.items():
+            path = entry / name
+            if not path.is_file():
+                return f"{name} is missing"
+            if path.stat().st_size != expected["size"] or file_digest(path) != expected["sha256"]:
+                return f"{name} is not the file that was stored"
+        if not finished_record(entry, key):
+            return f"{METRICS_FILE} is not a finished job's"
+        return None
 
     def commit(self, key: str, run_dir: Path, replace: bool = False) -> None:
-        """Copy the result files into the store; the directory rename is the commit point.
-        ``replace``: a fresh result takes the place of a stored one (moved aside first, then removed)."""
+        """Copy the result files and their manifest into the store; the directory rename is the
+        commit point. ``replace``: this result takes the place of a stored one (a fresh run's, or
+        a damaged entry's), which is moved aside first and then removed."""
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}."))
+        manifest = {}
         for name in RESULT_FILES:
             if (Path(run_dir) / name).is_file():
                 shutil.copy2(Path(run_dir) / name, staging / name)
+                manifest[name] = {"size": (staging / name).stat().st_size, "sha256": file_digest(staging / name)}
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
         old = None
         if replace and (self.root / key).is_dir():
             old = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}.old."))

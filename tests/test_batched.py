@@ -183,8 +183,9 @@ def test_a_batched_sweep_killed_mid_way_keeps_the_jobs_of_finished_stacks(sweep,
         return real_train_stack(*args, **kwargs)
 
     monkeypatch.setattr(launch, "train_stack", killed_on_the_second_stack)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit) as exit:  # Ctrl-C: exit 130, with the command that goes on
         sweep("killed", *grid)
+    assert exit.value.code == 130 and "2 finished jobs kept in killed; go on with: nnexp resume=killed" in capsys.readouterr().err
     assert len(list((Path("killed_store")).glob("*/metrics.json"))) == 2  # the first stack's two jobs
     monkeypatch.setattr(launch, "train_stack", real_train_stack)
     capsys.readouterr()

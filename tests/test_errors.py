@@ -40,11 +40,21 @@ def test_unknown_group_option_names_group_and_options():
         ("data.task=clustering", r"data.task='clustering' is not allowed"),
         ("stopping.monitor=val_loss", r"stopping.validation_fraction=0.0 is not allowed: > 0 when stopping.monitor=val_loss"),
         ("mode=fit", r"mode='fit' is not allowed"),
+        ("regularization.alpha=nan", r"regularization.alpha=nan is not allowed: a finite number"),
+        ("regularization.l1=nan", r"regularization.l1=nan is not allowed: a finite number"),
+        ("regularization.alpha=inf", r"regularization.alpha=inf is not allowed: a finite number"),
+        ("optim=sgd optim.momentum=nan", r"optim.momentum=nan is not allowed: a finite number"),
+        ("optim.lr=inf", r"optim.lr=inf is not allowed: a finite number"),
+        ("optim=sgd optim.momentum=1.5", r"optim.momentum=1.5 is not allowed: a momentum in \[0, 1\]"),
+        ("stopping.divergence_factor=0.5", r"stopping.divergence_factor=0.5 is not allowed: a factor > 1"),
+        ("cv=50", r"cv=50 is not allowed: at most 37 folds: the smallest class has 37 training rows"),
+        ("stopping=early_stopping stopping.validation_fraction=0.001",
+         r"validation_fraction=0.001 is not allowed: a fraction that holds out at least 3 of the 112 training rows"),
     ],
 )
 def test_bad_values_are_config_errors(override, match, run_nnexp):
     with pytest.raises(ConfigError, match=match) as error:
-        run_nnexp(override)
+        run_nnexp("data=iris", *override.split())
     assert "\n" not in str(error.value)
 
 

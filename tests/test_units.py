@@ -98,7 +98,7 @@ def test_summarise_jobs_groups_seeds_and_ranks_like_gridsearchcv():
 def test_the_grid_varies_the_first_key_slowest():
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from nnexp.hydra_integration.sweeper import grid
+    from nnexp.sweeps.grid import grid
 
     overrides = OverridesParser.create().parse_overrides(["a=1,2", "b=x", "c=range(0,2)", "a=3,4"])
     assert grid(overrides) == [["a=3", "b=x", "c=0"], ["a=3", "b=x", "c=1"], ["a=4", "b=x", "c=0"], ["a=4", "b=x", "c=1"]]

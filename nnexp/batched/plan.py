@@ -88,6 +88,7 @@ def stack_spec(cfg: DictConfig, bundle: DataBundle, batch_size: int) -> StackSpe
         eps=float(cfg.optim.get("eps", 1e-8)),
         nesterov=bool(cfg.optim.get("nesterov", False)),
         fused=bool(cfg.optim.get("fused", False)),
+        divergence_factor=float(stopping.divergence_factor),
     )
 
 

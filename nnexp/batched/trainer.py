@@ -22,7 +22,7 @@ from nnexp.batched.stacked_mlp import StackedMLP
 from nnexp.batched.streams import BatchOrders, DropoutMasks
 from nnexp.data.splits import FitData
 from nnexp.models.task import Task, target_total_variance
-from nnexp.training.stopping import NoImprovementCount, stop_reason
+from nnexp.training.stopping import DIVERGENCE_FACTOR, NoImprovementCount, diverged, stop_reason
 
 
 # Rows gathered at once per stack (fp32: 4 MB): a whole epoch for tabular data, one step for
@@ -64,6 +64,7 @@ class StackSpec:
     eps: float = 1e-8
     nesterov: bool = False
     fused: bool = False  # Adam: torch's fused kernel, as the sequential run's optimiser uses it
+    divergence_factor: float = DIVERGENCE_FACTOR  # see nnexp.training.stopping.diverged
 
 
 @dataclass
@@ -235,6 +236,7 @@ class StopRules:
                          if spec.rule == "sklearn" else None)
         self.best = [math.inf] * members
         self.wait = [0] * members
+        self.first_loss: list[float | None] = [None] * members
         self.best_values = [math.inf] * members  # for restore_best: strictly better epochs
 
     def shifted(self, values: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -244,7 +246,9 @@ class StopRules:
 
     def update(self, member: int, loss: float, current: float, shifted: float | None) -> str | None:
         """Member's stop reason after this epoch, or None to go on; ``current`` is its monitored value."""
-        if not math.isfinite(loss):
+        if self.first_loss[member] is None:
+            self.first_loss[member] = loss
+        if diverged(loss, self.first_loss[member], self.spec.divergence_factor):
             return "diverged"
         if self.spec.monitor is None:
             return None

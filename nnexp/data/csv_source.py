@@ -13,9 +13,11 @@ from nnexp.errors import ConfigError, DataError
 class CsvSource(ArraySource):
     """Read ``path`` with pandas; ``target`` names the label column, ``drop`` lists columns to ignore."""
 
-    def __init__(self, path: str | None, target: str | None, delimiter: str = ",", drop=(), **split_options):
+    def __init__(self, path: str | None, target: str | None, delimiter: str = ",", drop=(), encoding: str = "utf-8",
+                 **split_options):
         super().__init__(**split_options)
         self.path, self.target, self.delimiter, self.drop = path, target, delimiter, list(drop or [])
+        self.encoding = encoding
 
     def cache_token(self) -> tuple:
         path = Path(self.path or "").expanduser()
@@ -31,10 +33,17 @@ class CsvSource(ArraySource):
             raise DataError(f"data.path={self.path!r}: no such file; give the path of an existing CSV file")
         import pandas as pd
 
+        self._check_header(path)
         try:
-            frame = pd.read_csv(path, sep=self.delimiter)
-        except (ValueError, UnicodeDecodeError) as error:  # pandas' ParserError is a ValueError
+            frame = pd.read_csv(path, sep=self.delimiter, encoding=self.encoding)
+        except UnicodeDecodeError as error:
+            raise self._encoding_error(error) from None
+        except LookupError:
+            raise ConfigError("data.encoding", self.encoding, "an encoding Python knows, e.g. utf-8 or latin-1") from None
+        except ValueError as error:  # pandas' ParserError is a ValueError
             raise DataError(f"data.path={self.path!r}: cannot parse as CSV ({error}); check data.delimiter") from None
+        if frame.empty:
+            raise DataError(f"data.path={self.path!r}: a header and no rows; the file needs data rows")
         if self.target not in frame.columns:
             shown = ", ".join(map(str, frame.columns[:10]))
             raise DataError(
@@ -58,3 +67,29 @@ class CsvSource(ArraySource):
             raise DataError(f"data.target={self.target!r}: {int(y.isna().sum())} rows have no label; drop them")
         labels = y.to_numpy() if pd.api.types.is_numeric_dtype(y) else y.astype(str).to_numpy(dtype=object)
         return features.to_numpy(dtype=np.float64), labels, [str(c) for c in features.columns], self.target
+
+    def _check_header(self, path: Path) -> None:
+        """Duplicate column names are an error: pandas would rename the second ``label`` to
+        ``label.1`` and train on it as a feature."""
+        import csv
+        from collections import Counter
+
+        try:
+            with open(path, newline="", encoding=self.encoding) as handle:
+                header = next(csv.reader(handle, delimiter=self.delimiter), [])
+        except UnicodeDecodeError as error:
+            raise self._encoding_error(error) from None
+        except LookupError:
+            raise ConfigError("data.encoding", self.encoding, "an encoding Python knows, e.g. utf-8 or latin-1") from None
+        except (TypeError, csv.Error):  # a delimiter csv cannot use: pandas says why below
+            return
+        duplicates = [name for name, count in Counter(name.strip() for name in header).items() if count > 1]
+        if duplicates:
+            raise DataError(f"data.path={self.path!r}: column name(s) {', '.join(map(repr, duplicates))} appear more than once "
+                            "in the header; give every column its own name")
+
+    def _encoding_error(self, error: UnicodeDecodeError) -> DataError:
+        return DataError(
+            f"data.path={self.path!r} is not {self.encoding} text (byte 0x{error.object[error.start]:02x} at position "
+            f"{error.start}); set its encoding, e.g. data.encoding=latin-1"
+        )

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -116,8 +117,12 @@ def load_array(path: Path, dataset: str, cache: Path) -> np.ndarray:
     stat = path.stat()
     stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     cached, meta = cache / f"{path.name}.npy", cache / f"{path.name}.json"
-    if cached.is_file() and meta.is_file() and json.loads(meta.read_text()) == stamp:
-        return np.load(cached)
+    if cached.is_file() and meta.is_file():
+        try:
+            if json.loads(meta.read_text()) == stamp:
+                return np.load(cached)
+        except (OSError, ValueError, EOFError):  # a truncated or corrupt cache file: rebuilt below
+            print(f"note: the cached copy of {path.name} in {cache} was unreadable; rebuilt it from {path}", file=sys.stderr)
     expected = KNOWN_MD5.get(dataset, {}).get(path.name)
     if expected and md5_of(path) != expected:
         raise DataError(
@@ -164,6 +169,20 @@ def load_idx_dataset(root: Path, dataset: str) -> dict[str, np.ndarray]:
     cache = cache_dir_for(folder)
     arrays = {key: load_array(path, dataset, cache) for key, path in paths.items()}
     for split in ("train", "test"):
-        if len(arrays[f"{split}_images"]) != len(arrays[f"{split}_labels"]):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.ndim != 3 or labels.ndim != 1:
+            raise DataError(
+                f"data={dataset}: {paths[f'{split}_images'].name} holds shape {images.shape} and "
+                f"{paths[f'{split}_labels'].name} shape {labels.shape}; images are (N, rows, columns) and labels (N,): "
+                "the files are swapped, or not this dataset's"
+            )
+        if len(images) != len(labels):
             raise DataError(f"data={dataset}: {split} images and labels differ in count; the files do not belong together")
+    if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
+        raise DataError(f"data={dataset}: training images are {arrays['train_images'].shape[1:]} pixels and test images "
+                        f"{arrays['test_images'].shape[1:]}; the files do not belong together")
+    unseen = np.setdiff1d(arrays["test_labels"], arrays["train_labels"])
+    if unseen.size:
+        raise DataError(f"data={dataset}: test labels {unseen[:5].tolist()} never occur in the training labels; "
+                        "the files do not belong together")
     return arrays

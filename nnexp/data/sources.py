@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 
 from nnexp.data.bundle import DataBundle, check_finite, check_validation_fraction, encode_targets, infer_task
-from nnexp.errors import ConfigError
+from nnexp.errors import ConfigError, DataError
 
 
 class ArraySource:
@@ -45,13 +45,17 @@ class ArraySource:
         check_finite(X, y, feature_names, f"data={self.name}")
         task = infer_task(y, self.task)
         y, classes = encode_targets(y, task)
-        X_train, X_test, y_train, y_test = train_test_split(
-            np.asarray(X, dtype=np.float64),
-            y,
-            test_size=self.test_size,
-            random_state=self.split_seed,
-            stratify=y if task != "regression" else None,
-        )
+        try:
+            X_train, X_test, y_train, y_test = train_test_split(
+                np.asarray(X, dtype=np.float64),
+                y,
+                test_size=self.test_size,
+                random_state=self.split_seed,
+                stratify=y if task != "regression" else None,
+            )
+        except ValueError as error:  # too few rows (per class) for a test split
+            raise DataError(f"data={self.name}: {len(y)} rows cannot be split into training and test rows with "
+                            f"data.test_size={self.test_size:g} ({error}); add rows, or change data.test_size") from None
         return DataBundle(
             name=self.name,
             X_train=X_train,

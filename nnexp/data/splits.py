@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from nnexp.data.bundle import DataBundle
+from nnexp.errors import ConfigError
 
 
 @dataclass
@@ -112,9 +113,15 @@ def make_fit_data(
 
     if validation_fraction > 0:
         stratify = y_fit if bundle.is_classification else None
-        X_fit, X_val, y_fit, y_val = train_test_split(
-            X_fit, y_fit, test_size=validation_fraction, random_state=seed, stratify=stratify
-        )
+        try:
+            X_fit, X_val, y_fit, y_val = train_test_split(
+                X_fit, y_fit, test_size=validation_fraction, random_state=seed, stratify=stratify
+            )
+        except ValueError:  # too few rows for a (stratified) validation split
+            rows = max(len(bundle.classes), 2)
+            raise ConfigError("validation_fraction", validation_fraction,
+                              f"a fraction that holds out at least {rows} of the {len(y_fit)} training rows "
+                              f"(stopping.validation_fraction or data.validation_fraction), e.g. 0.1") from None
 
     def split(X, y) -> TensorSplit | None:
         if X is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,23 +14,17 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
 from nnexp.hydra_integration.launcher import InProcessLauncher
+from nnexp.sweeps.grid import SWEEP_RECORD, grid
 
 log = logging.getLogger(__name__)
 
 
-def grid(overrides: Sequence) -> list[list[str]]:
-    """Every job's overrides: the cartesian product of the swept values, the first key varying
-    slowest, as Hydra's basic sweeper orders them. A key given twice takes its last value."""
-    choices: dict[str, list[str]] = {}
-    for override in overrides:
-        key = override.get_key_element()
-        if not override.is_sweep_override():
-            choices[key] = [f"{key}={override.get_value_element_as_str()}"]
-        elif override.is_discrete_sweep():
-            choices[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
-        else:
-            raise HydraException(f"{override.input_line}: a grid sweep takes a list or range of values, not an interval")
-    return [list(job) for job in itertools.product(*choices.values())]
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep, with the sweep's dir (the CLI says what was kept there)."""
+
+    def __init__(self, sweep_dir: Path):
+        super().__init__(str(sweep_dir))
+        self.sweep_dir = sweep_dir
 
 
 class GridSweeper(Sweeper):
@@ -66,16 +59,19 @@ class GridSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # what resume=DIR relaunches
+        OmegaConf.save(self.config, sweep_dir / SWEEP_RECORD)  # what resume=DIR relaunches, and the summary's grid
         returns: list[Sequence[JobReturn]] = []
         first = 0
-        for batch in self.batches(arguments):
-            self.validate_batch_is_legal(batch)
-            results = self.launcher.launch(batch, initial_job_idx=first)
-            for result in results:
-                _ = result.return_value  # raises a failed job's error, as Hydra's sweepers do
-            first += len(batch)
-            returns.append(results)
+        try:
+            for batch in self.batches(arguments):
+                self.validate_batch_is_legal(batch)
+                results = self.launcher.launch(batch, initial_job_idx=first)
+                for result in results:
+                    _ = result.return_value  # raises a failed job's error, as Hydra's sweepers do
+                first += len(batch)
+                returns.append(results)
+        except KeyboardInterrupt:
+            raise SweepInterrupted(sweep_dir) from None
         return returns
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:

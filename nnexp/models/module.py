@@ -26,6 +26,7 @@ from nnexp.training.epochs import lbfgs_fit, minibatch_epoch, torch_lbfgs_epoch
 from nnexp.training.lbfgs import LBFGS
 from nnexp.training.penalty import WeightPenalty, penalized_weights
 from nnexp.training.schedules import make_scheduler, step_scheduler
+from nnexp.training.stopping import DIVERGENCE_FACTOR, diverged
 
 EVAL_CHUNK_ROWS = 8192  # tabular rows per evaluation forward pass; images use IMAGE_CHUNK_ROWS
 IMAGE_CHUNK_ROWS = 1024
@@ -46,6 +47,7 @@ class NetModule(pl.LightningModule):
         batch_size: int = 200,
         seed: int = 0,
         compile_forward: bool = False,
+        divergence_factor: float = DIVERGENCE_FACTOR,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -53,6 +55,7 @@ class NetModule(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer_factory, scheduler_factory
         self.penalty = penalty or WeightPenalty(alpha=0.0)
         self.batch_size, self.seed, self.compile_forward = int(batch_size), seed, compile_forward
+        self.divergence_factor = float(divergence_factor)
         self.history: list[dict[str, float]] = []
         self.diverged_epoch: int | None = None
         self.converged = False
@@ -127,7 +130,7 @@ class NetModule(pl.LightningModule):
             )
         metrics = self._epoch_metrics(result.loss, result.score_sum, optimizer.param_groups[0].get("lr", float("nan")))
         self._publish(metrics)
-        if not math.isfinite(metrics["train_loss"]):
+        if diverged(metrics["train_loss"], self.history[0]["train_loss"], self.divergence_factor):
             self.diverged_epoch = self.current_epoch + 1
             self.trainer.should_stop = True
             return None
@@ -160,7 +163,8 @@ class NetModule(pl.LightningModule):
 
         outcome = lbfgs_fit(self._model, self.task, optimizer, train.X, train.y, self.penalty, self._weights, on_iteration)
         self.lbfgs_counts = {"iterations": outcome.iterations, "function_evaluations": outcome.evaluations}
-        if not math.isfinite(outcome.loss):
+        first = self.history[0]["train_loss"] if self.history else None
+        if diverged(outcome.loss, first, self.divergence_factor):
             self.diverged_epoch = max(outcome.iterations, 1)
         else:
             self.stop_reason = outcome.reason

@@ -11,6 +11,7 @@ from nnexp.models.cnn import is_convolutional
 from nnexp.plots import run_plots
 from nnexp.plots.background import wait_for_drawing
 from nnexp.results import METRICS_FILE
+from nnexp.sweeps.grid import SWEEP_RECORD
 
 
 def draw(directory: Path, kind: str = "all", image: int = 0) -> list[Path]:
@@ -21,7 +22,7 @@ def draw(directory: Path, kind: str = "all", image: int = 0) -> list[Path]:
         return draw_run(Run(directory), kind, image)
     if (directory / "history.csv").is_file() and (directory / "config.yaml").is_file():
         return [draw_training_curves(directory, kind)]
-    if any(directory.glob("*/.hydra/overrides.yaml")):
+    if (directory / SWEEP_RECORD).is_file():
         from nnexp.sweeps.summary import draw_sweep_figures, read_jobs, summarise_jobs, swept_keys
 
         jobs = read_jobs(directory)
@@ -45,7 +46,7 @@ def draw(directory: Path, kind: str = "all", image: int = 0) -> list[Path]:
                 raise DataError(f"curves needs finished jobs with a history.csv; {directory} has none yet")
             return [drawn]
         return draw_sweep_figures(jobs, rows, keys, directory)
-    raise DataError(f"{directory} is neither a run dir (metrics.json) nor a sweep dir (job dirs with .hydra/)")
+    raise DataError(f"{directory} is neither a run dir ({METRICS_FILE}) nor a sweep dir ({SWEEP_RECORD})")
 
 
 def draw_training_curves(directory: Path, kind: str) -> Path:

@@ -37,11 +37,16 @@ def run_job(cfg: DictConfig, execute: Execute, say: Callable[[str], None] = prin
     run_dir = Path(cfg.paths.output_dir)
     store = JobStore(Path(cfg.paths.store_dir))
     fresh = bool(cfg.get("fresh", False))
+    replace = fresh
     finished = None if fresh else finished_record(run_dir, key)
-    if finished is None and not fresh and (entry := store.lookup(key)) is not None:
-        store.restore(entry, run_dir)
-        finished = finished_record(run_dir, key)
-        (run_dir / REUSED_FILE).write_text(f"{entry}\n")
+    if finished is None and not fresh:
+        if (entry := store.lookup(key)) is not None:
+            store.restore(entry, run_dir)
+            finished = finished_record(run_dir, key)
+            (run_dir / REUSED_FILE).write_text(f"{entry}\n")
+        elif (damage := store.damage(key)) is not None:
+            say(f"stored result damaged ({damage}): training it again, and replacing it")
+            replace = True
     if finished is None:
         (run_dir / REUSED_FILE).unlink(missing_ok=True)  # this run trains it
     else:
@@ -58,5 +63,9 @@ def run_job(cfg: DictConfig, execute: Execute, say: Callable[[str], None] = prin
         say(f"{status}: {message}")
         return float("nan")
     if read_record(run_dir / METRICS_FILE).finished:
-        store.commit(key, run_dir, replace=fresh)
+        try:
+            store.commit(key, run_dir, replace=replace)
+        except OSError as error:  # a read-only or full store: the job dir keeps the result
+            say(f"not stored ({error.strerror}: {error.filename}); its result is in {run_dir}, "
+                f"but later sweeps will train it again: make {store.root} writable or set paths.store_dir")
     return float("nan") if objective is None or math.isnan(objective) else float(objective)

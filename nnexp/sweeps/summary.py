@@ -15,6 +15,7 @@ import yaml
 from nnexp.metrics import FitMetrics, RunRecord, read_record
 from nnexp.results import HISTORY_FILE, METRICS_FILE, write_text_atomic
 from nnexp.store import REUSED_FILE
+from nnexp.sweeps.grid import recorded_grid
 
 SUMMARY_FILE = "summary.csv"
 GROUPED_KEYS = ("seed",)  # grid points that differ only in these are averaged
@@ -28,6 +29,7 @@ class Job:
     path: Path
     overrides: list[str]
     record: RunRecord | None
+    missing: bool = False  # a grid point's job that has no job dir (the sweep was stopped before it)
 
     @property
     def fit(self) -> FitMetrics | None:
@@ -40,6 +42,8 @@ class Job:
 
     @property
     def status(self) -> str:
+        if self.missing:
+            return "missing"
         return self.record.status if self.record else "unfinished"
 
     @property
@@ -63,6 +67,10 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
         except ValueError:
             record = None
         jobs.append(Job(job_dir, list(yaml.safe_load(overrides_file.read_text()) or []), record))
+    seen = {frozenset(job.overrides) for job in jobs}
+    for number, overrides in enumerate(recorded_grid(sweep_dir) or []):
+        if frozenset(overrides) not in seen:
+            jobs.append(Job(Path(sweep_dir) / str(number), overrides, None, missing=True))
     return sorted(jobs, key=lambda job: (not job.path.name.isdigit(), int(job.path.name) if job.path.name.isdigit() else job.path.name))
 
 
@@ -131,6 +139,7 @@ def summarise_jobs(jobs: list[Job]) -> tuple[list[dict], list[str]]:
                 "n_reused": sum(job.reused for job in members),
                 "status": "ok" if len(ok) == len(members) else ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())),
                 "error": next((job.record.error for job in members if job.record and job.record.error), ""),
+                "data_fingerprint": " ".join(sorted({job.record.data_fingerprint or "" for job in ok})),
                 "best_job": best_job.path.name,
                 "command": "nnexp " + " ".join(o for o in best_job.overrides if not o.lstrip("+~").startswith(LAUNCH_KEYS)),
                 "grid_index": grid_index,  # the point's place in the sweep's own order (rows are ranked)
@@ -195,14 +204,15 @@ def summary_table(rows: list[dict], keys: list[str], title: str):
 
 
 def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=None, figures: str = "foreground",
-              batched: bool = False) -> list[dict]:
+              batched: bool = False, refit_incomplete: bool = False) -> list[dict]:
     """Write summary.csv (and plots) for a sweep dir, print the table and the best command, and
     optionally refit the best config on the whole training split and report its test score.
 
     ``figures="background"`` leaves the figures and report.html to a detached process, so the
     command returns once the table is printed (matplotlib's import and drawing take ~0.3 s).
     ``batched``: train the refit with the batched trainer, as the sweep's jobs were (the default
-    when the best job's metrics say it was batched)."""
+    when the best job's metrics say it was batched). A sweep with jobs not finished (or never
+    started) is refitted only with ``refit_incomplete``: its best point may not be the grid's."""
     from nnexp.console import make_console
 
     console = console or make_console()
@@ -213,9 +223,15 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
         return []
     rows, keys = summarise_jobs(jobs)
     write_summary_csv(rows, sweep_dir / SUMMARY_FILE)
-    unfinished = sum(job.status == "unfinished" for job in jobs)
+    unfinished = sum(job.status in ("unfinished", "missing") for job in jobs)
     title = f"sweep {sweep_dir} ({len(jobs)} jobs" + (f", {unfinished} unfinished)" if unfinished else ")")
     console.print(summary_table(rows, keys, title))
+    fingerprints = sorted({job.record.data_fingerprint for job in jobs if job.record and job.record.data_fingerprint})
+    if len(fingerprints) == 1:
+        console.print(f"[dim]data fingerprint: {fingerprints[0]}")
+    elif fingerprints:
+        console.print(f"[yellow]note[/]: the jobs trained on {len(fingerprints)} versions of the data "
+                      f"(fingerprints {', '.join(fingerprints)}): a data file changed during the sweep")
     reused = sum(job.reused for job in jobs)
     if reused:
         console.print(f"[yellow]note[/]: {reused} of {len(jobs)} jobs reused results stored by an earlier sweep "
@@ -233,7 +249,11 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
         drawn = draw_sweep_figures(jobs, rows, keys, sweep_dir)
         for path in drawn:
             console.print(f"[dim]plot: {path}")
-    if refit:
+    if refit and unfinished and not refit_incomplete:
+        console.print(f"[yellow]refit skipped[/]: {unfinished} of {len(jobs)} jobs have not finished, so the best point "
+                      f"may not be the grid's; finish them (nnexp resume={sweep_dir}) or refit anyway: "
+                      f"nnexp-summary {sweep_dir} --refit --refit-incomplete")
+    elif refit:
         from nnexp.sweeps.refit import refit_best
 
         best_fit = next((job.fit for job in jobs if job.path.name == best["best_job"]), None)

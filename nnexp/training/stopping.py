@@ -44,6 +44,18 @@ class NoImprovementCount:
         self.count = 0
 
 
+DIVERGENCE_FACTOR = 1e4
+
+
+def diverged(loss: float, first_loss: float | None, factor: float = DIVERGENCE_FACTOR) -> bool:
+    """A fit has diverged when its training loss is not finite, or exceeds the first epoch's
+    (iteration's) loss ``factor`` times over (``stopping.divergence_factor``; 0 turns the factor
+    off): an exploding loss that is still finite trains nothing worth keeping."""
+    if not math.isfinite(loss):
+        return True
+    return bool(factor) and first_loss is not None and math.isfinite(first_loss) and loss > factor * max(first_loss, 1e-12)
+
+
 def stop_reason(monitor: str | None) -> str:
     """The stop reason recorded when a rule watching ``monitor`` ends a fit."""
     return "converged" if monitor == "train_loss" else "early_stopped"
@@ -67,8 +79,12 @@ class StoppingRule:
     validation_fraction: float = 0.0
     restore_best: bool = False
     rule: str = "sklearn"
+    divergence_factor: float = DIVERGENCE_FACTOR  # see ``diverged``
 
     def __post_init__(self):
+        if not (float(self.divergence_factor) == 0 or float(self.divergence_factor) > 1):
+            raise ConfigError("stopping.divergence_factor", self.divergence_factor,
+                              "a factor > 1 over the first epoch's loss, e.g. 1e4 (0: only NaN or inf is divergence)")
         if self.monitor is not None and self.monitor not in MONITORS:
             raise ConfigError("stopping.monitor", self.monitor, f"one of {', '.join(MONITORS)} or null")
         if not 0.0 <= float(self.validation_fraction) < 1.0:
