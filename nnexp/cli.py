@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import os
 import sys
 from importlib import resources
 from importlib.util import find_spec
@@ -169,14 +170,43 @@ def main() -> None:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         raise SystemExit(2)
+    # Hydra raises its errors instead of printing a dozen lines, so that each is one line here.
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    import yaml
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     try:
         with skip_mode_probe() if multirun else contextlib.nullcontext():
             hydra_app()()
     except KeyboardInterrupt as error:
         interrupted(getattr(error, "sweep_dir", None))
+    except (HydraException, OmegaConfBaseException, yaml.YAMLError) as error:  # composing the config: the user's to fix
+        if os.environ.get("NNEXP_TRACEBACK"):
+            raise
+        refuse(one_line(error))
+    except OSError as error:  # a run or sweep dir that cannot be made: read-only, full, not a folder
+        if os.environ.get("NNEXP_TRACEBACK") or error.filename is None:
+            raise
+        print(f"error: {error.strerror}: {error.filename}; make the folder writable, free space, or write elsewhere "
+              "(hydra.run.dir=... or hydra.sweep.dir=...)", file=sys.stderr)
+        raise SystemExit(1) from None
     finally:
         # Skip the full garbage collection of every loaded module at interpreter exit (~0.7 s).
         gc.freeze()
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message as one line: its own first line, and its cause's when that says more
+    (a YAML file's syntax error names the file, line and column)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = " ".join(lines[:2]) if lines else type(error).__name__
+    if getattr(error, "override", None):  # Hydra's override grammar: say which override
+        text = f"{error.override}: {text}"
+    cause = error.__cause__ or error.__context__
+    if cause is not None and str(cause).strip() and str(cause).strip() not in text:
+        text += " (" + " ".join(line.strip() for line in str(cause).splitlines() if line.strip())[:300] + ")"
+    return text
 
 
 def interrupted(sweep_dir: Path | None) -> None:

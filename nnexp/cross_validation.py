@@ -6,9 +6,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from nnexp.data.bundle import DataBundle, fit_validation_fraction
+from nnexp.data.bundle import DataBundle, check_folds, fit_validation_fraction
 from nnexp.data.splits import make_fit_data
-from nnexp.errors import ConfigError
 from nnexp.fit import FitResult, fit_and_score
 from nnexp.metrics import FitMetrics
 
@@ -23,17 +22,6 @@ def fold_indices(bundle: DataBundle, n_folds: int) -> list[tuple[np.ndarray, np.
     check_folds(bundle, n_folds)
     splitter = StratifiedKFold(n_folds) if bundle.is_classification else KFold(n_folds)
     return list(splitter.split(bundle.X_train, bundle.y_train))
-
-
-def check_folds(bundle: DataBundle, n_folds: int) -> None:
-    """``cv`` no larger than the smallest class's training rows (scikit-learn warns and makes
-    folds without that class), or than the training rows for regression."""
-    if bundle.is_classification:
-        smallest = int(np.bincount(bundle.y_train).min())
-        if n_folds > smallest:
-            raise ConfigError("cv", n_folds, f"at most {smallest} folds: the smallest class has {smallest} training rows")
-    elif n_folds > len(bundle.y_train):
-        raise ConfigError("cv", n_folds, f"at most {len(bundle.y_train)} folds, one per training row")
 
 
 def cross_validate(plan, progress_factory=None) -> FitResult:

@@ -10,8 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from nnexp.config import check_config, resolve_batch_size
-from nnexp.cross_validation import check_folds
-from nnexp.data.bundle import DataBundle, fit_validation_fraction
+from nnexp.data.bundle import DataBundle, check_folds, fit_validation_fraction
 from nnexp.data.loading import load_data
 from nnexp.data.splits import FitData, make_fit_data
 from nnexp.factory import instantiate

@@ -184,13 +184,34 @@ def test_summary_and_plot_refuse_a_folder_that_is_not_a_sweep(nnexp, tmp_path):
 
 # --- faults -----------------------------------------------------------------------------------
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_a_read_only_run_dir_is_one_line(nnexp, tmp_path):
-    folder = tmp_path / "locked"
-    folder.mkdir()
-    folder.chmod(0o500)
-    code, _, err = nnexp("data=iris", *FAST, f"hydra.run.dir={folder / 'run'}")
-    assert code == 1 and "Permission denied" in one_line(err)
+@pytest.mark.parametrize("folder", ["readonly", "proc"])
+def test_a_run_dir_that_cannot_be_written_is_one_line(nnexp, tmp_path, folder):
+    if folder == "readonly":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders (the /proc case covers it)")
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        run_dir = locked / "run"
+    else:
+        run_dir = Path("/proc/nnexp-cannot-write/run")  # not even root can make folders there
+    code, _, err = nnexp("data=iris", *FAST, f"hydra.run.dir={run_dir}")
+    assert code == 1 and "make the folder writable" in one_line(err)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--config-dir", "{tmp}/mine", "data=broken"], 'mapping values are not allowed in this context in "{tmp}/mine/data/broken.yaml", line 3'),
+    (["data=iris", "model.hidden_sizes=[10"], "model.hidden_sizes=[10: no viable alternative at input"),
+    (["data=iris", "+foo.bar=1"], "nnexp has no key foo"),
+    (["+experiment=nope"], "experiment=nope is not an option"),
+], ids=["broken YAML in a user config dir", "override grammar", "unknown key added", "unknown experiment"])
+def test_hydras_own_errors_are_one_line_with_exit_2(nnexp, tmp_path, argv, message):
+    (tmp_path / "mine" / "data").mkdir(parents=True)
+    (tmp_path / "mine" / "data" / "broken.yaml").write_text("_target_: nnexp.data.sources.GeneratedSource\nname: broken\n  oops: [\n")
+    args = [arg.format(tmp=tmp_path) for arg in argv]
+    flags = args[:2] if args[0].startswith("--") else []  # flags first; a broken override last (Hydra joins what follows)
+    code, out, err = nnexp(*flags, *FAST, *args[len(flags):])
+    assert code == 2 and message.format(tmp=tmp_path) in one_line(err) and "Traceback" not in err
 
 
 def test_a_store_that_cannot_be_written_keeps_the_job_dir(nnexp, tmp_path):

@@ -155,3 +155,14 @@ def check_finite(X: np.ndarray, y: np.ndarray, feature_names: list[str], where: 
                         "scaled; rescale them (e.g. to other units) before training")
     if np.issubdtype(np.asarray(y).dtype, np.number) and not np.isfinite(np.asarray(y, dtype=np.float64)).all():
         raise DataError(f"{where}: the target holds NaN or infinite values; drop those rows before training")
+
+
+def check_folds(bundle: DataBundle, n_folds: int) -> None:
+    """``cv`` no larger than the smallest class's training rows (scikit-learn warns and makes
+    folds without that class), or than the training rows for regression."""
+    if bundle.is_classification:
+        smallest = int(np.bincount(bundle.y_train).min())
+        if n_folds > smallest:
+            raise ConfigError("cv", n_folds, f"at most {smallest} folds: the smallest class has {smallest} training rows")
+    elif n_folds > len(bundle.y_train):
+        raise ConfigError("cv", n_folds, f"at most {len(bundle.y_train)} folds, one per training row")

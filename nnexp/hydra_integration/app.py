@@ -18,6 +18,8 @@ def train_task(cfg: DictConfig) -> float:
     from hydra.types import RunMode
 
     from nnexp.config import check_config
+    from nnexp.data.bundle import check_folds, fit_validation_fraction
+    from nnexp.data.loading import load_data
     from nnexp.errors import NnexpError
     from nnexp.factory import instantiate
 
@@ -29,8 +31,13 @@ def train_task(cfg: DictConfig) -> float:
         set_up_process()
         return sweep_job(cfg, hydra_cfg)
     try:
-        check_config(cfg)  # before torch and Lightning are imported (seconds): a typo costs no start-up
-        instantiate(cfg.stopping)  # checks its own values, and imports nothing heavy
+        # Before torch and Lightning are imported (seconds), so that a mistake costs no start-up:
+        check_config(cfg)  # the values,
+        stopping = instantiate(cfg.stopping)  # the stopping rule's own checks,
+        bundle = load_data(cfg.data)  # the data (the run reuses the loaded bundle),
+        fit_validation_fraction(bundle, stopping)  # and what needs both
+        if int(cfg.cv) > 1:
+            check_folds(bundle, int(cfg.cv))
         from nnexp.process import set_up_process
         from nnexp.runner import run
 
