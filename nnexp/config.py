@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -40,15 +41,72 @@ def non_finite_setting(settings, prefix: str = "") -> tuple[str, float] | None:
     return None
 
 
+@functools.cache
+def numeric_keys() -> frozenset[str]:
+    """Every key that nnexp's own config files set to a number (``stopping.patience``,
+    ``data.test_size`` ...): the types come from the configs, not from a list kept here."""
+    import yaml
+    from importlib import resources
+
+    root = resources.files("nnexp.configs")
+    keys = set()
+
+    def walk(node, prefix):
+        for key, value in (node or {}).items() if isinstance(node, dict) else ():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, dict):
+                walk(value, path)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                keys.add(path)
+
+    walk(yaml.safe_load(root.joinpath("train.yaml").read_text()), "")
+    # Lightning's own groups take words for numbers (trainer.devices=auto): Lightning checks them.
+    for group in root.iterdir():
+        if group.is_dir() and group.name not in ("hydra", "experiment", "sweep", "launcher", "trainer", "callbacks",
+                                                  "logger", "__pycache__"):
+            for option in group.iterdir():
+                if option.name.endswith(".yaml"):
+                    text = option.read_text()
+                    walk(yaml.safe_load(text), "" if "@package _global_" in text.split("\n", 3)[0] else group.name)
+    return frozenset(keys)
+
+
+def setting(settings: dict, key: str):
+    node = settings
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def check_types(settings: dict) -> None:
+    """A word where nnexp's configs have a number; a seed numpy cannot take."""
+    for key in sorted(numeric_keys()):
+        value = setting(settings, key)
+        if isinstance(value, (str, bool)):
+            raise ConfigError(key, value, "a number")
+        if key == "seed" or key.endswith("_seed"):
+            if value is not None and (not isinstance(value, int) or not 0 <= value < 2**32):
+                raise ConfigError(key, value, "a whole number from 0 to 2**32 - 1, e.g. 0")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first key whose value is not allowed."""
     if cfg.get("mode", "train") not in MODES:
         raise ConfigError("mode", cfg.mode, f"one of {', '.join(MODES)}")
     from nnexp.store import resolved_settings
 
-    found = non_finite_setting(resolved_settings(cfg))
+    settings = resolved_settings(cfg)
+    found = non_finite_setting(settings)
     if found:  # NaN passes every comparison, and inf overflows silently: neither is a setting
         raise ConfigError(found[0], found[1], "a finite number")
+    check_types(settings)
+    betas = _get(cfg, "optim.betas")
+    if betas is not None and not (OmegaConf.is_list(betas) and len(betas) == 2
+                                  and all(_is_number(b) and 0 <= b < 1 for b in betas)):
+        shown = OmegaConf.to_object(betas) if OmegaConf.is_config(betas) else betas
+        raise ConfigError("optim.betas", shown, "two numbers in [0, 1), e.g. [0.9,0.999]")
     _check_non_negative(cfg, "regularization.alpha", "the L2 penalty; 0 turns it off")
     _check_non_negative(cfg, "regularization.l1", "the L1 penalty; 0 turns it off")
     _check_non_negative(cfg, "optim.momentum", "0 for plain SGD, e.g. 0.9")

@@ -72,19 +72,24 @@ def build_loggers(cfg: DictConfig) -> list:
 def build_trainer(
     cfg: DictConfig, factories: Factories, callbacks: list, loggers: list, precision: str = "32-true"
 ) -> pl.Trainer:
-    """The Lightning Trainer; an accelerator this machine lacks is a config error, not a traceback."""
+    """The Lightning Trainer; a setting Lightning refuses (an accelerator this machine lacks, an
+    unknown precision, a wrong type) is a config error naming the key, not a traceback."""
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
     try:
         return factories.trainer(callbacks=callbacks, logger=loggers or False, precision=precision)
     except Exception as error:  # Hydra wraps the constructor's error in an InstantiationException
         cause = error.__cause__ or error
-        if not isinstance(cause, MisconfigurationException):
+        if not isinstance(cause, (MisconfigurationException, ValueError, TypeError)):
             raise
-        raise ConfigError(
-            "trainer.accelerator", cfg.trainer.get("accelerator"),
-            f"a device this machine has ({cause}); use trainer=cpu or trainer=auto",
-        ) from None
+        if isinstance(cause, MisconfigurationException):  # Lightning's word for a device it cannot use
+            raise ConfigError(
+                "trainer.accelerator", cfg.trainer.get("accelerator"),
+                f"a device this machine has ({cause}); use trainer=cpu or trainer=auto",
+            ) from None
+        key = next((f"trainer.{name}" for name in cfg.trainer if f"{name}" in str(cause)), "trainer")
+        value = OmegaConf.select(cfg, key) if key != "trainer" else "(its settings)"
+        raise ConfigError(key, value, f"a value Lightning's Trainer accepts ({str(cause).splitlines()[0]})") from None
 
 
 @dataclass

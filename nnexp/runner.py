@@ -58,8 +58,25 @@ def describe(plan: Plan, console) -> None:
     console.print(show.layer_table(net.layers, net.params))
     write_text_atomic(plan.output_dir / MODEL_SUMMARY_FILE, show.layer_text(net.layers, net.params))
     if plan.cfg.mode == "validate":
+        check_fit_parts(plan)
         console.print(f"[green]config OK[/]: {plan.bundle.name}, {plan.bundle.task}, "
                       f"{len(plan.fit_data.train)} training rows, {net.params:,} parameters")
+
+
+def check_fit_parts(plan: Plan) -> None:
+    """What a fit builds before its first step: the optimiser, its schedule and the Trainer."""
+    from nnexp.factory import call_factory
+    from nnexp.fit import build_trainer
+    from nnexp.training.hardware import resolve_precision
+    from nnexp.training.lbfgs import is_lbfgs
+    from nnexp.training.schedules import make_scheduler
+
+    net = plan.network
+    optimizer = call_factory("optim", net.optimizer_factory, net.module.parameters())
+    if not is_lbfgs(net.optimizer_factory):  # L-BFGS takes no schedule
+        make_scheduler(plan.factories.schedule, optimizer, len(plan.fit_data.train))
+    accelerator = str(plan.cfg.trainer.get("accelerator", "cpu"))
+    build_trainer(plan.cfg, plan.factories, [], [], resolve_precision(plan.cfg.trainer.get("precision", "auto"), net.module, accelerator))
 
 
 def draw_plots(plan: Plan, console, in_background: bool) -> None:

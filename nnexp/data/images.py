@@ -48,6 +48,9 @@ class ImageSource:
         scale: bool = True,
         validation_fraction: float = 0.0,
     ):
+        for key, limit in (("data.limit_train", limit_train), ("data.limit_test", limit_test)):
+            if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+                raise ConfigError(key, limit, "a whole number of images >= 1, or null for all")
         self.name, self.limit_train, self.limit_test, self.split_seed = name, limit_train, limit_test, split_seed
         self.permute_pixels, self.permutation_seed, self.scale = permute_pixels, permutation_seed, scale
         self.validation_fraction = check_validation_fraction(validation_fraction)

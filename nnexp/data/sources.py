@@ -95,7 +95,11 @@ class GeneratedSource(ArraySource):
         self.generator = generator
 
     def arrays(self):
-        X, y = self.generator()
+        try:
+            X, y = self.generator()
+        except (TypeError, ValueError) as error:  # scikit-learn checks its generator's arguments
+            name = getattr(getattr(self.generator, "func", self.generator), "__name__", "the generator")
+            raise ConfigError("data.generator", name, f"arguments {name} accepts ({str(error).splitlines()[0]})") from None
         X = np.asarray(X, dtype=np.float64)
         if X.ndim == 1:
             X = X[:, None]

@@ -9,6 +9,8 @@ from typing import Callable
 import torch
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
+from nnexp.errors import ConfigError
+
 
 class InverseScaling(LRScheduler):
     """scikit-learn's ``invscaling``: ``lr = lr0 / (t + 1) ** power_t`` with ``t`` the samples seen so far."""
@@ -50,9 +52,14 @@ def make_scheduler(factory: Callable | None, optimizer: torch.optim.Optimizer, s
     if factory is None:
         return None
     target = factory.func if isinstance(factory, partial) else factory
-    if "samples_per_epoch" in inspect.signature(target).parameters:
-        return factory(optimizer, samples_per_epoch=samples_per_epoch)
-    return factory(optimizer)
+    try:
+        if "samples_per_epoch" in inspect.signature(target).parameters:
+            return factory(optimizer, samples_per_epoch=samples_per_epoch)
+        return factory(optimizer)
+    except (TypeError, ValueError, ZeroDivisionError) as error:  # torch checks a schedule's arguments when it is made
+        arguments = ", ".join(f"{k}={v}" for k, v in getattr(factory, "keywords", {}).items())
+        raise ConfigError("schedule", f"{getattr(target, '__name__', target)}({arguments})",
+                          f"arguments the schedule accepts ({error})") from None
 
 
 def step_scheduler(scheduler, train_loss: float) -> None:
