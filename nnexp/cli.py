@@ -95,17 +95,19 @@ def resume_argv(argv: list[str]) -> list[str]:
     import yaml
 
     sweep_dir = Path(next(arg for arg in argv if arg.startswith("resume=")).split("=", 1)[1])
-    recorded = sweep_dir / "multirun.yaml"
+    recorded = sweep_dir / SWEEP_RECORD
     if not recorded.is_file():
-        refuse(f"resume={sweep_dir}: no multirun.yaml there; give the root dir of an earlier sweep")
+        refuse(f"resume={sweep_dir}: no {SWEEP_RECORD} there; give the root dir of an earlier sweep")
     overrides = yaml.safe_load(recorded.read_text())["hydra"]["overrides"]
     task = list(overrides.get("task") or [])
     launch = [o for o in overrides.get("hydra") or [] if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
     added = [arg for arg in rest if arg not in ("-m", "--multirun")]
     changing = [arg for arg in added if not arg.startswith("-") and not launch_only(arg)]
     if changing:
+        changed = {arg.split("=", 1)[0] for arg in changing}
+        kept = [arg for arg in task if arg.split("=", 1)[0] not in changed]
         refuse(f"resume={sweep_dir} finishes the sweep recorded there; {' '.join(changing)} would change what its "
-               "jobs compute. Start a new sweep instead: nnexp " + shlex.join(["-m", *task, *changing]))
+               "jobs compute. Start a new sweep instead: nnexp " + shlex.join(["-m", *kept, *changing]))
     return ["-m", *task, *launch, f"hydra.sweep.dir={sweep_dir}", *added]
 
 

@@ -67,8 +67,8 @@ def job_key(cfg: DictConfig) -> str:
     return settings_hash({**resolved_settings(cfg), "results_version": RESULTS_VERSION, "data_fingerprint": data_fingerprint(cfg)})
 
 
-def finished_record(run_dir: Path, key: str) -> RunRecord | None:
-    """The record of a finished job with this key in ``run_dir``, if there is one."""
+def finished_record(run_dir: Path, key: str | None = None) -> RunRecord | None:
+    """The record of a finished job in ``run_dir`` (with this key, when one is given), if there is one."""
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return None
@@ -76,7 +76,7 @@ def finished_record(run_dir: Path, key: str) -> RunRecord | None:
         record = read_record(path)
     except (OSError, ValueError):
         return None
-    return record if record.job_key == key and record.finished else None
+    return record if record.finished and key in (None, record.job_key) else None
 
 
 def file_digest(path: Path) -> str:

@@ -79,4 +79,4 @@ def test_importing_nnexp_leaves_hydras_version_base_alone():
               "from hydra.version import VersionBase\n"
               "print(type(VersionBase.instance().getbase()).__name__)")
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    assert output.strip() == "object"  # Hydra's "unspecified" marker, not a Version
+    assert output.strip() != "Version"  # Hydra's "unspecified" marker (an object, or a string in Hydra 1.4)

@@ -31,7 +31,8 @@ def run_job(cfg: DictConfig, execute: Execute, say: Callable[[str], None] = prin
     ``status`` failed or oom and the error message, and the sweep goes on; failed jobs are not
     stored, so a relaunch retries them. A job restored from the store gets a ``.reused`` marker
     (the summary counts them); with ``fresh=true`` every job trains, and its result replaces the
-    stored one. ``key``: the job's identity, when the caller computed it already.
+    stored one. A job dir that holds a finished job of another identity (data edited before a
+    ``resume``) is never written over. ``key``: the job's identity, when the caller computed it.
     """
     key = key or job_key(cfg)
     run_dir = Path(cfg.paths.output_dir)
@@ -39,6 +40,11 @@ def run_job(cfg: DictConfig, execute: Execute, say: Callable[[str], None] = prin
     fresh = bool(cfg.get("fresh", False))
     replace = fresh
     finished = None if fresh else finished_record(run_dir, key)
+    other = None if finished else finished_record(run_dir)
+    if other is not None and other.job_key != key:
+        say(f"not run: {run_dir} holds a finished job of other settings or data (key {other.job_key}, this one {key}); "
+            "its files are kept. Start a new sweep for these settings")
+        return float("nan")
     if finished is None and not fresh:
         if (entry := store.lookup(key)) is not None:
             store.restore(entry, run_dir)
