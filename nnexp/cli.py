@@ -190,8 +190,9 @@ def main() -> None:
     except OSError as error:  # a run or sweep dir that cannot be made: read-only, full, not a folder
         if os.environ.get("NNEXP_TRACEBACK") or error.filename is None:
             raise
-        print(f"error: {error.strerror}: {error.filename}; make the folder writable, free space, or write elsewhere "
-              "(hydra.run.dir=... or hydra.sweep.dir=...)", file=sys.stderr)
+        from nnexp.errors import unwritable_path
+
+        print(f"error: {unwritable_path(error)}", file=sys.stderr)
         raise SystemExit(1) from None
     finally:
         # Skip the full garbage collection of every loaded module at interpreter exit (~0.7 s).

@@ -19,3 +19,9 @@ class ConfigError(NnexpError):
 
 class DataError(NnexpError):
     """Data that cannot be used as given (missing file, bad column, NaN values ...)."""
+
+
+def unwritable_path(error: OSError) -> str:
+    """The one line for a path nnexp cannot make or write (read-only, full, not a folder)."""
+    return (f"{error.strerror}: {error.filename}; make the folder writable, free space, or write elsewhere "
+            "(hydra.run.dir=... or hydra.sweep.dir=...)")

@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from nnexp.config import check_config, resolve_batch_size
-from nnexp.data.bundle import DataBundle, check_folds, fit_validation_fraction
+from nnexp.data.bundle import DataBundle, fit_validation_fraction
 from nnexp.data.loading import load_data
 from nnexp.data.splits import FitData, make_fit_data
 from nnexp.factory import instantiate
@@ -71,8 +71,6 @@ def prepare(cfg: DictConfig, key: str | None = None) -> Plan:
     ``key``: the job's identity when the caller computed it already."""
     check_config(cfg)
     bundle = load_data(cfg.data)
-    if int(cfg.cv) > 1:
-        check_folds(bundle, int(cfg.cv))
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(output_dir / CONFIG_FILE, config_yaml(cfg))

@@ -20,7 +20,7 @@ def train_task(cfg: DictConfig) -> float:
     from nnexp.config import check_config
     from nnexp.data.bundle import check_folds, fit_validation_fraction
     from nnexp.data.loading import load_data
-    from nnexp.errors import NnexpError
+    from nnexp.errors import NnexpError, unwritable_path
     from nnexp.factory import instantiate
 
     hydra_cfg = HydraConfig.get()
@@ -51,8 +51,7 @@ def train_task(cfg: DictConfig) -> float:
     except OSError as error:  # a read-only or full disk: nothing is half-written (files are replaced whole)
         if os.environ.get("NNEXP_TRACEBACK") or error.filename is None:
             raise
-        print(f"error: {error.strerror}: {error.filename}; make the folder writable, free space, or write "
-              "elsewhere (hydra.run.dir=...)", file=sys.stderr)
+        print(f"error: {unwritable_path(error)}", file=sys.stderr)
         raise SystemExit(1) from None
     if cfg.mode == "train" and math.isnan(objective):
         raise SystemExit(1)  # diverged: metrics.json holds status "diverged"
