@@ -19,7 +19,7 @@ PLUGINS = {  # group options that need a Hydra plugin: (module, pip requirement)
     ("launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
     ("launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
     ("launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
-    ("sweep", "optuna_mlp"): ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper"),
+    ("sweep", "optuna_mlp"): ("optuna", "optuna"),
 }
 
 
@@ -64,7 +64,7 @@ def unknown_group_option(argv: list[str]) -> str | None:
                 return f"{key}={option} is not an option; choose one of: {', '.join(groups[key])}"
             module, requirement = PLUGINS.get((key, option), (None, None))
             if module and not plugin_installed(module):
-                return f"{key}={option} needs the Hydra plugin {requirement}: pip install 'nnexp[sweeps]'"
+                return f"{key}={option} needs {requirement}: pip install 'nnexp[sweeps]'"
     return None
 
 
@@ -260,15 +260,23 @@ def plot_main() -> None:
 
 
 def summary_main() -> None:
-    """``nnexp-summary DIR [--refit] [--no-plots]``: (re)summarise any sweep dir, finished or not."""
+    """``nnexp-summary DIR [--refit] [--no-plots]``: (re)summarise any sweep dir, finished or not;
+    ``nnexp-summary --study NAME --storage URL [--out DIR]``: every trial of an Optuna study."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="nnexp-summary", description=summary_main.__doc__)
-    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("sweep_dir", type=Path, nargs="?")
     parser.add_argument("--refit", action="store_true", help="retrain the best config and report its test score")
     parser.add_argument("--refit-incomplete", action="store_true", help="refit even when some jobs have not finished")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--study", help="an Optuna study's name: summarise every trial of every worker")
+    parser.add_argument("--storage", default="sqlite:///nnexp_optuna.db", help="the study's storage URL (with --study)")
+    parser.add_argument("--out", type=Path, help="where --study writes study.csv and its figures (default: study-NAME)")
     args = parser.parse_args()
+    if args.study:
+        return study_summary(args)
+    if args.sweep_dir is None:
+        refuse("give a sweep dir (nnexp-summary multirun/<date>/<time>) or a study (nnexp-summary --study NAME --storage URL)")
     if not (args.sweep_dir / SWEEP_RECORD).is_file():
         refuse(f"{args.sweep_dir} is not a sweep dir (it has no {SWEEP_RECORD}); give the root dir of a sweep, "
                "e.g. multirun/<date>/<time>")
@@ -277,6 +285,21 @@ def summary_main() -> None:
     use_libyaml_for_omegaconf()
     summarise(args.sweep_dir, refit=args.refit, plots=not args.no_plots, refit_incomplete=args.refit_incomplete)
     gc.freeze()
+
+
+def study_summary(args) -> None:
+    """``nnexp-summary --study``: the study's table, best command and figures, from its storage."""
+    from nnexp.studies.storage import open_study
+    from nnexp.studies.summary import summarise_study
+
+    try:
+        study = open_study(args.study, args.storage)
+    except KeyError:
+        refuse(f"--study {args.study}: no study of that name in {args.storage}; give the sweep's "
+               "hydra.sweeper.study_name and hydra.sweeper.storage")
+    except Exception as error:  # noqa: BLE001  (a storage that cannot be opened: bad URL, server down, no driver)
+        refuse(f"--storage {args.storage}: cannot open it ({one_line(error)}); give the sweep's hydra.sweeper.storage")
+    summarise_study(study, args.out or Path(f"study-{args.study}"), figures=not args.no_plots)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,11 @@ def fold_indices(bundle: DataBundle, n_folds: int) -> list[tuple[np.ndarray, np.
     return list(splitter.split(bundle.X_train, bundle.y_train))
 
 
-def cross_validate(plan, progress_factory=None) -> FitResult:
+def cross_validate(plan, progress_factory=None, trial=None) -> FitResult:
     """Fit one fresh network per fold of ``plan``'s training split (the scaler fitted on the
-    fold's fit rows) and aggregate."""
+    fold's fit rows) and aggregate. ``trial`` (a ``TrialLink``) gets the first fold's held-out
+    score epoch by epoch: folds train one after another, so the first fold is where a pruner
+    can save the most; a pruned first fold ends the job."""
     cfg, bundle = plan.cfg, plan.bundle
     results = []
     for number, (fit_rows, holdout_rows) in enumerate(fold_indices(bundle, int(cfg.cv))):
@@ -35,7 +37,9 @@ def cross_validate(plan, progress_factory=None) -> FitResult:
             validation_fraction=fit_validation_fraction(bundle, plan.stopping), seed=cfg.seed,
         )
         results.append(fit_and_score(cfg, plan.factories, bundle, data, plan.stopping, plan.penalty, progress_factory,
-                                     describe=number == 0))
+                                     describe=number == 0, trial=trial if number == 0 else None))
+        if results[-1].metrics.status == "pruned":
+            break
     return aggregate_folds(results)
 
 
@@ -55,11 +59,12 @@ def aggregate_folds(results: list[FitResult]) -> FitResult:
     history = [{"fold": number, **row} for number, result in enumerate(results) for row in result.history]
     first, last = results[0].metrics, results[-1].metrics
     val_scores = np.array([fold["val_score"] for fold in folds], dtype=float)
-    diverged = any(fold["status"] == "diverged" for fold in folds)
+    statuses = {fold["status"] for fold in folds}
+    status = next((name for name in ("diverged", "pruned") if name in statuses), "ok")
     summary = replace(
         last,
-        status="diverged" if diverged else "ok",
-        stop_reason="diverged" if diverged else ",".join(sorted({fold["stop_reason"] for fold in folds})),
+        status=status,
+        stop_reason=status if status != "ok" else ",".join(sorted({fold["stop_reason"] for fold in folds})),
         cv=len(folds),
         val_score=float(val_scores.mean()),
         val_score_std=float(val_scores.std()),

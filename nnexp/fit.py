@@ -138,10 +138,12 @@ def fit_and_score(
     loggers: list | None = None,
     describe: bool = True,
     history_file=None,
+    trial=None,
 ) -> FitResult:
     """Train a fresh network on ``data`` and score it on every split it has. ``progress_factory``
     makes the fit's progress display; ``history_file`` (a path) gets the history rows epoch by
-    epoch, for watching the run."""
+    epoch, for watching the run; ``trial`` (a ``TrialLink``) gets each epoch's held-out score,
+    and its pruner may stop the fit (status ``pruned``)."""
     net = prepare_network(cfg, factories, bundle, data, describe)
     task = Task(bundle.task, bundle.n_outputs)
     module = NetModule(
@@ -156,6 +158,13 @@ def fit_and_score(
         from nnexp.training.callbacks import HistoryFile
 
         callbacks.append(HistoryFile(history_file))
+    pruning = None
+    if trial is not None:
+        from nnexp.training.callbacks import TrialPruning
+
+        splits = data.named_splits()
+        pruning = TrialPruning(trial, "holdout" if "holdout" in splits else "val" if "val" in splits else "train")
+        callbacks.append(pruning)
     precision = resolve_precision(cfg.trainer.get("precision", "auto"), net.module, str(cfg.trainer.get("accelerator", "cpu")))
     trainer = build_trainer(cfg, factories, callbacks, loggers or [], precision)
 
@@ -171,6 +180,8 @@ def fit_and_score(
 
     if module.diverged_epoch is not None:
         status, reason = "diverged", "diverged"
+    elif pruning is not None and pruning.pruned_epoch is not None:
+        status, reason = "pruned", "pruned"
     else:
         status = "ok"
         stopped_early = any(getattr(callback, "stopped_epoch", 0) > 0 for callback in trainer.callbacks)

@@ -22,7 +22,7 @@ FINISHED = ("ok", "diverged")  # statuses of a job that trained to the end (fail
 class FitMetrics:
     """One fit's measurements, or a cross-validated job's, aggregated over its folds."""
 
-    status: str  # ok | diverged
+    status: str  # ok | diverged | pruned (an Optuna pruner stopped it)
     stop_reason: str
     epochs: float  # iterations for L-BFGS; the mean over folds under CV
     max_epochs: int
@@ -59,8 +59,9 @@ class FitMetrics:
 
 def objective(fit: FitMetrics) -> float:
     """What a sweep maximises: the validation (or cross-validation) score when there is one, else
-    the training score; NaN for a diverged run. Test data never selects a model."""
-    if fit.status != "ok":
+    the training score; NaN for a diverged run; a pruned run's last score. Test data never
+    selects a model."""
+    if fit.status not in ("ok", "pruned"):
         return float("nan")
     return float(fit.val_score if fit.val_score is not None else fit.train_score)
 
@@ -70,7 +71,7 @@ class RunRecord:
     """A job's metrics.json: its identity, status and objective, and (once trained) its fit."""
 
     job_key: str
-    status: str  # ok | diverged (trained) | failed | oom (raised; ``error`` says why)
+    status: str  # ok | diverged (trained) | pruned (stopped by an Optuna pruner) | failed | oom (raised; ``error`` says why)
     objective: float | None
     fit: FitMetrics | None = None
     data: str | None = None

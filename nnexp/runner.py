@@ -38,11 +38,14 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False, key: s
 
 def produce(plan: Plan, console) -> FitResult:
     """Train the plan: k cross-validation fits, or one fit whose history file grows epoch by epoch."""
+    from nnexp.studies.trial_link import trial_link
+
     progress = None if plan.cfg.quiet else (lambda: progress_bar(console, plan))
+    trial = trial_link(plan.cfg)
     if int(plan.cfg.cv) > 1:
-        return cross_validate(plan, progress)
+        return cross_validate(plan, progress, trial)
     return fit_and_score(plan.cfg, plan.factories, plan.bundle, plan.fit_data, plan.stopping, plan.penalty, progress,
-                         build_loggers(plan.cfg), history_file=plan.output_dir / HISTORY_FILE)
+                         build_loggers(plan.cfg), history_file=plan.output_dir / HISTORY_FILE, trial=trial)
 
 
 def progress_bar(console, plan: Plan):

@@ -151,7 +151,7 @@ def nnexp_key(key: str, value: str, solvers: set[str], known: set[str], prefix: 
         return (lbfgs_key if lbfgs else stochastic_key), value
     if key in NOT_AVAILABLE:
         raise NnexpError(f"{key}={value}: scikit-learn's {key} has no nnexp key; {NOT_AVAILABLE[key]}")
-    root = key.split(".")[0]
+    root = key.split(".")[0].split("/")[0]  # hydra/job_logging=disabled: a group under hydra
     if known and root not in known:
         raise NnexpError(
             f"{prefix}{key}={value}: nnexp has no key {root}{did_you_mean(root, known)}; "

@@ -116,3 +116,66 @@ def tiny_idx_root(tmp_path_factory):
         write_idx(folder / "t10k-images-idx3-ubyte", test[0])
         write_idx(folder / "t10k-labels-idx1-ubyte", test[1])
     return root
+
+
+def _postgres_bin() -> Path | None:
+    import glob
+    import shutil
+
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    return Path(versions[-1]).parent if versions else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A private PostgreSQL cluster on a loopback port for the session's tests (``initdb``, then
+    ``pg_ctl`` with a socket dir of its own), stopped by its pid at the end. Skipped where the
+    server cannot start, unless NNEXP_REQUIRE_SERVERS=1 (CI), where that fails the tests."""
+    import os
+    import signal
+    import socket
+    import subprocess
+
+    required = os.environ.get("NNEXP_REQUIRE_SERVERS") == "1"
+    binaries = _postgres_bin()
+    if binaries is None:
+        (pytest.fail if required else pytest.skip)("PostgreSQL (initdb, pg_ctl) is not installed")
+    import shutil
+    import tempfile
+
+    # Not under pytest's tmp dir: that is private to root, and the server runs as another user.
+    root = Path(tempfile.mkdtemp(prefix="nnexp-postgres-"))
+    run_as = []
+    if os.geteuid() == 0:  # initdb refuses to run as root: run the server as the postgres user
+        run_as = ["runuser", "-u", "postgres", "--"]
+        os.chown(root, *_postgres_ids())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = root / "data"
+    try:
+        subprocess.run([*run_as, str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "nnexp", "--no-sync"],
+                       check=True, capture_output=True, text=True)
+        subprocess.run([*run_as, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w",
+                        "-o", f"-h 127.0.0.1 -p {port} -k {root} -F", "start"], check=True, capture_output=True, text=True)
+    except (subprocess.CalledProcessError, OSError) as error:
+        detail = getattr(error, "stderr", "") or str(error)
+        (pytest.fail if required else pytest.skip)(f"PostgreSQL did not start: {detail.strip()[:300]}")
+    pid = int((data / "postmaster.pid").read_text().split()[0])
+    try:
+        yield f"postgresql://nnexp@127.0.0.1:{port}/postgres"
+    finally:
+        stopped = subprocess.run([*run_as, str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
+        if stopped.returncode != 0:
+            os.kill(pid, signal.SIGQUIT)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _postgres_ids() -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam("postgres")
+    return entry.pw_uid, entry.pw_gid

@@ -208,15 +208,6 @@ def test_parallel_launchers_run_a_tiny_sweep(launcher, launch):
     assert len(metrics) == 2 and all(m["status"] == "ok" for m in metrics.values())
 
 
-@pytest.mark.skipif(not compat.KNOWN_HYDRA, reason="hydra-optuna-sweeper 1.3.0 runs on hydra-core 1.3 only")
-def test_optuna_sweep_persists_its_study(launch, tmp_path):
-    optuna = pytest.importorskip("optuna")
-    sweep = launch("sweep=optuna_mlp", "hydra.sweeper.n_trials=2", "trainer.max_epochs=3", "cv=2", "data=iris")
-    assert len(job_metrics(sweep)) == 2
-    study = optuna.load_study(study_name="nnexp_mlp", storage=f"sqlite:///{tmp_path / 'nnexp_optuna.db'}")
-    assert len(study.trials) == 2 and study.best_value > 0.3
-
-
 def test_in_process_launcher_builds_the_configs_hydra_would(launch):
     import yaml
     from hydra import compose, initialize_config_module

@@ -78,6 +78,10 @@ def test_plus_reaches_scikit_learn_names_but_adds_no_unknown_root_key():
     # + inside a config node is what adds a constructor argument: left to Hydra.
     assert translate(["+trainer.gradient_clip_val=1"])[0] == ["+trainer.gradient_clip_val=1"]
     assert translate(["hydra.sweep.dir=x", "data=iris", "--cfg", "job"])[0] == ["hydra.sweep.dir=x", "data=iris", "--cfg", "job"]
+    # Hydra's own groups (hydra/job_logging=disabled, as Hydra's docs write it) are Hydra's keys.
+    assert translate(["hydra/job_logging=disabled"])[0] == ["hydra/job_logging=disabled"]
+    with pytest.raises(NnexpError, match="nnexp has no key hydro"):
+        translate(["hydro/job_logging=disabled"])
 
 
 @pytest.mark.parametrize("name", ["shuffle=false", "warm_start=true", "early_stopping=maybe"])

@@ -74,7 +74,7 @@ def register_plugins() -> None:
     # Scan first: the scan re-executes the plugin modules it finds, and the classes registered
     # must be those that exist after it.
     plugins = Plugins.instance()
-    from hydra_plugins.nnexp_launcher import BatchedLauncher, InProcessLauncher, InProcessSweeper
+    from hydra_plugins.nnexp_launcher import BatchedLauncher, InProcessLauncher, InProcessSweeper, OptunaSweeper
 
-    for plugin in (InProcessLauncher, InProcessSweeper, BatchedLauncher):
+    for plugin in (InProcessLauncher, InProcessSweeper, BatchedLauncher, OptunaSweeper):
         plugins.register(plugin)

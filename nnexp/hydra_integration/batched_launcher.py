@@ -7,10 +7,11 @@ import logging
 from typing import Sequence
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn, filter_overrides
+from hydra.core.utils import JobReturn
 
 from nnexp.config import is_training_config
 from nnexp.hydra_integration.launcher import InProcessLauncher
+from nnexp.hydra_integration.overrides import shown_overrides
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class BatchedLauncher(InProcessLauncher):
 
         def launch_one(number: int, result=None) -> None:
             idx = initial_job_idx + number
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(job_overrides[number]))}")
+            log.info(f"\t#{idx} : {' '.join(shown_overrides(job_overrides[number]))}")
             if number not in sweep.batchable:
                 runs[number] = self.run_one(configs[number], idx)
                 return

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from nnexp.hydra_integration.overrides import apply_value_overrides, override_dirname
+from nnexp.hydra_integration.overrides import apply_value_overrides, override_dirname, shown_overrides
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class InProcessLauncher(Launcher):
         log.info(f"Launching {len(job_overrides)} jobs in-process")
         runs: list[JobReturn] = []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            log.info(f"\t#{idx} : {' '.join(shown_overrides(overrides))}")
             runs.append(self.run_one(self.job_config(list(overrides)), idx))
         return runs
 

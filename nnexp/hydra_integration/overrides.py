@@ -31,3 +31,11 @@ def override_dirname(overrides: Sequence[Override], kv_sep: str, item_sep: str, 
     ``=`` written as ``kv_sep``; keys in ``exclude_keys`` left out (Hydra's documented format)."""
     lines = sorted(o.input_line for o in overrides if o.key_or_group not in exclude_keys)
     return re.sub("=", kv_sep, item_sep.join(lines))
+
+
+def shown_overrides(overrides) -> list[str]:
+    """A job's overrides as its log line shows them: Hydra's filter (no ``hydra.`` keys), and no
+    ``trial=`` link of an Optuna job, which only says where the job reports its scores."""
+    from hydra.core.utils import filter_overrides
+
+    return [line for line in filter_overrides(list(overrides)) if not line.startswith("trial=")]

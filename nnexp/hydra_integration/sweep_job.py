@@ -17,7 +17,9 @@ def sweep_job(cfg: DictConfig, hydra_cfg, result=None, key: str | None = None) -
 
     from nnexp.sweeps.jobs import run_job
 
-    label = f"job {hydra_cfg.job.num}: {' '.join(hydra_cfg.overrides.task) or '(defaults)'}"
+    from nnexp.hydra_integration.overrides import shown_overrides
+
+    label = f"job {hydra_cfg.job.num}: {' '.join(shown_overrides(hydra_cfg.overrides.task)) or '(defaults)'}"
     with open_dict(cfg):
         cfg.quiet = True  # no config tree, layer table or progress bar per job
         cfg.plots = False  # the sweep root gets the sweep's figures; nnexp-plot draws any job's

@@ -8,7 +8,7 @@ names for the same classes instead of classes built on stale bases. Keep this mo
 
 from __future__ import annotations
 
-from nnexp.hydra_integration import batched_launcher, launcher, sweeper
+from nnexp.hydra_integration import batched_launcher, launcher, optuna_sweeper, sweeper
 
 
 class InProcessLauncher(launcher.InProcessLauncher):
@@ -21,3 +21,7 @@ class BatchedLauncher(batched_launcher.BatchedLauncher):
 
 class InProcessSweeper(sweeper.GridSweeper):
     """``hydra/sweeper=nnexp``: the grid sweeper."""
+
+
+class OptunaSweeper(optuna_sweeper.OptunaSweeper):
+    """``hydra/sweeper=optuna``: Optuna's ask-and-tell over Hydra's sweep syntax."""

@@ -214,6 +214,13 @@ class NetModule(pl.LightningModule):
         output = self.outputs(split.X)
         return self.task.loss(output, split.y), self.task.score(output, split.y)
 
+    def split_score(self, name: str) -> float:
+        """The current score on split ``name`` (the epoch's own row when it has one)."""
+        row = self.history[-1] if self.history else {}
+        if f"{name}_score" in row:
+            return float(row[f"{name}_score"])
+        return float(self.evaluate(self._splits[name])[1])
+
     def final_metrics(self) -> dict[str, float]:
         """Loss and score of every split with the final (or restored best) weights."""
         splits = self._splits or self.device_splits()

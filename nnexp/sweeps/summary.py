@@ -19,7 +19,7 @@ from nnexp.sweeps.grid import recorded_grid
 
 SUMMARY_FILE = "summary.csv"
 GROUPED_KEYS = ("seed",)  # grid points that differ only in these are averaged
-LAUNCH_KEYS = ("launcher", "hydra.", "resume")  # how a sweep ran, not what a run computes
+LAUNCH_KEYS = ("launcher", "hydra.", "resume", "trial")  # how a sweep ran, not what a run computes
 
 
 @dataclass
@@ -38,7 +38,8 @@ class Job:
 
     @property
     def params(self) -> dict[str, str]:
-        return dict(item.lstrip("+~").split("=", 1) for item in self.overrides if "=" in item)
+        """The job's settings by key (not its Optuna trial link, which every job has its own of)."""
+        return dict(item.lstrip("+~").split("=", 1) for item in self.overrides if "=" in item and not item.startswith("trial="))
 
     @property
     def status(self) -> str:
@@ -303,7 +304,22 @@ def draw_sweep_figures(jobs: list[Job], rows: list[dict], keys: list[str], sweep
             from nnexp.plots.panels import boundary_panel
 
             figures.append(boundary_panel(jobs, swept_keys(jobs), sweep_dir / "boundaries.png"))
-    return figures
+    return figures + draw_study_figures(sweep_dir)
+
+
+def draw_study_figures(sweep_dir: Path) -> list[Path]:
+    """Optuna's own figures of the study an Optuna sweep fed (its study.json names it), drawn
+    from the storage: every worker's trials, not only this sweep dir's."""
+    from nnexp.hydra_integration.optuna_sweeper import STUDY_FILE
+    from nnexp.results import read_json
+
+    if not (Path(sweep_dir) / STUDY_FILE).is_file():
+        return []
+    from nnexp.studies.storage import open_study
+    from nnexp.studies.summary import draw_study_figures as draw
+
+    reference = read_json(Path(sweep_dir) / STUDY_FILE)
+    return draw(open_study(reference["study"], reference["storage"]), Path(sweep_dir))
 
 
 def draw_learning_curves(jobs: list[Job], keys: list[str], sweep_dir: Path) -> Path | None:

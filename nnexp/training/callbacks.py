@@ -151,3 +151,21 @@ class EpochProgress(pl.Callback):
         if self._progress is not None:
             self._progress.update(self._task, total=self._rows)
             self._progress.stop()
+
+
+class TrialPruning(pl.Callback):
+    """Report each epoch's score on ``split`` to an Optuna trial (a ``TrialLink``) and stop the
+    fit when the study's pruner says so, as Optuna's Lightning integration does, but with the
+    epoch's score on held-out rows: a CV fold's held-out rows, or the validation split."""
+
+    def __init__(self, link, split: str):
+        self.link, self.split = link, split
+        self.pruned_epoch: int | None = None
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.should_stop or not pl_module.history:  # converged or diverged: the final score is told
+            return
+        epoch = int(pl_module.history[-1]["epoch"])
+        if self.link.report(pl_module.split_score(self.split), epoch):
+            self.pruned_epoch = epoch
+            trainer.should_stop = True

@@ -1,0 +1,69 @@
+"""The Optuna search space from Hydra's sweep syntax, as hydra-optuna-sweeper users write it:
+``interval(a, b)``, ``int(interval(a, b))``, ``tag(log, interval(a, b))``, ``choice(...)``,
+``range(start, stop, step)`` and fixed values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
+
+from nnexp.errors import ConfigError
+
+
+@dataclass
+class SearchSpace:
+    """Optuna distributions by override key, and the fixed overrides every trial gets."""
+
+    distributions: dict
+    fixed: list[str]
+
+    def overrides(self, params: dict) -> list[str]:
+        """A trial's job overrides: the fixed ones, then each sampled value."""
+        return self.fixed + [f"{key}={value}" for key, value in params.items()]
+
+
+def written(override: Override) -> str:
+    """The override's value as the user wrote it."""
+    return override.input_line.split("=", 1)[1]
+
+
+def distribution(override: Override):
+    """The Optuna distribution a sweep override describes."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    value = override.value()
+    key = override.get_key_element()
+    if override.is_choice_sweep() or (isinstance(value, RangeSweep) and value.shuffle):
+        return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+    if isinstance(value, RangeSweep):
+        # range(start, stop, step) as Hydra means it everywhere else: ``stop`` is excluded.
+        values = list(override.sweep_iterator())
+        if not values:
+            raise ConfigError(key, written(override), "a range with at least one value")
+        if all(isinstance(v, int) for v in (value.start, value.stop, value.step)):
+            return IntDistribution(values[0], values[-1], step=int(value.step))
+        return FloatDistribution(float(values[0]), float(values[-1]), step=float(value.step))
+    if isinstance(value, IntervalSweep):
+        log = "log" in value.tags
+        if log and min(value.start, value.end) <= 0:
+            raise ConfigError(key, written(override), "positive bounds for tag(log, interval(...))")
+        if value.start > value.end:
+            raise ConfigError(key, written(override), "interval(low, high) with low <= high")
+        if isinstance(value.start, int) and isinstance(value.end, int):
+            return IntDistribution(value.start, value.end, log=log)
+        return FloatDistribution(float(value.start), float(value.end), log=log)
+    raise ConfigError(key, written(override), "interval(...), choice(...), range(...) or a fixed value")
+
+
+def search_space(overrides: list[Override]) -> SearchSpace:
+    """Split parsed overrides into distributions (sweeps) and fixed overrides (everything else)."""
+    distributions, fixed = {}, []
+    for override in overrides:
+        if override.is_sweep_override():
+            distributions[override.get_key_element()] = distribution(override)
+        else:
+            fixed.append(override.input_line)
+    if not distributions:
+        raise ConfigError("hydra.sweeper.params", None, "at least one swept key, e.g. 'optim.lr: tag(log, interval(1e-4, 1e-1))'")
+    return SearchSpace(distributions, fixed)

@@ -1,0 +1,203 @@
+"""nnexp's Optuna sweeper, checked through Optuna's own API reading the study back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from nnexp import cli
+from nnexp.errors import ConfigError
+
+optuna = pytest.importorskip("optuna")
+
+pytestmark = pytest.mark.hydra
+SMALL = ["data=iris", "cv=2", "trainer.max_epochs=4", "quiet=true", "logger=none", "hydra.callbacks.sweep_summary.figures=foreground"]
+
+
+@pytest.fixture
+def sweep(tmp_path, monkeypatch):
+    """sweep(*overrides, name=...) runs ``nnexp -m sweep=optuna_mlp ...`` in this process, with
+    the study in tmp_path/optuna.db; returns the sweep dir the worker claimed."""
+    monkeypatch.chdir(tmp_path)
+
+    def _sweep(*overrides: str, name: str = "sweep") -> Path:
+        GlobalHydra.instance().clear()
+        monkeypatch.setattr(sys, "argv", ["nnexp", "-m", "sweep=optuna_mlp", f"hydra.sweep.dir={name}",
+                                          "hydra.sweeper.storage=sqlite:///optuna.db", *SMALL, *overrides])
+        cli.main()
+        return tmp_path / name
+
+    return _sweep
+
+
+def load(tmp_path: Path, storage: str | None = None):
+    """The study, read back through Optuna's own API."""
+    storage = storage or f"sqlite:///{tmp_path / 'optuna.db'}"
+    if storage.startswith("journal://"):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        storage = JournalStorage(JournalFileBackend(storage[len("journal://"):]))
+    return optuna.load_study(study_name="nnexp_mlp", storage=storage)
+
+
+def job_params(job_dir: Path) -> dict[str, str]:
+    lines = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text())
+    return dict(line.split("=", 1) for line in lines if not line.startswith("trial="))
+
+
+def test_search_space_speaks_the_optuna_plugins_syntax():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from nnexp.studies.search_space import search_space
+
+    lines = ["a=interval(0.1, 1)", "b=tag(log, interval(1e-5, 10))", "c=int(interval(1, 8))", "d=choice([10],[50, 50])",
+             "e=range(2, 9, 3)", "f=range(0.5, 2.0, 0.5)", "g=3"]
+    space = search_space(OverridesParser.create().parse_overrides(lines))
+    assert space.distributions == {
+        "a": FloatDistribution(0.1, 1.0), "b": FloatDistribution(1e-5, 10.0, log=True), "c": IntDistribution(1, 8),
+        "d": CategoricalDistribution(["[10]", "[50,50]"]),
+        "e": IntDistribution(2, 8, step=3),  # range excludes its stop, as everywhere in Hydra
+        "f": FloatDistribution(0.5, 1.5, step=0.5),
+    }
+    assert space.fixed == ["g=3"]
+    assert space.overrides({"a": 0.5}) == ["g=3", "a=0.5"]
+    with pytest.raises(ConfigError, match=r"^b=.*positive bounds"):
+        search_space(OverridesParser.create().parse_overrides(["b=tag(log, interval(0, 1))"]))
+    with pytest.raises(ConfigError, match="hydra.sweeper.params"):
+        search_space(OverridesParser.create().parse_overrides(["g=3"]))
+
+
+def test_study_records_every_trial_and_a_relaunch_tops_it_up(sweep, tmp_path):
+    first = sweep("hydra.sweeper.n_trials=3")
+    study = load(tmp_path)
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    for trial in trials:  # each trial's job dir is named by its number and holds that trial's run
+        job_dir = first / str(trial.number)
+        metrics = json.loads((job_dir / "metrics.json").read_text())
+        assert metrics["objective"] == pytest.approx(trial.value)
+        assert job_params(job_dir) == {**{k: str(v) for k, v in trial.params.items()}, **job_params(job_dir)}
+        assert {k: job_params(job_dir)[k] for k in trial.params} == {k: str(v) for k, v in trial.params.items()}
+    rows = (first / "study.csv").read_text().splitlines()
+    assert len(rows) == 4 and rows[0].startswith("number,state,value")
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 3
+
+    second = sweep("hydra.sweeper.n_trials=4", name="again")  # the study's total: one more trial
+    assert [t.number for t in load(tmp_path).get_trials()] == [0, 1, 2, 3]
+    assert sorted(p.name for p in second.iterdir() if p.name.isdigit()) == ["3"]
+    sweep("hydra.sweeper.n_trials=2", "hydra.sweeper.n_trials_scope=run", name="more")  # two more, whatever the total
+    assert len(load(tmp_path).get_trials()) == 6
+
+
+def test_a_second_worker_in_the_same_dir_gets_its_own(sweep, tmp_path):
+    first = sweep("hydra.sweeper.n_trials=1", name="shared")
+    sweep("hydra.sweeper.n_trials=2", name="shared")
+    second = tmp_path / "shared-2"
+    assert (first / "0" / "metrics.json").is_file() and (second / "1" / "metrics.json").is_file()
+    assert not (first / "1").exists() and not (second / "0").exists()
+
+
+def test_a_failing_trial_is_told_fail_with_its_message_and_the_sweep_goes_on(sweep, tmp_path):
+    sweep("hydra.sweeper.n_trials=4", "model.activation=choice(relu,bogus)")
+    trials = load(tmp_path).get_trials()
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert failed and len(failed) < 4
+    assert all(t.params["model.activation"] == "bogus" for t in failed)
+    assert all("model.activation" in t.user_attrs["error"] for t in failed)
+    assert all(t.state.name == "COMPLETE" for t in trials if t.params["model.activation"] == "relu")
+
+
+def test_pruning_stops_unpromising_trials_and_records_them(sweep, tmp_path):
+    sweep("hydra.sweeper.n_trials=8", "trainer.max_epochs=30", "stopping=none",
+          "hydra.sweeper.pruner={_target_:optuna.pruners.MedianPruner,n_startup_trials:2,n_warmup_steps:3}")
+    study = load(tmp_path)
+    pruned = [t for t in study.get_trials() if t.state.name == "PRUNED"]
+    assert pruned, "the median pruner stopped no trial"
+    for trial in pruned:
+        metrics = json.loads((tmp_path / "sweep" / str(trial.number) / "metrics.json").read_text())
+        assert metrics["status"] == "pruned" and metrics["epochs"] == trial.last_step < 30
+        assert metrics["objective"] == pytest.approx(trial.intermediate_values[trial.last_step], abs=1e-6)
+    complete = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
+    assert complete and all(len(t.intermediate_values) > 0 for t in complete)
+    stored = list((tmp_path / "multirun" / ".store").glob("*/metrics.json"))
+    assert len(stored) == len(complete)  # a pruned result is not a finished one: never stored
+
+
+def test_summary_of_a_study_from_its_storage(sweep, tmp_path, capsys, monkeypatch):
+    sweep("hydra.sweeper.n_trials=3")
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["nnexp-summary", "--study", "nnexp_mlp", "--storage", "sqlite:///optuna.db", "--no-plots"])
+    cli.summary_main()
+    out = capsys.readouterr().out
+    best = load(tmp_path).best_trial
+    assert f"best (trial {best.number}, value {best.value:.4f})" in out
+    monkeypatch.setattr(sys, "argv", ["nnexp-summary", "--study", "nope", "--storage", "sqlite:///optuna.db"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.summary_main()
+    assert exit_info.value.code == 2 and "no study of that name" in capsys.readouterr().err
+
+
+def nnexp_worker(cwd: Path, storage: str, *overrides: str) -> subprocess.Popen:
+    """One ``nnexp -m sweep=optuna_mlp`` worker process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "nnexp.cli", "-m", "sweep=optuna_mlp", f"hydra.sweeper.storage={storage}", *SMALL,
+         "hydra/hydra_logging=none", "hydra/job_logging=none", *overrides],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def two_workers_at_once(tmp_path: Path, storage: str) -> None:
+    """Two workers started together on one study, six trials each: twelve distinct trials, no
+    job dir written twice, and the summary's best is Optuna's ``study.best_trial``."""
+    workers = [nnexp_worker(tmp_path, storage, "hydra.sweeper.n_trials=6", "hydra.sweeper.n_trials_scope=run",
+                            "hydra.sweep.dir=multirun/same") for _ in range(2)]
+    outputs = [worker.communicate()[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    study = load(tmp_path, storage)
+    trials = study.get_trials()
+    assert len(trials) == 12 and all(t.state.name == "COMPLETE" for t in trials)
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 12  # no configuration trained twice
+    dirs = {Path(t.user_attrs["nnexp"]["job_dir"]) for t in trials}
+    assert len(dirs) == 12 and {d.parent.name for d in dirs} == {"same", "same-2"}
+    for trial in trials:  # each job dir holds its own trial's settings and result
+        job_dir = Path(trial.user_attrs["nnexp"]["job_dir"])
+        assert {k: job_params(job_dir)[k] for k in trial.params} == {k: str(v) for k, v in trial.params.items()}
+        assert json.loads((job_dir / "metrics.json").read_text())["objective"] == pytest.approx(trial.value)
+    best = study.best_trial
+    assert any(f"best (trial {best.number}, value {best.value:.4f})" in out for out in outputs[-1:] + outputs[:1])
+
+
+def test_two_workers_share_a_journal_file(tmp_path):
+    two_workers_at_once(tmp_path, f"journal://{tmp_path / 'study.log'}")
+
+
+@pytest.mark.server
+def test_two_workers_share_a_postgresql_study(tmp_path, postgres_url):
+    two_workers_at_once(tmp_path, postgres_url)
+    # A killed worker's trial ends FAILED when the next worker starts, and that worker completes the study.
+    worker = nnexp_worker(tmp_path, postgres_url, "hydra.sweeper.n_trials=14", "trainer.max_epochs=100000",
+                          "stopping=none", "hydra.sweep.dir=multirun/killed")
+    study = load(tmp_path, postgres_url)
+    while worker.poll() is None and not study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+        time.sleep(0.1)  # waits for the event (a running trial, or the worker's end), with no deadline
+    assert worker.poll() is None, "the worker ended before it started a trial"
+    worker.send_signal(signal.SIGKILL)
+    worker.communicate()
+    running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    assert [t.number for t in running] == [12]
+    finisher = nnexp_worker(tmp_path, postgres_url, "hydra.sweeper.n_trials=14", "hydra.sweep.dir=multirun/after")
+    out = finisher.communicate()[0]
+    assert finisher.returncode == 0, out
+    trials = {t.number: t for t in load(tmp_path, postgres_url).get_trials()}
+    assert trials[12].state.name == "FAIL" and "ended before the trial finished" in trials[12].user_attrs["error"]
+    assert sum(t.state.name == "COMPLETE" for t in trials.values()) == 14
