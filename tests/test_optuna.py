@@ -118,7 +118,7 @@ def test_a_failing_trial_is_told_fail_with_its_message_and_the_sweep_goes_on(swe
 
 
 def test_pruning_stops_unpromising_trials_and_records_them(sweep, tmp_path):
-    sweep("hydra.sweeper.n_trials=8", "trainer.max_epochs=30", "stopping=none",
+    sweep("hydra.sweeper.n_trials=8", "trainer.max_epochs=30", "stopping=none", "hydra.sweeper.report_every=2",
           "hydra.sweeper.pruner={_target_:optuna.pruners.MedianPruner,n_startup_trials:2,n_warmup_steps:3}")
     study = load(tmp_path)
     pruned = [t for t in study.get_trials() if t.state.name == "PRUNED"]
@@ -126,6 +126,7 @@ def test_pruning_stops_unpromising_trials_and_records_them(sweep, tmp_path):
     for trial in pruned:
         metrics = json.loads((tmp_path / "sweep" / str(trial.number) / "metrics.json").read_text())
         assert metrics["status"] == "pruned" and metrics["epochs"] == trial.last_step < 30
+        assert all(step % 2 == 0 for step in trial.intermediate_values)
         assert metrics["objective"] == pytest.approx(trial.intermediate_values[trial.last_step], abs=1e-6)
     complete = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
     assert complete and all(len(t.intermediate_values) > 0 for t in complete)
@@ -188,7 +189,10 @@ def test_two_workers_share_a_postgresql_study(tmp_path, postgres_url):
     worker = nnexp_worker(tmp_path, postgres_url, "hydra.sweeper.n_trials=14", "trainer.max_epochs=100000",
                           "stopping=none", "hydra.sweep.dir=multirun/killed")
     study = load(tmp_path, postgres_url)
-    while worker.poll() is None and not study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+    def started() -> bool:  # a trial that runs, with its worker and parameters recorded
+        return any("nnexp" in t.user_attrs and t.params for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)))
+
+    while worker.poll() is None and not started():
         time.sleep(0.1)  # waits for the event (a running trial, or the worker's end), with no deadline
     assert worker.poll() is None, "the worker ended before it started a trial"
     worker.send_signal(signal.SIGKILL)

@@ -40,7 +40,7 @@ class BatchedLauncher(InProcessLauncher):
         sweep = BatchedSweep(tasks, self.chunk_size, skip_finished=not (tasks and tasks[0].get("fresh", False)))
         runs: dict[int, JobReturn] = {}
         # record_job does what run_job does but chdir and env_set: a sweep using them keeps run_job.
-        plain = not self.config.hydra.job.chdir and not self.config.hydra.job.env_set
+        plain = self.config.hydra.job.chdir is False and not self.config.hydra.job.env_set  # None: Hydra decides
 
         def launch_one(number: int, result=None) -> None:
             idx = initial_job_idx + number

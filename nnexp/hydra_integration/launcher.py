@@ -143,11 +143,19 @@ class InProcessLauncher(Launcher):
         return runs
 
     def run_one(self, config: DictConfig, idx: int, task_function=None) -> JobReturn:
-        """Run one job, numbered ``idx``, with Hydra's run_job (and the sweep's task function,
-        unless another is given)."""
-        run = run_job(
-            hydra_context=self.hydra_context, task_function=task_function or self.task_function, config=self.number(config, idx),
-            job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir",
-        )
+        """Run one job, numbered ``idx``, with the sweep's task function (unless another is
+        given): through ``record_job``, which makes the job dir as Hydra's run_job does without
+        its copies of a config that is this job's own, or with run_job itself for a job that
+        changes its working dir or environment."""
+        task_function = task_function or self.task_function
+        config = self.number(config, idx)
+        if config.hydra.job.chdir is False and not config.hydra.job.env_set:  # None: Hydra decides (chdir before 1.2)
+            from nnexp.hydra_integration.job_record import record_job
+
+            task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+            run = record_job(config, task, self.hydra_context, task_function, lambda job, _: task_function(job), job_logging=True)
+        else:
+            run = run_job(hydra_context=self.hydra_context, task_function=task_function, config=config,
+                          job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return run

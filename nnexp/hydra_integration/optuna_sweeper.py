@@ -21,7 +21,7 @@ from nnexp.errors import ConfigError
 from nnexp.results import write_json
 from nnexp.studies.search_space import SearchSpace, search_space
 from nnexp.studies.storage import StorageSpec, absolute_url, open_storage, optuna_notices_off, retry_callback
-from nnexp.studies.trial_link import PRUNER_ATTR
+from nnexp.studies.trial_link import PRUNER_KEY, WORKER_ATTR
 from nnexp.sweeps.grid import SWEEP_RECORD
 
 log = logging.getLogger(__name__)
@@ -29,12 +29,11 @@ log = logging.getLogger(__name__)
 # hydra.sweeper.pruner by name; a dict with ``_target_`` sets any Optuna pruner and its arguments.
 PRUNERS = {
     "none": None,
-    "median": {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 5, "n_warmup_steps": 5},
-    "successive_halving": {"_target_": "optuna.pruners.SuccessiveHalvingPruner"},
+    "median": {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 5, "n_warmup_steps": 20},
+    "successive_halving": {"_target_": "optuna.pruners.SuccessiveHalvingPruner", "min_resource": 10, "reduction_factor": 2},
     "hyperband": {"_target_": "optuna.pruners.HyperbandPruner"},
 }
 SCOPES = ("study", "run")
-WORKER_ATTR = "nnexp"  # a trial's user attr: its worker (host, pid), job dir and overrides
 STUDY_FILE = "study.json"  # in the sweep dir: which study it fed (the report's Optuna figures)
 
 
@@ -96,13 +95,13 @@ class OptunaSweeper(Sweeper):
     def __init__(self, sampler: Any = None, pruner: Any = None, direction: str = "maximize", study_name: str | None = None,
                  storage: str | None = None, n_trials: int = 20, n_trials_scope: str = "study", n_jobs: int = 1,
                  params: dict | None = None, heartbeat_interval: int | None = 60, grace_period: int | None = 120,
-                 retries: int = 0):
+                 retries: int = 0, report_every: int = 10):
         if direction not in ("maximize", "minimize"):
             raise ConfigError("hydra.sweeper.direction", direction, "maximize or minimize")
         if n_trials_scope not in SCOPES:
             raise ConfigError("hydra.sweeper.n_trials_scope", n_trials_scope,
                               "study (n_trials is the study's total: a relaunch tops it up) or run (this launch adds n_trials)")
-        for key, value in (("n_trials", n_trials), ("n_jobs", n_jobs)):
+        for key, value in (("n_trials", n_trials), ("n_jobs", n_jobs), ("report_every", report_every)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"hydra.sweeper.{key}", value, "a positive whole number")
         if not storage:
@@ -112,7 +111,7 @@ class OptunaSweeper(Sweeper):
         self.pruner = pruner_config(pruner)
         self.direction, self.study_name = direction, study_name or "nnexp"
         self.storage = StorageSpec(absolute_url(str(storage)), heartbeat_interval, grace_period, int(retries))
-        self.n_trials, self.scope, self.n_jobs = n_trials, n_trials_scope, n_jobs
+        self.n_trials, self.scope, self.n_jobs, self.report_every = n_trials, n_trials_scope, n_jobs, report_every
         self.params = dict(params or {})
         self.worker = {"host": socket.gethostname(), "pid": os.getpid()}
 
@@ -197,6 +196,11 @@ class OptunaSweeper(Sweeper):
     def ask(self, study, space: SearchSpace):
         """A new trial (or one queued by a retry), seeded by its number, with its parameters."""
         trial = study.ask()
+        # Who runs it, first: a worker killed from here on leaves a trial the next worker can end.
+        info = {"worker": self.worker, "job_dir": str((self.sweep_dir / str(trial.number)).resolve()), "fixed": space.fixed}
+        if self.pruner is not None:
+            info[PRUNER_KEY] = self.pruner
+        trial.set_user_attr(WORKER_ATTR, info)
         sampler = self.sampler_for(trial.number)
         if sampler is not None:
             study.sampler = sampler  # a trial samples lazily, at suggest: this is its sampler
@@ -208,7 +212,7 @@ class OptunaSweeper(Sweeper):
         """Trial's job overrides; with a pruner, ``trial=`` tells the job where to report."""
         overrides = space.overrides(trial.params)
         if self.pruner is not None:
-            overrides.append(f"trial={{storage:{quoted(self.storage.url)},study:{quoted(self.study_name)},number:{trial.number}}}")
+            overrides.append(f"trial={{storage:{quoted(self.storage.url)},study:{quoted(self.study_name)},number:{trial.number},every:{self.report_every}}}")
         return overrides
 
     def sweep(self, arguments: list[str]) -> Any:
@@ -234,11 +238,6 @@ class OptunaSweeper(Sweeper):
                 trials = self.drop_surplus(study, trials)
                 if not trials:
                     break
-                for trial in trials:
-                    trial.set_user_attr(WORKER_ATTR, {"worker": self.worker, "job_dir": str((self.sweep_dir / str(trial.number)).resolve()),
-                                                      "overrides": space.overrides(trial.params)})
-                    if self.pruner is not None:
-                        trial.set_user_attr(PRUNER_ATTR, self.pruner)
                 with self.heartbeat(trials):
                     results = self.launch(trials, space)
                 for trial, result in zip(trials, results):

@@ -20,7 +20,7 @@ def trial_rows(study) -> list[dict]:
     rows = []
     for trial in study.get_trials(deepcopy=False):
         info = trial.user_attrs.get("nnexp", {})
-        overrides = info.get("overrides") or [f"{key}={value}" for key, value in trial.params.items()]
+        overrides = list(info.get("fixed", [])) + [f"{key}={value}" for key, value in trial.params.items()]
         rows.append({
             "number": trial.number,
             "state": trial.state.name,

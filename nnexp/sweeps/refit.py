@@ -26,6 +26,7 @@ def refit_best(job_dir: Path, output_dir: Path, batched: bool = False) -> RunRec
         cfg.quiet = True
         cfg.mode = "train"
         cfg.paths.output_dir = str(output_dir)
+        cfg.trial = None  # an Optuna job's link to its trial: the refit is no trial, and is never pruned
     plan = prepare(cfg)
     trained = []
     if batched:

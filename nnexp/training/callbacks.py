@@ -166,6 +166,6 @@ class TrialPruning(pl.Callback):
         if trainer.should_stop or not pl_module.history:  # converged or diverged: the final score is told
             return
         epoch = int(pl_module.history[-1]["epoch"])
-        if self.link.report(pl_module.split_score(self.split), epoch):
+        if self.link.due(epoch) and self.link.report(pl_module.split_score(self.split), epoch):
             self.pruned_epoch = epoch
             trainer.should_stop = True
