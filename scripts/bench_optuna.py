@@ -4,7 +4,9 @@ Breast cancer, ``sweep=optuna_mlp`` (TPE over alpha, learning rate and width, 3-
 trials, one study per variant, side by side in this one process, each in a fresh sqlite file:
   - no pruning;
   - ``hydra.sweeper.pruner=successive_halving``;
-  - ``hydra.sweeper.pruner=median``.
+  - ``hydra.sweeper.pruner=median``;
+  - the same with ``launcher=batched hydra.sweeper.n_jobs=8``: eight trials at a time as one stack,
+    each member reporting to its own trial (TPE then sees trials in batches of eight).
 Prints, per variant: total epochs trained (every fold of every trial), wall time, the per-trial
 sweep overhead (wall minus the sum of the fits, per trial: asking, launching, recording, telling,
 the summary; until the command returns, the report's figures being drawn by a detached process,
@@ -29,7 +31,12 @@ from pathlib import Path
 
 from hydra.core.global_hydra import GlobalHydra
 
-VARIANTS = {"none": "no pruning", "successive_halving": "successive halving", "median": "median"}
+VARIANTS = {  # label: (pruner, more overrides)
+    "no pruning": ("none", []),
+    "successive halving": ("successive_halving", []),
+    "median": ("median", []),
+    "median, batched x8": ("median", ["launcher=batched", "hydra.sweeper.n_jobs=8"]),
+}
 
 
 def run_study(folder: Path, pruner: str, trials: int, extra: list[str]) -> dict:
@@ -78,21 +85,19 @@ def main() -> None:
         warm = Path(root) / "warm-up"
         warm.mkdir()
         run_study(warm, "none", 2, ["data=iris", "trainer.max_epochs=5", *args.extra])
-        for pruner in VARIANTS:
-            folder = Path(root) / pruner
+        for number, (label, (pruner, overrides)) in enumerate(VARIANTS.items()):
+            folder = Path(root) / str(number)
             folder.mkdir()
-            results[pruner] = run_study(folder, pruner, args.trials, args.extra)
+            results[label] = run_study(folder, pruner, args.trials, [*overrides, *args.extra])
     os.chdir(home)
-    base = results["none"]
+    base = results["no pruning"]
     print(f"optuna_mlp on breast_cancer, {args.trials} trials per study (TPE, 3-fold CV), sqlite storage")
     print(f"{'variant':<20}{'pruned':>7}{'epochs':>9}{'x fewer':>9}{'wall s':>9}{'x faster':>10}"
           f"{'overhead ms/trial':>19}{'best CV':>9}{'test':>8}")
-    for pruner, label in VARIANTS.items():
-        r = results[pruner]
+    for label, r in results.items():
         print(f"{label:<20}{r['pruned']:>7}{r['epochs']:>9.0f}{base['epochs'] / r['epochs']:>9.2f}{r['wall']:>9.1f}"
               f"{base['wall'] / r['wall']:>10.2f}{r['overhead_ms']:>19.0f}{r['best_cv']:>9.4f}{r['test']:>8.4f}")
-    for pruner, label in list(VARIANTS.items())[1:]:
-        r = results[pruner]
+    for label, r in list(results.items())[1:]:
         print(f"{label}: {base['epochs'] / r['epochs']:.2f}x fewer epochs, best CV "
               f"{100 * (r['best_cv'] - base['best_cv']):+.2f} points against no pruning")
 

@@ -236,7 +236,7 @@ def test_a_store_that_cannot_be_written_keeps_the_job_dir(nnexp, tmp_path):
 
 def test_ctrl_c_keeps_finished_jobs_says_how_to_go_on_and_exits_130(tmp_path):
     command = [str(Path(sys.executable).with_name("nnexp")), "-m", "hydra.sweep.dir=sweep", *FAST,
-               "data=digits", "trainer.max_epochs=40", "stopping=none", "regularization.alpha=1e-4,1e-3,1e-2,1e-1"]
+               "data=digits", "trainer.max_epochs=300", "stopping=none", "regularization.alpha=1e-4,1e-3,1e-2,1e-1"]  # jobs of ~2 s: the SIGINT finds the sweep running
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     for line in process.stdout:  # each job reports "-> objective" once its files are written

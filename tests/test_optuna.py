@@ -205,3 +205,47 @@ def test_two_workers_share_a_postgresql_study(tmp_path, postgres_url):
     trials = {t.number: t for t in load(tmp_path, postgres_url).get_trials()}
     assert trials[12].state.name == "FAIL" and "ended before the trial finished" in trials[12].user_attrs["error"]
     assert sum(t.state.name == "COMPLETE" for t in trials.values()) == 14
+
+
+def test_batched_members_report_to_their_own_trials_and_pruned_ones_leave_the_stack(sweep, tmp_path):
+    # Two batches of six: the median pruner compares the second batch with the first, finished one.
+    sweep("hydra.sweeper.n_trials=12", "hydra.sweeper.n_jobs=6", "launcher=batched", "trainer.max_epochs=30",
+          "stopping=none", "hydra.sweeper.report_every=2", "data=breast_cancer",
+          "hydra.sweeper.pruner={_target_:optuna.pruners.MedianPruner,n_startup_trials:0,n_warmup_steps:3}")
+    trials = load(tmp_path).get_trials()
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    assert pruned and len(pruned) < len(trials)
+    for trial in trials:  # every job reported the CV mean at each second epoch, in its own trial
+        metrics = json.loads((tmp_path / "sweep" / str(trial.number) / "metrics.json").read_text())
+        assert metrics["batched"] is True
+        assert sorted(trial.intermediate_values) == list(range(2, int(metrics["epochs"]) + 1, 2))
+        if trial.state.name == "PRUNED":
+            assert metrics["status"] == "pruned" and metrics["epochs"] < 30 and trial.last_step == metrics["epochs"]
+        else:
+            assert metrics["status"] == "ok" and metrics["epochs"] == 30
+            # the last report is the CV mean of the folds' held-out scores, as the job's objective
+            assert trial.intermediate_values[30] == pytest.approx(metrics["objective"], abs=1e-5)
+
+
+def test_stack_pruning_reports_each_jobs_cv_mean_once_a_step():
+    from nnexp.batched.pruning import StackPruning
+
+    class Link:
+        def __init__(self, prune_at):
+            self.prune_at, self.reports = prune_at, []
+
+        def due(self, step):
+            return step % 2 == 0
+
+        def report(self, value, step):
+            self.reports.append((step, value))
+            return step == self.prune_at
+
+    first, second = Link(prune_at=4), Link(prune_at=None)
+    pruning = StackPruning({0: first, 1: first, 2: second})  # two folds of one job, one of another
+    assert pruning.report(1, {0: 0.5, 1: 0.7, 2: 0.9}) == set()  # not a reporting epoch
+    assert pruning.report(2, {0: 0.5, 1: 0.7, 2: 0.9}) == set()
+    assert pruning.report(4, {0: 0.6, 2: 0.8}) == {0, 1}  # member 1 stopped: its last score counts
+    assert pruning.report(6, {2: 0.85}) == set()
+    assert first.reports == [(2, pytest.approx(0.6)), (4, pytest.approx(0.65))]
+    assert second.reports == [(2, 0.9), (4, 0.8), (6, 0.85)]

@@ -48,6 +48,9 @@ class BatchedSweep:
         self.batchable: set[int] = set()
         self.stacks: dict[str, list] = defaultdict(list)
         self.keys: dict[int, str] = {}  # each batchable job's identity, computed once
+        self.trials: dict[str, object] = {}  # job key -> its Optuna trial link (jobs of nnexp's Optuna sweeper with a pruner)
+        self.pruned: set[str] = set()  # jobs whose trial was pruned: their folds left in later chunks are not trained
+        self.reporting: set[str] = set()  # jobs reporting from a chunk already (a step is reported once)
         planned: set[str] = set()
         for index, cfg in enumerate(task_configs):
             if not is_training_config(cfg):
@@ -67,6 +70,10 @@ class BatchedSweep:
                 continue  # finished earlier (or a repeat of a job already planned): the job restores it
             planned.add(key)
             self.stacks[stack_key(cfg)].append((index, key, cfg))
+            if cfg.get("trial") is not None:
+                from nnexp.studies.trial_link import trial_link
+
+                self.trials[key] = trial_link(cfg)
 
     def train(self) -> Iterator[list[tuple[int, FitResult]]]:
         """Train the stacks chunk by chunk; after each chunk, yield ``(job index, result)`` for
@@ -85,7 +92,10 @@ class BatchedSweep:
                 spec = stack_spec(jobs[0][2], bundle, batch_size)
                 for start in range(0, len(group), self.chunk_size):
                     chunk = group[start : start + self.chunk_size]
-                    for key, fold, result in self._train_chunk(chunk, spec, batch_size, training_device(jobs[0][2])):
+                    for skipped in [member for member in chunk if member[0] in self.pruned]:
+                        fits_left[skipped[0]] -= 1  # its job was pruned in an earlier chunk
+                    chunk = [member for member in chunk if member[0] not in self.pruned]
+                    for key, fold, result in self._train_chunk(chunk, spec, batch_size, training_device(jobs[0][2])) if chunk else ():
                         fold_results[key].append((fold, result))
                         fits_left[key] -= 1
                     yield self._finish([job for job in jobs if fits_left[job[1]] == 0 and job[1] in fold_results], fold_results)
@@ -97,14 +107,24 @@ class BatchedSweep:
         layers = [layer for layer in members[0].network.modules() if isinstance(layer, torch.nn.Linear)]
         work = len(members) * step_work(layers[0].in_features, [layer.out_features for layer in layers[:-1]],
                                         layers[-1].out_features, batch_size)
+        # A job whose folds span chunks reports from the first: Optuna takes one value per step.
+        reporting = {key for key, *_ in chunk if key in self.trials and key not in self.reporting}
+        self.reporting |= reporting
+        links = {position: self.trials[key] for position, (key, *_) in enumerate(chunk) if key in reporting}
+        pruning = None
+        if links:
+            from nnexp.batched.pruning import StackPruning
+
+            pruning = StackPruning(links)
         with torch_threads(auto_threads(self.threads, work)):
-            results = train_stack(members, spec, device)
+            results = train_stack(members, spec, device, pruning)
+        self.pruned.update(key for (key, *_), result in zip(chunk, results) if result.stop_reason == "pruned")
         seconds = (time.perf_counter() - started) / len(chunk)
         self.counts["stacks"] += 1
         self.counts["fits"] += len(chunk)
         for (key, fold, member, layers, params), result in zip(chunk, results):
             metrics = FitMetrics(
-                status="diverged" if result.stop_reason == "diverged" else "ok", stop_reason=result.stop_reason,
+                status=result.stop_reason if result.stop_reason in ("diverged", "pruned") else "ok", stop_reason=result.stop_reason,
                 epochs=len(result.history), max_epochs=spec.max_epochs, fit_seconds=seconds, params=params,
                 batch_size=batch_size, n_train=len(member.data.train), precision="32-true", layers=layers, batched=True,
                 **score_splits(result.network, spec.task, member.data),

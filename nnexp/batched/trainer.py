@@ -97,7 +97,7 @@ class Stack:
     """The members still training, their data and optimiser state; ``keep`` drops the others.
     (Their stopping state is on the host, in :class:`StopRules`.)"""
 
-    def __init__(self, members: list[MemberSpec], spec: StackSpec, device):
+    def __init__(self, members: list[MemberSpec], spec: StackSpec, device, held_out: bool = False):
         self.spec, self.device = spec, device
         self.ids = list(range(len(members)))
         self.net = StackedMLP([m.network for m in members], spec.activation, device)
@@ -106,6 +106,9 @@ class Stack:
         self.validation = None
         if all(m.data.val is not None for m in members):
             self.validation = SharedSplits([m.data.val for m in members], device, ones_column=True)
+        self.holdout = None  # scored each reported epoch when the members' jobs report to Optuna trials
+        if held_out and all(m.data.holdout is not None for m in members):
+            self.holdout = SharedSplits([m.data.holdout for m in members], device, ones_column=True)
         self.variance = None
         if spec.task.kind == "regression":
             self.variance = torch.stack([target_total_variance(spec.task, m.data.train.y.to(device)) for m in members])
@@ -166,9 +169,18 @@ class Stack:
             if value is not None:
                 setattr(self, name, value[keep])
         self.train.keep(keep)
-        if self.validation is not None:
-            self.validation.keep(keep)
+        for split in (self.validation, self.holdout):
+            if split is not None:
+                split.keep(keep)
         self._plan()
+
+    def held_out_scores(self, values: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Each member's score on its held-out rows (a CV fold's), else on its validation split,
+        else its running training score: what a trial reports."""
+        if self.holdout is None:
+            return values["val_score"] if "val_score" in values else values["train_score"]
+        (X, y), mask = self.holdout.members(), self.holdout.row_mask()
+        return split_scores(self.spec.task, self.net.forward(X)[0], y, mask)
 
     def train_epoch(self) -> dict[str, torch.Tensor]:
         """One epoch of minibatch steps for every member; returns the epoch's metrics, (M,) each."""
@@ -273,10 +285,11 @@ class StopRules:
 
 
 @torch.inference_mode()  # less bookkeeping per op than no_grad: a single-member stack ran 17% faster
-def train_stack(members: list[MemberSpec], spec: StackSpec, device="cpu") -> list[MemberResult]:
+def train_stack(members: list[MemberSpec], spec: StackSpec, device="cpu", pruning=None) -> list[MemberResult]:
     """Train every member for up to ``spec.max_epochs`` epochs; each stops on its own. The
-    members' networks come back with their final (or best) weights, as ordinary tensors."""
-    stack = Stack(members, spec, device)
+    members' networks come back with their final (or best) weights, as ordinary tensors.
+    ``pruning`` (a ``StackPruning``): members whose job's Optuna pruner stops it leave the stack."""
+    stack = Stack(members, spec, device, held_out=pruning is not None)
     rules = StopRules(spec, len(members))
     results = [MemberResult(network=m.network) for m in members]
     started = time.perf_counter()
@@ -291,10 +304,15 @@ def train_stack(members: list[MemberSpec], spec: StackSpec, device="cpu") -> lis
         host = torch.stack([column.to(dtype) for column in columns], 1).tolist()  # one synchronisation per epoch
         seconds = time.perf_counter() - started
         loss_at, monitored = names.index("train_loss"), names.index(spec.monitor) if spec.monitor is not None else 0
+        pruned = set()
+        if pruning is not None and pruning.due(epoch):
+            pruned = pruning.report(epoch, dict(zip(stack.ids, stack.held_out_scores(values).tolist())))
         leaving, best = [], []
         for m, (member, row, lr) in enumerate(zip(stack.ids, host, stack.lr_values)):
             results[member].history.append({"epoch": epoch, **dict(zip(names, row)), "lr": lr, "seconds": seconds})
             reason = rules.update(member, row[loss_at], row[monitored], row[-1] if shifted else None)
+            if member in pruned and reason != "diverged":
+                reason = "pruned"
             if stack.best_theta is not None:
                 best.append(reason != "diverged" and rules.improved_on_best(member, row[monitored]))
             if reason is None and epoch == spec.max_epochs:

@@ -14,8 +14,8 @@ JOURNAL_SCHEME = "journal://"
 
 @dataclass(frozen=True)
 class StorageSpec:
-    """Where a study lives and how its dead workers are noticed: Optuna's heartbeat (RDB storages
-    only) marks a trial whose worker stopped beating for ``grace_period`` seconds FAILED, and
+    """Where a study lives and how its dead workers are noticed: Optuna's heartbeat (database
+    servers: PostgreSQL, MySQL) marks a trial whose worker stopped beating for ``grace_period`` seconds FAILED, and
     ``retries`` re-enqueues such a trial's parameters that many times (RetryFailedTrialCallback)."""
 
     url: str
@@ -81,7 +81,9 @@ def open_storage(spec: StorageSpec):
         # An open(O_EXCL) lock file works on NFS as well as local disks.
         return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
     heartbeat = {}
-    if spec.heartbeat_interval:
+    # An sqlite file has one host: a dead worker there is found by its pid (the sweeper), and a
+    # heartbeat would only add a write per trial.
+    if spec.heartbeat_interval and not spec.url.startswith("sqlite"):
         heartbeat = dict(heartbeat_interval=int(spec.heartbeat_interval), grace_period=spec.grace_period,
                          failed_trial_callback=retry_callback(spec))
     from sqlalchemy.exc import IntegrityError, ProgrammingError

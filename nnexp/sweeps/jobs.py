@@ -68,7 +68,11 @@ def run_job(cfg: DictConfig, execute: Execute, say: Callable[[str], None] = prin
         write_record(run_dir / METRICS_FILE, RunRecord(key, status, None, error=message))
         say(f"{status}: {message}")
         return float("nan")
-    if read_record(run_dir / METRICS_FILE).finished:
+    record = read_record(run_dir / METRICS_FILE)
+    if record.status == "pruned":  # not a finished result: not stored, and a later sweep trains it whole
+        say(f"pruned by Optuna after {record.fit.epochs:g} epochs, score {record.objective_value:.4f}")
+        return float("nan")
+    if record.finished:
         try:
             store.commit(key, run_dir, replace=replace)
         except OSError as error:  # a read-only or full store: the job dir keeps the result
