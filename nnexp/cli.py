@@ -17,8 +17,8 @@ from nnexp.sweeps.grid import SWEEP_RECORD
 USER_CONFIG_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "hydra.searchpath")
 PLUGINS = {  # group options that need a Hydra plugin: (module, pip requirement)
     ("launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
-    ("launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
-    ("launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+    ("launcher", "submitit_local"): ("submitit", "submitit"),
+    ("launcher", "slurm"): ("submitit", "submitit"),
     ("sweep", "optuna_mlp"): ("optuna", "optuna"),
 }
 
@@ -178,11 +178,17 @@ def main() -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from nnexp.errors import NnexpError
+
     try:
         with skip_mode_probe() if multirun else contextlib.nullcontext():
             hydra_app()()
     except KeyboardInterrupt as error:
         interrupted(getattr(error, "sweep_dir", None))
+    except NnexpError as error:  # a sweeper's or launcher's setting (the task function reports its own)
+        if os.environ.get("NNEXP_TRACEBACK"):
+            raise
+        refuse(str(error))
     except (HydraException, OmegaConfBaseException, yaml.YAMLError) as error:  # composing the config: the user's to fix
         if os.environ.get("NNEXP_TRACEBACK"):
             raise

@@ -179,3 +179,32 @@ def _postgres_ids() -> tuple[int, int]:
 
     entry = pwd.getpwnam("postgres")
     return entry.pw_uid, entry.pw_gid
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A one-node SLURM cluster on localhost (scripts/slurm_local.sh), for the session's tests:
+    yields the environment that points SLURM's commands at it; its daemons are stopped by pid at
+    the end. Skipped where it cannot start (no slurm-wlm, not root), unless NNEXP_REQUIRE_SERVERS=1."""
+    import os
+    import shutil
+    import subprocess
+
+    required = os.environ.get("NNEXP_REQUIRE_SERVERS") == "1"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "slurm_local.sh"
+    if shutil.which("slurmctld") is None and not Path("/usr/sbin/slurmctld").exists():
+        (pytest.fail if required else pytest.skip)("SLURM is not installed (apt-get install slurm-wlm munge)")
+    if os.geteuid() != 0:
+        (pytest.fail if required else pytest.skip)("a local SLURM cluster needs root (slurmd runs jobs as their user)")
+    import tempfile
+
+    # Not under pytest's tmp dir: that is private to root, and munged runs as the munge user.
+    folder = Path(tempfile.mkdtemp(prefix="nnexp-slurm-"))
+    started = subprocess.run(["bash", str(script), "start", str(folder)], capture_output=True, text=True)
+    if started.returncode != 0:
+        (pytest.fail if required else pytest.skip)(f"SLURM did not start: {started.stderr.strip()[:300]}")
+    try:
+        yield {**os.environ, "SLURM_CONF": str(folder / "slurm.conf")}
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(folder)], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)

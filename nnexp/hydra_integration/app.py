@@ -74,7 +74,7 @@ def register_plugins() -> None:
     # Scan first: the scan re-executes the plugin modules it finds, and the classes registered
     # must be those that exist after it.
     plugins = Plugins.instance()
-    from hydra_plugins.nnexp_launcher import BatchedLauncher, InProcessLauncher, InProcessSweeper, OptunaSweeper
+    from hydra_plugins.nnexp_launcher import BatchedLauncher, ClusterLauncher, InProcessLauncher, InProcessSweeper, OptunaSweeper
 
-    for plugin in (InProcessLauncher, InProcessSweeper, BatchedLauncher, OptunaSweeper):
+    for plugin in (InProcessLauncher, InProcessSweeper, BatchedLauncher, ClusterLauncher, OptunaSweeper):
         plugins.register(plugin)

@@ -25,10 +25,14 @@ class BatchedLauncher(InProcessLauncher):
         self.chunk_size = int(chunk_size)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        return self.launch_numbered(job_overrides, list(range(initial_job_idx, initial_job_idx + len(job_overrides))))
+
+    def launch_numbered(self, job_overrides: Sequence[Sequence[str]], numbers: list[int]) -> Sequence[JobReturn]:
+        """Launch jobs numbered ``numbers`` (a cluster task's chunk need not be contiguous)."""
         configs = [self.job_config(list(overrides)) for overrides in job_overrides]
         if not any(is_training_config(config) for config in configs):  # another app's jobs: nothing to stack
             self.start()
-            return [self.run_one(config, idx) for idx, config in enumerate(configs, start=initial_job_idx)]
+            return [self.run_one(config, idx) for idx, config in zip(numbers, configs)]
         from nnexp.batched.launch import BatchedSweep, task_config
         from nnexp.hydra_integration.job_record import record_job
         from nnexp.hydra_integration.sweep_job import sweep_job
@@ -43,7 +47,7 @@ class BatchedLauncher(InProcessLauncher):
         plain = self.config.hydra.job.chdir is False and not self.config.hydra.job.env_set  # None: Hydra decides
 
         def launch_one(number: int, result=None) -> None:
-            idx = initial_job_idx + number
+            idx = numbers[number]
             log.info(f"\t#{idx} : {' '.join(shown_overrides(job_overrides[number]))}")
             if number not in sweep.batchable:
                 runs[number] = self.run_one(configs[number], idx)

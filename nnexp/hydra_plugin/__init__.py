@@ -8,7 +8,7 @@ names for the same classes instead of classes built on stale bases. Keep this mo
 
 from __future__ import annotations
 
-from nnexp.hydra_integration import batched_launcher, launcher, optuna_sweeper, sweeper
+from nnexp.hydra_integration import batched_launcher, cluster_launcher, launcher, optuna_sweeper, sweeper
 
 
 class InProcessLauncher(launcher.InProcessLauncher):
@@ -25,3 +25,7 @@ class InProcessSweeper(sweeper.GridSweeper):
 
 class OptunaSweeper(optuna_sweeper.OptunaSweeper):
     """``hydra/sweeper=optuna``: Optuna's ask-and-tell over Hydra's sweep syntax."""
+
+
+class ClusterLauncher(cluster_launcher.ClusterLauncher):
+    """``hydra/launcher=nnexp_cluster``: jobs packed into SLURM (or local) array tasks."""

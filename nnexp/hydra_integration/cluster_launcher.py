@@ -1,0 +1,277 @@
+"""The cluster launcher: a sweep's jobs packed into SLURM array tasks (or local processes) with
+submitit. Each task imports once and runs its chunk through the batched launcher: batchable jobs
+train together as stacks, the rest one after another, and each job is recorded into its job dir
+and the shared store as soon as it finishes, so a task that dies keeps what it finished."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Sequence
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, setup_globals
+from omegaconf import DictConfig, OmegaConf
+
+from nnexp.errors import ConfigError
+from nnexp.hydra_integration.batched_launcher import BatchedLauncher
+from nnexp.hydra_integration.overrides import shown_overrides
+
+log = logging.getLogger(__name__)
+ARRAYS_FILE = "arrays.txt"  # in the submitit folder: the array ids this sweep dir submitted
+
+
+class ChunkTask:
+    """What one array task runs: its chunk of jobs, through the batched launcher, in one process."""
+
+    def __init__(self, hydra_context, task_function, config: DictConfig, chunk_size: int):
+        self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
+        self.chunk_size = chunk_size
+        self.singleton_state = Singleton.get_state()  # Hydra's plugins and config store, as Hydra's submitit plugin ships them
+
+    def __call__(self, job_overrides: list[list[str]], numbers: list[int]) -> list[int]:
+        Singleton.set_state(self.singleton_state)
+        setup_globals()
+        launcher = BatchedLauncher(self.chunk_size)
+        launcher.setup(hydra_context=self.hydra_context, task_function=self.task_function, config=self.config)
+        launcher.launch_numbered(job_overrides, numbers)
+        return numbers
+
+
+class ClusterLauncher(BatchedLauncher):
+    """``launcher=slurm`` / ``launcher=submitit_local``: chunks of ``jobs_per_task`` jobs, one
+    array task each (null: the pending jobs spread evenly over ``max_tasks`` tasks, by default
+    the cores of the partition, or of this machine, divided by ``cpus_per_task``). Jobs already
+    finished (in their job dir or the store) are restored here and never reach the cluster."""
+
+    def __init__(self, cluster: str = "slurm", jobs_per_task: int | None = None, max_tasks: int | None = None,
+                 chunk_size: int = 40, timeout_min: int = 60, cpus_per_task: int | str = 1, mem_gb: float | None = None,
+                 gpus_per_node: int | None = None, partition: str | None = None, pending_timeout_s: float = 300,
+                 poll_s: float = 1.0, additional_parameters: dict | None = None) -> None:
+        super().__init__(chunk_size)
+        if cluster not in ("slurm", "local"):
+            raise ConfigError("hydra.launcher.cluster", cluster, "slurm or local")
+        for key, value in (("jobs_per_task", jobs_per_task), ("max_tasks", max_tasks)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"hydra.launcher.{key}", value, "a positive whole number, or null to derive it")
+        self.cluster, self.jobs_per_task, self.max_tasks = cluster, jobs_per_task, max_tasks
+        if cpus_per_task in (None, "auto"):  # threads=auto: one thread for a small MLP's steps
+            cpus_per_task = 1
+        if not str(cpus_per_task).isdigit() or int(cpus_per_task) < 1:
+            raise ConfigError("hydra.launcher.cpus_per_task", cpus_per_task, "a positive whole number (the threads each job uses)")
+        self.timeout_min, self.cpus_per_task, self.mem_gb = int(timeout_min), int(cpus_per_task), mem_gb
+        self.gpus_per_node, self.partition = gpus_per_node, partition
+        self.pending_timeout_s, self.poll_s = float(pending_timeout_s), float(poll_s)
+        self.additional_parameters = dict(additional_parameters or {})
+
+    # -- planning ----------------------------------------------------------------------------
+
+    def task_slots(self) -> int:
+        """How many tasks can run at once: the partition's (or this machine's) cores per task."""
+        if self.max_tasks:
+            return self.max_tasks
+        if self.cluster == "slurm":
+            from nnexp.hydra_integration.slurm import partition_nodes
+
+            cores = sum(node.cpus for node in partition_nodes(self.partition)) or 1
+        else:
+            cores = os.cpu_count() or 1
+        return max(1, cores // max(1, self.cpus_per_task))
+
+    def chunks(self, pending: list[int]) -> list[list[int]]:
+        """The pending jobs' positions, in chunks of ``jobs_per_task`` (or spread over the task slots)."""
+        if not pending:
+            return []
+        size = self.jobs_per_task or math.ceil(len(pending) / self.task_slots())
+        return [pending[start : start + size] for start in range(0, len(pending), size)]
+
+    def finished_here(self, config: DictConfig) -> bool:
+        """Whether a job's result is in its job dir or the store already."""
+        from nnexp.batched.launch import task_config
+        from nnexp.config import is_training_config
+        from nnexp.store import JobStore, finished_record, job_key
+
+        task = task_config(config)
+        if not is_training_config(task) or task.get("fresh", False):
+            return False
+        key = job_key(task)
+        output_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+        return finished_record(output_dir, key) is not None or JobStore(Path(str(task.paths.store_dir))).lookup(key) is not None
+
+    # -- launching ---------------------------------------------------------------------------
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        self.start()
+        numbers = list(range(initial_job_idx, initial_job_idx + len(job_overrides)))
+        configs = [self.number(self.job_config(list(overrides)), idx) for overrides, idx in zip(job_overrides, numbers)]
+        stored = [position for position, config in enumerate(configs) if self.finished_here(config)]
+        returns: dict[int, JobReturn] = {}
+        if stored:  # restored on the submit host: they never reach the cluster
+            log.info(f"{len(stored)} of {len(configs)} jobs finished earlier: restored from the store, not submitted")
+            for position, ret in zip(stored, super().launch_numbered([job_overrides[p] for p in stored], [numbers[p] for p in stored])):
+                returns[position] = ret
+        pending = [position for position in range(len(configs)) if position not in returns]
+        chunks = self.chunks(pending)
+        if chunks:
+            self.submit_and_wait(chunks, job_overrides, numbers)
+            for position in pending:
+                returns[position] = self.job_return(configs[position], list(job_overrides[position]))
+        return [returns[position] for position in range(len(configs))]
+
+    def executor(self, folder: Path):
+        import submitit
+
+        executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=self.cluster)
+        parameters = dict(timeout_min=self.timeout_min, cpus_per_task=self.cpus_per_task, nodes=1, tasks_per_node=1,
+                          name=str(self.config.hydra.job.name))
+        if self.mem_gb:
+            parameters["mem_gb"] = self.mem_gb
+        if self.gpus_per_node:
+            parameters["gpus_per_node"] = self.gpus_per_node
+        if self.cluster == "slurm":
+            if self.partition:
+                parameters["slurm_partition"] = self.partition
+            if self.additional_parameters:
+                parameters["slurm_additional_parameters"] = self.additional_parameters
+        executor.update_parameters(**parameters)
+        return executor
+
+    def submit_and_wait(self, chunks: list[list[int]], job_overrides, numbers: list[int]) -> None:
+        """Submit one array task per chunk, wait until every task has ended, and record the jobs
+        of a task that died without finishing them (its SLURM state in their ``error``)."""
+        from nnexp.hydra_integration import slurm
+
+        if self.cluster == "slurm":
+            slurm.check_request(self.partition, self.cpus_per_task, self.mem_gb)
+        folder = Path(str(self.config.hydra.sweep.dir)) / ".submitit"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.cancel_left_over(folder)
+        task = ChunkTask(self.hydra_context, self.task_function, self.config, self.chunk_size)
+        for chunk in chunks:
+            log.info(f"\ttask: jobs {', '.join(str(numbers[p]) for p in chunk)}")
+        tasks = self.executor(folder).map_array(task, [[list(job_overrides[p]) for p in chunk] for chunk in chunks],
+                                                [[numbers[p] for p in chunk] for chunk in chunks])
+        arrays = sorted({job.job_id.split("_")[0] for job in tasks})
+        with open(folder / ARRAYS_FILE, "a") as record:
+            record.writelines(f"{array}\n" for array in arrays)
+        log.info(f"Submitted {len(tasks)} {self.cluster} tasks for {sum(map(len, chunks))} jobs (array {', '.join(arrays)})")
+        with self.cancelled_on_signal(arrays):
+            ended = self.wait(tasks, arrays)
+        literal = folder / "%j"  # made by submitit from its folder pattern; the tasks' folders are named by id
+        if literal.is_dir() and not any(literal.iterdir()):
+            literal.rmdir()
+        for job, chunk in zip(tasks, chunks):
+            state = ended.get(job.job_id)
+            if state is not None:
+                self.record_dead([numbers[p] for p in chunk], job.job_id, state)
+
+    def wait(self, tasks: list, arrays: list[str]) -> dict[str, str]:
+        """Wait for every task; return {task id: SLURM state} of those that ended without a result."""
+        from nnexp.hydra_integration import slurm
+
+        started, ended = time.monotonic(), {}
+        unseen: dict[str, int] = {}  # polls a task has been out of the queue without a result
+        waiting = list(tasks)
+        while waiting:
+            queue = {}
+            if self.cluster == "slurm":
+                for array in arrays:
+                    queue.update(slurm.queue_states(array))
+            for job in list(waiting):
+                if job.paths.result_pickle.exists():
+                    waiting.remove(job)
+                    continue
+                if self.cluster == "local":
+                    if job.done():
+                        waiting.remove(job)
+                        ended[job.job_id] = "CANCELLED" if job.state in ("INTERRUPTED", "CANCELLED") else "FAILED"
+                    continue
+                if job.job_id in queue:
+                    state, reason = queue[job.job_id]
+                    if state == "PENDING" and (reason in slurm.HOPELESS or time.monotonic() - started > self.pending_timeout_s):
+                        slurm.cancel(arrays)
+                        raise ConfigError(
+                            "hydra.launcher.cpus_per_task", self.cpus_per_task,
+                            f"a request the cluster can start: task {job.job_id} is still PENDING ({reason}) after "
+                            f"{time.monotonic() - started:.0f} s; lower hydra.launcher.cpus_per_task or hydra.launcher.mem_gb, "
+                            "pick another hydra.launcher.partition, or wait longer (hydra.launcher.pending_timeout_s); "
+                            "its array was cancelled")
+                    continue
+                # Out of the queue without a result: give the file system a few polls to show it.
+                unseen[job.job_id] = unseen.get(job.job_id, 0) + 1
+                if unseen[job.job_id] >= 3:
+                    waiting.remove(job)
+                    ended[job.job_id] = slurm.ended_state(job.job_id, job.paths.stderr)
+            if waiting:
+                time.sleep(self.poll_s)
+        return ended
+
+    @contextmanager
+    def cancelled_on_signal(self, arrays: list[str]):
+        """SIGTERM (as SIGINT) while waiting cancels the sweep's arrays before the driver exits."""
+        from nnexp.hydra_integration import slurm
+
+        def on_term(signum, frame):
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, on_term)
+        try:
+            yield
+        except KeyboardInterrupt:
+            if self.cluster == "slurm":
+                slurm.cancel(arrays)
+                log.warning(f"cancelled array {', '.join(arrays)}")
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def cancel_left_over(self, folder: Path) -> None:
+        """Cancel tasks that an earlier driver of this sweep dir left queued (killed with SIGKILL)."""
+        if self.cluster != "slurm" or not (folder / ARRAYS_FILE).is_file():
+            return
+        from nnexp.hydra_integration import slurm
+
+        arrays = (folder / ARRAYS_FILE).read_text().split()
+        if any(slurm.queue_states(array) for array in arrays):
+            log.warning(f"cancelling tasks an earlier launch into this sweep dir left queued (array {', '.join(arrays)})")
+            slurm.cancel(arrays)
+        (folder / ARRAYS_FILE).unlink()
+
+    def record_dead(self, numbers: list[int], task_id: str, state: str) -> None:
+        """The jobs of a dead task that have no finished result get its SLURM state as their status."""
+        from nnexp.hydra_integration.slurm import STATUS
+        from nnexp.metrics import RunRecord, read_record, write_record
+        from nnexp.results import METRICS_FILE
+
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        status = STATUS.get(state, "failed")
+        for number in numbers:
+            path = sweep_dir / str(number) / METRICS_FILE
+            try:
+                if read_record(path).finished:
+                    continue
+            except (OSError, ValueError):
+                pass
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_record(path, RunRecord("", status, None, error=f"{self.cluster} task {task_id} ended {state} before this job finished"))
+            print(f"job {number} -> {status}: its task {task_id} ended {state}")
+
+    def job_return(self, config: DictConfig, overrides: list[str]) -> JobReturn:
+        """The job's return for the sweeper, read from the record its task wrote."""
+        from nnexp.metrics import read_record
+        from nnexp.results import METRICS_FILE
+
+        output_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+        ret = JobReturn(overrides=overrides, cfg=config, hydra_cfg=config, working_dir=os.getcwd(),
+                        task_name=str(config.hydra.job.name))
+        try:
+            record = read_record(output_dir / METRICS_FILE)
+            ret.return_value, ret.status = record.objective_value, JobStatus.COMPLETED
+        except (OSError, ValueError) as error:
+            ret.return_value, ret.status = RuntimeError(f"job {' '.join(shown_overrides(overrides))}: no result ({error})"), JobStatus.FAILED
+        return ret

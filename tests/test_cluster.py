@@ -1,0 +1,111 @@
+"""Packed cluster tasks: submitit's local processes, and a real one-node SLURM cluster."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("submitit")
+
+pytestmark = [pytest.mark.server, pytest.mark.hydra]
+GRID = ["data=iris", "cv=2", "trainer.max_epochs=20", "quiet=true", "logger=none", "regularization.alpha=1e-3,1e-2,1e-1,1",
+        "hydra/job_logging=none", "hydra.callbacks.sweep_summary.figures=foreground"]
+
+
+def nnexp(cwd: Path, *overrides: str, env=None, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "nnexp.cli", "-m", *overrides], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
+
+
+def finished(cwd: Path, *overrides: str, env=None) -> str:
+    process = nnexp(cwd, *overrides, env=env)
+    out = process.communicate()[0]
+    assert process.returncode == 0, out
+    return out
+
+
+def scores(sweep: Path) -> dict[str, tuple[str, str]]:
+    """alpha -> (mean CV score, mean train score) from summary.csv."""
+    return {row["param_regularization.alpha"]: (row["mean_val_score"], row["mean_train_score"])
+            for row in csv.DictReader((sweep / "summary.csv").open())}
+
+
+def test_local_tasks_pack_the_jobs_and_score_as_in_process(tmp_path):
+    finished(tmp_path, *GRID, "hydra.sweep.dir=in_process", "paths.store_dir=store_in_process")
+    out = finished(tmp_path, *GRID, "launcher=submitit_local", "hydra.launcher.max_tasks=2", "hydra.sweep.dir=local")
+    assert "Submitted 2 local tasks for 4 jobs" in out
+    assert scores(tmp_path / "local") == scores(tmp_path / "in_process")
+    assert not (tmp_path / "local" / ".submitit" / "%j").exists()
+    # Every job is in the store now: a relaunch submits nothing.
+    again = finished(tmp_path, f"resume={tmp_path / 'local'}")
+    assert "4 of 4 jobs finished earlier" in again and "Submitted" not in again
+
+
+@pytest.mark.xdist_group("slurm")
+def test_slurm_tasks_score_as_in_process_and_a_relaunch_submits_nothing(tmp_path, slurm_cluster):
+    finished(tmp_path, *GRID, "hydra.sweep.dir=in_process", "paths.store_dir=store_in_process")
+    out = finished(tmp_path, *GRID, "launcher=slurm", "hydra.launcher.jobs_per_task=2", "hydra.sweep.dir=cluster", env=slurm_cluster)
+    assert "Submitted 2 slurm tasks for 4 jobs" in out
+    assert scores(tmp_path / "cluster") == scores(tmp_path / "in_process")
+    again = finished(tmp_path, f"resume={tmp_path / 'cluster'}", env=slurm_cluster)
+    assert "4 of 4 jobs finished earlier" in again and "Submitted" not in again
+
+
+@pytest.mark.xdist_group("slurm")
+def test_a_request_no_node_can_satisfy_is_one_line(tmp_path, slurm_cluster):
+    process = nnexp(tmp_path, *GRID, "launcher=slurm", "hydra.launcher.cpus_per_task=512", env=slurm_cluster)
+    out = process.communicate()[0]
+    lines = [line for line in out.splitlines() if line.startswith("error")]
+    assert process.returncode == 2 and len(lines) == 1, out
+    assert "hydra.launcher.cpus_per_task=512" in lines[0] and "largest node" in lines[0]
+
+
+def squeue(env) -> list[str]:
+    return subprocess.run(["squeue", "-h", "-o", "%i %T"], env=env, capture_output=True, text=True).stdout.splitlines()
+
+
+@pytest.mark.xdist_group("slurm")
+def test_a_killed_task_keeps_its_finished_jobs_and_a_relaunch_trains_only_the_rest(tmp_path, slurm_cluster):
+    slow = ["data=digits", "trainer.max_epochs=2000", "stopping=none", "quiet=true", "logger=none", "hydra/job_logging=none",
+            "regularization.alpha=1e-4,1e-3,1e-2", "model.hidden_sizes=[64]", "hydra.callbacks.sweep_summary.figures=foreground"]
+    # One task of three jobs; chunk_size=1 trains them one after another, each recorded as it finishes.
+    driver = nnexp(tmp_path, *slow, "launcher=slurm", "hydra.launcher.jobs_per_task=3", "hydra.launcher.chunk_size=1",
+                   "hydra.sweep.dir=killed", env=slurm_cluster)
+    first = tmp_path / "killed" / "0" / "metrics.json"
+    while driver.poll() is None and not first.is_file():
+        time.sleep(0.1)  # the event: the task recorded its first job
+    # Killed as the kernel kills a process out of memory: SIGKILL, no chance to clean up.
+    subprocess.run(["scancel", "--signal=KILL", *{line.split()[0].split("_")[0] for line in squeue(slurm_cluster)}], env=slurm_cluster)
+    out = driver.communicate()[0]
+    assert driver.returncode == 0, out
+    statuses = {job: json.loads((tmp_path / "killed" / job / "metrics.json").read_text())["status"] for job in ("0", "1", "2")}
+    cancelled = [job for job, status in statuses.items() if status in ("failed", "cancelled")]
+    assert statuses["0"] == "ok" and cancelled, statuses  # the finished job is kept, the others say why they are not
+    assert (tmp_path / "killed" / "summary.csv").is_file()
+    error = json.loads((tmp_path / "killed" / cancelled[0] / "metrics.json").read_text())["error"]
+    assert "slurm task" in error and "before this job finished" in error
+    again = finished(tmp_path, f"resume={tmp_path / 'killed'}", env=slurm_cluster)
+    kept = 3 - len(cancelled)
+    assert f"{kept} of 3 jobs finished earlier" in again and f"for {len(cancelled)} jobs" in again
+    assert all(json.loads((tmp_path / "killed" / job / "metrics.json").read_text())["status"] == "ok" for job in statuses)
+
+
+@pytest.mark.xdist_group("slurm")
+def test_a_sigtermed_driver_cancels_its_array(tmp_path, slurm_cluster):
+    long = ["data=digits", "trainer.max_epochs=100000", "stopping=none", "quiet=true", "logger=none", "hydra/job_logging=none",
+            "regularization.alpha=1e-4,1e-3"]
+    driver = nnexp(tmp_path, *long, "launcher=slurm", "hydra.sweep.dir=term", env=slurm_cluster)
+    while driver.poll() is None and not any(line.endswith("RUNNING") for line in squeue(slurm_cluster)):
+        time.sleep(0.1)  # the event: a task of the array runs
+    driver.send_signal(signal.SIGTERM)
+    out = driver.communicate()[0]
+    assert driver.returncode == 130 and "cancelled array" in out, out
+    while squeue(slurm_cluster):
+        time.sleep(0.1)  # SLURM ends the cancelled tasks; the test fails by hanging only if it never does
