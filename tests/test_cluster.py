@@ -51,9 +51,13 @@ def test_local_tasks_pack_the_jobs_and_score_as_in_process(tmp_path):
 @pytest.mark.xdist_group("slurm")
 def test_slurm_tasks_score_as_in_process_and_a_relaunch_submits_nothing(tmp_path, slurm_cluster):
     finished(tmp_path, *GRID, "hydra.sweep.dir=in_process", "paths.store_dir=store_in_process")
-    out = finished(tmp_path, *GRID, "launcher=slurm", "hydra.launcher.jobs_per_task=2", "hydra.sweep.dir=cluster", env=slurm_cluster)
+    out = finished(tmp_path, *GRID, "launcher=slurm", "hydra.launcher.jobs_per_task=2", "hydra.sweep.dir=cluster", "refit=true",
+                   env=slurm_cluster)
     assert "Submitted 2 slurm tasks for 4 jobs" in out
     assert scores(tmp_path / "cluster") == scores(tmp_path / "in_process")
+    # The refit ran as one more task of the cluster, and reported its test score here.
+    assert "refit ran as slurm task" in out and "refit on the whole training split: test accuracy" in out
+    assert json.loads((tmp_path / "cluster" / "refit" / "metrics.json").read_text())["status"] == "ok"
     again = finished(tmp_path, f"resume={tmp_path / 'cluster'}", env=slurm_cluster)
     assert "4 of 4 jobs finished earlier" in again and "Submitted" not in again
 
@@ -109,3 +113,24 @@ def test_a_sigtermed_driver_cancels_its_array(tmp_path, slurm_cluster):
     assert driver.returncode == 130 and "cancelled array" in out, out
     while squeue(slurm_cluster):
         time.sleep(0.1)  # SLURM ends the cancelled tasks; the test fails by hanging only if it never does
+
+
+@pytest.mark.xdist_group("slurm")
+def test_a_task_pending_too_long_ends_the_sweep_in_one_line_and_cancels_its_array(tmp_path, slurm_cluster):
+    import os
+
+    cores = str(os.cpu_count())
+    blocker = subprocess.run(["sbatch", "--parsable", "-c", cores, "--wrap", "sleep 600", "-o", "/dev/null"],
+                             env=slurm_cluster, capture_output=True, text=True, check=True).stdout.strip()
+    try:  # every core is taken: the sweep's task pends (Resources)
+        process = nnexp(tmp_path, *GRID, "launcher=slurm", "hydra.launcher.pending_timeout_s=1", "hydra.launcher.poll_s=0.2",
+                        env=slurm_cluster)
+        out = process.communicate()[0]
+        errors = [line for line in out.splitlines() if line.startswith("error")]
+        assert process.returncode == 2 and len(errors) == 1, out
+        assert "still PENDING (Resources)" in errors[0] and "hydra.launcher.cpus_per_task" in errors[0]
+        assert [line for line in squeue(slurm_cluster) if not line.startswith(blocker)] == []  # its array was cancelled
+    finally:
+        subprocess.run(["scancel", blocker], env=slurm_cluster)
+    while squeue(slurm_cluster):
+        time.sleep(0.1)

@@ -21,5 +21,11 @@ class SweepSummary(Callback):
 
         sweep_dir = Path(config.hydra.sweep.dir)
         if sweep_dir.is_dir():
-            batched = str(config.hydra.launcher.get("_target_", "")).endswith("BatchedLauncher")
-            summarise(sweep_dir, refit=bool(config.get("refit", False)), figures=self.figures, batched=batched)
+            target = str(config.hydra.launcher.get("_target_", ""))
+            batched = target.endswith(("BatchedLauncher", "ClusterLauncher"))
+            runner = None
+            if config.get("refit", False) and target.endswith("ClusterLauncher"):
+                from nnexp.hydra_integration.cluster_launcher import cluster_refit
+
+                runner = cluster_refit(config.hydra.launcher, sweep_dir)
+            summarise(sweep_dir, refit=bool(config.get("refit", False)), figures=self.figures, batched=batched, refit_runner=runner)

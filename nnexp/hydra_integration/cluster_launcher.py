@@ -52,7 +52,7 @@ class ClusterLauncher(BatchedLauncher):
     def __init__(self, cluster: str = "slurm", jobs_per_task: int | None = None, max_tasks: int | None = None,
                  chunk_size: int = 40, timeout_min: int = 60, cpus_per_task: int | str = 1, mem_gb: float | None = None,
                  gpus_per_node: int | None = None, partition: str | None = None, pending_timeout_s: float = 300,
-                 poll_s: float = 1.0, additional_parameters: dict | None = None) -> None:
+                 poll_s: float = 1.0, additional_parameters: dict | None = None, refit_on_cluster: bool = True) -> None:
         super().__init__(chunk_size)
         if cluster not in ("slurm", "local"):
             raise ConfigError("hydra.launcher.cluster", cluster, "slurm or local")
@@ -68,6 +68,7 @@ class ClusterLauncher(BatchedLauncher):
         self.gpus_per_node, self.partition = gpus_per_node, partition
         self.pending_timeout_s, self.poll_s = float(pending_timeout_s), float(poll_s)
         self.additional_parameters = dict(additional_parameters or {})
+        self.refit_on_cluster = bool(refit_on_cluster)
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -123,12 +124,12 @@ class ClusterLauncher(BatchedLauncher):
                 returns[position] = self.job_return(configs[position], list(job_overrides[position]))
         return [returns[position] for position in range(len(configs))]
 
-    def executor(self, folder: Path):
+    def executor(self, folder: Path, name: str | None = None):
         import submitit
 
         executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=self.cluster)
         parameters = dict(timeout_min=self.timeout_min, cpus_per_task=self.cpus_per_task, nodes=1, tasks_per_node=1,
-                          name=str(self.config.hydra.job.name))
+                          name=name or str(self.config.hydra.job.name))
         if self.mem_gb:
             parameters["mem_gb"] = self.mem_gb
         if self.gpus_per_node:
@@ -275,3 +276,33 @@ class ClusterLauncher(BatchedLauncher):
         except (OSError, ValueError) as error:
             ret.return_value, ret.status = RuntimeError(f"job {' '.join(shown_overrides(overrides))}: no result ({error})"), JobStatus.FAILED
         return ret
+
+
+def cluster_refit(launcher_config: DictConfig, sweep_dir: Path):
+    """A refit runner for ``summarise``: the best job's refit as one more task of the sweep's
+    cluster (``hydra.launcher.refit_on_cluster``), with the sweep's task settings; None when the
+    sweep did not run on a cluster launcher or refits on the submit host."""
+    from hydra.utils import instantiate
+
+    if not str(launcher_config.get("_target_", "")).endswith("ClusterLauncher"):
+        return None
+    launcher = instantiate(launcher_config)
+    if not launcher.refit_on_cluster:
+        return None
+
+    def refit(job_dir: Path, output_dir: Path, batched: bool = False):
+        from nnexp.errors import NnexpError
+        from nnexp.sweeps.refit import refit_best
+
+        folder = Path(sweep_dir) / ".submitit"
+        task = launcher.executor(folder, name="refit").submit(refit_best, job_dir, output_dir, batched)
+        arrays = [task.job_id.split("_")[0]]
+        with launcher.cancelled_on_signal(arrays):
+            ended = launcher.wait([task], arrays)
+        if task.job_id in ended:
+            raise NnexpError(f"the refit's {launcher.cluster} task {task.job_id} ended {ended[task.job_id]}; "
+                             f"its log: {task.paths.stderr}")
+        print(f"refit ran as {launcher.cluster} task {task.job_id}")
+        return task.result()
+
+    return refit

@@ -205,7 +205,7 @@ def summary_table(rows: list[dict], keys: list[str], title: str):
 
 
 def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=None, figures: str = "foreground",
-              batched: bool = False, refit_incomplete: bool = False) -> list[dict]:
+              batched: bool = False, refit_incomplete: bool = False, refit_runner=None) -> list[dict]:
     """Write summary.csv (and plots) for a sweep dir, print the table and the best command, and
     optionally refit the best config on the whole training split and report its test score.
 
@@ -213,7 +213,9 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
     command returns once the table is printed (matplotlib's import and drawing take ~0.3 s).
     ``batched``: train the refit with the batched trainer, as the sweep's jobs were (the default
     when the best job's metrics say it was batched). A sweep with jobs not finished (or never
-    started) is refitted only with ``refit_incomplete``: its best point may not be the grid's."""
+    started) is refitted only with ``refit_incomplete``: its best point may not be the grid's.
+    ``refit_runner(job_dir, output_dir, batched)``: where the refit runs (a cluster task), instead
+    of ``refit_best`` here."""
     from nnexp.console import make_console
 
     console = console or make_console()
@@ -259,7 +261,7 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
 
         best_fit = next((job.fit for job in jobs if job.path.name == best["best_job"]), None)
         batched = batched or bool(best_fit and best_fit.batched)  # nnexp-summary --refit of a batched sweep
-        refit_run = refit_best(sweep_dir / best["best_job"], sweep_dir / "refit", batched=batched)
+        refit_run = (refit_runner or refit_best)(sweep_dir / best["best_job"], sweep_dir / "refit", batched)
         fit = refit_run.fit
         console.print(
             f"refit on the whole training split: test {refit_run.score_name} [bold]{fit.test_score:.4f}[/] "
