@@ -50,7 +50,7 @@ class ClusterLauncher(BatchedLauncher):
     finished (in their job dir or the store) are restored here and never reach the cluster."""
 
     def __init__(self, cluster: str = "slurm", jobs_per_task: int | None = None, max_tasks: int | None = None,
-                 chunk_size: int = 40, timeout_min: int = 60, cpus_per_task: int | str = 1, mem_gb: float | None = None,
+                 chunk_size: int = 40, timeout_min: int = 60, cpus_per_task: int | str = 1, mem_gb: float | str | None = "auto",
                  gpus_per_node: int | None = None, partition: str | None = None, pending_timeout_s: float = 300,
                  poll_s: float = 1.0, additional_parameters: dict | None = None, refit_on_cluster: bool = True) -> None:
         super().__init__(chunk_size)
@@ -64,6 +64,8 @@ class ClusterLauncher(BatchedLauncher):
             cpus_per_task = 1
         if not str(cpus_per_task).isdigit() or int(cpus_per_task) < 1:
             raise ConfigError("hydra.launcher.cpus_per_task", cpus_per_task, "a positive whole number (the threads each job uses)")
+        if mem_gb not in (None, "auto") and (isinstance(mem_gb, bool) or not isinstance(mem_gb, (int, float)) or mem_gb <= 0):
+            raise ConfigError("hydra.launcher.mem_gb", mem_gb, "a positive number of GB, or auto (sized from the data)")
         self.timeout_min, self.cpus_per_task, self.mem_gb = int(timeout_min), int(cpus_per_task), mem_gb
         self.gpus_per_node, self.partition = gpus_per_node, partition
         self.pending_timeout_s, self.poll_s = float(pending_timeout_s), float(poll_s)
@@ -90,6 +92,22 @@ class ClusterLauncher(BatchedLauncher):
             return []
         size = self.jobs_per_task or math.ceil(len(pending) / self.task_slots())
         return [pending[start : start + size] for start in range(0, len(pending), size)]
+
+    @staticmethod
+    def memory_for(config: DictConfig) -> int:
+        """``mem_gb=auto``: GB a task needs for a job of ``config``: Python with torch and Lightning
+        (about 1.5 GB resident), plus four times the data (the raw arrays, the scaled tensors,
+        a fold's copies), rounded up."""
+        from nnexp.batched.launch import task_config
+        from nnexp.config import is_training_config
+        from nnexp.data.loading import load_data
+
+        task = task_config(config)
+        if not is_training_config(task):
+            return 4
+        bundle = load_data(task.data)
+        data_bytes = sum(array.nbytes for array in (bundle.X_train, bundle.y_train, bundle.X_test, bundle.y_test))
+        return max(2, math.ceil(1.5 + 4 * data_bytes / 2**30))
 
     def finished_here(self, config: DictConfig) -> bool:
         """Whether a job's result is in its job dir or the store already."""
@@ -119,6 +137,9 @@ class ClusterLauncher(BatchedLauncher):
         pending = [position for position in range(len(configs)) if position not in returns]
         chunks = self.chunks(pending)
         if chunks:
+            if self.mem_gb == "auto":
+                self.mem_gb = max(self.memory_for(configs[position]) for position in {chunk[0] for chunk in chunks})
+                log.info(f"each task asks for {self.cpus_per_task} CPUs and {self.mem_gb} GB (hydra.launcher.mem_gb=auto: sized from the data)")
             self.submit_and_wait(chunks, job_overrides, numbers)
             for position in pending:
                 returns[position] = self.job_return(configs[position], list(job_overrides[position]))
@@ -130,8 +151,8 @@ class ClusterLauncher(BatchedLauncher):
         executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=self.cluster)
         parameters = dict(timeout_min=self.timeout_min, cpus_per_task=self.cpus_per_task, nodes=1, tasks_per_node=1,
                           name=name or str(self.config.hydra.job.name))
-        if self.mem_gb:
-            parameters["mem_gb"] = self.mem_gb
+        if self.mem_gb:  # auto is resolved from the data before a sweep's tasks; a refit task asks for 4 GB
+            parameters["mem_gb"] = self.mem_gb if isinstance(self.mem_gb, (int, float)) else 4
         if self.gpus_per_node:
             parameters["gpus_per_node"] = self.gpus_per_node
         if self.cluster == "slurm":
