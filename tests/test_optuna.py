@@ -249,3 +249,17 @@ def test_stack_pruning_reports_each_jobs_cv_mean_once_a_step():
     assert pruning.report(6, {2: 0.85}) == set()
     assert first.reports == [(2, pytest.approx(0.6)), (4, pytest.approx(0.65))]
     assert second.reports == [(2, 0.9), (4, 0.8), (6, 0.85)]
+
+
+def test_ctrl_c_ends_the_running_trial_failed_and_exits_130(sweep, tmp_path, monkeypatch):
+    import nnexp.cross_validation
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nnexp.cross_validation, "fit_and_score", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        sweep("hydra.sweeper.n_trials=3")
+    assert exit_info.value.code == 130
+    trials = load(tmp_path).get_trials()
+    assert [t.state.name for t in trials] == ["FAIL"] and "interrupted" in trials[0].user_attrs["error"]

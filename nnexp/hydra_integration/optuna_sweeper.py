@@ -231,7 +231,7 @@ class OptunaSweeper(Sweeper):
         write_json(self.sweep_dir / STUDY_FILE, {"study": self.study_name, "storage": self.storage.url})
         self.fail_dead_workers(study)
         launched = 0
-        returns = []
+        returns, trials = [], []
         try:
             while (size := self.next_batch_size(study, launched)) > 0:
                 trials = [self.ask(study, space) for _ in range(size)]
@@ -245,6 +245,11 @@ class OptunaSweeper(Sweeper):
                 launched += len(trials)
                 returns.append(results)
         except KeyboardInterrupt:
+            from optuna.trial import TrialState
+
+            for trial in trials:  # the batch that was running: FAIL, so that a relaunch runs it again
+                if study.get_trials(deepcopy=False)[trial.number].state == TrialState.RUNNING:
+                    self.tell_failed(study, trial.number, "interrupted (Ctrl-C or SIGTERM on its worker)")
             raise SweepInterrupted(self.sweep_dir) from None
         finally:
             self.fail_dead_workers(study)
