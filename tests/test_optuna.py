@@ -263,3 +263,9 @@ def test_ctrl_c_ends_the_running_trial_failed_and_exits_130(sweep, tmp_path, mon
     assert exit_info.value.code == 130
     trials = load(tmp_path).get_trials()
     assert [t.state.name for t in trials] == ["FAIL"] and "interrupted" in trials[0].user_attrs["error"]
+
+
+def test_a_study_whose_every_trial_fails_stops_after_n_trials(sweep, tmp_path):
+    sweep("hydra.sweeper.n_trials=2", "model.activation=choice(bogus,wrong)")
+    trials = load(tmp_path).get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL"]

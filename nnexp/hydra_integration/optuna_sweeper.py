@@ -114,6 +114,7 @@ class OptunaSweeper(Sweeper):
         self.n_trials, self.scope, self.n_jobs, self.report_every = n_trials, n_trials_scope, n_jobs, report_every
         self.params = dict(params or {})
         self.worker = {"host": socket.gethostname(), "pid": os.getpid()}
+        self.last_count: int | None = None  # the study's counted trials at the last look
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
         self.hydra_context, self.config = hydra_context, config
@@ -230,7 +231,7 @@ class OptunaSweeper(Sweeper):
         study = self.open_study()
         write_json(self.sweep_dir / STUDY_FILE, {"study": self.study_name, "storage": self.storage.url})
         self.fail_dead_workers(study)
-        launched = 0
+        launched = failures = 0
         returns, trials = [], []
         try:
             while (size := self.next_batch_size(study, launched)) > 0:
@@ -240,8 +241,14 @@ class OptunaSweeper(Sweeper):
                     break
                 with self.heartbeat(trials):
                     results = self.launch(trials, space)
-                for trial, result in zip(trials, results):
-                    self.tell(study, trial, result)
+                failed = sum(not self.tell(study, trial, result) for trial, result in zip(trials, results))
+                if failed and self.last_count is not None:
+                    self.last_count -= failed
+                failures += failed
+                if failures >= self.n_trials:  # failed trials do not count: without this, a config every trial fails loops
+                    log.warning(f"{failures} trials failed in this run, as many as n_trials: stopping; "
+                                "their errors are in the study summary below")
+                    break
                 launched += len(trials)
                 returns.append(results)
         except KeyboardInterrupt:
@@ -259,10 +266,14 @@ class OptunaSweeper(Sweeper):
         return returns
 
     def next_batch_size(self, study, launched: int) -> int:
-        """How many trials to ask for next: up to ``n_jobs``, within the study's (or this run's) total."""
+        """How many trials to ask for next: up to ``n_jobs``, within the study's (or this run's)
+        total. The study's count is the one ``drop_surplus`` took after the last ask (one read a
+        trial): trials other workers added since are caught by the next ``drop_surplus``."""
         if self.scope == "run":
             return min(self.n_jobs, self.n_trials - launched)
-        return min(self.n_jobs, self.n_trials - len(self.counted(study)))
+        if self.last_count is None:
+            self.last_count = len(self.counted(study))
+        return min(self.n_jobs, self.n_trials - self.last_count)
 
     def drop_surplus(self, study, trials: list) -> list:
         """Two workers asking at the same moment can take the study past ``n_trials``: a trial
@@ -270,6 +281,7 @@ class OptunaSweeper(Sweeper):
         if self.scope == "run":
             return trials
         counted = sorted(trial.number for trial in self.counted(study))
+        self.last_count = len(counted)
         kept = []
         for trial in trials:
             if counted.index(trial.number) < self.n_trials:
@@ -289,8 +301,9 @@ class OptunaSweeper(Sweeper):
                 start = end
         return results
 
-    def tell(self, study, trial, result) -> None:
-        """Tell Optuna how the trial's job ended: its objective, PRUNED, or FAIL with the job's message."""
+    def tell(self, study, trial, result) -> bool:
+        """Tell Optuna how the trial's job ended: its objective, PRUNED, or FAIL with the job's
+        message; False for FAIL (the trial no longer counts towards the study's total)."""
         from optuna.trial import TrialState
 
         from nnexp.metrics import read_record
@@ -309,7 +322,7 @@ class OptunaSweeper(Sweeper):
                 except Exception as error:  # noqa: BLE001  (any job error ends the trial FAILED)
                     message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
             self.tell_failed(study, trial.number, message)
-            return
+            return False
         if record.fit is not None:
             trial.set_user_attr("epochs", float(record.fit.epochs))
         if record.status == "pruned":
@@ -319,6 +332,8 @@ class OptunaSweeper(Sweeper):
         else:
             message = record.error or f"{record.status}: the fit's loss {'diverged' if record.status == 'diverged' else 'failed'}"
             self.tell_failed(study, trial.number, f"{record.status}: {message}" if record.error else message)
+            return False
+        return True
 
     @contextmanager
     def heartbeat(self, trials: list):
