@@ -1,4 +1,5 @@
-"""A job dir as Hydra's ``run_job`` makes it, for a job whose result was trained ahead (a stack).
+"""A job dir as Hydra's ``run_job`` makes it, without run_job's copies: for a job whose result was
+trained ahead (a stack), and for every in-process job whose working dir and environment stay.
 
 For a job whose result is already trained, ``run_job``'s own work dominates: two config deep
 copies, two more inside ``HydraConfig.set_config``, a logging setup and three YAML files through
@@ -33,7 +34,6 @@ def record_job(config: DictConfig, task: DictConfig, hydra_context: HydraContext
     nothing is copied, where run_job deep-copies it three times (about 70 ms a job here).
     Jobs with ``hydra.job.chdir`` or ``hydra.job.env_set`` keep Hydra's run_job."""
     from hydra.core.hydra_config import HydraConfig
-    from hydra.core.utils import configure_log
 
     output_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir"))) / str(OmegaConf.select(config, "hydra.sweep.subdir"))
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
@@ -41,12 +41,14 @@ def record_job(config: DictConfig, task: DictConfig, hydra_context: HydraContext
     previous = HydraConfig.instance().cfg
     set_hydra_config(config)  # ${hydra:...} in the task resolves to this job
     try:
-        return _record(config, task, hydra_context, task_function, body, job_logging, output_dir, configure_log)
+        return _record(config, task, hydra_context, task_function, body, job_logging, output_dir)
     finally:
         HydraConfig.instance().cfg = previous  # as run_job leaves it
 
 
-def _record(config, task, hydra_context, task_function, body, job_logging, output_dir, configure_log) -> JobReturn:
+def _record(config, task, hydra_context, task_function, body, job_logging: bool, output_dir: Path) -> JobReturn:
+    from hydra.core.utils import configure_log
+
     saved = OmegaConf.to_container(config, enum_to_str=True)  # unresolved, as run_job saves it (to_yaml)
     hydra_node = saved.pop("hydra")
     output_dir.mkdir(parents=True, exist_ok=True)

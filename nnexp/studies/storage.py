@@ -15,8 +15,9 @@ JOURNAL_SCHEME = "journal://"
 @dataclass(frozen=True)
 class StorageSpec:
     """Where a study lives and how its dead workers are noticed: Optuna's heartbeat (database
-    servers: PostgreSQL, MySQL) marks a trial whose worker stopped beating for ``grace_period`` seconds FAILED, and
-    ``retries`` re-enqueues such a trial's parameters that many times (RetryFailedTrialCallback)."""
+    servers: PostgreSQL, MySQL) marks a trial whose worker stopped beating for ``grace_period``
+    seconds FAILED, and ``retries`` re-enqueues such a trial's parameters that many times
+    (RetryFailedTrialCallback)."""
 
     url: str
     heartbeat_interval: int | None = 60
