@@ -21,6 +21,15 @@ stop() {
 }
 
 if [ "$action" = stop ]; then
+  # Jobs first: a task still ending when its daemons go would leave its srun and slurmstepd waiting.
+  if [ -f "$dir/slurm.conf" ] && [ -f "$dir/slurmctld.pid" ]; then
+    export SLURM_CONF="$dir/slurm.conf"
+    scancel --full --user="$(id -un)" 2>/dev/null || true
+    for _ in $(seq 150); do
+      [ -z "$(squeue -h 2>/dev/null)" ] && break
+      sleep 0.2
+    done
+  fi
   stop
   exit 0
 fi
