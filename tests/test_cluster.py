@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from streams import Stream, followed, wait_for
 
 pytest.importorskip("submitit")
 
@@ -75,6 +76,26 @@ def squeue(env) -> list[str]:
     return subprocess.run(["squeue", "-h", "-o", "%i %T"], env=env, capture_output=True, text=True).stdout.splitlines()
 
 
+def array_id(driver_output: str) -> str | None:
+    """The array a cluster launch submitted, from its log line."""
+    found = re.search(r"Submitted \d+ slurm tasks for \d+ jobs \(array (\d+)\)", driver_output)
+    return found.group(1) if found else None
+
+
+def task_log(sweep: Path, array: str, stream: str, tasks: int) -> Path:
+    """Task 0's stdout ("out") or stderr ("err") file, where submitit writes it (a submission of
+    one task is a plain job, not an array)."""
+    task = array if tasks == 1 else f"{array}_0"
+    return sweep / ".submitit" / task / f"{task}_0_log.{stream}"
+
+
+def ended(job: str, env) -> None:
+    """Block until SLURM has ended every task of ``job``: a job that depends on it (afterany) runs,
+    and ``sbatch --wait`` returns, only then."""
+    subprocess.run(["sbatch", "--wait", f"--dependency=afterany:{job}", "-o", "/dev/null", "--wrap", "true"],
+                   env=env, capture_output=True)
+
+
 @pytest.mark.xdist_group("slurm")
 def test_a_killed_task_keeps_its_finished_jobs_and_a_relaunch_trains_only_the_rest(tmp_path, slurm_cluster):
     slow = ["data=digits", "trainer.max_epochs=2000", "stopping=none", "quiet=true", "logger=none", "hydra/job_logging=none",
@@ -82,11 +103,13 @@ def test_a_killed_task_keeps_its_finished_jobs_and_a_relaunch_trains_only_the_re
     # One task of three jobs; chunk_size=1 trains them one after another, each recorded as it finishes.
     driver = nnexp(tmp_path, *slow, "launcher=slurm", "hydra.launcher.jobs_per_task=3", "hydra.launcher.chunk_size=1",
                    "hydra.sweep.dir=killed", env=slurm_cluster)
-    first = tmp_path / "killed" / "0" / "metrics.json"
-    while driver.poll() is None and not first.is_file():
-        time.sleep(0.1)  # the event: the task recorded its first job
+    output = Stream(driver.stdout)
+    wait_for(lambda: array_id(output.text), output)  # the driver says which array it submitted
+    array = array_id(output.text)
+    with followed(task_log(tmp_path / "killed", array, "out", tasks=1)) as log:  # the task reports each job it finishes
+        wait_for(lambda: re.search(r"job \d+: .* -> objective", log.text), log, output)
     # Killed as the kernel kills a process out of memory: SIGKILL, no chance to clean up.
-    subprocess.run(["scancel", "--signal=KILL", *{line.split()[0].split("_")[0] for line in squeue(slurm_cluster)}], env=slurm_cluster)
+    subprocess.run(["scancel", "--signal=KILL", array], env=slurm_cluster)
     out = driver.communicate()[0]
     assert driver.returncode == 0, out
     statuses = {job: json.loads((tmp_path / "killed" / job / "metrics.json").read_text())["status"] for job in ("0", "1", "2")}
@@ -106,13 +129,19 @@ def test_a_sigtermed_driver_cancels_its_array(tmp_path, slurm_cluster):
     long = ["data=digits", "trainer.max_epochs=100000", "stopping=none", "quiet=true", "logger=none", "hydra/job_logging=none",
             "regularization.alpha=1e-4,1e-3"]
     driver = nnexp(tmp_path, *long, "launcher=slurm", "hydra.sweep.dir=term", env=slurm_cluster)
-    while driver.poll() is None and not any(line.endswith("RUNNING") for line in squeue(slurm_cluster)):
-        time.sleep(0.1)  # the event: a task of the array runs
+    output = Stream(driver.stdout)
+    wait_for(lambda: array_id(output.text), output)
+    array = array_id(output.text)
+    # submitit's first line says the task runs (on its error stream, or on its output when the
+    # task's logging set-up has taken over the handlers)
+    term = tmp_path / "term"
+    with followed(task_log(term, array, "out", tasks=2)) as out, followed(task_log(term, array, "err", tasks=2)) as err:
+        wait_for(lambda: "Starting with JobEnvironment" in out.text + err.text, out, err, output)
     driver.send_signal(signal.SIGTERM)
-    out = driver.communicate()[0]
+    out = output.text + driver.communicate()[0]
     assert driver.returncode == 130 and "cancelled array" in out, out
-    while squeue(slurm_cluster):
-        time.sleep(0.1)  # SLURM ends the cancelled tasks; the test fails by hanging only if it never does
+    ended(array, slurm_cluster)
+    assert not [line for line in squeue(slurm_cluster) if line.startswith(f"{array}_")]
 
 
 @pytest.mark.xdist_group("slurm")
@@ -132,5 +161,4 @@ def test_a_task_pending_too_long_ends_the_sweep_in_one_line_and_cancels_its_arra
         assert [line for line in squeue(slurm_cluster) if not line.startswith(blocker)] == []  # its array was cancelled
     finally:
         subprocess.run(["scancel", blocker], env=slurm_cluster)
-    while squeue(slurm_cluster):
-        time.sleep(0.1)
+        ended(blocker, slurm_cluster)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from nnexp import cli
 from nnexp.errors import ConfigError
+from streams import Stream, wait_for
 
 optuna = pytest.importorskip("optuna")
 
@@ -148,11 +147,12 @@ def test_summary_of_a_study_from_its_storage(sweep, tmp_path, capsys, monkeypatc
     assert exit_info.value.code == 2 and "no study of that name" in capsys.readouterr().err
 
 
-def nnexp_worker(cwd: Path, storage: str, *overrides: str) -> subprocess.Popen:
-    """One ``nnexp -m sweep=optuna_mlp`` worker process."""
+def nnexp_worker(cwd: Path, storage: str, *overrides: str, launch_log: bool = False) -> subprocess.Popen:
+    """One ``nnexp -m sweep=optuna_mlp`` worker process; ``launch_log``: with the launcher's
+    ``#N : overrides`` line as each trial's job starts."""
     return subprocess.Popen(
         [sys.executable, "-m", "nnexp.cli", "-m", "sweep=optuna_mlp", f"hydra.sweeper.storage={storage}", *SMALL,
-         "hydra/hydra_logging=none", "hydra/job_logging=none", *overrides],
+         *([] if launch_log else ["hydra/hydra_logging=none"]), "hydra/job_logging=none", *overrides],
         cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
@@ -187,18 +187,13 @@ def test_two_workers_share_a_postgresql_study(tmp_path, postgres_url):
     two_workers_at_once(tmp_path, postgres_url)
     # A killed worker's trial ends FAILED when the next worker starts, and that worker completes the study.
     worker = nnexp_worker(tmp_path, postgres_url, "hydra.sweeper.n_trials=14", "trainer.max_epochs=100000",
-                          "stopping=none", "hydra.sweep.dir=multirun/killed")
-    study = load(tmp_path, postgres_url)
-    def started() -> bool:  # a trial that runs, with its worker and parameters recorded
-        return any("nnexp" in t.user_attrs and t.params for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)))
-
-    while worker.poll() is None and not started():
-        time.sleep(0.1)  # waits for the event (a running trial, or the worker's end), with no deadline
-    assert worker.poll() is None, "the worker ended before it started a trial"
+                          "stopping=none", "hydra.sweep.dir=multirun/killed", launch_log=True)
+    output = Stream(worker.stdout)
+    wait_for(lambda: "#12 : " in output.text, output)  # trial 12 was asked, recorded and launched
     worker.send_signal(signal.SIGKILL)
     worker.communicate()
-    running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-    assert [t.number for t in running] == [12]
+    running = load(tmp_path, postgres_url).get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    assert [t.number for t in running] == [12] and "nnexp" in running[0].user_attrs and running[0].params
     finisher = nnexp_worker(tmp_path, postgres_url, "hydra.sweeper.n_trials=14", "hydra.sweep.dir=multirun/after")
     out = finisher.communicate()[0]
     assert finisher.returncode == 0, out
