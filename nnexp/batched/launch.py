@@ -32,7 +32,7 @@ def score_splits(network: torch.nn.Module, task: Task, data) -> dict[str, float]
     metrics = {}
     for name, split in data.named_splits().items():
         output = network(split.X)
-        metrics[f"{name}_loss"], metrics[f"{name}_score"] = float(task.loss(output, split.y)), float(task.score(output, split.y))
+        metrics[f"{name}_loss"], metrics[f"{name}_score"] = float(task.split_loss(output, split.y)), float(task.score(output, split.y))
     return metrics
 
 

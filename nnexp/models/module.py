@@ -210,9 +210,9 @@ class NetModule(pl.LightningModule):
             self.network.train(was_training)
 
     def evaluate(self, split: TensorSplit) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean loss (without penalty) and score of a split, as device tensors."""
+        """Mean loss (``Task.split_loss``, without penalty) and score of a split, as device tensors."""
         output = self.outputs(split.X)
-        return self.task.loss(output, split.y), self.task.score(output, split.y)
+        return self.task.split_loss(output, split.y), self.task.score(output, split.y)
 
     def split_score(self, name: str) -> float:
         """The current score on split ``name`` (the epoch's own row when it has one)."""

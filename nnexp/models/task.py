@@ -28,6 +28,20 @@ class Task:
             return F.cross_entropy(output, target)
         return 0.5 * F.mse_loss(output, target)
 
+    def split_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss a split is reported with: scikit-learn's ``log_loss`` of the predicted
+        probabilities for classification (in float64, clipped to [eps, 1 - eps], so one confident
+        mistake counts at most -log(eps), about 36), half the mean squared error for regression.
+        Training minimises the unclipped ``loss``; they differ only on such mistakes."""
+        if self.kind == "regression":
+            return self.loss(output, target)
+        eps = torch.finfo(torch.float64).eps
+        probabilities = self.output_activation(output.double()).clamp(eps, 1 - eps)
+        if self.kind == "binary":
+            positive = target.double()
+            return -(positive * probabilities.log() + (1 - positive) * (1 - probabilities).log()).mean()
+        return -probabilities.gather(-1, target.long().unsqueeze(-1)).log().mean()
+
     def output_activation(self, output: torch.Tensor) -> torch.Tensor:
         """Probabilities for classification, values for regression."""
         if self.kind == "binary":
