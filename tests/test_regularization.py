@@ -51,7 +51,7 @@ def test_stronger_penalty_shrinks_trained_weights(key, run_nnexp, monkeypatch):
     original = runner.build_network
     monkeypatch.setattr(runner, "build_network", lambda *args: built.append(original(*args)) or built[-1])
     for strength in (0.0, 5.0):
-        run_nnexp("data=moons", "optim=lbfgs", "trainer.max_epochs=5", f"{key}={strength}")
+        run_nnexp("data=moons", "optim=lbfgs", "optim.max_iter=40", f"{key}={strength}")
     unpenalised, penalised = (
         sum(float(w.detach().abs().sum()) for w in penalized_weights(net)) for net in built
     )

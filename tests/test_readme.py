@@ -1,0 +1,248 @@
+"""Every nnexp command the README shows runs as written: the lines of its fenced examples and the
+commands of its tables, in-process, each in a fresh folder. Commands are shortened only in length
+(epochs, iterations, folds, seeds, trials) and made quiet; placeholders stand for real places
+(the user's CSV file, data folder, config folder, a run or sweep dir, a database server)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import re
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+PROGRAMS = ("nnexp", "nnexp-params", "nnexp-plot", "nnexp-summary")
+ENV_ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
+
+
+@dataclass(frozen=True)
+class ReadmeCommand:
+    line: int
+    section: str
+    words: tuple[str, ...]  # shell words, environment assignments first
+
+    @property
+    def program(self) -> str:
+        return next(word for word in self.words if not ENV_ASSIGNMENT.match(word))
+
+    @property
+    def text(self) -> str:
+        return shlex.join(self.words)
+
+
+def commands_in(text: str, line: int, section: str) -> list[ReadmeCommand]:
+    """The nnexp commands of one shell line (``a && b``, ``export X=...`` kept as an assignment)."""
+    found = []
+    for part in text.split("&&"):
+        if not re.match(r"\s*(export\s+|[A-Z_][A-Z0-9_]*=\S*\s+)*nnexp(-[a-z]+)?(\s|$)", part):
+            continue  # not a command (output, a diagram's lines, another program)
+        words = shlex.split(part, comments=True)
+        if words[:1] == ["export"]:
+            words = words[1:]
+        names = [w for w in words if not ENV_ASSIGNMENT.match(w)]
+        if names and names[0] in PROGRAMS:
+            found.append(ReadmeCommand(line, section, tuple(words)))
+    return found
+
+
+def table_commands(row: str, line: int, section: str) -> list[ReadmeCommand]:
+    """A table row's commands: backticked spans that start with a program, and the override-only
+    spans that follow one (``nnexp optim=sgd_torch`` / ``optim=adam_torch`` means two commands)."""
+    found = []
+    for cell in row.strip().strip("|").split("|"):
+        spans = re.findall(r"`([^`]+)`", cell)
+        if not spans or spans[0].split()[0] not in PROGRAMS:
+            continue
+        for span in spans:
+            words = shlex.split(span)
+            if words[0] in PROGRAMS and len(words) == 1 or words[1:] == ["-m"]:
+                continue  # a program named in prose, not a command
+            if words[0] in PROGRAMS:
+                found.append(ReadmeCommand(line, section, tuple(words)))
+            elif all("=" in w and "..." not in w for w in words):
+                found.append(ReadmeCommand(line, section, ("nnexp", *words)))
+    return found
+
+
+def readme_commands() -> list[ReadmeCommand]:
+    commands, section, fenced = [], "", False
+    for number, line in enumerate(README.read_text().splitlines(), start=1):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif fenced:
+            commands += commands_in(line, number, section)
+        elif line.startswith("#"):
+            section = line.lstrip("#").strip()
+        elif line.startswith("|"):
+            commands += table_commands(line, number, section)
+    return commands
+
+
+COMMANDS = readme_commands()
+
+
+def test_the_readme_has_its_commands():
+    sections = {c.section for c in COMMANDS}
+    assert len(COMMANDS) >= 60 and {"Quickstart", "Running experiments", "Worked commands", "Sweeps", "Optuna studies"} <= sections
+    assert all("RUN_OR_SWEEP_DIR" not in c.text for c in COMMANDS)  # placeholders this test knows
+
+
+# Length caps: the command keeps its meaning, it just trains less.
+CAPS = {"trainer.max_epochs": 2, "max_iter": 5, "optim.max_iter": 10, "cv": 2, "hydra.sweeper.n_trials": 3}
+SHORT = {"trainer.max_epochs": "2", "quiet": "true", "logger": "none", "plots": "false"}
+
+
+def shortened(args: list[str], section: str) -> list[str]:
+    """``args`` with length keys capped and quiet defaults added where the command sets none."""
+    out, given = [], set()
+    for arg in args:
+        key, _, value = arg.partition("=")
+        given.add(key.lstrip("+"))
+        if key in CAPS and value.isdigit():
+            arg = f"{key}={min(int(value), CAPS[key])}"
+        arg = re.sub(r"range\(0,\s*\d+\)", "range(0,2)", arg)
+        out.append(arg)
+    if any(a.startswith(("--help", "mode=", "resume=")) for a in out) or any(a.startswith("-") and a != "-m" for a in out):
+        return out
+    defaults = dict(SHORT)
+    if section == "Pictures":
+        defaults.pop("plots")  # these commands are about the figures
+    if "max_iter" in given or "optim.max_iter" in given:
+        defaults.pop("trainer.max_epochs")  # the solver's own budget, capped above
+    if "launcher=joblib" in out:
+        defaults["hydra.launcher.n_jobs"] = "1"  # one worker process: one torch import on a 2-core machine
+    if any(a.startswith("sweep=") for a in out):
+        defaults["cv"] = "2"
+        defaults["hydra.sweeper.n_trials"] = "3"
+    return out + [f"{k}={v}" for k, v in defaults.items() if k not in given and not (k.startswith("hydra.sweeper.n_trials") and "optuna" not in " ".join(out))]
+
+
+def needs(command: ReadmeCommand) -> str | None:
+    """Why this machine cannot run ``command`` as written, or None."""
+    import torch
+
+    text = command.text
+    gpu_only = "trainer=gpu" in text or ("trainer=ddp" in text and "accelerator=cpu" not in text)
+    if gpu_only and not torch.cuda.is_available():
+        return "a GPU"
+    for package in ("tensorboard", "mlflow"):
+        if f"logger={package}" in text and importlib.util.find_spec(package) is None:
+            return f"the {package} package"
+    return None
+
+
+def console_script(program: str):
+    (entry,) = importlib.metadata.entry_points(group="console_scripts", name=program)
+    return entry.load()
+
+
+def command_param(command: ReadmeCommand):
+    marks = []
+    if "launcher=slurm" in command.text:
+        marks += [pytest.mark.server, pytest.mark.xdist_group("slurm")]
+    if "postgresql://" in command.text:
+        marks += [pytest.mark.server]
+    return pytest.param(command, id=f"L{command.line}-{command.text[:60]}", marks=marks)
+
+
+class Workspace:
+    """A user's folder: my.csv, a data root, my_configs/, and a run and a sweep to point at."""
+
+    def __init__(self, folder: Path, monkeypatch, idx_root: Path):
+        self.folder, self.monkeypatch = folder, monkeypatch
+        monkeypatch.chdir(folder)
+        monkeypatch.setenv("NNEXP_DATA", str(idx_root))
+        self.idx_root = idx_root
+
+    def write_csv(self, delimiter: str) -> None:
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(120, 2))
+        label = np.where(x.sum(axis=1) > 0, "yes", "no")
+        rows = ["x1,x2,id,label"] + [f"{a:.4f},{b:.4f},{i},{c}" for i, ((a, b), c) in enumerate(zip(x, label))]
+        (self.folder / "my.csv").write_text("\n".join(r.replace(",", delimiter) for r in rows) + "\n")
+
+    def write_user_configs(self) -> None:
+        folder = self.folder / "my_configs" / "experiment"
+        folder.mkdir(parents=True)
+        (folder / "mine.yaml").write_text("# @package _global_\ndefaults:\n  - override /data: iris\nmodel:\n  hidden_sizes: [8]\n")
+
+    def run(self, program: str, *args: str) -> None:
+        from hydra.core.global_hydra import GlobalHydra
+
+        GlobalHydra.instance().clear()
+        self.monkeypatch.setattr(sys, "argv", [program, *args])
+        try:
+            console_script(program)()
+        except SystemExit as stop:
+            assert stop.code in (None, 0), f"{shlex.join([program, *args])} exited {stop.code}"
+        finally:
+            if "joblib" in sys.modules:
+                # loky keeps its worker processes for the next call, in the folder they started in:
+                # a later test's relative sweep dir would land in this test's folder.
+                from joblib.externals.loky import get_reusable_executor
+
+                get_reusable_executor().shutdown(wait=True)
+
+    def sweep_summaries(self) -> list[dict]:
+        """The rows of every summary.csv written under this folder."""
+        import csv
+
+        return [row for path in self.folder.rglob("summary.csv") for row in csv.DictReader(path.open())]
+
+    def a_run_dir(self) -> str:
+        self.run("nnexp", "data=moons", "hydra.run.dir=a_run", "trainer.max_epochs=2", "quiet=true", "plots=false")
+        return str(self.folder / "a_run")
+
+    def a_sweep_dir(self) -> str:
+        self.run("nnexp", "-m", "hydra.sweep.dir=a_sweep", "data=moons", "model.hidden_sizes=[2],[4]", "trainer.max_epochs=2",
+                 "quiet=true", "plots=false")
+        return str(self.folder / "a_sweep")
+
+
+PLACEHOLDER_DIRS = {"RUN_DIR": "a_run_dir", "SWEEP_DIR": "a_sweep_dir"}
+
+
+@pytest.mark.parametrize("command", [command_param(c) for c in COMMANDS])
+def test_readme_command_runs(command, tmp_path, monkeypatch, tiny_idx_root, request):
+    if (missing := needs(command)) is not None:
+        pytest.skip(f"needs {missing}: {command.text}")
+    workspace = Workspace(tmp_path, monkeypatch, tiny_idx_root)
+    program_at = command.words.index(command.program)
+    args = []
+    for word in command.words[program_at + 1 :]:
+        word = word.replace("/path/to/data", str(tiny_idx_root)).replace("/shared/", f"{tmp_path}/")
+        if "postgresql://" in word:
+            word = re.sub(r"postgresql://\S+", request.getfixturevalue("postgres_url"), word)
+        if re.search(r"multirun/\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d/?", word):
+            word = re.sub(r"multirun/\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d/?", workspace.a_sweep_dir(), word)
+        for placeholder, make in PLACEHOLDER_DIRS.items():
+            if placeholder in word:
+                word = word.replace(placeholder, getattr(workspace, make)())
+        args.append(word)
+    for word in command.words[:program_at]:
+        name, _, value = word.partition("=")
+        monkeypatch.setenv(name, value.replace("/path/to/data", str(tiny_idx_root)))
+    if "data.path=my.csv" in args:
+        workspace.write_csv(";" if any(a.startswith("data.delimiter=") and ";" in a for a in args) else ",")
+    if "my_configs" in args:
+        workspace.write_user_configs()
+    if "launcher=slurm" in args:
+        args = [a.replace("partition=gpu", "partition=debug") for a in args]  # the local cluster's one partition
+        for name, value in request.getfixturevalue("slurm_cluster").items():
+            monkeypatch.setenv(name, value)
+    if command.program == "nnexp":
+        args = shortened(args, command.section)
+    if "--study" in args:  # a study to summarise, made the way the README makes one
+        storage = args[args.index("--storage") + 1]
+        workspace.run("nnexp", "-m", "sweep=optuna_mlp", f"hydra.sweeper.storage={storage}", *shortened([], "")[:0],
+                      "hydra.sweeper.n_trials=2", "cv=2", "trainer.max_epochs=2", "quiet=true", "plots=false", "logger=none")
+    workspace.run(command.program, *args)
+    if "-m" in args:  # every grid point of a sweep finished
+        rows = workspace.sweep_summaries()
+        assert rows and all(row["status"] == "ok" for row in rows), rows
