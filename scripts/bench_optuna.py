@@ -11,10 +11,13 @@ Prints, per variant: total epochs trained (every fold of every trial), wall time
 sweep overhead (wall minus the sum of the fits, per trial: asking, launching, recording, telling,
 the summary; until the command returns, the report's figures being drawn by a detached process,
 which the script waits for before the next variant), the best CV score, and the test score of the best trial's config refitted on the
-whole training split. Ratios are against the unpruned study. A 2-trial warm-up study runs first
-so that no variant pays the imports.
+whole training split. Ratios are against the unpruned study. With ``--seeds K`` every variant
+runs K studies (sampler seeds 0..K-1, variants interleaved seed by seed) and the table gives their
+means: one study's best CV score depends on which configurations TPE happened to try, so a single
+pair of studies says little about what pruning costs. A 2-trial warm-up study runs first so that
+no variant pays the imports.
 
-    python scripts/bench_optuna.py [--trials 40]
+    python scripts/bench_optuna.py [--trials 40] [--seeds 3]
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ VARIANTS = {  # label: (pruner, more overrides)
 }
 
 
-def run_study(folder: Path, pruner: str, trials: int, extra: list[str]) -> dict:
+def run_study(folder: Path, pruner: str, trials: int, extra: list[str], seed: int = 0) -> dict:
     """Run one study in ``folder``; return its measurements."""
     from nnexp import cli
     from nnexp.plots.background import wait_for_drawing
@@ -49,7 +52,7 @@ def run_study(folder: Path, pruner: str, trials: int, extra: list[str]) -> dict:
     os.chdir(folder)
     GlobalHydra.instance().clear()
     sys.argv = ["nnexp", "-m", "sweep=optuna_mlp", "data=breast_cancer", f"hydra.sweeper.n_trials={trials}",
-                f"hydra.sweeper.pruner={pruner}", "hydra.sweep.dir=sweep", "quiet=true", "logger=none",
+                f"hydra.sweeper.pruner={pruner}", f"hydra.sweeper.sampler.seed={seed}", "hydra.sweep.dir=sweep", "quiet=true", "logger=none",
                 "hydra/hydra_logging=none", "hydra/job_logging=none", *extra]
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
@@ -74,32 +77,43 @@ def run_study(folder: Path, pruner: str, trials: int, extra: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--seeds", type=int, default=1, help="studies per variant (sampler seeds 0..K-1)")
     parser.add_argument("extra", nargs="*", help="more overrides for every study, e.g. trainer.max_epochs=100")
     args = parser.parse_args()
     from nnexp.process import set_up_process
 
     set_up_process()
     home = Path.cwd()
-    results = {}
+    runs: dict[str, list[dict]] = {label: [] for label in VARIANTS}
     with tempfile.TemporaryDirectory() as root:
         warm = Path(root) / "warm-up"
         warm.mkdir()
         run_study(warm, "none", 2, ["data=iris", "trainer.max_epochs=5", *args.extra])
-        for number, (label, (pruner, overrides)) in enumerate(VARIANTS.items()):
-            folder = Path(root) / str(number)
-            folder.mkdir()
-            results[label] = run_study(folder, pruner, args.trials, [*overrides, *args.extra])
+        for seed in range(args.seeds):
+            for number, (label, (pruner, overrides)) in enumerate(VARIANTS.items()):
+                folder = Path(root) / f"{number}-{seed}"
+                folder.mkdir()
+                runs[label].append(run_study(folder, pruner, args.trials, [*overrides, *args.extra], seed))
     os.chdir(home)
+    results = {label: {key: mean([r[key] for r in rs]) for key in rs[0]} for label, rs in runs.items()}
     base = results["no pruning"]
-    print(f"optuna_mlp on breast_cancer, {args.trials} trials per study (TPE, 3-fold CV), sqlite storage")
+    print(f"optuna_mlp on breast_cancer, {args.trials} trials per study (TPE, 3-fold CV), sqlite storage, "
+          f"{args.seeds} stud{'y' if args.seeds == 1 else 'ies'} per variant" + (" (means)" if args.seeds > 1 else ""))
     print(f"{'variant':<20}{'pruned':>7}{'epochs':>9}{'x fewer':>9}{'wall s':>9}{'x faster':>10}"
           f"{'overhead ms/trial':>19}{'best CV':>9}{'test':>8}")
     for label, r in results.items():
-        print(f"{label:<20}{r['pruned']:>7}{r['epochs']:>9.0f}{base['epochs'] / r['epochs']:>9.2f}{r['wall']:>9.1f}"
+        print(f"{label:<20}{r['pruned']:>7.1f}{r['epochs']:>9.0f}{base['epochs'] / r['epochs']:>9.2f}{r['wall']:>9.1f}"
               f"{base['wall'] / r['wall']:>10.2f}{r['overhead_ms']:>19.0f}{r['best_cv']:>9.4f}{r['test']:>8.4f}")
     for label, r in list(results.items())[1:]:
+        per_seed = ", ".join(f"{100 * (a['best_cv'] - b['best_cv']):+.2f}" for a, b in zip(runs[label], runs["no pruning"]))
         print(f"{label}: {base['epochs'] / r['epochs']:.2f}x fewer epochs, best CV "
-              f"{100 * (r['best_cv'] - base['best_cv']):+.2f} points against no pruning")
+              f"{100 * (r['best_cv'] - base['best_cv']):+.2f} points against no pruning (per seed: {per_seed})")
+    overheads = [r["overhead_ms"] for rs in runs.values() for r in rs]
+    print(f"overhead per trial over all {len(overheads)} studies: {min(overheads):.0f}-{max(overheads):.0f} ms")
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 if __name__ == "__main__":

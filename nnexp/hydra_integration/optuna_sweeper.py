@@ -115,6 +115,7 @@ class OptunaSweeper(Sweeper):
         self.params = dict(params or {})
         self.worker = {"host": socket.gethostname(), "pid": os.getpid()}
         self.last_count: int | None = None  # the study's counted trials at the last look
+        self.make_sampler = None  # the sampler's factory (functools.partial), built at the first ask
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
         self.hydra_context, self.config = hydra_context, config
@@ -145,14 +146,14 @@ class OptunaSweeper(Sweeper):
     def sampler_for(self, number: int):
         """A fresh sampler for trial ``number``: samplers keep their state in the storage, and
         only their random stream in memory, which gets a seed of its own per trial."""
-        from hydra.utils import instantiate
-
         if not self.sampler:
             return None
-        config = dict(self.sampler)
-        if config.get("seed") is not None:
-            config["seed"] = trial_seed(config["seed"], number)
-        return instantiate(config)
+        if self.make_sampler is None:  # Hydra builds the factory once; each trial calls it
+            from hydra.utils import instantiate
+
+            self.make_sampler = instantiate({**self.sampler, "_partial_": True})
+        seed = self.sampler.get("seed")
+        return self.make_sampler(seed=trial_seed(seed, number)) if seed is not None else self.make_sampler()
 
     def counted(self, study) -> list:
         """Trials that count towards the study's total: finished, running or queued (not failed)."""
