@@ -78,19 +78,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--seeds", type=int, default=1, help="studies per variant (sampler seeds 0..K-1)")
+    parser.add_argument("--pruner", action="append", default=[], metavar="LABEL=PRUNER",
+                        help="an extra variant: a preset name or a {_target_: ...} override value, e.g. "
+                             "'sh20={_target_:optuna.pruners.SuccessiveHalvingPruner,min_resource:20}'")
+    parser.add_argument("--only", help="comma-separated variant labels to run (the unpruned study always runs)")
     parser.add_argument("extra", nargs="*", help="more overrides for every study, e.g. trainer.max_epochs=100")
     args = parser.parse_args()
     from nnexp.process import set_up_process
 
     set_up_process()
     home = Path.cwd()
-    runs: dict[str, list[dict]] = {label: [] for label in VARIANTS}
+    variants = dict(VARIANTS)
+    for item in args.pruner:
+        label, _, pruner = item.partition("=")
+        variants[label] = (pruner, [])
+    if args.only:
+        variants = {k: v for k, v in variants.items() if k == "no pruning" or k in args.only.split(",")}
+    runs: dict[str, list[dict]] = {label: [] for label in variants}
     with tempfile.TemporaryDirectory() as root:
         warm = Path(root) / "warm-up"
         warm.mkdir()
         run_study(warm, "none", 2, ["data=iris", "trainer.max_epochs=5", *args.extra])
         for seed in range(args.seeds):
-            for number, (label, (pruner, overrides)) in enumerate(VARIANTS.items()):
+            for number, (label, (pruner, overrides)) in enumerate(variants.items()):
                 folder = Path(root) / f"{number}-{seed}"
                 folder.mkdir()
                 runs[label].append(run_study(folder, pruner, args.trials, [*overrides, *args.extra], seed))

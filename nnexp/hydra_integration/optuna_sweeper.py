@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 PRUNERS = {
     "none": None,
     "median": {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 5, "n_warmup_steps": 20},
-    "successive_halving": {"_target_": "optuna.pruners.SuccessiveHalvingPruner", "min_resource": 10, "reduction_factor": 2},
+    "successive_halving": {"_target_": "optuna.pruners.SuccessiveHalvingPruner", "min_resource": 40, "reduction_factor": 2},
     "hyperband": {"_target_": "optuna.pruners.HyperbandPruner"},
 }
 SCOPES = ("study", "run")
