@@ -285,3 +285,18 @@ def test_heatmap_of_two_keys_says_what_it_scored(tmp_path, monkeypatch, saved_fi
     assert ax.get_title() == "mean training score\n(no validation split)"
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("model.hidden_sizes", "regularization.alpha")
     assert [label.get_text() for label in ax.texts].count("") == 0 and len(ax.texts) == 4  # a value in every cell
+
+
+def test_learning_curve_legend_of_an_optuna_study_fits_the_figure(tmp_path, saved_figures):
+    """Optuna's trial values (0.016352949355839833) are shortened to 3 significant digits, a line a
+    key, and the legend stays inside the figure."""
+    from nnexp.plots.sweep import plot_learning_curves
+    from nnexp.sweeps.summary import legend_label
+
+    keys = ["regularization.alpha", "optim.lr", "model.hidden_sizes"]
+    assert legend_label(keys, ("0.016352949355839833", "0.00123456", "[50, 50]")) == "alpha=0.0164\nlr=0.00123\nhidden_sizes=[50, 50]"
+    assert legend_label(["optim"], ("adam",)) == "optim=adam" and legend_label(["seed"], ("3",)) == "seed=3"
+    history = [{"train_loss": 1.0 / epoch, "train_score": 0.5} for epoch in range(1, 6)]
+    groups = [(legend_label(keys, (str(0.1 / 7 ** n), str(1e-4 * 3 ** n), "[100]")), [history]) for n in range(6)]
+    plot_learning_curves(groups, tmp_path / "learning_curves.png")
+    assert layout_problems(saved_figures["learning_curves.png"]) == []

@@ -324,6 +324,21 @@ def draw_study_figures(sweep_dir: Path) -> list[Path]:
     return draw(open_study(reference["study"], reference["storage"]), Path(sweep_dir))
 
 
+def legend_label(keys: list[str], values: tuple) -> str:
+    """A grid point's legend entry: its keys' last parts, numbers to 3 significant digits (an
+    Optuna trial's 0.016352949355839833 reads 0.0164), a line a key when there are several."""
+
+    def short(value) -> str:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return str(value)
+        return str(value) if float(f"{number:.3g}") == number else f"{number:.3g}"
+
+    parts = [f"{key.split('.')[-1]}={short(value)}" for key, value in zip(keys, values)]
+    return ("\n" if len(", ".join(parts)) > 24 else ", ").join(parts) or "all runs"
+
+
 def draw_learning_curves(jobs: list[Job], keys: list[str], sweep_dir: Path) -> Path | None:
     """``learning_curves.png``: every grid point's learning curves, averaged over seeds and folds."""
     from nnexp.artifacts import Run
@@ -340,8 +355,7 @@ def draw_learning_curves(jobs: list[Job], keys: list[str], sweep_dir: Path) -> P
         groups[tuple(job.params.get(key) for key in keys)] += [[row for row in history if row.get("fold", 0) == fold] for fold in folds]
     if not groups:
         return None
-    labelled = [(", ".join(f"{key.split('.')[-1]}={value}" for key, value in zip(keys, values)) or "all runs", histories)
-                for values, histories in groups.items()]
+    labelled = [(legend_label(keys, values), histories) for values, histories in groups.items()]
     step_name = steps.pop() if len(steps) == 1 else "epoch (L-BFGS: iteration)"
     return plot_learning_curves(labelled, Path(sweep_dir) / "learning_curves.png", step_name)
 
