@@ -3,7 +3,11 @@ speeds, and the accuracy of the named experiments.
 
 Needs the four MNIST IDX files in <root>/mnist/ (--root, else $NNEXP_DATA, else ../shared/data).
 
-    python scripts/bench_mnist.py [--root DIR] [--seeds 3] [--skip-accuracy]
+``--busy`` times one epoch of the default CNN under nnexp (``threads=auto``, the default, and
+``threads=1``) quiet and with two busy processes of the script's own (bounded in time), and
+nothing else.
+
+    python scripts/bench_mnist.py [--root DIR] [--seeds 3] [--skip-accuracy] [--busy]
 """
 
 from __future__ import annotations
@@ -75,12 +79,38 @@ def plain_epoch(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, bf16: 
     return time.perf_counter() - started
 
 
+def busy_epochs(root: str) -> None:
+    """One CNN epoch (the second of two: warm), quiet and under two busy processes."""
+    from busy import busy_processes  # scripts/, this script's folder, is on sys.path
+
+    warnings.filterwarnings("ignore")
+    seconds = {}
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        for load in ("quiet", "busy", "quiet again"):
+            with busy_processes(2 if load == "busy" else 0, seconds=900):
+                for threads in ("auto", "1"):
+                    metrics = nnexp_run(root, out, "data=mnist", "model=cnn", f"batch_size={BATCH}", "stopping=none",
+                                        "trainer.max_epochs=2", "regularization=none", f"threads={threads}")
+                    seconds[load, threads] = metrics["epoch_seconds"][-1]
+    print(f"one epoch of the default CNN on 60,000 MNIST images, {os.cpu_count()} cores, quiet and with 2 busy processes:")
+    for threads in ("auto", "1"):
+        quiet = min(seconds["quiet", threads], seconds["quiet again", threads])
+        print(f"  threads={threads:5} quiet {quiet:6.2f} s  busy {seconds['busy', threads]:6.2f} s  "
+              f"busy / quiet {seconds['busy', threads] / quiet:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=os.environ.get("NNEXP_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data")))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--busy", action="store_true", help="only the busy-machine comparison of one CNN epoch")
     args = parser.parse_args()
+    if args.busy:
+        set_up_process()
+        busy_epochs(args.root)
+        return
     warnings.filterwarnings("ignore")
     set_up_process()  # as the nnexp command does; the plain loop gets the same allocator settings
     bundle = IdxImageSource(dataset="mnist", root=args.root, name="mnist").load()
