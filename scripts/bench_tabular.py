@@ -142,7 +142,8 @@ def cli_wall(args: list[str], repeats: int, program: str = "nnexp", check: bool 
 
 
 def alpha_grid_nnexp(folder: Path) -> float:
-    """Wall time of ``nnexp -m sweep=alpha_grid`` (7 alphas, 5-fold CV, refit), in this process."""
+    """Wall time of ``nnexp -m sweep=alpha_grid`` (7 alphas, 5-fold CV, refit), in this process, in
+    a folder of its own (so that no job is restored from an earlier call's store)."""
     import os
 
     from hydra.core.global_hydra import GlobalHydra
@@ -150,10 +151,10 @@ def alpha_grid_nnexp(folder: Path) -> float:
     from nnexp import cli
 
     home = Path.cwd()
-    os.chdir(folder)
+    os.chdir(tempfile.mkdtemp(dir=folder))
     GlobalHydra.instance().clear()
     sys.argv = ["nnexp", "-m", "sweep=alpha_grid", "quiet=true", "logger=none", "plots=false", "hydra/hydra_logging=none",
-                "hydra/job_logging=none", f"hydra.sweep.dir=sweep-{time.monotonic_ns()}"]
+                "hydra/job_logging=none", "hydra.sweep.dir=sweep"]
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             started = time.perf_counter()
@@ -203,7 +204,7 @@ def busy_section(repeats: int, out: Path) -> None:
         wall = f"  run wall {quiet['wall']:.3f} s -> {busy['wall']:.3f} s ({busy['wall'] / quiet['wall']:.2f}x)" if "wall" in quiet else ""
         print(f"  {label:20} fit {quiet['seconds']:.3f} s quiet, {busy['seconds']:.3f} s busy: "
               f"{busy['seconds'] / quiet['seconds']:.2f}x{wall}")
-    print(" the alpha grid (sweep=alpha_grid: 7 alphas, 5-fold CV, refit; Adam), wall:")
+    print(" the alpha grid (sweep=alpha_grid as written: 7 alphas, 5-fold CV, refit; Adam), wall:")
     for name, label in (("nnexp", "nnexp -m sweep=alpha_grid"), ("sklearn", "GridSearchCV, BLAS 1 thread")):
         quiet, busy = grids["quiet"][name], grids["busy"][name]
         print(f"  {label:28} {quiet:.2f} s quiet, {busy:.2f} s busy: {busy / quiet:.2f}x")
@@ -214,33 +215,36 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-cli", action="store_true")
     parser.add_argument("--busy", action="store_true", help="add the busy-machine section")
+    parser.add_argument("--busy-only", action="store_true", help="only the busy-machine section")
     args = parser.parse_args()
     set_up_process()  # as the nnexp command does
     warnings.filterwarnings("ignore")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; scikit-learn BLAS pinned to 1 thread\n")
-    print(f"{'dataset':14} {'solver':6} | {'sk acc':>7} {'nnexp acc':>9} {'diff':>6} | {'sk fit s':>8} {'nnexp fit s':>11} {'ratio':>6} | {'sk ep':>5} {'nx ep':>5}")
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
         nnexp_fit("breast_cancer", ["trainer.max_epochs=2"], out)  # warm-up: first-use costs
-        for name in DATASETS:
-            for solver, spec in SOLVERS.items():
-                sk = best_of(args.repeats, lambda: sklearn_fit(name, solver))
-                nx = best_of(args.repeats, lambda: nnexp_fit(name, spec["nnexp"], out))
+        if not args.busy_only:
+            print(f"{'dataset':14} {'solver':6} | {'sk acc':>7} {'nnexp acc':>9} {'diff':>6} | {'sk fit s':>8} {'nnexp fit s':>11} "
+                  f"{'ratio':>6} | {'sk ep':>5} {'nx ep':>5}")
+            for name in DATASETS:
+                for solver, spec in SOLVERS.items():
+                    sk = best_of(args.repeats, lambda: sklearn_fit(name, solver))
+                    nx = best_of(args.repeats, lambda: nnexp_fit(name, spec["nnexp"], out))
+                    print(
+                        f"{name:14} {solver:6} | {sk['test']:7.4f} {nx['test']:9.4f} {100 * (nx['test'] - sk['test']):+5.1f}p | "
+                        f"{sk['seconds']:8.3f} {nx['seconds']:11.3f} {nx['seconds'] / sk['seconds']:5.2f}x | {sk['epochs']:5d} {nx['epochs']:5d}"
+                    )
+            print("\nEpoch loop, exactly 200 Adam epochs (stopping=none), nnexp fit against a plain PyTorch loop:")
+            for name in DATASETS:
+                nx = best_of(args.repeats, lambda: nnexp_fit(name, ["stopping=none", "trainer.max_epochs=200"], out))
+                plain = best_of(args.repeats, lambda: plain_loop(name, 200))
                 print(
-                    f"{name:14} {solver:6} | {sk['test']:7.4f} {nx['test']:9.4f} {100 * (nx['test'] - sk['test']):+5.1f}p | "
-                    f"{sk['seconds']:8.3f} {nx['seconds']:11.3f} {nx['seconds'] / sk['seconds']:5.2f}x | {sk['epochs']:5d} {nx['epochs']:5d}"
+                    f"  {name:14} nnexp {nx['seconds']:.3f} s  plain loop {plain['seconds']:.3f} s  "
+                    f"ratio {nx['seconds'] / plain['seconds']:.2f}x  (nnexp in-process run incl. data and writing: {nx['wall']:.3f} s)"
                 )
-        print("\nEpoch loop, exactly 200 Adam epochs (stopping=none), nnexp fit against a plain PyTorch loop:")
-        for name in DATASETS:
-            nx = best_of(args.repeats, lambda: nnexp_fit(name, ["stopping=none", "trainer.max_epochs=200"], out))
-            plain = best_of(args.repeats, lambda: plain_loop(name, 200))
-            print(
-                f"  {name:14} nnexp {nx['seconds']:.3f} s  plain loop {plain['seconds']:.3f} s  "
-                f"ratio {nx['seconds'] / plain['seconds']:.2f}x  (nnexp in-process run incl. data and writing: {nx['wall']:.3f} s)"
-            )
-        if args.busy:
+        if args.busy or args.busy_only:
             busy_section(args.repeats, out)
-    if not args.no_cli:
+    if not args.no_cli and not args.busy_only:
         print("\nCLI wall time from the shell (best of 3, alternating):")
         default = sklearn = float("inf")
         for _ in range(3):  # alternated, so that drift hits both alike
