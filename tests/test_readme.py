@@ -61,7 +61,7 @@ def table_commands(row: str, line: int, section: str) -> list[ReadmeCommand]:
             continue
         for span in spans:
             words = shlex.split(span)
-            if words[0] in PROGRAMS and len(words) == 1 or words[1:] == ["-m"]:
+            if words[0] in PROGRAMS and words[1:] in ([], ["-m"]):
                 continue  # a program named in prose, not a command
             if words[0] in PROGRAMS:
                 found.append(ReadmeCommand(line, section, tuple(words)))
@@ -118,9 +118,10 @@ def shortened(args: list[str], section: str) -> list[str]:
     if "launcher=joblib" in out:
         defaults["hydra.launcher.n_jobs"] = "1"  # one worker process: one torch import on a 2-core machine
     if any(a.startswith("sweep=") for a in out):
-        defaults["cv"] = "2"
+        defaults["cv"] = "2"  # the presets' own cv=5
+    if "sweep=optuna_mlp" in out:
         defaults["hydra.sweeper.n_trials"] = "3"
-    return out + [f"{k}={v}" for k, v in defaults.items() if k not in given and not (k.startswith("hydra.sweeper.n_trials") and "optuna" not in " ".join(out))]
+    return out + [f"{k}={v}" for k, v in defaults.items() if k not in given]
 
 
 def needs(command: ReadmeCommand) -> str | None:
@@ -158,7 +159,6 @@ class Workspace:
         self.folder, self.monkeypatch = folder, monkeypatch
         monkeypatch.chdir(folder)
         monkeypatch.setenv("NNEXP_DATA", str(idx_root))
-        self.idx_root = idx_root
 
     def write_csv(self, delimiter: str) -> None:
         rng = np.random.default_rng(0)
