@@ -300,3 +300,13 @@ def test_learning_curve_legend_of_an_optuna_study_fits_the_figure(tmp_path, save
     groups = [(legend_label(keys, (str(0.1 / 7 ** n), str(1e-4 * 3 ** n), "[100]")), [history]) for n in range(6)]
     plot_learning_curves(groups, tmp_path / "learning_curves.png")
     assert layout_problems(saved_figures["learning_curves.png"]) == []
+
+
+def test_report_shows_an_optuna_value_to_4_digits_with_the_exact_one_in_its_tooltip(tmp_path):
+    from nnexp.plots.report import write_report
+
+    rows = [{"rank_val_score": 1, "param_regularization.alpha": "0.016352949355839832", "param_optim.lr": "1e-3",
+             "param_model.hidden_sizes": "[50,50]", "mean_val_score": 0.98, "best_job": 0, "command": "nnexp ..."}]
+    page = write_report(tmp_path, rows, ["regularization.alpha", "optim.lr", "model.hidden_sizes"], []).read_text()
+    assert '<td><span title="0.016352949355839832">0.01635</span></td>' in page
+    assert "<td>1e-3</td>" in page and "<td>[50,50]</td>" in page  # already short: as written

@@ -7,6 +7,7 @@ import html
 import math
 from pathlib import Path
 
+from nnexp.plots.labels import short_value
 from nnexp.results import write_text_atomic
 
 REPORT_FILE = "report.html"
@@ -34,6 +35,12 @@ def _cell(value) -> str:
     return html.escape(str(value))
 
 
+def _param_cell(value) -> str:
+    """A swept parameter: 4 significant digits, the exact value in the tooltip."""
+    shown = short_value(value, digits=4)
+    return html.escape(shown) if shown == str(value) else f'<span title="{html.escape(str(value))}">{html.escape(shown)}</span>'
+
+
 def write_report(sweep_dir: Path, rows: list[dict], keys: list[str], figures: list[Path]) -> Path:
     """report.html: opens in any browser with no server (figures are embedded as data URIs)."""
     sweep_dir = Path(sweep_dir)
@@ -41,7 +48,7 @@ def write_report(sweep_dir: Path, rows: list[dict], keys: list[str], figures: li
                "mean_train_score", "mean_test_score", "mean_fit_time", "n_runs", "status"]
     header = "".join(f"<th>{html.escape(c.replace('param_', ''))}</th>" for c in columns)
     body = "".join(
-        f"<tr class=\"{'best' if row['rank_val_score'] == 1 else ''}\">" + "".join(f"<td>{_cell(row.get(c, ''))}</td>" for c in columns) + "</tr>"
+        f"<tr class=\"{'best' if row['rank_val_score'] == 1 else ''}\">" + "".join(f"<td>{(_param_cell if c.startswith('param_') else _cell)(row.get(c, ''))}</td>" for c in columns) + "</tr>"
         for row in rows
     )
     images = "".join(

@@ -327,15 +327,9 @@ def draw_study_figures(sweep_dir: Path) -> list[Path]:
 def legend_label(keys: list[str], values: tuple) -> str:
     """A grid point's legend entry: its keys' last parts, numbers to 3 significant digits (an
     Optuna trial's 0.016352949355839833 reads 0.0164), a line a key when there are several."""
+    from nnexp.plots.labels import short_value
 
-    def short(value) -> str:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            return str(value)
-        return str(value) if float(f"{number:.3g}") == number else f"{number:.3g}"
-
-    parts = [f"{key.split('.')[-1]}={short(value)}" for key, value in zip(keys, values)]
+    parts = [f"{key.split('.')[-1]}={short_value(value)}" for key, value in zip(keys, values)]
     return ("\n" if len(", ".join(parts)) > 24 else ", ").join(parts) or "all runs"
 
 
