@@ -170,9 +170,10 @@ def test_mlp_biases_start_like_sklearns(compose_cfg):
 ], ids=["moons-binary", "iris-multiclass"])
 def test_reported_split_losses_are_sklearns_log_loss(compose_cfg, problem):
     """The loss a run reports for a split is ``sklearn.metrics.log_loss`` of its own predicted
-    probabilities. The lecture's moons run overfits; one test point it gets wrong with a logit near
-    -100 made the unclipped mean 1.32 (14.56 before the L-BFGS fixes) where scikit-learn says
-    0.65. From the same weights, scikit-learn's own fit lands within a quarter of it."""
+    probabilities. The lecture's moons run overfits; one class-1 test point it gets wrong with a
+    logit of -86.5 made the unclipped mean 1.32 (14.56 before the L-BFGS fixes) where
+    scikit-learn says 0.65. From the same weights, scikit-learn's own fit lands within a quarter
+    of it."""
     from sklearn.metrics import log_loss
 
     cfg, bundle, stopping, data, factories, network = nnexp_start(compose_cfg, problem)
