@@ -32,18 +32,24 @@ GRIDS = {
 
 
 def nnexp_sweep(*overrides: str) -> tuple[float, str]:
-    """Wall time of ``nnexp -m *overrides`` in a fresh folder, and the best row's command."""
+    """Wall time of ``nnexp -m *overrides`` in a fresh folder (no store of an earlier sweep to
+    restore from), and the best row's swept values."""
     from nnexp import cli
 
-    os.chdir(tempfile.mkdtemp())
-    GlobalHydra.instance().clear()
-    sys.argv = ["nnexp", "-m", *overrides, "quiet=true", "logger=none", "plots=false", "hydra/hydra_logging=none",
-                "hydra/job_logging=none", "hydra.sweep.dir=sweep"]
-    with contextlib.redirect_stdout(io.StringIO()):
-        started = time.perf_counter()
-        cli.main()
-        wall = time.perf_counter() - started
-    rows = list(csv.DictReader(Path("sweep/summary.csv").open()))
+    home = Path.cwd()
+    with tempfile.TemporaryDirectory() as folder:
+        os.chdir(folder)
+        try:
+            GlobalHydra.instance().clear()
+            sys.argv = ["nnexp", "-m", *overrides, "quiet=true", "logger=none", "plots=false", "hydra/hydra_logging=none",
+                        "hydra/job_logging=none", "hydra.sweep.dir=sweep"]
+            with contextlib.redirect_stdout(io.StringIO()):
+                started = time.perf_counter()
+                cli.main()
+                wall = time.perf_counter() - started
+            rows = list(csv.DictReader(Path("sweep/summary.csv").open()))
+        finally:
+            os.chdir(home)
     best = min(rows, key=lambda row: int(row["rank_val_score"]))
     return wall, " ".join(word for word in best["command"].split() if word.startswith(("regularization.alpha=", "model.hidden_sizes=")))
 
@@ -74,7 +80,6 @@ def main() -> None:
 
     set_up_process()
     warnings.filterwarnings("ignore")
-    home = Path.cwd()
     nnexp_sweep("data=iris", "trainer.max_epochs=2", "seed=0,1")  # warm-up
     print("breast cancer, 5-fold CV, refit; wall time of each command in this process")
     for preset in GRIDS:
@@ -87,7 +92,6 @@ def main() -> None:
         lbfgs, _ = nnexp_sweep(f"sweep={preset}", "optim=lbfgs")
         lbfgs_basic, _ = nnexp_sweep(f"sweep={preset}", "optim=lbfgs", "launcher=basic")
         print(f"  sweep={preset} optim=lbfgs: as written {lbfgs:.2f} s, launcher=basic {lbfgs_basic:.2f} s ({lbfgs / lbfgs_basic:.2f}x)")
-    os.chdir(home)
 
 
 if __name__ == "__main__":

@@ -141,47 +141,9 @@ def cli_wall(args: list[str], repeats: int, program: str = "nnexp", check: bool 
     return min(times)
 
 
-def alpha_grid_nnexp(folder: Path) -> float:
-    """Wall time of ``nnexp -m sweep=alpha_grid`` (7 alphas, 5-fold CV, refit), in this process, in
-    a folder of its own (so that no job is restored from an earlier call's store)."""
-    import os
-
-    from hydra.core.global_hydra import GlobalHydra
-
-    from nnexp import cli
-
-    home = Path.cwd()
-    os.chdir(tempfile.mkdtemp(dir=folder))
-    GlobalHydra.instance().clear()
-    sys.argv = ["nnexp", "-m", "sweep=alpha_grid", "quiet=true", "logger=none", "plots=false", "hydra/hydra_logging=none",
-                "hydra/job_logging=none", "hydra.sweep.dir=sweep"]
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            started = time.perf_counter()
-            cli.main()
-            return time.perf_counter() - started
-    finally:
-        os.chdir(home)
-
-
-def alpha_grid_sklearn() -> float:
-    """Wall time of scikit-learn's GridSearchCV over the same 7 alphas (Adam, 5-fold, refit), BLAS on 1 thread."""
-    import numpy as np
-    from sklearn import datasets
-    from sklearn.model_selection import GridSearchCV
-
-    bundle = BundledSource(loader=datasets.load_breast_cancer, name="breast_cancer").load()
-    model = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(100,), random_state=0, max_iter=200))
-    search = GridSearchCV(model, {"mlpclassifier__alpha": np.logspace(-3, 3, 7)}, cv=5)
-    with threadpool_limits(1), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        started = time.perf_counter()
-        search.fit(bundle.X_train, bundle.y_train)
-        return time.perf_counter() - started
-
-
 def busy_section(repeats: int, out: Path) -> None:
     """The default run, the alpha grid and their scikit-learn twins, quiet and under two busy processes."""
+    from bench_presets import nnexp_sweep, sklearn_search  # scripts/, this script's folder, is on sys.path
     from busy import busy_processes
 
     def default_run(threads: str):
@@ -197,7 +159,7 @@ def busy_section(repeats: int, out: Path) -> None:
                 "null": default_run("null"),
                 "sklearn": best_of(repeats, lambda: sklearn_fit("breast_cancer", "adam")),
             }
-            grids[load] = {"nnexp": alpha_grid_nnexp(out), "sklearn": alpha_grid_sklearn()}
+            grids[load] = {"nnexp": nnexp_sweep("sweep=alpha_grid")[0], "sklearn": sklearn_search("alpha_grid")[0]}
     print(" the default run (breast cancer, Adam):")
     for name, label in (("auto", "nnexp threads=auto"), ("null", "nnexp threads=null"), ("sklearn", "scikit-learn")):
         quiet, busy = rows["quiet"][name], rows["busy"][name]

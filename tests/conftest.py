@@ -118,6 +118,13 @@ def tiny_idx_root(tmp_path_factory):
     return root
 
 
+def server_unavailable(reason: str) -> None:
+    """Skip a test whose server cannot start here; fail it where NNEXP_REQUIRE_SERVERS=1 (CI)."""
+    import os
+
+    (pytest.fail if os.environ.get("NNEXP_REQUIRE_SERVERS") == "1" else pytest.skip)(reason)
+
+
 def _postgres_bin() -> Path | None:
     import glob
     import shutil
@@ -130,7 +137,7 @@ def _postgres_bin() -> Path | None:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory):
+def postgres_url():
     """A private PostgreSQL cluster on a loopback port for the session's tests (``initdb``, then
     ``pg_ctl`` with a socket dir of its own), stopped by its pid at the end. Skipped where the
     server cannot start, unless NNEXP_REQUIRE_SERVERS=1 (CI), where that fails the tests."""
@@ -139,10 +146,9 @@ def postgres_url(tmp_path_factory):
     import socket
     import subprocess
 
-    required = os.environ.get("NNEXP_REQUIRE_SERVERS") == "1"
     binaries = _postgres_bin()
     if binaries is None:
-        (pytest.fail if required else pytest.skip)("PostgreSQL (initdb, pg_ctl) is not installed")
+        server_unavailable("PostgreSQL (initdb, pg_ctl) is not installed")
     import shutil
     import tempfile
 
@@ -163,7 +169,7 @@ def postgres_url(tmp_path_factory):
                         "-o", f"-h 127.0.0.1 -p {port} -k {root} -F", "start"], check=True, capture_output=True, text=True)
     except (subprocess.CalledProcessError, OSError) as error:
         detail = getattr(error, "stderr", "") or str(error)
-        (pytest.fail if required else pytest.skip)(f"PostgreSQL did not start: {detail.strip()[:300]}")
+        server_unavailable(f"PostgreSQL did not start: {detail.strip()[:300]}")
     pid = int((data / "postmaster.pid").read_text().split()[0])
     try:
         yield f"postgresql://nnexp@127.0.0.1:{port}/postgres"
@@ -182,7 +188,7 @@ def _postgres_ids() -> tuple[int, int]:
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory):
+def slurm_cluster():
     """A one-node SLURM cluster on localhost (scripts/slurm_local.sh), for the session's tests:
     yields the environment that points SLURM's commands at it; its daemons are stopped by pid at
     the end. Skipped where it cannot start (no slurm-wlm, not root), unless NNEXP_REQUIRE_SERVERS=1."""
@@ -190,19 +196,18 @@ def slurm_cluster(tmp_path_factory):
     import shutil
     import subprocess
 
-    required = os.environ.get("NNEXP_REQUIRE_SERVERS") == "1"
     script = Path(__file__).resolve().parents[1] / "scripts" / "slurm_local.sh"
     if shutil.which("slurmctld") is None and not Path("/usr/sbin/slurmctld").exists():
-        (pytest.fail if required else pytest.skip)("SLURM is not installed (apt-get install slurm-wlm munge)")
+        server_unavailable("SLURM is not installed (apt-get install slurm-wlm munge)")
     if os.geteuid() != 0:
-        (pytest.fail if required else pytest.skip)("a local SLURM cluster needs root (slurmd runs jobs as their user)")
+        server_unavailable("a local SLURM cluster needs root (slurmd runs jobs as their user)")
     import tempfile
 
     # Not under pytest's tmp dir: that is private to root, and munged runs as the munge user.
     folder = Path(tempfile.mkdtemp(prefix="nnexp-slurm-"))
     started = subprocess.run(["bash", str(script), "start", str(folder)], capture_output=True, text=True)
     if started.returncode != 0:
-        (pytest.fail if required else pytest.skip)(f"SLURM did not start: {started.stderr.strip()[:300]}")
+        server_unavailable(f"SLURM did not start: {started.stderr.strip()[:300]}")
     try:
         yield {**os.environ, "SLURM_CONF": str(folder / "slurm.conf")}
     finally:

@@ -16,7 +16,7 @@ from typing import Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, setup_globals
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from nnexp.errors import ConfigError
 from nnexp.hydra_integration.batched_launcher import BatchedLauncher
@@ -301,12 +301,10 @@ class ClusterLauncher(BatchedLauncher):
 
 def cluster_refit(launcher_config: DictConfig, sweep_dir: Path):
     """A refit runner for ``summarise``: the best job's refit as one more task of the sweep's
-    cluster (``hydra.launcher.refit_on_cluster``), with the sweep's task settings; None when the
-    sweep did not run on a cluster launcher or refits on the submit host."""
+    cluster (``hydra.launcher.refit_on_cluster``), with the sweep's task settings (the
+    ClusterLauncher config the sweep ran with); None when the refit runs on the submit host."""
     from hydra.utils import instantiate
 
-    if not str(launcher_config.get("_target_", "")).endswith("ClusterLauncher"):
-        return None
     launcher = instantiate(launcher_config)
     if not launcher.refit_on_cluster:
         return None

@@ -255,8 +255,9 @@ class OptunaSweeper(Sweeper):
         except KeyboardInterrupt:
             from optuna.trial import TrialState
 
+            stored = study.get_trials(deepcopy=False)
             for trial in trials:  # the batch that was running: FAIL, so that a relaunch runs it again
-                if study.get_trials(deepcopy=False)[trial.number].state == TrialState.RUNNING:
+                if stored[trial.number].state == TrialState.RUNNING:
                     self.tell_failed(study, trial.number, "interrupted (Ctrl-C or SIGTERM on its worker)")
             raise SweepInterrupted(self.sweep_dir) from None
         finally:
