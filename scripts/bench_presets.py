@@ -3,8 +3,9 @@
 In this one process, side by side (breast cancer, 5-fold CV, refit, wall time of each command):
   - ``nnexp -m sweep=alpha_grid`` and ``sweep=hidden_sizes`` as written (the batched launcher);
   - the same with ``launcher=basic`` (one job at a time: the presets' launcher before);
-  - ``optim=lbfgs`` with both (L-BFGS jobs do not batch: the two should be alike);
-  - scikit-learn's ``GridSearchCV`` over the same grids (Adam, BLAS on one thread).
+  - scikit-learn's ``GridSearchCV`` over the same grids (Adam, BLAS on one thread);
+  - ``optim=lbfgs`` as written (each member its own scipy L-BFGS-B, evaluations stacked) and
+    with ``launcher=basic``, against ``GridSearchCV`` with ``solver="lbfgs"`` (n_jobs None and 2).
 Prints the times, the ratios and each one's best parameter. A tiny sweep runs first so that no
 variant pays the imports.
 
@@ -54,8 +55,8 @@ def nnexp_sweep(*overrides: str) -> tuple[float, str]:
     return wall, " ".join(word for word in best["command"].split() if word.startswith(("regularization.alpha=", "model.hidden_sizes=")))
 
 
-def sklearn_search(preset: str) -> tuple[float, str]:
-    """Wall time of GridSearchCV over the preset's grid (Adam, 5-fold, refit), BLAS on one thread."""
+def sklearn_search(preset: str, solver: str = "adam", n_jobs: int | None = None) -> tuple[float, str]:
+    """Wall time of GridSearchCV over the preset's grid (5-fold, refit), BLAS on one thread."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import GridSearchCV, train_test_split
@@ -67,7 +68,8 @@ def sklearn_search(preset: str) -> tuple[float, str]:
     X, y = load_breast_cancer(return_X_y=True)
     X_train, _, y_train, _ = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
     key, values = GRIDS[preset]
-    search = GridSearchCV(make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(100,), random_state=0)), {key: values}, cv=5)
+    search = GridSearchCV(make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(100,), solver=solver, random_state=0)),
+                          {key: values}, cv=5, n_jobs=n_jobs)
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         started = time.perf_counter()
@@ -89,10 +91,17 @@ def main() -> None:
         print(f"  sweep={preset} (Adam) as written  {batched:6.2f} s  best {best_batched}")
         print(f"  sweep={preset} launcher=basic    {basic:6.2f} s  best {best_basic}   as written: {basic / batched:.1f}x faster")
         print(f"  GridSearchCV, BLAS 1 thread         {sklearn:6.2f} s  best {best_sklearn}   as written / GridSearchCV: {batched / sklearn:.2f}x")
-        lbfgs, _ = nnexp_sweep(f"sweep={preset}", "optim=lbfgs")
-        lbfgs_basic, _ = nnexp_sweep(f"sweep={preset}", "optim=lbfgs", "launcher=basic")
-        print(f"  sweep={preset} optim=lbfgs: as written {lbfgs:.2f} s, launcher=basic {lbfgs_basic:.2f} s ({lbfgs / lbfgs_basic:.2f}x)")
-
+    print("\nthe same grids with optim=lbfgs (scikit-learn: solver='lbfgs')")
+    for preset in GRIDS:
+        lbfgs, best_lbfgs = nnexp_sweep(f"sweep={preset}", "optim=lbfgs")
+        lbfgs_basic, best_basic = nnexp_sweep(f"sweep={preset}", "optim=lbfgs", "launcher=basic")
+        searches = {n_jobs: sklearn_search(preset, "lbfgs", n_jobs) for n_jobs in (None, 2)}
+        fastest = min(searches, key=lambda n_jobs: searches[n_jobs][0])
+        print(f"  sweep={preset} optim=lbfgs as written  {lbfgs:6.2f} s  best {best_lbfgs}")
+        print(f"  sweep={preset} launcher=basic          {lbfgs_basic:6.2f} s  best {best_basic}   as written: {lbfgs_basic / lbfgs:.1f}x faster")
+        for n_jobs, (wall, best) in searches.items():
+            print(f"  GridSearchCV lbfgs n_jobs={n_jobs!s:4}  BLAS 1 thread  {wall:6.2f} s  best {best}")
+        print(f"  as written / fastest GridSearchCV (n_jobs={fastest}): {lbfgs / searches[fastest][0]:.2f}x")
 
 if __name__ == "__main__":
     main()

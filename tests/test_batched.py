@@ -59,6 +59,62 @@ def test_members_match_sequential_runs(optimiser, sweep):
     assert_same_fits(batched, sequential)
 
 
+@pytest.mark.parametrize(
+    "grid",
+    [
+        # binary; alpha 1e-4 runs into max_iter, alpha 100 converges in a few iterations and leaves first
+        ["data=breast_cancer", "cv=3", "model.hidden_sizes=[20]", "optim.max_iter=60", "regularization.alpha=1e-4,1,100", "seed=0,1"],
+        # multiclass on folds of 75, 75 and 74 rows (padded), with an L1 term; a max_fun budget of 25
+        ["data=iris", "cv=3", "model.hidden_sizes=[8,8]", "model.activation=tanh", "optim.max_fun=25", "regularization.l1=0,0.01",
+         "regularization.alpha=1e-3,1"],
+        # regression; a float32 job runs one by one (its rounding, amplified by L-BFGS, is not the stack's)
+        ["data=diabetes", "model.hidden_sizes=[5]", "optim.max_iter=40", "regularization.alpha=0.01,10", "optim.float64=true,false"],
+    ],
+    ids=["binary", "multiclass-l1-max_fun", "regression"],
+)
+def test_lbfgs_members_match_sequential_runs(grid, sweep):
+    """Each member runs its own scipy L-BFGS-B: the same iterations, stop reasons and losses as its own run."""
+    sequential = sweep("basic", "optim=lbfgs", *grid)
+    batched = sweep("batched", "launcher=batched", "optim=lbfgs", *grid)
+    float32 = {job for job in batched if not OmegaConf.load(Path("batched", job, "config.yaml")).optim.float64}
+    assert all("batched" not in batched[job] for job in float32)
+    batched, sequential = ({job: m for job, m in jobs.items() if job not in float32} for jobs in (batched, sequential))
+    assert_same_fits(batched, sequential, keys=("train_loss", "train_score", "val_loss", "val_score", "test_loss", "test_score"))
+    for job, metrics in batched.items():
+        for mine, theirs in zip(metrics.get("folds", [metrics]), sequential[job].get("folds", [sequential[job]])):
+            assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-6, abs=1e-9), job
+        if "folds" not in metrics:  # one fit: its own iteration and evaluation counts
+            assert (metrics["iterations"], metrics["function_evaluations"]) == (sequential[job]["iterations"], sequential[job]["function_evaluations"])
+    reasons = {fold["stop_reason"] for m in batched.values() for fold in m.get("folds", [m])}
+    assert len(reasons) > 1 or "converged" not in reasons, reasons  # members stopped at different points, for different reasons
+
+
+def test_wide_lbfgs_networks_train_one_by_one(sweep, capsys):
+    jobs = sweep("wide", "launcher=batched", "optim=lbfgs", "optim.max_iter=2", "model.hidden_sizes=[1200]", "regularization.alpha=1,10")
+    assert len(jobs) == 2 and all(m["status"] == "ok" and "batched" not in m for m in jobs.values())
+    assert "L-BFGS on 38,401 parameters is not stacked" in capsys.readouterr().out  # breast cancer: (30 + 1) * 1200 + 1201
+
+
+def test_an_lbfgs_stack_stopped_mid_fit_ends_every_members_thread(sweep, monkeypatch, capsys):
+    import threading
+
+    from nnexp.batched.lbfgs import StackObjective
+
+    real_call, calls = StackObjective.__call__, []
+
+    def interrupted(self, points):
+        calls.append(len(points))
+        if len(calls) == 5:  # Ctrl-C while every member's minimiser waits for its answer
+            raise KeyboardInterrupt
+        return real_call(self, points)
+
+    monkeypatch.setattr(StackObjective, "__call__", interrupted)
+    with pytest.raises(SystemExit) as exit:
+        sweep("stopped", "launcher=batched", "optim=lbfgs", "data=iris", "cv=2", "regularization.alpha=0.01,0.1,1")
+    assert exit.value.code == 130 and calls == [6] * 5
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("nnexp-lbfgs")]
+
+
 def test_a_member_with_no_rows_in_a_step_sits_it_out(sweep, monkeypatch):
     from nnexp.batched.optim import StackOptimizer
 
@@ -115,7 +171,7 @@ def test_a_diverging_member_does_not_disturb_the_others(sweep):
 
 
 def test_jobs_that_cannot_batch_run_as_ordinary_jobs(sweep):
-    jobs = sweep("batched", "launcher=batched", "data=iris", "model=logistic", "optim=lbfgs", "regularization.alpha=0.1,1")
+    jobs = sweep("batched", "launcher=batched", "data=iris", "model=logistic", "optim=lbfgs_torch", "regularization.alpha=0.1,1")
     assert len(jobs) == 2 and all(m["status"] == "ok" and "batched" not in m for m in jobs.values())
     jobs = sweep("decay", "launcher=batched", "data=iris", "+optim.weight_decay=0.1", "trainer.max_epochs=3", "optim.lr=0.01,0.1")
     assert len(jobs) == 2 and all(m["status"] == "ok" and "batched" not in m for m in jobs.values())

@@ -10,7 +10,9 @@ from typing import Iterator
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp.batched.plan import build_members, stack_key, stack_spec, training_device, why_not_batchable
+from nnexp.batched.plan import (
+    OPTIMIZERS, build_members, stack_key, stack_spec, training_device, why_not_batchable, why_not_stacked,
+)
 from nnexp.batched.trainer import train_stack
 from nnexp.config import check_config, is_training_config
 from nnexp.cross_validation import aggregate_folds
@@ -58,7 +60,7 @@ class BatchedSweep:
                 continue
             try:
                 check_config(cfg)
-                reason = why_not_batchable(cfg)
+                reason = why_not_batchable(cfg) or why_not_stacked(cfg, load_data(cfg.data))
             except NnexpError as error:  # the ordinary job reports it, with the key and the fix
                 reason = str(error)
             if reason:
@@ -83,13 +85,14 @@ class BatchedSweep:
             bundle = load_data(jobs[0][2].data)
             members = defaultdict(list)  # by batch size: `auto` depends on each fold's rows
             memo: dict = {}
+            full_batch = OPTIMIZERS[jobs[0][2].optim._target_] == "lbfgs"  # members of any fold size fit together
             for index, key, cfg in jobs:
                 for fold, spec, batch_size, layers, params in build_members(cfg, bundle, memo):
-                    members[batch_size].append((key, fold, spec, layers, params))
+                    members[None if full_batch else batch_size].append((key, fold, spec, layers, params))
             fits_left = Counter(key for group in members.values() for key, *_ in group)
             fold_results: dict[str, list] = defaultdict(list)
             for batch_size, group in members.items():
-                spec = stack_spec(jobs[0][2], bundle, batch_size)
+                spec = stack_spec(jobs[0][2], bundle, batch_size or max(len(member.data.train) for _, _, member, _, _ in group))
                 for start in range(0, len(group), self.chunk_size):
                     chunk = group[start : start + self.chunk_size]
                     for skipped in [member for member in chunk if member[0] in self.pruned]:
@@ -106,7 +109,7 @@ class BatchedSweep:
         # threads=auto counts the whole stack's step: M members' matmuls run as one.
         layers = [layer for layer in members[0].network.modules() if isinstance(layer, torch.nn.Linear)]
         work = len(members) * step_work(layers[0].in_features, [layer.out_features for layer in layers[:-1]],
-                                        layers[-1].out_features, batch_size)
+                                        layers[-1].out_features, batch_size or max(len(m.data.train) for m in members))
         # A job whose folds span chunks reports from the first: Optuna takes one value per step.
         reporting = {key for key, *_ in chunk if key in self.trials and key not in self.reporting}
         self.reporting |= reporting
@@ -117,7 +120,12 @@ class BatchedSweep:
 
             pruning = StackPruning(links)
         with torch_threads(auto_threads(self.threads, work)):
-            results = train_stack(members, spec, device, pruning)
+            if spec.lbfgs is not None:
+                from nnexp.batched.lbfgs import train_lbfgs_stack
+
+                results = train_lbfgs_stack(members, spec, device)
+            else:
+                results = train_stack(members, spec, device, pruning)
         self.pruned.update(key for (key, *_), result in zip(chunk, results) if result.stop_reason == "pruned")
         seconds = (time.perf_counter() - started) / len(chunk)
         self.counts["stacks"] += 1
@@ -126,8 +134,8 @@ class BatchedSweep:
             metrics = FitMetrics(
                 status=result.stop_reason if result.stop_reason in ("diverged", "pruned") else "ok", stop_reason=result.stop_reason,
                 epochs=len(result.history), max_epochs=spec.max_epochs, fit_seconds=seconds, params=params,
-                batch_size=batch_size, n_train=len(member.data.train), precision="32-true", layers=layers, batched=True,
-                **score_splits(result.network, spec.task, member.data),
+                batch_size=batch_size or len(member.data.train), n_train=len(member.data.train), precision="32-true",
+                layers=layers, batched=True, **score_splits(result.network, spec.task, member.data), **result.lbfgs,
             )
             yield key, fold, FitResult(metrics, result.history, result.network, member.data)
 

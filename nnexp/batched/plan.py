@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from omegaconf import DictConfig
@@ -16,6 +17,7 @@ from nnexp.fit import Factories, prepare_network
 from nnexp.models.task import Task
 from nnexp.cross_validation import fold_indices
 from nnexp.store import resolved_settings, settings_hash
+from nnexp.training.lbfgs import is_lbfgs
 
 # Values that may differ between the members of one stack.
 BATCHABLE_KEYS = ("regularization.alpha", "regularization.l1", "optim.lr", "optim.momentum", "model.dropout", "seed")
@@ -23,9 +25,11 @@ OPTIMIZERS = {
     "nnexp.training.optimizers.Adam": "adam", "nnexp.training.optimizers.SGD": "sgd",
     "torch.optim.Adam": "adam_torch", "torch.optim.adam.Adam": "adam_torch",
     "torch.optim.SGD": "sgd_torch", "torch.optim.sgd.SGD": "sgd_torch",
+    "nnexp.training.lbfgs.LBFGS": "lbfgs",
 }
-# Optimiser arguments the batched Adam and SGD implement; any other must be off (0, False, None).
+# Optimiser arguments the batched optimisers implement; any other must be off (0, False, None).
 OPTIMIZER_KEYS = {"_target_", "_partial_", "lr", "betas", "eps", "fused", "foreach", "momentum", "nesterov"}
+LBFGS_KEYS = {"_target_", "_partial_", "max_iter", "max_fun", "tol", "history_size", "float64"}
 CONSTANT_SCHEDULE = "torch.optim.lr_scheduler.ConstantLR"
 
 
@@ -43,17 +47,46 @@ def why_not_batchable(cfg: DictConfig) -> str | None:
         return "trainer.accelerator asks for a GPU and this machine has none"
     if float(cfg.model.get("dropout", 0) or 0) > 0 and training_device(cfg) != "cpu":
         return "dropout is batched on a CPU only (members replay the sequential run's CPU dropout stream)"
-    if OPTIMIZERS.get(cfg.optim.get("_target_")) is None:
-        return f"optimiser {cfg.optim.get('_target_')} is not batched (Adam and SGD are)"
+    kind = OPTIMIZERS.get(cfg.optim.get("_target_"))
+    if kind is None:
+        return f"optimiser {cfg.optim.get('_target_')} is not batched (Adam, SGD and nnexp's L-BFGS are)"
     for key, value in cfg.optim.items():
-        if key not in OPTIMIZER_KEYS and value not in (None, False, 0, 0.0):
+        if key not in (LBFGS_KEYS if kind == "lbfgs" else OPTIMIZER_KEYS) and value not in (None, False, 0, 0.0):
             return f"optim.{key}={value} is not batched"
+    if kind == "lbfgs":
+        if float(cfg.model.get("dropout", 0) or 0) > 0:
+            return "L-BFGS with dropout is not batched"
+        if max(float(cfg.data.get("validation_fraction", 0) or 0), float(cfg.stopping.get("validation_fraction", 0) or 0)) > 0:
+            return "L-BFGS with a validation split is not batched"
+        if cfg.get("trial") is not None:
+            return "L-BFGS jobs of an Optuna study are not batched"
+        if not cfg.optim.get("float64", True):
+            return "L-BFGS in float32 is not batched (L-BFGS amplifies the stack's other float32 rounding)"
     if cfg.schedule.get("_target_") != CONSTANT_SCHEDULE:
         return f"schedule {cfg.schedule.get('_target_')} is not batched (constant is)"
     if str(cfg.trainer.get("precision", "auto")) not in ("auto", "32-true", "32"):
         return "only fp32 is batched"
     if cfg.get("callbacks"):
         return "extra Lightning callbacks need a Lightning fit"
+    return None
+
+
+# L-BFGS members join a stack up to this many parameters each. scipy's own update costs
+# O(parameters) per evaluation in each member's minimiser, whatever the stack shares, and past
+# this the matmuls are compute-bound: a stack of 5 folds ran as fast as one fit at a time at 32k
+# parameters, 1.36x faster at 16k and 1.24x slower at 47k (python scripts/bench_lbfgs.py).
+LBFGS_MAX_STACKED_PARAMETERS = 32_000
+
+
+def why_not_stacked(cfg: DictConfig, bundle: DataBundle) -> str | None:
+    """None when a batchable job (:func:`why_not_batchable`) gains from a stack on this data, else why not."""
+    if OPTIMIZERS[cfg.optim._target_] != "lbfgs":
+        return None
+    widths = [math.prod(bundle.input_shape), *(int(width) for width in cfg.model.hidden_sizes), bundle.n_outputs]
+    parameters = sum((n_in + 1) * n_out for n_in, n_out in zip(widths, widths[1:]))
+    if parameters > LBFGS_MAX_STACKED_PARAMETERS:
+        return (f"L-BFGS on {parameters:,} parameters is not stacked (up to {LBFGS_MAX_STACKED_PARAMETERS:,}: "
+                "past that scipy's own update, per member, costs more than a stack saves)")
     return None
 
 
@@ -89,7 +122,14 @@ def stack_spec(cfg: DictConfig, bundle: DataBundle, batch_size: int) -> StackSpe
         nesterov=bool(cfg.optim.get("nesterov", False)),
         fused=bool(cfg.optim.get("fused", False)),
         divergence_factor=float(stopping.divergence_factor),
+        lbfgs=lbfgs_settings(cfg) if kind == "lbfgs" else None,
     )
+
+
+def lbfgs_settings(cfg: DictConfig) -> dict:
+    """The L-BFGS settings of ``optim``, checked by the optimiser itself."""
+    optimizer = instantiate(cfg.optim)([torch.nn.Parameter(torch.zeros(1))])
+    return {key: value for key, value in optimizer.settings.items() if key != "params"}
 
 
 def build_members(cfg: DictConfig, bundle: DataBundle, memo: dict) -> list[tuple[int | None, MemberSpec, int, list, int]]:
@@ -117,11 +157,12 @@ def build_members(cfg: DictConfig, bundle: DataBundle, memo: dict) -> list[tuple
             memo["net", cfg.seed, dropout] = net, torch.get_rng_state()
         net, rng_state = memo["net", cfg.seed, dropout]
         spec = MemberSpec(
-            data=data, network=copy.deepcopy(net.module), seed=int(cfg.seed), lr=float(cfg.optim.lr),
+            data=data, network=copy.deepcopy(net.module), seed=int(cfg.seed), lr=float(cfg.optim.get("lr", 0) or 0),
             alpha=float(cfg.regularization.get("alpha", 0) or 0), l1=float(cfg.regularization.get("l1", 0) or 0),
             momentum=float(cfg.optim.get("momentum", 0) or 0), dropout=dropout, rng_state=rng_state,
         )
-        batch_size = resolve_batch_size(cfg.batch_size, len(data.train), full_batch_only=False)  # `auto` follows the fold
+        # `auto` follows the fold; L-BFGS fits the whole fold at once
+        batch_size = resolve_batch_size(cfg.batch_size, len(data.train), full_batch_only=is_lbfgs(net.optimizer_factory))
         members.append((number if int(cfg.cv) > 1 else None, spec, batch_size, net.layers, net.params))
     return members
 

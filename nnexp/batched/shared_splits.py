@@ -11,9 +11,10 @@ class SharedSplits:
     """The distinct splits of a stack's members, stored once: members trained on the same rows
     (the grid points of one fold and seed) share them, so hundreds of members fit on one device.
     ``X`` (D, n_max, features), ``y`` (D, n_max, ...); ``of_member`` (M,) picks a member's split.
-    ``ones_column``: X carries a ones column last (features + 1), as a stack's layers take it."""
+    ``ones_column``: X carries a ones column last (features + 1), as a stack's layers take it;
+    ``dtype``: features (and real-valued targets) in another precision (float64 for L-BFGS)."""
 
-    def __init__(self, splits: list[TensorSplit], device, ones_column: bool = False):
+    def __init__(self, splits: list[TensorSplit], device, ones_column: bool = False, dtype: torch.dtype | None = None):
         index: dict[int, int] = {}
         distinct: list[TensorSplit] = []
         for split in splits:
@@ -23,10 +24,11 @@ class SharedSplits:
         n_max = max(len(split) for split in distinct)
         first = distinct[0]
         features = first.X[0].numel()
-        self.X = torch.zeros((len(distinct), n_max, features + int(ones_column)), dtype=first.X.dtype, device=device)
+        self.X = torch.zeros((len(distinct), n_max, features + int(ones_column)), dtype=dtype or first.X.dtype, device=device)
         if ones_column:
             self.X[..., -1] = 1.0
-        self.y = torch.zeros((len(distinct), n_max, *first.y.shape[1:]), dtype=first.y.dtype, device=device)
+        y_dtype = dtype if dtype is not None and first.y.is_floating_point() else first.y.dtype
+        self.y = torch.zeros((len(distinct), n_max, *first.y.shape[1:]), dtype=y_dtype, device=device)
         for d, split in enumerate(distinct):
             self.X[d, : len(split), :features] = split.X.reshape(len(split), -1).to(device)
             self.y[d, : len(split)] = split.y.to(device)

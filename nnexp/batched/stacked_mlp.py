@@ -74,9 +74,10 @@ def linear_layers(network: torch.nn.Module) -> list[torch.nn.Linear]:
 
 
 class StackedMLP:
-    """The stacked weights of M same-shaped MLPs; ``theta`` and ``grad`` are flat buffers."""
+    """The stacked weights of M same-shaped MLPs; ``theta`` and ``grad`` are flat buffers (in
+    ``dtype``, default the networks' own)."""
 
-    def __init__(self, networks: list[torch.nn.Module], activation: str, device):
+    def __init__(self, networks: list[torch.nn.Module], activation: str, device, dtype: torch.dtype | None = None):
         layers = [linear_layers(net) for net in networks]
         self.shapes = [(layer.in_features, layer.out_features) for layer in layers[0]]
         self.activation, self.derivative = ACTIVATION_PAIRS[activation]
@@ -87,7 +88,7 @@ class StackedMLP:
             weights = torch.stack([net[i].weight.detach().T for net in layers])
             biases = torch.stack([net[i].bias.detach() for net in layers])[:, None]
             blocks.extend([torch.cat([weights, biases], dim=1)] if i == 0 else [weights, biases])
-        self._bind(torch.cat([block.reshape(-1) for block in blocks]).to(device), len(networks))
+        self._bind(torch.cat([block.reshape(-1) for block in blocks]).to(device, dtype), len(networks))
 
     def _block_sizes(self) -> list[int]:
         (n_in, n_out), *later = self.shapes
@@ -121,6 +122,17 @@ class StackedMLP:
         """Members ``keep`` of a flat buffer laid out like theta."""
         sizes = [self.M * size for size in self._block_sizes()]
         return torch.cat([block.view(self.M, -1)[keep].reshape(-1) for block in flat.split(sizes)])
+
+    def member_rows(self, flat: torch.Tensor) -> torch.Tensor:
+        """A flat buffer laid out like theta as one row per member: (M, parameters per member)."""
+        sizes = [self.M * size for size in self._block_sizes()]
+        return torch.cat([block.view(self.M, -1) for block in flat.split(sizes)], dim=1)
+
+    def load_member_rows(self, rows: torch.Tensor) -> None:
+        """Set theta from one row per member (the layout of :meth:`member_rows`)."""
+        sizes = self._block_sizes()
+        for block, part in zip(self.theta.split([self.M * size for size in sizes]), rows.split(sizes, dim=1)):
+            block.view(self.M, -1).copy_(part)
 
     def keep(self, keep: torch.Tensor) -> None:
         """Drop every member not in ``keep`` (indices into the current members)."""
@@ -199,6 +211,18 @@ class StackedMLP:
             out.copy_(torch.bmm(g.transpose(1, 2), inputs).transpose(1, 2))
         else:
             torch.bmm(inputs.transpose(1, 2), g, out=out)
+
+    def export_row(self, row: torch.Tensor, network: torch.nn.Module) -> torch.nn.Module:
+        """One member's parameters, a row in :meth:`member_rows` layout, loaded into its own network."""
+        parts = iter(row.split(self._block_sizes()))
+        (n_in, n_out), *later = self.shapes
+        first = next(parts).view(n_in + 1, n_out)
+        blocks = [(first[:-1], first[-1])] + [(next(parts).view(n_in, n_out), next(parts)) for n_in, n_out in later]
+        with torch.no_grad():
+            for layer, (W, b) in zip(linear_layers(network), blocks):
+                layer.weight.copy_(W.T)
+                layer.bias.copy_(b)
+        return network
 
     def export(self, m: int, network: torch.nn.Module, theta: torch.Tensor | None = None) -> torch.nn.Module:
         """Member m's weights (from ``theta``, default the current ones) loaded into its own network."""

@@ -65,6 +65,7 @@ class StackSpec:
     nesterov: bool = False
     fused: bool = False  # Adam: torch's fused kernel, as the sequential run's optimiser uses it
     divergence_factor: float = DIVERGENCE_FACTOR  # see nnexp.training.stopping.diverged
+    lbfgs: dict | None = None  # optimizer "lbfgs": nnexp's LBFGS settings (nnexp.batched.lbfgs)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class MemberResult:
     network: torch.nn.Module
     history: list[dict] = field(default_factory=list)
     stop_reason: str = "max_epochs"
+    lbfgs: dict = field(default_factory=dict)  # L-BFGS: iterations and function_evaluations
 
 
 @dataclass
