@@ -3,7 +3,8 @@
 Breast cancer, alpha in np.logspace(-3, 3, 7), hidden [100], L-BFGS, 5 folds, refit of the best.
 All variants run in this one process:
   - scikit-learn GridSearchCV, n_jobs=None and n_jobs=2, BLAS pinned to 1 thread and not;
-  - nnexp `-m sweep=alpha_grid optim=lbfgs`, with the basic launcher and the joblib launcher.
+  - nnexp `-m sweep=alpha_grid optim=lbfgs` as written (the batched launcher: each member its own
+    scipy L-BFGS-B, evaluations stacked), with the basic launcher and with the joblib launcher.
 Prints wall times and ratios, nnexp's per-job overhead (wall minus the sum of fits, per job: until
 the command returns, with the summary table and the refit; the figures and report.html are then
 drawn by a detached process, which the script waits for before the next variant), and
@@ -148,7 +149,7 @@ def main() -> None:
     sklearn_names = list(results)
     with tempfile.TemporaryDirectory() as folder:
         nnexp_grid("basic", Path(folder) / "warmup", "trainer.max_epochs=1", "regularization.alpha=1,10")  # import/first-use costs
-        for launcher in ("basic", "joblib"):
+        for launcher in ("batched", "basic", "joblib"):
             name = f"nnexp launcher={launcher}"
             results[name] = nnexp_grid(launcher, Path(folder))
             r = results[name]

@@ -90,9 +90,9 @@ def test_lbfgs_members_match_sequential_runs(grid, sweep):
 
 
 def test_wide_lbfgs_networks_train_one_by_one(sweep, capsys):
-    jobs = sweep("wide", "launcher=batched", "optim=lbfgs", "optim.max_iter=2", "model.hidden_sizes=[1200]", "regularization.alpha=1,10")
+    jobs = sweep("wide", "launcher=batched", "optim=lbfgs", "optim.max_iter=2", "model.hidden_sizes=[2000]", "regularization.alpha=1,10")
     assert len(jobs) == 2 and all(m["status"] == "ok" and "batched" not in m for m in jobs.values())
-    assert "L-BFGS on 38,401 parameters is not stacked" in capsys.readouterr().out  # breast cancer: (30 + 1) * 1200 + 1201
+    assert "L-BFGS on 64,001 parameters is not stacked" in capsys.readouterr().out  # breast cancer: (30 + 1) * 2000 + 2001
 
 
 def test_an_lbfgs_stack_stopped_mid_fit_ends_every_members_thread(sweep, monkeypatch, capsys):

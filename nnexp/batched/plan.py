@@ -72,9 +72,10 @@ def why_not_batchable(cfg: DictConfig) -> str | None:
 
 
 # L-BFGS members join a stack up to this many parameters each. scipy's own update costs
-# O(parameters) per evaluation in each member's minimiser, whatever the stack shares, and past
-# this the matmuls are compute-bound: a stack of 5 folds ran as fast as one fit at a time at 32k
-# parameters, 1.36x faster at 16k and 1.24x slower at 47k (python scripts/bench_lbfgs.py).
+# O(parameters) per evaluation in each member's minimiser, whatever the stack shares, and the
+# matmuls grow compute-bound. 10 fits (5 folds, 2 alphas; python scripts/bench_lbfgs.py, 2-5 runs
+# each) ran 1.4-2.8x faster stacked at 0.3k-3.2k parameters, 1.2-1.7x at 16k, 0.95-1.19x at 32k,
+# 0.87-1.2x at 47k and 0.85-0.94x at 64k.
 LBFGS_MAX_STACKED_PARAMETERS = 32_000
 
 
