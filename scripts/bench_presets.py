@@ -9,7 +9,7 @@ In this one process, side by side (breast cancer, 5-fold CV, refit, wall time of
 Prints the times, the ratios and each one's best parameter. A tiny sweep runs first so that no
 variant pays the imports.
 
-    python scripts/bench_presets.py
+    python scripts/bench_presets.py [--repeats 3] [--lbfgs-only]
 """
 
 from __future__ import annotations
@@ -78,30 +78,46 @@ def sklearn_search(preset: str, solver: str = "adam", n_jobs: int | None = None)
 
 
 def main() -> None:
+    import argparse
+
     from nnexp.process import set_up_process
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each L-BFGS variant (alternating); the fastest counts")
+    parser.add_argument("--lbfgs-only", action="store_true", help="only the L-BFGS grids")
+    args = parser.parse_args()
+    repeats = args.repeats
 
     set_up_process()
     warnings.filterwarnings("ignore")
     nnexp_sweep("data=iris", "trainer.max_epochs=2", "seed=0,1")  # warm-up
     print("breast cancer, 5-fold CV, refit; wall time of each command in this process")
-    for preset in GRIDS:
+    for preset in GRIDS if not args.lbfgs_only else ():
         batched, best_batched = nnexp_sweep(f"sweep={preset}")
         basic, best_basic = nnexp_sweep(f"sweep={preset}", "launcher=basic")
         sklearn, best_sklearn = sklearn_search(preset)
         print(f"  sweep={preset} (Adam) as written  {batched:6.2f} s  best {best_batched}")
         print(f"  sweep={preset} launcher=basic    {basic:6.2f} s  best {best_basic}   as written: {basic / batched:.1f}x faster")
         print(f"  GridSearchCV, BLAS 1 thread         {sklearn:6.2f} s  best {best_sklearn}   as written / GridSearchCV: {batched / sklearn:.2f}x")
-    print("\nthe same grids with optim=lbfgs (scikit-learn: solver='lbfgs')")
+    print(f"\nthe same grids with optim=lbfgs (scikit-learn: solver='lbfgs'); fastest of {repeats} alternating runs each")
     for preset in GRIDS:
-        lbfgs, best_lbfgs = nnexp_sweep(f"sweep={preset}", "optim=lbfgs")
-        lbfgs_basic, best_basic = nnexp_sweep(f"sweep={preset}", "optim=lbfgs", "launcher=basic")
-        searches = {n_jobs: sklearn_search(preset, "lbfgs", n_jobs) for n_jobs in (None, 2)}
-        fastest = min(searches, key=lambda n_jobs: searches[n_jobs][0])
-        print(f"  sweep={preset} optim=lbfgs as written  {lbfgs:6.2f} s  best {best_lbfgs}")
-        print(f"  sweep={preset} launcher=basic          {lbfgs_basic:6.2f} s  best {best_basic}   as written: {lbfgs_basic / lbfgs:.1f}x faster")
-        for n_jobs, (wall, best) in searches.items():
-            print(f"  GridSearchCV lbfgs n_jobs={n_jobs!s:4}  BLAS 1 thread  {wall:6.2f} s  best {best}")
-        print(f"  as written / fastest GridSearchCV (n_jobs={fastest}): {lbfgs / searches[fastest][0]:.2f}x")
+        variants = {
+            "as written": lambda: nnexp_sweep(f"sweep={preset}", "optim=lbfgs"),
+            "launcher=basic": lambda: nnexp_sweep(f"sweep={preset}", "optim=lbfgs", "launcher=basic"),
+            "GridSearchCV n_jobs=None": lambda: sklearn_search(preset, "lbfgs", None),
+            "GridSearchCV n_jobs=2": lambda: sklearn_search(preset, "lbfgs", 2),
+        }
+        runs = {name: [] for name in variants}
+        for _ in range(repeats):
+            for name, measure in variants.items():
+                runs[name].append(measure())
+        fastest = {name: min(measured) for name, measured in runs.items()}
+        for name, (wall, best) in fastest.items():
+            walls = ", ".join(f"{w:.2f}" for w, _ in runs[name])
+            print(f"  sweep={preset} {name:26} {wall:6.2f} s  best {best}  [runs: {walls}]")
+        sklearn = min(("GridSearchCV n_jobs=None", "GridSearchCV n_jobs=2"), key=lambda name: fastest[name][0])
+        print(f"  as written: {fastest['launcher=basic'][0] / fastest['as written'][0]:.2f}x faster than launcher=basic, "
+              f"{fastest['as written'][0] / fastest[sklearn][0]:.2f}x the fastest GridSearchCV ({sklearn})")
 
 if __name__ == "__main__":
     main()
