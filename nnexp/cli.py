@@ -150,7 +150,21 @@ def without_shared_parts(help_text: str) -> str:
 
 
 def main() -> None:
-    """``nnexp [overrides]``: train the composed config; ``nnexp -m ...`` sweeps it."""
+    """``nnexp [overrides]``: train the composed config; ``nnexp -m ...`` sweeps it. With
+    ``NNEXP_WARM=1`` the command runs in a warm server's fork (``nnexp.warm``)."""
+    from nnexp.warm import requested
+
+    if requested():
+        from nnexp.warm.client import run_in_server
+
+        status = run_in_server(sys.argv)
+        if status is not None:
+            raise SystemExit(status)
+    run()
+
+
+def run() -> None:
+    """The ``nnexp`` command in this process, on ``sys.argv``."""
     use_libyaml_for_omegaconf()
     sys.argv[1:] = resume_argv(sys.argv[1:])
     sys.argv[1:] = sklearn_names(sys.argv[1:])
