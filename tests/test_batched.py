@@ -219,11 +219,15 @@ def test_recorded_job_dirs_are_the_ones_hydra_writes(sweep, tmp_path):
         assert refits[0][key] == pytest.approx(refits[1][key], abs=1e-4)
 
 
-def test_a_bad_value_in_a_batched_grid_fails_only_its_job(sweep):
-    jobs = sweep("batched", "launcher=batched", "data=iris", "regularization.alpha=-1,0.1", "trainer.max_epochs=5")
+@pytest.mark.parametrize("grid, key", [
+    (["regularization.alpha=-1,0.1", "trainer.max_epochs=5"], "regularization.alpha"),
+    (["optim=lbfgs", "optim.max_iter=0,5"], "max_iter must be a whole number"),
+], ids=["adam", "lbfgs"])
+def test_a_bad_value_in_a_batched_grid_fails_only_its_job(sweep, grid, key):
+    jobs = sweep("batched", "launcher=batched", "data=iris", *grid)
     by_status = {m["status"]: m for m in jobs.values()}
     assert set(by_status) == {"failed", "ok"}
-    assert "regularization.alpha" in by_status["failed"]["error"] and by_status["ok"]["batched"]
+    assert key in by_status["failed"]["error"] and by_status["ok"]["batched"]
 
 
 def test_a_batched_sweep_killed_mid_way_keeps_the_jobs_of_finished_stacks(sweep, monkeypatch, capsys):

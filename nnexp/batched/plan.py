@@ -12,7 +12,7 @@ from nnexp.batched.trainer import MemberSpec, StackSpec
 from nnexp.config import resolve_batch_size
 from nnexp.data.bundle import DataBundle, fit_validation_fraction
 from nnexp.data.splits import make_fit_data
-from nnexp.factory import instantiate
+from nnexp.factory import call_factory, instantiate
 from nnexp.fit import Factories, prepare_network
 from nnexp.models.task import Task
 from nnexp.cross_validation import fold_indices
@@ -83,6 +83,7 @@ def why_not_stacked(cfg: DictConfig, bundle: DataBundle) -> str | None:
     """None when a batchable job (:func:`why_not_batchable`) gains from a stack on this data, else why not."""
     if OPTIMIZERS[cfg.optim._target_] != "lbfgs":
         return None
+    lbfgs_settings(cfg)  # a bad setting fails its own job (as an ordinary one), not the stack
     widths = [math.prod(bundle.input_shape), *(int(width) for width in cfg.model.hidden_sizes), bundle.n_outputs]
     parameters = sum((n_in + 1) * n_out for n_in, n_out in zip(widths, widths[1:]))
     if parameters > LBFGS_MAX_STACKED_PARAMETERS:
@@ -128,8 +129,8 @@ def stack_spec(cfg: DictConfig, bundle: DataBundle, batch_size: int) -> StackSpe
 
 
 def lbfgs_settings(cfg: DictConfig) -> dict:
-    """The L-BFGS settings of ``optim``, checked by the optimiser itself."""
-    optimizer = instantiate(cfg.optim)([torch.nn.Parameter(torch.zeros(1))])
+    """The L-BFGS settings of ``optim``, checked by the optimiser itself (a bad value: NnexpError)."""
+    optimizer = call_factory("optim", instantiate(cfg.optim), [torch.nn.Parameter(torch.zeros(1))])
     return {key: value for key, value in optimizer.settings.items() if key != "params"}
 
 
