@@ -16,40 +16,24 @@ variant pays the imports.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
-import os
-import sys
-import tempfile
-import time
 import warnings
 from pathlib import Path
-
-from hydra.core.global_hydra import GlobalHydra
 
 WIDTHS = ["10", "100", "500", "100,100", "1000", "200,200", "2000"]
 
 
-def sweep(*overrides: str) -> tuple[float, list[dict]]:
-    """Wall time of ``nnexp -m *overrides`` in a fresh folder, and every fold's metrics."""
-    from nnexp import cli
+def sweep(*overrides: str) -> tuple[float, list[dict], bool]:
+    """Wall time of ``nnexp -m *overrides refit=false`` in a fresh folder, every fold's metrics,
+    and whether every job trained in a stack."""
+    from bench_presets import timed_sweep  # scripts/, this script's folder, is on sys.path
 
-    home = Path.cwd()
-    with tempfile.TemporaryDirectory() as folder:
-        os.chdir(folder)
-        try:
-            GlobalHydra.instance().clear()
-            sys.argv = ["nnexp", "-m", *overrides, "quiet=true", "logger=none", "plots=false", "refit=false",
-                        "hydra/hydra_logging=none", "hydra/job_logging=none", "hydra.sweep.dir=sweep"]
-            with contextlib.redirect_stdout(io.StringIO()):
-                started = time.perf_counter()
-                cli.main()
-                wall = time.perf_counter() - started
-            jobs = [json.loads(path.read_text()) for path in sorted(Path("sweep").glob("[0-9]*/metrics.json"))]
-        finally:
-            os.chdir(home)
-    return wall, [fold for job in jobs for fold in job.get("folds", [job])]
+    def read(sweep_dir: Path) -> tuple[list[dict], bool]:
+        jobs = [json.loads(path.read_text()) for path in sorted(sweep_dir.glob("[0-9]*/metrics.json"))]
+        return [fold for job in jobs for fold in job.get("folds", [job])], all(job.get("batched") for job in jobs)
+
+    wall, (folds, stacked) = timed_sweep([*overrides, "refit=false"], read)
+    return wall, folds, stacked
 
 
 def main() -> None:
@@ -68,9 +52,9 @@ def main() -> None:
     print(f"{'hidden':>10} {'params':>8} {'one by one':>11} {'stacked':>8} {'stacked faster':>15}  agreement")
     for widths in args.widths:
         hidden = f"model.hidden_sizes=[{widths}]"
-        basic, reference = sweep(*grid, hidden, "launcher=basic")
-        stacked, folds = sweep(*grid, hidden, "launcher=batched")
-        assert all(fold.get("batched") is not False for fold in folds)
+        basic, reference, _ = sweep(*grid, hidden, "launcher=basic")
+        stacked, folds, all_stacked = sweep(*grid, hidden, "launcher=batched")
+        assert all_stacked, f"hidden {widths}: a job did not train in a stack"
         same_iterations = all(a["epochs"] == b["epochs"] for a, b in zip(folds, reference))
         gap = max(abs(a["train_loss"] - b["train_loss"]) for a, b in zip(folds, reference))
         sizes = [30, *(int(w) for w in widths.split(",")), 1]

@@ -32,9 +32,9 @@ GRIDS = {
 }
 
 
-def nnexp_sweep(*overrides: str) -> tuple[float, str]:
+def timed_sweep(overrides, read):
     """Wall time of ``nnexp -m *overrides`` in a fresh folder (no store of an earlier sweep to
-    restore from), and the best row's swept values."""
+    restore from), and ``read(sweep dir)``, taken before the folder goes."""
     from nnexp import cli
 
     home = Path.cwd()
@@ -48,9 +48,14 @@ def nnexp_sweep(*overrides: str) -> tuple[float, str]:
                 started = time.perf_counter()
                 cli.main()
                 wall = time.perf_counter() - started
-            rows = list(csv.DictReader(Path("sweep/summary.csv").open()))
+            return wall, read(Path("sweep"))
         finally:
             os.chdir(home)
+
+
+def nnexp_sweep(*overrides: str) -> tuple[float, str]:
+    """Wall time of ``nnexp -m *overrides`` (:func:`timed_sweep`) and the best row's swept values."""
+    wall, rows = timed_sweep(overrides, lambda sweep: list(csv.DictReader((sweep / "summary.csv").open())))
     best = min(rows, key=lambda row: int(row["rank_val_score"]))
     return wall, " ".join(word for word in best["command"].split() if word.startswith(("regularization.alpha=", "model.hidden_sizes=")))
 
