@@ -72,6 +72,26 @@ def test_a_warm_command_runs_in_a_fork_of_the_server_with_the_callers_folder_and
 
 
 @WARM
+def test_a_killed_caller_hangs_up_its_command_and_the_server_goes_on(warm_env, tmp_path):
+    import select
+
+    server = server_pid(warm_env)
+    command = subprocess.Popen([NNEXP, "data=iris", "stopping=none", "trainer.max_epochs=1000000", "plots=false", "hydra.run.dir=k"],
+                               env=warm_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in command.stdout:
+        if "trainer" in line:
+            break
+    child = int(Path(f"/proc/{server}/task/{server}/children").read_text().split()[0])
+    exited = os.pidfd_open(child)  # readable once the child has ended
+    command.kill()  # SIGKILL: the client cannot pass anything on
+    command.wait()
+    select.select([exited], [], [])  # the server saw the caller go and hung up the command (SIGHUP)
+    os.close(exited)
+    assert server_pid(warm_env) == server  # still serving
+    assert run(warm_env, "data=irs", cwd=tmp_path).returncode == 2
+
+
+@WARM
 def test_exit_codes_and_output_are_a_fresh_processs(warm_env, tmp_path):
     cold_env = {key: value for key, value in warm_env.items() if key != "NNEXP_WARM"}
     for args in (["data=iris", "optim.lr=-1"], ["mode=params", "data=digits_images", "model=cnn_small"]):

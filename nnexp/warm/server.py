@@ -184,7 +184,7 @@ class Server:
             connection = self.children.pop(pid, None)
             if connection is None:
                 continue
-            self.selector.unregister(connection)
+            self.forget(connection)
             ending = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.waitstatus_to_exitcode(status)}"
             try:
                 connection.sendall(f"{ending}\n".encode())
@@ -196,14 +196,16 @@ class Server:
         """The caller left before its command ended: the command gets SIGHUP, as when a terminal closes."""
         connection = self.children.get(pid)
         if connection is not None:
-            try:
-                self.selector.unregister(connection)
-            except KeyError:
-                pass
+            self.forget(connection)
             try:
                 os.kill(pid, signal.SIGHUP)
             except ProcessLookupError:
                 pass
+
+    def forget(self, connection: socket.socket) -> None:
+        """Stop watching a caller's connection (once: it may have hung up before its command ended)."""
+        if connection in {key.fileobj for key in self.selector.get_map().values()}:
+            self.selector.unregister(connection)
 
     def stop(self) -> None:
         """Take no more commands (the socket goes); the loop ends when the running ones have."""
