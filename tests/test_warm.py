@@ -184,3 +184,25 @@ def test_without_nnexp_warm_no_server_is_used_or_started(warm_env, tmp_path):
         assert result.returncode == 2 and not any(Path(folder).iterdir())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@WARM
+def test_the_first_warm_command_runs_fresh_and_leaves_a_server_for_the_next(warm_env, tmp_path):
+    folder = tempfile.mkdtemp(prefix="nw", dir="/tmp")
+    env = {**warm_env, "NNEXP_WARM_DIR": folder}
+    pid = None
+    try:
+        first = run(env, "data=irs", cwd=tmp_path)  # no server yet: it answers at once, fresh
+        assert first.returncode == 2 and first.stderr.startswith("error: data=irs is not an option")
+        pid = server_pid(env)  # the server it started in the background (status waits until it serves)
+        second = run(env, "data=irs", cwd=tmp_path)
+        assert (second.returncode, second.stderr) == (first.returncode, first.stderr)
+        assert server_pid(env) == pid
+    finally:
+        subprocess.run([NNEXP_WARM, "stop"], env=env, capture_output=True)
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)  # if it has not gone yet
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(folder, ignore_errors=True)

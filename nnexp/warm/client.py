@@ -171,7 +171,11 @@ def control_main() -> None:
         connection = connect(path)
         if connection is not None:
             with connection:
-                print(f"{path.name}: {ask(connection, action)}{' (this environment)' if path == current else ''}")
+                try:
+                    reply = ask(connection, action)
+                except OSError as error:
+                    reply = f"not answering ({error.strerror})"
+                print(f"{path.name}: {reply}{' (this environment)' if path == current else ''}")
             answered += 1
     if not answered:
         print(f"no warm server in {folder}")

@@ -240,7 +240,10 @@ def main(argv: list[str] | None = None) -> None:
     idle = float(os.environ.get("NNEXP_WARM_IDLE", DEFAULT_IDLE_SECONDS))
     server = Server(listener, lock_fd, idle)
     server_pid = os.getpid()
-    os.write(ready_fd, b"1")
+    try:
+        os.write(ready_fd, b"1")
+    except BrokenPipeError:  # the client that started it did not wait (its command ran without it)
+        pass
     os.close(ready_fd)
     try:
         server.serve()
