@@ -86,21 +86,20 @@ def run_in_server(argv: list[str]) -> int | None:
 def exchange(connection: socket.socket, request: bytes) -> int | None:
     """Send the request with this process's stdin, stdout and stderr; pass signals on to the
     command until it ends; return its exit status (or end by its signal, as it did)."""
-    # Signals wait until the command's pid is known (then they reach the command, not this client).
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {*FORWARDED, signal.SIGTSTP, signal.SIGCONT})
     try:
         sent = socket.send_fds(connection, [request], [0, 1, 2])
         connection.sendall(request[sent:])
         replies = connection.makefile("rb")
         first = replies.readline()
-        if not first.strip().isdigit():  # the server stopped before taking it
-            return None
-        pid = int(first)
-        previous = {number: signal.signal(number, lambda number, _: pass_on(pid, number)) for number in FORWARDED}
-        previous[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, lambda *_: suspend(pid))
-        previous[signal.SIGCONT] = signal.signal(signal.SIGCONT, lambda *_: pass_on(pid, signal.SIGCONT))
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    except KeyboardInterrupt:  # Ctrl-C before the command started: the server hangs it up when this client goes
+        print("interrupted", file=sys.stderr)
+        return 130
+    if not first.strip().isdigit():  # the server stopped before taking it
+        return None
+    pid = int(first)
+    previous = {number: signal.signal(number, lambda number, _: pass_on(pid, number)) for number in FORWARDED}
+    previous[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, lambda *_: suspend(pid))
+    previous[signal.SIGCONT] = signal.signal(signal.SIGCONT, lambda *_: pass_on(pid, signal.SIGCONT))
     try:
         ending = replies.readline().decode().split()
     finally:
