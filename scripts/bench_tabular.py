@@ -133,13 +133,18 @@ print(model.score(scaler.transform(X_test), y_test))
 """
 
 
-def cli_wall(args: list[str], repeats: int, program: str = "nnexp", check: bool = True, env: dict | None = None) -> float:
-    """Best wall time of ``program args`` from a shell, in a fresh folder."""
+def program(name: str) -> str:
+    """A console script (or the interpreter) of this environment."""
+    return str(Path(sys.executable).with_name(name))
+
+
+def cli_wall(args: list[str], repeats: int, name: str = "nnexp", check: bool = True, env: dict | None = None) -> float:
+    """Best wall time of the program ``name`` with ``args`` from a shell, in a fresh folder."""
     times = []
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(repeats):
             started = time.perf_counter()
-            subprocess.run([str(Path(sys.executable).with_name(program)), *args], cwd=folder, capture_output=True, check=check, env=env)
+            subprocess.run([program(name), *args], cwd=folder, capture_output=True, check=check, env=env)
             times.append(time.perf_counter() - started)
     return min(times)
 
@@ -216,16 +221,16 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="nw", dir="/tmp") as warm_folder:  # a private warm server
             cold_env = {key: value for key, value in os.environ.items() if key != "NNEXP_WARM"}
             warm_env = {**cold_env, "NNEXP_WARM": "1", "NNEXP_WARM_DIR": warm_folder}
-            subprocess.run([str(Path(sys.executable).with_name("nnexp-warm")), "start"], env=warm_env, check=True, capture_output=True)
+            subprocess.run([program("nnexp-warm"), "start"], env=warm_env, check=True, capture_output=True)
             try:
                 default = warm = sklearn = float("inf")
                 for _ in range(3):  # alternated, so that drift hits all alike
                     default = min(default, cli_wall(["quiet=false"], 1, env=cold_env))
                     warm = min(warm, cli_wall(["quiet=false"], 1, env=warm_env))
-                    sklearn = min(sklearn, cli_wall(["-c", SKLEARN_SCRIPT], 1, program="python", env=cold_env))
+                    sklearn = min(sklearn, cli_wall(["-c", SKLEARN_SCRIPT], 1, name="python", env=cold_env))
                 warm_typo = cli_wall(["solverr=lbfgs"], 3, check=False, env=warm_env)
             finally:
-                subprocess.run([str(Path(sys.executable).with_name("nnexp-warm")), "stop"], env=warm_env, capture_output=True)
+                subprocess.run([program("nnexp-warm"), "stop"], env=warm_env, capture_output=True)
         print(f"  nnexp (the default run)                     {default:.2f} s")
         print(f"  the same, NNEXP_WARM=1 (a warm server)      {warm:.2f} s")
         print(f"  the same fit as a scikit-learn script       {sklearn:.2f} s   nnexp / script {default / sklearn:.2f}x, "

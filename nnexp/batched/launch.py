@@ -109,7 +109,7 @@ class BatchedSweep:
         # threads=auto counts the whole stack's step: M members' matmuls run as one.
         layers = [layer for layer in members[0].network.modules() if isinstance(layer, torch.nn.Linear)]
         work = len(members) * step_work(layers[0].in_features, [layer.out_features for layer in layers[:-1]],
-                                        layers[-1].out_features, batch_size or max(len(m.data.train) for m in members))
+                                        layers[-1].out_features, spec.batch_size)
         # A job whose folds span chunks reports from the first: Optuna takes one value per step.
         reporting = {key for key, *_ in chunk if key in self.trials and key not in self.reporting}
         self.reporting |= reporting

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nnexp.batched.objective import loss_gradient, score_sums, weighted_losses
+from nnexp.batched.objective import loss_gradient, running_scores, score_sums, weighted_losses
 from nnexp.batched.shared_splits import SharedSplits
 from nnexp.batched.stacked_mlp import StackedMLP
 from nnexp.batched.trainer import MemberResult, MemberSpec, StackSpec
@@ -71,7 +71,7 @@ class StackObjective:
         output, trace = net.forward(self.X)
         loss = weighted_losses(task, output, self.y, self.row_weight)
         sums = score_sums(task, output, self.y, self.mask)
-        score = (1 - sums / self.variance).mean(-1) if self.variance is not None else sums / self.n_rows
+        score = running_scores(sums, self.n_rows, self.variance)
         net.backward(loss_gradient(task, output, self.y, self.row_weight), trace)
         if self.l2_grad is not None:
             loss += 0.5 * self.alpha / self.n_rows * net.weight_norms(2)
@@ -153,8 +153,8 @@ def train_lbfgs_stack(members: list[MemberSpec], spec: StackSpec, device="cpu") 
     from threadpoolctl import threadpool_limits
 
     settings = spec.lbfgs
-    dtype = torch.float64 if settings["float64"] else members[0].data.train.X.dtype
-    objective = StackObjective(members, spec, device, dtype)
+    # float64, as a sequential fit runs (plan.why_not_batchable keeps float32 L-BFGS out of stacks)
+    objective = StackObjective(members, spec, device, torch.float64)
     started = time.perf_counter()
     start_points = objective.net.member_rows(objective.net.theta).double().cpu().numpy()
     runs = [MemberRun(m, start_points[m].copy(), queue.SimpleQueue(), []) for m in range(len(members))]
@@ -199,7 +199,7 @@ def train_lbfgs_stack(members: list[MemberSpec], spec: StackSpec, device="cpu") 
                     objective.keep(torch.tensor(keep, device=objective.net.theta.device))
                 batch = torch.from_numpy(np.stack([relay.points[m] for m in running])).to(objective.net.theta)
                 loss, grad, score = objective(batch)
-                loss, grad, score = loss.double().cpu().numpy(), grad.double().cpu().numpy(), score.float().cpu().tolist()
+                loss, grad, score = loss.cpu().numpy(), grad.cpu().numpy(), score.float().cpu().tolist()
                 # grad's rows are views of a fresh array, never written again: scipy may keep them
                 relay.run_round(running, [(float(loss[i]), grad[i], score[i]) for i in range(len(running))])
         finally:
@@ -215,7 +215,7 @@ def train_lbfgs_stack(members: list[MemberSpec], spec: StackSpec, device="cpu") 
 def member_result(member: MemberSpec, run: MemberRun, net: StackedMLP, spec: StackSpec) -> MemberResult:
     """A member's network at scipy's final point (in the network's own dtype, as a sequential fit
     ends), its history, and its stop reason, ``diverged`` judged as the sequential fit judges it."""
-    net.export_row(torch.from_numpy(run.x), member.network)
+    net.export(0, member.network, torch.from_numpy(run.x), members=1)
     outcome = run.outcome
     first = run.history[0]["train_loss"] if run.history else None
     reason = "diverged" if diverged(outcome.loss, first, spec.divergence_factor) else outcome.reason

@@ -57,6 +57,12 @@ def score_sums(task: Task, output: torch.Tensor, target: torch.Tensor, mask: tor
     return (correct & mask).sum(1)
 
 
+def running_scores(sums: torch.Tensor, n_rows: torch.Tensor, variance: torch.Tensor | None) -> torch.Tensor:
+    """Each member's score from its :func:`score_sums` (Task.running_score per member): accuracy,
+    or R2 (uniform average over outputs) against each member's target ``variance`` (M, outputs)."""
+    return (1 - sums / variance).mean(-1) if variance is not None else sums / n_rows
+
+
 def split_scores(task: Task, output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Accuracy, or R2 (uniform average over outputs), of each member's whole split: (M,)."""
     sums = score_sums(task, output, target, mask)

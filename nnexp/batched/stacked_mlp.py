@@ -157,15 +157,17 @@ class StackedMLP:
             trace.inputs.append(a if masks is None else a * masks[i])
         raise AssertionError("unreachable: the output layer returns")
 
-    def _views(self, theta: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-        """The first layer's block, and every layer's weights (M, in, out) and biases (M, 1, out)."""
-        parts = iter(theta.split([self.M * size for size in self._block_sizes()]))
+    def _views(self, theta: torch.Tensor, members: int | None = None) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """The first layer's block, and every layer's weights (M, in, out) and biases (M, 1, out)
+        of ``theta``, a buffer of ``members`` members (default: the stack's)."""
+        M = self.M if members is None else members
+        parts = iter(theta.split([M * size for size in self._block_sizes()]))
         (n_in, n_out), *later = self.shapes
-        first = next(parts).view(self.M, n_in + 1, n_out)
+        first = next(parts).view(M, n_in + 1, n_out)
         weights, biases = [first[:, :-1]], [first[:, -1:]]
         for n_in, n_out in later:
-            weights.append(next(parts).view(self.M, n_in, n_out))
-            biases.append(next(parts).view(self.M, 1, n_out))
+            weights.append(next(parts).view(M, n_in, n_out))
+            biases.append(next(parts).view(M, 1, n_out))
         return first, weights, biases
 
     def backward(self, grad_output: torch.Tensor, trace: Trace) -> None:
@@ -212,21 +214,12 @@ class StackedMLP:
         else:
             torch.bmm(inputs.transpose(1, 2), g, out=out)
 
-    def export_row(self, row: torch.Tensor, network: torch.nn.Module) -> torch.nn.Module:
-        """One member's parameters, a row in :meth:`member_rows` layout, loaded into its own network."""
-        parts = iter(row.split(self._block_sizes()))
-        (n_in, n_out), *later = self.shapes
-        first = next(parts).view(n_in + 1, n_out)
-        blocks = [(first[:-1], first[-1])] + [(next(parts).view(n_in, n_out), next(parts)) for n_in, n_out in later]
-        with torch.no_grad():
-            for layer, (W, b) in zip(linear_layers(network), blocks):
-                layer.weight.copy_(W.T)
-                layer.bias.copy_(b)
-        return network
-
-    def export(self, m: int, network: torch.nn.Module, theta: torch.Tensor | None = None) -> torch.nn.Module:
-        """Member m's weights (from ``theta``, default the current ones) loaded into its own network."""
-        _, weights, biases = (None, self.weights, self.biases) if theta is None else self._views(theta)
+    def export(self, m: int, network: torch.nn.Module, theta: torch.Tensor | None = None,
+               members: int | None = None) -> torch.nn.Module:
+        """Member m's weights (from ``theta``, a buffer of ``members`` members; default the current
+        weights) loaded into its own network. One member's row of :meth:`member_rows` is such a
+        buffer with ``members=1``."""
+        _, weights, biases = (None, self.weights, self.biases) if theta is None else self._views(theta, members)
         with torch.no_grad():
             for layer, W, b in zip(linear_layers(network), weights, biases):
                 layer.weight.copy_(W[m].T)

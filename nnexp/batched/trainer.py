@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from nnexp.batched.objective import loss_gradient, mean_losses, score_sums, split_scores, weighted_losses
+from nnexp.batched.objective import loss_gradient, mean_losses, running_scores, score_sums, split_scores, weighted_losses
 from nnexp.batched.optim import StackOptimizer
 from nnexp.batched.shared_splits import SharedSplits
 from nnexp.batched.stacked_mlp import StackedMLP
@@ -211,7 +211,7 @@ class Stack:
             train_loss.add_(penalty)
         values = {"train_loss": train_loss}
         sums = score_sums(task, output, y, self.mask)
-        values["train_score"] = (1 - sums / self.variance).mean(-1) if task.kind == "regression" else sums / self.n_rows
+        values["train_score"] = running_scores(sums, self.n_rows, self.variance)
         if self.validation is not None:
             (Xv, yv), maskv = self.validation.members(), self.validation.row_mask()
             output_v = net.forward(Xv)[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -11,7 +10,7 @@ import sys
 from pathlib import Path
 
 from nnexp.warm.identity import MAX_SOCKET_PATH, UnsafeFolder, fingerprint, private_folder
-from nnexp.warm.server import HEADER
+from nnexp.warm.server import framed
 
 # Signals the shell's terminal sends the client (its foreground job), passed on to the command.
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
@@ -69,7 +68,7 @@ def run_in_server(argv: list[str]) -> int | None:
     try:
         for fd in (0, 1, 2):
             os.fstat(fd)
-        request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "path0": sys.path[0]}).encode()
+        request = framed({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "path0": sys.path[0]})
     except OSError:  # a closed standard stream, or a deleted working directory: a fresh process says what
         return None
     path = socket_path()
@@ -80,7 +79,7 @@ def run_in_server(argv: list[str]) -> int | None:
         start_server(path, wait=False)
         return None
     with connection:
-        return exchange(connection, HEADER.pack(len(request)) + request)
+        return exchange(connection, request)
 
 
 def exchange(connection: socket.socket, request: bytes) -> int | None:
@@ -134,8 +133,7 @@ def suspend(pid: int) -> None:
 
 def ask(connection: socket.socket, action: str) -> str:
     """A server's answer to ``status`` ("serving PID") or ``stop`` ("stopping PID")."""
-    request = json.dumps({action: True}).encode()
-    connection.sendall(HEADER.pack(len(request)) + request)
+    connection.sendall(framed({action: True}))
     return connection.makefile("rb").readline().decode().strip()
 
 

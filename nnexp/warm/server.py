@@ -33,6 +33,12 @@ HEADER = struct.Struct("!Q")  # the request's length, in front of its JSON
 REQUEST_SECONDS = 10.0  # a request is sent at once: one that takes longer is dropped
 
 
+def framed(request: dict) -> bytes:
+    """A request as it travels: its JSON's length, then the JSON."""
+    payload = json.dumps(request).encode()
+    return HEADER.pack(len(payload)) + payload
+
+
 def receive_request(connection: socket.socket) -> tuple[dict, list[int]]:
     """A command's request and the file descriptors that came with it."""
     data, fds, _, _ = socket.recv_fds(connection, 1 << 16, 3)
