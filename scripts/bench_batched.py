@@ -7,6 +7,9 @@ Members differ in alpha and learning rate, as a grid's do; they share the traini
 the stack stores once. Needs the MNIST IDX files in <root>/mnist/ (--root, else $NNEXP_DATA,
 else ../shared/data).
 
+``--members`` takes one count or several (``1,16,64,256``); each is timed against the same single
+member and plain loop.
+
     python scripts/bench_batched.py [--members 256] [--device auto|cpu|cuda] [--root DIR]
 """
 
@@ -76,23 +79,25 @@ def plain_epoch(bundle, device: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--members", type=int, default=256)
+    parser.add_argument("--members", default="256", help="a count, or counts separated by commas")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--root", default=os.environ.get("NNEXP_DATA", str(Path(__file__).resolve().parents[1].parent / "shared" / "data")))
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    configs = member_configs(args.root, args.members)
+    counts = [int(count) for count in args.members.split(",")]
+    configs = member_configs(args.root, max(counts))
     bundle = load_data(configs[0].data)
     print(f"device: {torch.cuda.get_device_name() if device == 'cuda' else f'cpu, {torch.get_num_threads()} threads'}")
     stacked_epoch(configs[:2], bundle, device)  # warm-up: kernels, allocator
     plain = plain_epoch(bundle, device)
     one = stacked_epoch(configs[:1], bundle, device)
-    many = stacked_epoch(configs, bundle, device)
     print(f"plain PyTorch loop, 1 model:      {plain:7.2f} s / epoch")
     print(f"batched trainer, 1 member:        {one:7.2f} s / epoch")
-    print(f"batched trainer, {args.members:3d} members:    {many:7.2f} s / epoch  "
-          f"= {many / one:.1f}x one member ({one * args.members / many:.1f}x the throughput), {many / plain:.1f}x the plain loop")
+    for count in counts:
+        many = stacked_epoch(configs[:count], bundle, device)
+        print(f"batched trainer, {count:3d} members:    {many:7.2f} s / epoch  "
+              f"= {many / one:.1f}x one member ({one * count / many:.1f}x the throughput), {many / plain:.1f}x the plain loop")
 
 
 if __name__ == "__main__":
