@@ -11,6 +11,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 log=${OUT:-.}/gpu_check.log
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/nnexp-site .gpu/wheels/*.whl || exit 1
+# The staged nnexp must be this tree's: a wheel staged before an edit would measure old code.
+site=/tmp/nnexp-site
+if ! { diff -rq -x __pycache__ -x configs -x hydra_plugin nnexp $site/nnexp && diff -rq -x __pycache__ configs $site/nnexp/configs &&
+       diff -rq -x __pycache__ nnexp/hydra_plugin $site/hydra_plugins/nnexp_launcher; } >/dev/null; then
+  echo "gpu_check: .gpu/wheels holds another nnexp than this tree: run 'bash scripts/gpu_stage.sh' again before the device call" >&2
+  exit 1
+fi
 export PYTHONPATH=/tmp/nnexp-site NNEXP_DATA=$PWD/.gpu/data PYTHONUNBUFFERED=1
 {
   nvidia-smi -L
