@@ -54,7 +54,7 @@ def test_a_cnn_on_the_gpu_trains_channels_last_in_bf16_on_device_data(nnexp, mon
         return splits
 
     monkeypatch.setattr(NetModule, "device_splits", recording)
-    run = ["data=digits_images", "model=cnn_small", "trainer.max_epochs=15", "batch_size=64", "optim.lr=0.003"]
+    run = ["data=digits_images", "model=cnn_small", "stopping=none", "trainer.max_epochs=15", "batch_size=64", "optim.lr=0.003"]
     gpu = nnexp("gpu", *run, "trainer=gpu")["run"]
     assert placed and all(place == ("cuda", True) for place in placed)
     assert gpu["precision"] == "bf16-mixed"
