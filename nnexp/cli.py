@@ -194,8 +194,10 @@ def run() -> None:
 
     from nnexp.errors import NnexpError
 
+    from nnexp.interrupts import remembered
+
     try:
-        with skip_mode_probe() if multirun else contextlib.nullcontext():
+        with remembered(), skip_mode_probe() if multirun else contextlib.nullcontext():
             hydra_app()()
     except KeyboardInterrupt as error:
         interrupted(getattr(error, "sweep_dir", None))

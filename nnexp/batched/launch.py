@@ -19,6 +19,7 @@ from nnexp.cross_validation import aggregate_folds
 from nnexp.data.loading import load_data
 from nnexp.errors import NnexpError
 from nnexp.fit import FitResult
+from nnexp.interrupts import raise_if_interrupted
 from nnexp.metrics import FitMetrics
 from nnexp.models.task import Task
 from nnexp.store import JobStore, job_key
@@ -94,6 +95,7 @@ class BatchedSweep:
             for batch_size, group in members.items():
                 spec = stack_spec(jobs[0][2], bundle, batch_size or max(len(member.data.train) for _, _, member, _, _ in group))
                 for start in range(0, len(group), self.chunk_size):
+                    raise_if_interrupted()  # one a finalizer swallowed while the last chunk trained
                     chunk = group[start : start + self.chunk_size]
                     for skipped in [member for member in chunk if member[0] in self.pruned]:
                         fits_left[skipped[0]] -= 1  # its job was pruned in an earlier chunk

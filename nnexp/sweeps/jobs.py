@@ -9,6 +9,7 @@ from typing import Callable
 
 from omegaconf import DictConfig
 
+from nnexp.interrupts import raise_if_interrupted
 from nnexp.metrics import RunRecord, read_record, write_record
 from nnexp.results import METRICS_FILE
 from nnexp.store import REUSED_FILE, JobStore, finished_record, job_key
@@ -34,6 +35,7 @@ def run_job(cfg: DictConfig, execute: Execute, say: Callable[[str], None] = prin
     stored one. A job dir that holds a finished job of another identity (data edited before a
     ``resume``) is never written over. ``key``: the job's identity, when the caller computed it.
     """
+    raise_if_interrupted()  # a Ctrl-C that a finalizer swallowed during the last job stops the sweep here
     key = key or job_key(cfg)
     run_dir = Path(cfg.paths.output_dir)
     store = JobStore(Path(cfg.paths.store_dir))

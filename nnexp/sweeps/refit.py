@@ -20,6 +20,9 @@ def refit_best(job_dir: Path, output_dir: Path, batched: bool = False) -> RunRec
     from nnexp.runner import draw_plots, produce
     from nnexp.training.hardware import torch_threads
 
+    from nnexp.interrupts import raise_if_interrupted
+
+    raise_if_interrupted()  # a Ctrl-C swallowed during the last job: no refit
     cfg = OmegaConf.load(Path(job_dir) / ".hydra" / "config.yaml")
     with open_dict(cfg):
         cfg.cv = 1
