@@ -62,6 +62,28 @@ def run_nnexp(compose_cfg, tmp_path):
     return _run
 
 
+SWEEP_FAST = ["quiet=true", "logger=none", "plots=false", "hydra.callbacks.sweep_summary.figures=foreground"]
+
+
+@pytest.fixture
+def sweep(tmp_path, monkeypatch):
+    """sweep(name, *overrides) runs `nnexp -m` in-process into ./name (its own result store,
+    name_store) and returns {job: metrics}."""
+    import sys
+
+    from nnexp import cli
+
+    monkeypatch.chdir(tmp_path)
+
+    def _sweep(name: str, *overrides: str) -> dict[str, dict]:
+        GlobalHydra.instance().clear()
+        monkeypatch.setattr(sys, "argv", ["nnexp", "-m", f"hydra.sweep.dir={name}", f"paths.store_dir={name}_store", *SWEEP_FAST, *overrides])
+        cli.main()
+        return {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / name).glob("[0-9]*/metrics.json")}
+
+    return _sweep
+
+
 @pytest.fixture
 def csv_file(tmp_path):
     """A small CSV file: two informative numeric features, a noise column, and a text label."""

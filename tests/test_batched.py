@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,25 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from omegaconf import OmegaConf, open_dict
 
-from nnexp import cli
-
 pytestmark = pytest.mark.hydra  # also run on Hydra's latest pre-release in CI
-
-FAST = ["quiet=true", "logger=none", "plots=false", "hydra.callbacks.sweep_summary.figures=foreground"]
-
-
-@pytest.fixture
-def sweep(tmp_path, monkeypatch):
-    """sweep(name, *overrides) runs `nnexp -m` in-process and returns {job: metrics}."""
-    monkeypatch.chdir(tmp_path)
-
-    def _sweep(name: str, *overrides: str) -> dict[str, dict]:
-        GlobalHydra.instance().clear()
-        monkeypatch.setattr(sys, "argv", ["nnexp", "-m", f"hydra.sweep.dir={name}", f"paths.store_dir={name}_store", *FAST, *overrides])
-        cli.main()
-        return {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / name).glob("[0-9]*/metrics.json")}
-
-    return _sweep
 
 
 def assert_same_fits(batched: dict, sequential: dict, keys=("train_loss", "train_score", "val_loss", "val_score")) -> None:
