@@ -23,7 +23,7 @@ export PYTHONPATH=/tmp/nnexp-site NNEXP_DATA=$PWD/.gpu/data PYTHONUNBUFFERED=1
   nvidia-smi -L
   python3 -c "import torch, pytorch_lightning as pl; print('torch', torch.__version__, 'lightning', pl.__version__, torch.cuda.get_device_name())"
   # -P: not the checkout's nnexp/ (cwd) but the installed one, which has nnexp.configs
-  echo "== 1. GPU tests"; python3 -P -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py
+  echo "== 1. GPU tests"; python3 -P -m pytest -q -o addopts="" -p no:cacheprovider -m gpu tests/test_gpu.py  # serially: addopts asks for xdist
   echo "== 2. bench_mnist.py"; python3 scripts/bench_mnist.py --device cuda --skip-accuracy
   echo "== 3. bench_batched.py"; python3 scripts/bench_batched.py --device cuda --members 1,16,64,256
   echo "== 4. bench_mnist.py --time-to-99"; python3 scripts/bench_mnist.py --device cuda --time-to-99 --seeds 3
