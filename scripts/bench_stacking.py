@@ -19,11 +19,9 @@ Breast cancer, 5-fold CV, no refit, every variant a whole in-process ``nnexp -m`
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import pickle
 import warnings
-from pathlib import Path
 
 import torch
 
@@ -38,14 +36,12 @@ LBFGS_GRIDS = {
 
 
 def sweep(*overrides: str) -> tuple[float, list[float]]:
-    """Wall time of an in-process ``nnexp -m`` and every fold's training loss, in job order."""
-    from bench_presets import timed_sweep  # scripts/, this script's folder, is on sys.path
+    """Wall time of an in-process ``nnexp -m`` (batched, 5-fold, no refit) and every fold's
+    training loss, in job order."""
+    from bench_lbfgs import sweep as timed_folds  # scripts/, this script's folder, is on sys.path
 
-    def losses(sweep_dir: Path) -> list[float]:
-        jobs = [json.loads(path.read_text()) for path in sorted(sweep_dir.glob("[0-9]*/metrics.json"))]
-        return [fold["train_loss"] for job in jobs for fold in job["folds"]]
-
-    return timed_sweep(["launcher=batched", "cv=5", "refit=false", *overrides], losses)
+    wall, folds, _ = timed_folds("launcher=batched", "cv=5", *overrides)
+    return wall, [fold["train_loss"] for fold in folds]
 
 
 def fastest(repeats: int, variants: dict) -> dict:

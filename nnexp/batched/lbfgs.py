@@ -156,7 +156,7 @@ def train_lbfgs_stack(members: list[MemberSpec], spec: StackSpec, device="cpu") 
     # float64, as a sequential fit runs (plan.why_not_batchable keeps float32 L-BFGS out of stacks)
     objective = StackObjective(members, spec, device, torch.float64)
     started = time.perf_counter()
-    start_points = objective.net.member_rows(objective.net.theta).double().cpu().numpy()
+    start_points = objective.net.member_rows(objective.net.theta).cpu().numpy()
     runs = [MemberRun(m, start_points[m].copy(), queue.SimpleQueue(), []) for m in range(len(members))]
     relay = Relay(runs)
 

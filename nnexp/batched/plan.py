@@ -45,7 +45,8 @@ def why_not_batchable(cfg: DictConfig) -> str | None:
         return f"model {cfg.model.get('_target_')} is not an MLP"
     if str(cfg.trainer.get("accelerator", "cpu")) in ("gpu", "cuda") and not torch.cuda.is_available():
         return "trainer.accelerator asks for a GPU and this machine has none"
-    if float(cfg.model.get("dropout", 0) or 0) > 0 and training_device(cfg) != "cpu":
+    dropout = float(cfg.model.get("dropout", 0) or 0)
+    if dropout > 0 and training_device(cfg) != "cpu":
         return "dropout is batched on a CPU only (members replay the sequential run's CPU dropout stream)"
     kind = OPTIMIZERS.get(cfg.optim.get("_target_"))
     if kind is None:
@@ -54,7 +55,7 @@ def why_not_batchable(cfg: DictConfig) -> str | None:
         if key not in (LBFGS_KEYS if kind == "lbfgs" else OPTIMIZER_KEYS) and value not in (None, False, 0, 0.0):
             return f"optim.{key}={value} is not batched"
     if kind == "lbfgs":
-        if float(cfg.model.get("dropout", 0) or 0) > 0:
+        if dropout > 0:
             return "L-BFGS with dropout is not batched"
         if max(float(cfg.data.get("validation_fraction", 0) or 0), float(cfg.stopping.get("validation_fraction", 0) or 0)) > 0:
             return "L-BFGS with a validation split is not batched"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf, open_dict
 
+from nnexp.interrupts import raise_if_interrupted
 from nnexp.metrics import RunRecord
 
 
@@ -19,8 +20,6 @@ def refit_best(job_dir: Path, output_dir: Path, batched: bool = False) -> RunRec
     from nnexp.record import record
     from nnexp.runner import draw_plots, produce
     from nnexp.training.hardware import torch_threads
-
-    from nnexp.interrupts import raise_if_interrupted
 
     raise_if_interrupted()  # a Ctrl-C swallowed during the last job: no refit
     cfg = OmegaConf.load(Path(job_dir) / ".hydra" / "config.yaml")
