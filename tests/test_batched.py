@@ -126,6 +126,29 @@ def test_rows_gathered_step_by_step_train_as_rows_gathered_per_epoch(sweep, monk
         assert [f["train_loss"] for f in metrics["folds"]] == [f["train_loss"] for f in per_step[job]["folds"]]
 
 
+def test_a_stacks_penalty_scales_do_not_grow_with_its_steps(sweep, monkeypatch):
+    import nnexp.batched.trainer as trainer
+
+    # Each L2/L1 gradient scale is as large as all the members' weights; one per step held 6 GB
+    # for 64 MNIST members. Steps with the same rows per member share theirs.
+    plans = []
+    real_plan = trainer.Stack._plan
+
+    def plan(self):
+        real_plan(self)
+        plans.append([(step.l2, step.l1) for step in self.steps] + [(None, self.net.theta)])
+
+    monkeypatch.setattr(trainer.Stack, "_plan", plan)
+    sweep("batched", "launcher=batched", "data=breast_cancer", "cv=3", "batch_size=16", "trainer.max_epochs=2",
+          "regularization.alpha=0.1,1", "regularization.l1=0.01")
+    assert plans
+    for tensors in plans:
+        theta = tensors.pop()[1]
+        scales = {t.data_ptr(): t for pair in tensors for t in pair if t is not None}
+        assert len(tensors) >= 15  # steps
+        assert sum(t.numel() for t in scales.values()) <= 2 * 3 * theta.numel()  # L2 and L1, up to 3 batch shapes each
+
+
 def test_early_stopping_members_stop_alone_and_keep_their_best_weights(sweep):
     grid = ["data=wine", "stopping=early_stopping", "stopping.patience=3", "optim.lr=0.05,0.001", "trainer.max_epochs=60"]
     sequential = sweep("basic", *grid)
