@@ -54,6 +54,16 @@ IN_PLACE_DERIVATIVES = {
 THIN_OUTPUTS = 10
 
 
+def affine(inputs: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``inputs @ weights (+ bias)`` per member: (M, B, out). A thin result (out <= THIN_OUTPUTS)
+    is the transpose of an (M, out, B) product, and comes back as a strided view of it."""
+    if weights.shape[-1] > THIN_OUTPUTS:
+        return torch.bmm(inputs, weights) if bias is None else torch.baddbmm(bias, inputs, weights)
+    product_t = (torch.bmm(weights.transpose(1, 2), inputs.transpose(1, 2)) if bias is None
+                 else torch.baddbmm(bias.transpose(1, 2), weights.transpose(1, 2), inputs.transpose(1, 2)))
+    return product_t.transpose(1, 2)
+
+
 def with_ones(x: torch.Tensor) -> torch.Tensor:
     """Inputs (M, B, features) with the ones column a stack's layers expect: (M, B, features + 1)."""
     return torch.cat([x, x.new_ones(*x.shape[:-1], 1)], dim=-1)
@@ -147,13 +157,10 @@ class StackedMLP:
         trace = Trace([x], [], [], masks)
         last = len(self.shapes) - 1
         for i in range(len(self.shapes)):
-            thin = self.shapes[i][1] <= THIN_OUTPUTS  # a (M, B, out) view of the (M, out, B) product
             if i == 0:  # the inputs' ones column picks up the bias row
-                z = torch.bmm(self.first_block.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2) if thin else torch.bmm(x, self.first_block)
-            elif thin:  # an activation has no ones column: appending one costs more than the bias broadcast
-                z = torch.baddbmm(self.biases[i].transpose(1, 2), self.weights[i].transpose(1, 2), trace.inputs[-1].transpose(1, 2)).transpose(1, 2)
-            else:
-                z = torch.baddbmm(self.biases[i], trace.inputs[-1], self.weights[i])
+                z = affine(x, self.first_block)
+            else:  # an activation has no ones column: appending one costs more than the bias broadcast
+                z = affine(trace.inputs[-1], self.weights[i], self.biases[i])
             if i == last:
                 return z, trace
             a = self.activation(z)
