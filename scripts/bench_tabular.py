@@ -11,7 +11,8 @@ against the same fit as a scikit-learn script.
 
 ``--busy`` adds a busy-machine section: the default run (breast cancer, Adam) and its
 scikit-learn fit, quiet and with two busy processes of the script's own (bounded in time), with
-``threads=auto`` (the default) and ``threads=null`` (one per core, the old default).
+``threads=auto`` (the default) and ``threads=null`` (one per core, the old default), in
+``--repeats`` interleaved rounds (best and median; ``--repeats 8`` for a steadier figure).
 
     python scripts/bench_tabular.py [--repeats 3] [--no-cli | --cli-only] [--busy]
 """
@@ -23,6 +24,7 @@ import contextlib
 import io
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -154,26 +156,27 @@ def busy_section(repeats: int, out: Path) -> None:
     from bench_presets import nnexp_sweep, sklearn_search  # scripts/, this script's folder, is on sys.path
     from busy import busy_processes
 
-    def default_run(threads: str):
-        return best_of(repeats, lambda: nnexp_fit("breast_cancer", [f"threads={threads}"], out))
-
+    fits = {
+        "auto": lambda: nnexp_fit("breast_cancer", ["threads=auto"], out),
+        "null": lambda: nnexp_fit("breast_cancer", ["threads=null"], out),
+        "sklearn": lambda: sklearn_fit("breast_cancer", "adam"),
+    }
     print("\nBusy machine: quiet and with 2 busy processes on "
-          f"{torch.get_num_threads()} threads' worth of cores (best of {repeats}; the grids once each):")
+          f"{torch.get_num_threads()} threads' worth of cores ({repeats} interleaved rounds; the grids once each):")
     rows, grids = {}, {}
     for load in ("quiet", "busy"):
         with busy_processes(2 if load == "busy" else 0, seconds=900):
-            rows[load] = {
-                "auto": default_run("auto"),
-                "null": default_run("null"),
-                "sklearn": best_of(repeats, lambda: sklearn_fit("breast_cancer", "adam")),
-            }
+            # Interleaved, so that a slow stretch of this VM hits every variant alike; a 0.2-0.4 s
+            # fit moves by a scheduler slice or two, hence the median beside the best.
+            rounds = [{name: fit() for name, fit in fits.items()} for _ in range(repeats)]
+            rows[load] = {name: [r[name] for r in rounds] for name in fits}
             grids[load] = {"nnexp": nnexp_sweep("sweep=alpha_grid")[0], "sklearn": sklearn_search("alpha_grid")[0]}
-    print(" the default run (breast cancer, Adam):")
+    print(" the default run (breast cancer, Adam), fit seconds, best and median:")
     for name, label in (("auto", "nnexp threads=auto"), ("null", "nnexp threads=null"), ("sklearn", "scikit-learn")):
-        quiet, busy = rows["quiet"][name], rows["busy"][name]
-        wall = f"  run wall {quiet['wall']:.3f} s -> {busy['wall']:.3f} s ({busy['wall'] / quiet['wall']:.2f}x)" if "wall" in quiet else ""
-        print(f"  {label:20} fit {quiet['seconds']:.3f} s quiet, {busy['seconds']:.3f} s busy: "
-              f"{busy['seconds'] / quiet['seconds']:.2f}x{wall}")
+        quiet, busy = ([r["seconds"] for r in rows[load][name]] for load in ("quiet", "busy"))
+        best, middle = (min(quiet), min(busy)), (statistics.median(quiet), statistics.median(busy))
+        print(f"  {label:20} best {best[0]:.3f} s quiet, {best[1]:.3f} s busy: {best[1] / best[0]:.2f}x;  "
+              f"median {middle[0]:.3f} -> {middle[1]:.3f} s: {middle[1] / middle[0]:.2f}x")
     print(" the alpha grid (sweep=alpha_grid as written: 7 alphas, 5-fold CV, refit; Adam), wall:")
     for name, label in (("nnexp", "nnexp -m sweep=alpha_grid"), ("sklearn", "GridSearchCV, BLAS 1 thread")):
         quiet, busy = grids["quiet"][name], grids["busy"][name]
