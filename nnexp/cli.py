@@ -193,7 +193,6 @@ def run() -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     from nnexp.errors import NnexpError
-
     from nnexp.interrupts import remembered
 
     try:

@@ -77,6 +77,11 @@ def plain_epoch(bundle, device: str) -> float:
     return time.perf_counter() - started
 
 
+def describe(device: str) -> str:
+    """The device's name, or the CPU's thread count."""
+    return torch.cuda.get_device_name() if device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", default="256", help="a count, or counts separated by commas")
@@ -88,7 +93,7 @@ def main() -> None:
     counts = [int(count) for count in args.members.split(",")]
     configs = member_configs(args.root, max(counts))
     bundle = load_data(configs[0].data)
-    print(f"device: {torch.cuda.get_device_name() if device == 'cuda' else f'cpu, {torch.get_num_threads()} threads'}")
+    print(f"device: {describe(device)}")
     stacked_epoch(configs[:2], bundle, device)  # warm-up: kernels, allocator
     plain = plain_epoch(bundle, device)
     one = stacked_epoch(configs[:1], bundle, device)

@@ -40,6 +40,8 @@ from nnexp.process import set_up_process
 from nnexp.runner import run
 from nnexp.training.hardware import cpu_has_native_bf16
 
+from bench_batched import describe  # scripts/, this script's folder, is on sys.path
+
 BATCH = 128
 CNN_BLOCKS = [dict(filters=32, kernel=3, pool=2), dict(filters=32, kernel=3, pool=2)]
 
@@ -125,10 +127,6 @@ def time_to_99(root: str, seeds: int, device: str) -> None:
     reached = sum(metrics["test_score"] >= 0.99 for metrics in runs)
     fastest = min(metrics["fit_seconds"] for metrics in runs)
     print(f"  {reached} of {len(runs)} runs reached 99%; fastest training {fastest:.2f} s")
-
-
-def describe(device: str) -> str:
-    return torch.cuda.get_device_name() if device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
 
 
 def main() -> None:

@@ -169,11 +169,11 @@ def busy_section(repeats: int, out: Path) -> None:
             # Interleaved, so that a slow stretch of this VM hits every variant alike; a 0.2-0.4 s
             # fit moves by a scheduler slice or two, hence the median beside the best.
             rounds = [{name: fit() for name, fit in fits.items()} for _ in range(repeats)]
-            rows[load] = {name: [r[name] for r in rounds] for name in fits}
+            rows[load] = {name: [r[name]["seconds"] for r in rounds] for name in fits}
             grids[load] = {"nnexp": nnexp_sweep("sweep=alpha_grid")[0], "sklearn": sklearn_search("alpha_grid")[0]}
     print(" the default run (breast cancer, Adam), fit seconds, best and median:")
     for name, label in (("auto", "nnexp threads=auto"), ("null", "nnexp threads=null"), ("sklearn", "scikit-learn")):
-        quiet, busy = ([r["seconds"] for r in rows[load][name]] for load in ("quiet", "busy"))
+        quiet, busy = rows["quiet"][name], rows["busy"][name]
         best, middle = (min(quiet), min(busy)), (statistics.median(quiet), statistics.median(busy))
         print(f"  {label:20} best {best[0]:.3f} s quiet, {best[1]:.3f} s busy: {best[1] / best[0]:.2f}x;  "
               f"median {middle[0]:.3f} -> {middle[1]:.3f} s: {middle[1] / middle[0]:.2f}x")
