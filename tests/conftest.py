@@ -12,7 +12,10 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
-FAST = ["quiet=true", "logger=none", "trainer.max_epochs=3"]
+# No figures unless a test asks for them (plots=true): drawing a run's four PNGs took 1-4 s of
+# each in-process run, more than the run itself on the small data sets.
+QUIET = ["quiet=true", "logger=none", "plots=false"]
+FAST = [*QUIET, "trainer.max_epochs=3"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -39,7 +42,7 @@ def compose_cfg(tmp_path):
         GlobalHydra.instance().clear()
         with initialize_config_module("nnexp.configs", version_base="1.3"):
             return compose(
-                "train", overrides=[f"paths.output_dir={tmp_path / 'run'}", *(FAST if fast else ["quiet=true", "logger=none"]), *overrides]
+                "train", overrides=[f"paths.output_dir={tmp_path / 'run'}", *(FAST if fast else QUIET), *overrides]
             )
 
     return _compose

@@ -62,8 +62,10 @@ def test_every_option_trains(group, option, run_nnexp, csv_file, tiny_idx_root):
 
 @pytest.mark.parametrize("experiment", GROUPS["experiment"])
 def test_every_experiment_trains(experiment, run_nnexp, tiny_idx_root):
-    metrics = run_nnexp(f"experiment={experiment}", f"data.root={tiny_idx_root}" if "mnist" in experiment else "seed=0")
+    # with its figures, as a user runs it: each experiment's model and data get their own panels
+    metrics = run_nnexp(f"experiment={experiment}", f"data.root={tiny_idx_root}" if "mnist" in experiment else "seed=0", "plots=true")
     assert metrics["status"] == "ok"
+    assert (Path(metrics["run_dir"]) / "curves.png").is_file()
 
 
 def test_gpu_trainer_without_gpu_is_a_config_error(run_nnexp):
