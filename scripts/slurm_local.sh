@@ -12,10 +12,19 @@ action="${1:?start or stop}"
 dir="$(realpath -m "${2:?a folder for the cluster files}")"
 
 stop() {
+  local pids=()
   for name in slurmd slurmctld munged; do
     if [ -f "$dir/$name.pid" ]; then
-      kill "$(cat "$dir/$name.pid")" 2>/dev/null || true
+      pids+=("$(cat "$dir/$name.pid")")
+      kill "${pids[-1]}" 2>/dev/null || true
       rm -f "$dir/$name.pid"
+    fi
+  done
+  # Return once they have exited (each takes about 2 s): slurmctld saves its state into DIR as it
+  # stops, and a caller that removes DIR at once would race it and leave DIR/state behind.
+  for pid in "${pids[@]}"; do
+    if ! timeout 30 tail --pid="$pid" -s 0.05 -f /dev/null; then
+      kill -9 "$pid" 2>/dev/null || true
     fi
   done
 }
