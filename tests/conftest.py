@@ -65,7 +65,7 @@ def run_nnexp(compose_cfg, tmp_path):
     return _run
 
 
-SWEEP_FAST = ["quiet=true", "logger=none", "plots=false", "hydra.callbacks.sweep_summary.figures=foreground"]
+SWEEP_FAST = [*QUIET, "hydra.callbacks.sweep_summary.figures=foreground"]
 
 
 @pytest.fixture

@@ -14,14 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import FAST
 from hydra.core.global_hydra import GlobalHydra
 
 from nnexp import cli
 from nnexp.store import JobStore
 
 pytestmark = pytest.mark.hydra  # sweeps, resume and the summary go through the Hydra integration
-
-FAST = ["quiet=true", "logger=none", "trainer.max_epochs=3", "plots=false"]
 
 
 @pytest.fixture
