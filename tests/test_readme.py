@@ -1,14 +1,21 @@
-"""Every nnexp command the README shows runs as written: the lines of its fenced examples and the
-commands of its tables, in-process, each in a fresh folder. Commands are shortened only in length
-(epochs, iterations, folds, seeds, trials) and made quiet; placeholders stand for real places
-(the user's CSV file, data folder, config folder, a run or sweep dir, a database server)."""
+"""Every command README.md and scripts/README.md show runs as written.
+
+nnexp commands (README.md's fenced examples and tables, scripts/README.md's fenced examples) run
+in-process, each in a fresh folder, shortened only in length (epochs, iterations, folds, seeds,
+trials) and made quiet; placeholders stand for real places (the user's CSV file, data folder,
+config folder, a run or sweep dir, a database server). Commands of scripts/ (benchmarks take
+minutes) are checked without running them: the script exists, its `--help` works, and the
+command's own arguments parse; a shell script must pass `bash -n`."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import json
+import os
 import re
 import shlex
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+SCRIPTS_README = ROOT / "scripts" / "README.md"
 PROGRAMS = ("nnexp", "nnexp-params", "nnexp-plot", "nnexp-summary")
 ENV_ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
 
@@ -70,27 +79,148 @@ def table_commands(row: str, line: int, section: str) -> list[ReadmeCommand]:
     return found
 
 
-def readme_commands() -> list[ReadmeCommand]:
-    commands, section, fenced = [], "", False
-    for number, line in enumerate(README.read_text().splitlines(), start=1):
+def fenced_lines(path: Path):
+    """(line number, section, text, fenced) for each line of a markdown file."""
+    section, fenced = "", False
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
         if line.startswith("```"):
             fenced = not fenced
-        elif fenced:
-            commands += commands_in(line, number, section)
-        elif line.startswith("#"):
+            continue
+        if not fenced and line.startswith("#"):
             section = line.lstrip("#").strip()
-        elif line.startswith("|"):
+        yield number, section, line, fenced
+
+
+def readme_commands(path: Path = README, tables: bool = True) -> list[ReadmeCommand]:
+    """The nnexp commands of a markdown file's fenced examples (and of its tables)."""
+    commands = []
+    for number, section, line, fenced in fenced_lines(path):
+        if fenced:
+            commands += commands_in(line, number, section)
+        elif tables and line.startswith("|"):
             commands += table_commands(line, number, section)
     return commands
 
 
-COMMANDS = readme_commands()
+# scripts/README.md's tables describe benchmark variants; its commands are its fenced examples.
+COMMANDS = readme_commands() + readme_commands(SCRIPTS_README, tables=False)
 
 
 def test_the_readme_has_its_commands():
     sections = {c.section for c in COMMANDS}
-    assert len(COMMANDS) >= 60 and {"Quickstart", "Running experiments", "Worked commands", "Sweeps", "Optuna studies"} <= sections
+    assert len(COMMANDS) >= 50 and {"Quickstart", "Running experiments", "Worked commands", "Sweeps", "Optuna studies"} <= sections
     assert all("RUN_OR_SWEEP_DIR" not in c.text for c in COMMANDS)  # placeholders this test knows
+
+
+SCRIPT_COMMAND = re.compile(r"^\s*(?:(python3?|bash)\s+)?(scripts/[\w.-]+\.(?:py|sh))(?=\s|$)")
+
+
+@dataclass(frozen=True)
+class ScriptCommand:
+    file: str  # README.md or scripts/README.md
+    line: int
+    interpreter: str | None  # python, bash, or None: run as an executable
+    script: str  # relative to the repository root
+    args: tuple[str, ...]
+
+
+def script_commands(path: Path) -> list[ScriptCommand]:
+    """The commands of scripts/ in a markdown file's fenced examples (``a && b`` split)."""
+    found = []
+    for number, _, line, fenced in fenced_lines(path):
+        for part in line.split("&&") if fenced else ():
+            if match := SCRIPT_COMMAND.match(part):
+                words = shlex.split(part, comments=True)
+                start = 2 if match.group(1) else 1
+                found.append(ScriptCommand(str(path.relative_to(ROOT)), number, match.group(1), match.group(2),
+                                           tuple(words[start:])))
+    return found
+
+
+SCRIPT_COMMANDS = script_commands(README) + script_commands(SCRIPTS_README)
+
+# Runs each script's main with its command's arguments in one Python process (one torch import for
+# all of them); parse_args raises Parsed once the arguments are read, before any benchmark starts.
+PARSE_DRIVER = """
+import argparse, contextlib, io, json, runpy, sys
+class Parsed(Exception):
+    pass
+parse_args = argparse.ArgumentParser.parse_args
+def parse_then_stop(self, args=None, namespace=None):
+    parse_args(self, args, namespace)
+    raise Parsed
+argparse.ArgumentParser.parse_args = parse_then_stop
+outcomes = []
+for script, args in json.loads(sys.argv[1]):
+    sys.argv, sys.path[0], printed = [script, *args], script.rsplit("/", 1)[0], io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            runpy.run_path(script, run_name="__main__")
+        outcome = "finished without parsing its arguments"
+    except Parsed:
+        outcome = "parsed"
+    except SystemExit as stop:
+        outcome = f"exit {stop.code}"
+    except BaseException as error:
+        outcome = f"{type(error).__name__}: {error}"
+    outcomes.append([outcome, printed.getvalue()[:3000]])
+print(json.dumps(outcomes))
+"""
+
+
+def has_argument_parser(script: str) -> bool:
+    return "ArgumentParser(" in (ROOT / script).read_text()
+
+
+@pytest.fixture(scope="module")
+def parsed_scripts() -> dict[tuple[str, ...], tuple[str, str]]:
+    """(script, *args) -> (outcome, output) for every Python script command, and each script's --help."""
+    runs = {(c.script, *c.args) for c in SCRIPT_COMMANDS if c.script.endswith(".py") and has_argument_parser(c.script)}
+    runs |= {(script, "--help") for script, *_ in runs}
+    runs = sorted(runs)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", PARSE_DRIVER, json.dumps([[s, list(a)] for s, *a in runs])],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {run: tuple(outcome) for run, outcome in zip(runs, json.loads(done.stdout.splitlines()[-1]))}
+
+
+def test_the_readmes_have_their_script_commands():
+    scripts = {c.script for c in SCRIPT_COMMANDS}
+    assert "scripts/slurm_local.sh" in scripts and "scripts/gpu_check.sh" in scripts
+    assert len(SCRIPT_COMMANDS) >= 15
+
+
+def test_every_benchmark_has_its_section_in_scripts_readme():
+    """scripts/README.md: one section per benchmark script, with the command that runs it."""
+    text = SCRIPTS_README.read_text()
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    documented = {c.script for c in script_commands(SCRIPTS_README)}
+    for script in sorted((ROOT / "scripts").glob("bench_*.py")):
+        assert any(line.startswith(f"## {script.name}") for line in headings), f"scripts/README.md has no section for {script.name}"
+        assert f"scripts/{script.name}" in documented, f"scripts/README.md shows no command for {script.name}"
+
+
+@pytest.mark.parametrize("command", [
+    pytest.param(c, id=f"{c.file}:L{c.line}-{c.script}-{' '.join(c.args)[:40]}", marks=pytest.mark.xdist_group("scripts"))
+    for c in SCRIPT_COMMANDS])
+def test_script_command_parses(command, request):
+    path = ROOT / command.script
+    assert path.is_file(), f"{command.file} line {command.line}: no {command.script}"
+    if command.script.endswith(".sh"):
+        assert command.interpreter == "bash" or os.access(path, os.X_OK), f"{command.script} is not executable"
+        checked = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stderr
+        return
+    assert command.interpreter in ("python", "python3"), f"{command.file} line {command.line}: run it with python"
+    if not has_argument_parser(command.script):
+        pytest.skip(f"{command.script} has no argument parser (no --help): only that it exists is checked")
+    outcomes = request.getfixturevalue("parsed_scripts")
+    help_outcome, help_text = outcomes[(command.script, "--help")]
+    assert help_outcome == "exit 0" and "usage:" in help_text, f"{command.script} --help: {help_outcome}\n{help_text}"
+    outcome, output = outcomes[(command.script, *command.args)]
+    expected = "exit 0" if "--help" in command.args else "parsed"
+    assert outcome == expected, f"{command.file} line {command.line}: {command.script} {' '.join(command.args)}: {outcome}\n{output}"
 
 
 # Length caps: the command keeps its meaning, it just trains less.
