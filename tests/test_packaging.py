@@ -28,3 +28,16 @@ def test_package_data_globs_cover_every_config_file():
     yaml_files = {path.relative_to(configs) for path in configs.rglob("*.yaml")}
     covered = {path.relative_to(configs) for pattern in patterns for path in configs.glob(pattern)}
     assert yaml_files and yaml_files == covered
+
+
+def _release(distribution: str) -> tuple[int, int]:
+    from importlib.metadata import version
+
+    major, minor = version(distribution).split(".")[:2]
+    return int(major), int(minor)
+
+
+def test_the_joblib_launcher_is_the_release_made_for_the_installed_hydra():
+    """hydra-joblib-launcher 1.4 needs Hydra 1.4; Hydra 1.3's newest plugin is 1.2 (pyproject allows both)."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    assert (_release("hydra-joblib-launcher") >= (1, 4)) == (_release("hydra-core") >= (1, 4))
