@@ -1,74 +1,104 @@
 """The one place nnexp reaches into Hydra's and OmegaConf's private code, each time for speed.
 
-Every entry checks that the installed version is one whose internals it was written against
-(``hydra-core`` 1.3, ``omegaconf`` 2.3) and that the private name is there; otherwise it takes
-the public path, which is slower and gives the same result. Nothing else in nnexp imports
-``hydra._internal`` or ``omegaconf._utils``.
+Each speed-up probes for the private feature it relies on (a name, a signature, a flag), not
+for a version number, and takes the public path when the probe fails: slower, same result.
+Where a release does the fast thing itself, the speed-up is left out. A speed-up that cannot
+apply says so once, at debug level; ``compatibility_paths()`` lists the path each one takes.
+Nothing else in nnexp imports ``hydra._internal`` or ``omegaconf._utils``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from importlib.metadata import version
+import functools
+import inspect
+import logging
+from types import ModuleType
 from typing import Any, Iterator
 
 import yaml
 from omegaconf import DictConfig, OmegaConf, flag_override
 
+log = logging.getLogger(__name__)
 
-def _release(package: str) -> tuple[int, int]:
-    try:
-        major, minor = version(package).split(".")[:2]
-        return int(major), int(minor)
-    except Exception:  # not installed as a distribution, or an odd version string
-        return (0, 0)
+FAST, PUBLIC, NOT_NEEDED = "fast path", "public path", "not needed"
+
+LIBYAML_LOADER = "omegaconf yaml loader"
+STRING_QUOTING = "omegaconf string quoting"
+MODE_PROBE = "hydra mode probe"
+HYDRA_CONFIG = "hydra job config"
+
+_paths: dict[str, str] = {}
 
 
-KNOWN_HYDRA = _release("hydra-core") == (1, 3)
-KNOWN_OMEGACONF = _release("omegaconf") == (2, 3)
+def _take(name: str, path: str, why: str) -> None:
+    """Record which path ``name`` takes; say once, at debug level, why a speed-up does not apply."""
+    if name not in _paths:
+        _paths[name] = f"{path}: {why}"
+        if path != FAST:
+            log.debug("nnexp.compat: %s takes the %s (%s)", name, path, why)
 
 
-def _omegaconf_utils() -> Any | None:
-    if not KNOWN_OMEGACONF:
-        return None
-    try:
-        from omegaconf import _utils
-    except ImportError:
-        return None
-    return _utils if hasattr(_utils, "get_yaml_loader") and hasattr(_utils, "OmegaConfDumper") else None
+@functools.cache
+def _omegaconf_loader_module() -> ModuleType | None:
+    """The OmegaConf module whose ``get_yaml_loader`` every load goes through (``_utils`` in 2.3,
+    ``_yaml`` in 2.4), if there is one that takes no arguments."""
+    for name in ("omegaconf._utils", "omegaconf._yaml"):
+        try:
+            module = __import__(name, fromlist=["get_yaml_loader"])
+        except ImportError:
+            continue
+        loader = getattr(module, "get_yaml_loader", None)
+        if callable(loader):
+            try:
+                loader()
+            except TypeError:
+                continue
+            return module
+    return None
 
 
 _pure_loader: type | None = None  # OmegaConf's own loader class, once replaced
 
 
 def use_libyaml_for_omegaconf() -> bool:
-    """Make OmegaConf load YAML through libyaml's parser; returns whether it does.
+    """Make OmegaConf load YAML through libyaml's parser; returns whether nnexp's loader is in use.
 
-    Every config file Hydra composes, and every ``OmegaConf.load``, goes through OmegaConf's
-    ``get_yaml_loader``, which builds a fresh loader class on PyYAML's pure-Python parser at each
-    call: loading nnexp's and Hydra's 83 config files took 40 ms, against 3 ms with this. The
-    loader is OmegaConf's own (its float and duplicate-key rules, its constructors) with
-    libyaml's parser in front, built once. Public fallback: OmegaConf's loader as it is.
+    OmegaConf 2.3's ``get_yaml_loader`` builds a fresh loader class on PyYAML's pure-Python parser
+    at each call: loading nnexp's and Hydra's 83 config files took 40 ms, against 3 ms with this.
+    The loader is OmegaConf's own (its float and duplicate-key rules, its constructors) with
+    libyaml's parser in front, built once. Not needed where OmegaConf's loader is libyaml's
+    already (2.4). Public path: OmegaConf's loader as it is.
     """
     global _pure_loader
-    utils = _omegaconf_utils()
-    if utils is None or getattr(yaml, "CSafeLoader", None) is None:
-        return False
     if _pure_loader is not None:
         return True
-    from omegaconf import basecontainer
-
-    original = utils.get_yaml_loader
-    _pure_loader = original()
+    module = _omegaconf_loader_module()
+    c_loader = getattr(yaml, "CSafeLoader", None)
+    if c_loader is None:
+        _take(LIBYAML_LOADER, PUBLIC, "PyYAML was built without libyaml")
+        return False
+    if module is None:
+        _take(LIBYAML_LOADER, PUBLIC, "no get_yaml_loader() in omegaconf._utils or omegaconf._yaml")
+        return False
+    original = module.get_yaml_loader
+    pure = original()
+    if issubclass(pure, c_loader):
+        _take(LIBYAML_LOADER, NOT_NEEDED, "OmegaConf's own loader parses with libyaml")
+        return False
     # CSafeLoader first: libyaml's parser wins; OmegaConf's resolvers and constructors follow.
-    loader = type("OmegaConfLibyamlLoader", (yaml.CSafeLoader, _pure_loader), {})
+    loader = type("OmegaConfLibyamlLoader", (c_loader, pure), {})
 
     def get_yaml_loader() -> type:
         return loader
 
-    utils.get_yaml_loader = get_yaml_loader
-    if getattr(basecontainer, "get_yaml_loader", None) is original:  # imported by name there
-        basecontainer.get_yaml_loader = get_yaml_loader
+    import omegaconf
+
+    for holder in (module, *vars(omegaconf).values()):  # also where it was imported by name
+        if isinstance(holder, ModuleType) and getattr(holder, "get_yaml_loader", None) is original:
+            holder.get_yaml_loader = get_yaml_loader
+    _pure_loader = pure
+    _take(LIBYAML_LOADER, FAST, "libyaml's parser in front of OmegaConf's loader, built once")
     return True
 
 
@@ -76,8 +106,18 @@ def omegaconf_pure_loader() -> type | None:
     """OmegaConf's own loader class, as it was before ``use_libyaml_for_omegaconf`` (for tests)."""
     if _pure_loader is not None:
         return _pure_loader
-    utils = _omegaconf_utils()
-    return utils.get_yaml_loader() if utils else None
+    module = _omegaconf_loader_module()
+    return module.get_yaml_loader() if module else None
+
+
+@functools.cache
+def _omegaconf_str_representer() -> Any | None:
+    try:
+        from omegaconf._utils import OmegaConfDumper
+    except ImportError:
+        return None
+    representer = getattr(OmegaConfDumper, "str_representer", None)
+    return representer if callable(representer) else None
 
 
 def _quotes_needed(text: str) -> bool:
@@ -98,25 +138,42 @@ def _quotes_needed(text: str) -> bool:
 def yaml_string_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
     """PyYAML representer for strings as OmegaConf's writer quotes them, so that OmegaConf.load
     reads back exactly what was saved."""
-    utils = _omegaconf_utils()
-    if utils is not None:
-        return utils.OmegaConfDumper.str_representer(dumper, data)
+    representer = _omegaconf_str_representer()
+    if representer is not None:
+        _take(STRING_QUOTING, FAST, "OmegaConfDumper.str_representer")
+        return representer(dumper, data)
+    _take(STRING_QUOTING, PUBLIC, "no OmegaConfDumper.str_representer; nnexp's copy of its rule")
     style = "'" if data and _quotes_needed(data) else None
     return dumper.represent_scalar(yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG, data, style=style)
 
 
+@functools.cache
+def _composing_mode_probe() -> type | None:
+    """Hydra's class whose ``get_mode(config_name, overrides)`` composes the whole config, or
+    None where it reads ``hydra.mode`` without composing (1.4 takes parsed overrides) or is gone."""
+    try:
+        from hydra._internal.hydra import Hydra
+    except ImportError:
+        _take(MODE_PROBE, PUBLIC, "no hydra._internal.hydra.Hydra")
+        return None
+    probe = getattr(Hydra, "get_mode", None)
+    if probe is None:
+        _take(MODE_PROBE, PUBLIC, "no Hydra.get_mode")
+        return None
+    if list(inspect.signature(probe).parameters) != ["self", "config_name", "overrides"]:
+        _take(MODE_PROBE, NOT_NEEDED, "Hydra reads hydra.mode from the overrides and the primary config")
+        return None
+    _take(MODE_PROBE, FAST, "no composition for hydra.mode under -m")
+    return Hydra
+
+
 @contextlib.contextmanager
 def skip_mode_probe() -> Iterator[None]:
-    """Before a run, Hydra composes the whole config once only to read ``hydra.mode`` (~75 ms).
+    """Before a run, Hydra 1.3 composes the whole config once only to read ``hydra.mode`` (~75 ms).
     With ``-m`` the answer cannot change what runs (every mode, or none, makes it a multirun), so
-    the probe reports "unset" without composing. Public fallback: Hydra probes as usual."""
-    hydra_class = None
-    if KNOWN_HYDRA:
-        try:
-            from hydra._internal.hydra import Hydra as hydra_class
-        except ImportError:
-            hydra_class = None
-    if hydra_class is None or not hasattr(hydra_class, "get_mode"):
+    the probe reports "unset" without composing. Public path: Hydra probes as usual."""
+    hydra_class = _composing_mode_probe()
+    if hydra_class is None:
         yield
         return
     probe = hydra_class.get_mode
@@ -127,16 +184,40 @@ def skip_mode_probe() -> Iterator[None]:
         hydra_class.get_mode = probe
 
 
+@functools.cache
+def _shared_hydra_node() -> bool:
+    """Whether OmegaConf can set a node without copying it (the ``no_deepcopy_set_nodes`` flag)
+    and re-parent it (``_set_parent``), and ``HydraConfig`` keeps its config in ``cfg``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not hasattr(HydraConfig.instance(), "cfg"):
+        _take(HYDRA_CONFIG, PUBLIC, "HydraConfig has no cfg attribute")
+        return False
+    node = OmegaConf.create({"x": 1})
+    holder = OmegaConf.create({})
+    try:
+        with flag_override(holder, "no_deepcopy_set_nodes", True):
+            holder.node = node
+    except Exception as error:  # an OmegaConf without the flag
+        _take(HYDRA_CONFIG, PUBLIC, f"OmegaConf cannot set a node uncopied ({type(error).__name__})")
+        return False
+    if holder._get_node("node") is not node or not hasattr(node, "_set_parent"):
+        _take(HYDRA_CONFIG, PUBLIC, "OmegaConf copies set nodes whatever the flag")
+        return False
+    _take(HYDRA_CONFIG, FAST, "the job's own hydra node, not a deep copy")
+    return True
+
+
 def set_hydra_config(config: DictConfig) -> None:
     """Point ``HydraConfig`` at a job's config, so that ``${hydra:...}`` resolves to that job.
 
     Hydra's ``set_config`` deep-copies the hydra node (3 ms a job). Here the singleton holds the
     job's own node, read-only and, as in Hydra's copy, parented to the job config, so
-    interpolations inside it resolve the same way. Public fallback: ``set_config``.
+    interpolations inside it resolve the same way. Public path: ``set_config``.
     """
     from hydra.core.hydra_config import HydraConfig
 
-    if not (KNOWN_HYDRA and KNOWN_OMEGACONF) or not hasattr(config.hydra, "_set_parent"):
+    if not _shared_hydra_node():
         HydraConfig.instance().set_config(config)
         return
     OmegaConf.set_readonly(config.hydra, True)
@@ -145,3 +226,25 @@ def set_hydra_config(config: DictConfig) -> None:
         holder.hydra = config.hydra
     holder.hydra._set_parent(config)
     HydraConfig.instance().cfg = holder
+
+
+@functools.cache
+def hydra_version_base() -> dict[str, str]:
+    """Keyword arguments that give ``hydra.main`` and ``initialize*`` Hydra's current defaults.
+
+    Hydra 1.4 deprecates ``version_base`` (it warns, and 1.5 removes it): omitted, it means the
+    current defaults. Hydra 1.3 takes an omitted one as 1.1's defaults, so it gets "1.3"."""
+    import hydra.errors
+
+    return {} if hasattr(hydra.errors, "Hydra15MigrationWarning") else {"version_base": "1.3"}
+
+
+def compatibility_paths() -> dict[str, str]:
+    """Each speed-up over Hydra's and OmegaConf's internals, and the path it takes here
+    (``fast path``, ``public path`` or ``not needed``, with why), for ``nnexp --version``."""
+    use_libyaml_for_omegaconf()
+    yaml_string_representer(yaml.SafeDumper(None), "probe")
+    _composing_mode_probe()
+    _shared_hydra_node()
+    base = hydra_version_base().get("version_base")
+    return {**_paths, "hydra version_base": f"{base!r}" if base else "omitted: Hydra's current defaults"}

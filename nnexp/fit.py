@@ -74,7 +74,7 @@ def build_trainer(
 ) -> pl.Trainer:
     """The Lightning Trainer; a setting Lightning refuses (an accelerator this machine lacks, an
     unknown precision, a wrong type) is a config error naming the key, not a traceback."""
-    from lightning_fabric.utilities.exceptions import MisconfigurationException
+    from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
     try:
         return factories.trainer(callbacks=callbacks, logger=loggers or False, precision=precision)

@@ -9,13 +9,13 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from nnexp import durable
 from nnexp.compat import yaml_string_representer
 
 # A run dir's files.
@@ -32,13 +32,14 @@ def atomic_path(path: Path) -> Iterator[Path]:
     without error, removed when it raises. Readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = durable.new_file(path.parent, prefix=f".{path.name}.", suffix=".tmp")  # the umask's mode, not 0600
     try:
-        yield Path(tmp)
+        yield tmp
+        durable.fsync_file(tmp)  # its contents on disk before the rename makes it the file
         os.replace(tmp, path)
+        durable.fsync_folder(path.parent)  # and the rename itself
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from nnexp import durable
 from nnexp.metrics import RunRecord, read_record
 from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, copy_atomic
 
@@ -124,19 +125,23 @@ class JobStore:
         commit point. ``replace``: this result takes the place of a stored one (a fresh run's, or
         a damaged entry's), which is moved aside first and then removed."""
         self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}."))
+        staging = durable.new_folder(self.root, prefix=f".{key}.")  # the umask's mode, not 0700
         manifest = {}
         for name in RESULT_FILES:
             if (Path(run_dir) / name).is_file():
                 shutil.copy2(Path(run_dir) / name, staging / name)
                 manifest[name] = {"size": (staging / name).stat().st_size, "sha256": file_digest(staging / name)}
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
+        for name in [*manifest, MANIFEST_FILE]:  # the entry's files and names on disk before the rename
+            durable.fsync_file(staging / name)
+        durable.fsync_folder(staging)
         old = None
         if replace and (self.root / key).is_dir():
             old = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}.old."))
             os.replace(self.root / key, old / key)
         try:
             os.rename(staging, self.root / key)
+            durable.fsync_folder(self.root)  # and the rename itself
         except OSError:  # another worker committed the same config first
             shutil.rmtree(staging, ignore_errors=True)
         if old is not None:

@@ -12,6 +12,8 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
+from nnexp.compat import hydra_version_base
+
 # No figures unless a test asks for them (plots=true): drawing a run's four PNGs took 1-4 s of
 # each in-process run, more than the run itself on the small data sets.
 QUIET = ["quiet=true", "logger=none", "plots=false"]
@@ -30,7 +32,7 @@ def hydra_plugins_scanned():
 @pytest.fixture(autouse=True)
 def hydra_state(hydra_plugins_scanned, hydra_restore_singletons):
     """Each test leaves Hydra's process-wide state (version base, GlobalHydra, plugins, config
-    store) as it found it: composing with ``version_base="1.3"`` must not change what a later
+    store) as it found it: composing with a version base must not change what a later
     test (Hydra's own suites included) gets by default."""
 
 
@@ -40,7 +42,7 @@ def compose_cfg(tmp_path):
 
     def _compose(*overrides: str, fast: bool = True):
         GlobalHydra.instance().clear()
-        with initialize_config_module("nnexp.configs", version_base="1.3"):
+        with initialize_config_module("nnexp.configs", **hydra_version_base()):
             return compose(
                 "train", overrides=[f"paths.output_dir={tmp_path / 'run'}", *(FAST if fast else QUIET), *overrides]
             )

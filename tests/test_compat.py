@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -22,10 +25,10 @@ def config_files() -> list[Path]:
 
 
 def test_every_config_loads_as_with_omegaconfs_own_loader(tmp_path):
-    if not compat.KNOWN_OMEGACONF:
-        pytest.skip("an omegaconf release nnexp was not written against: its own loader is used as it is")
-    assert compat.use_libyaml_for_omegaconf()  # the pinned versions take the fast path
+    fast = compat.use_libyaml_for_omegaconf()
     pure = compat.omegaconf_pure_loader()
+    assert pure is not None  # OmegaConf 2.3 and 2.4 both have a get_yaml_loader() to compare with
+    assert fast == (not issubclass(pure, yaml.CSafeLoader))  # not needed only where OmegaConf uses libyaml
     files = config_files()
     assert len(files) > 50
     for path in files:
@@ -54,7 +57,7 @@ def test_saved_strings_load_back_as_the_same_strings(tmp_path, monkeypatch, fast
     from nnexp.results import yaml_text
 
     if not fast:
-        monkeypatch.setattr(compat, "KNOWN_OMEGACONF", False)  # as on an omegaconf nnexp does not know
+        monkeypatch.setattr(compat, "_omegaconf_str_representer", lambda: None)  # as on an OmegaConf without it
     path = tmp_path / "strings.yaml"
     path.write_text(yaml_text({f"k{i}": text for i, text in enumerate(STRINGS)}))
     loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
@@ -64,9 +67,12 @@ def test_saved_strings_load_back_as_the_same_strings(tmp_path, monkeypatch, fast
 def test_the_mode_probe_is_skipped_only_inside_the_block():
     """Before a multirun, Hydra composes the whole config only to read hydra.mode; with -m nnexp
     answers "unset" without composing (the private method is read here, not patched)."""
-    if not compat.KNOWN_HYDRA:
-        pytest.skip("a Hydra release nnexp was not written against: Hydra probes as usual")
     from hydra._internal.hydra import Hydra
+
+    if compat._composing_mode_probe() is None:
+        assert "parsed_overrides" in inspect.signature(Hydra.get_mode).parameters  # 1.4: no composition to skip
+        assert compat.compatibility_paths()[compat.MODE_PROBE].startswith(compat.NOT_NEEDED)
+        pytest.skip("this Hydra reads hydra.mode without composing: the speed-up is left out")
 
     probe = Hydra.get_mode
     with compat.skip_mode_probe():
@@ -83,9 +89,49 @@ def test_set_hydra_config_resolves_the_jobs_own_node(monkeypatch, fast):
     from hydra.core.hydra_config import HydraConfig
 
     if not fast:
-        monkeypatch.setattr(compat, "KNOWN_HYDRA", False)  # as on a Hydra nnexp does not know
+        monkeypatch.setattr(compat, "_shared_hydra_node", lambda: False)  # as on an OmegaConf without the flag
     GlobalHydra.instance().clear()
-    with initialize_config_module("nnexp.configs", version_base="1.3"):
+    with initialize_config_module("nnexp.configs", **compat.hydra_version_base()):
         config = compose("train", overrides=["data=iris", "hydra.job.num=7", "+probe=${hydra:job.num}"], return_hydra_config=True)
     compat.set_hydra_config(config)
     assert HydraConfig.get().job.num == 7 and config.probe == 7
+
+
+def test_the_hydra_job_config_takes_the_fast_path_on_both_supported_omegaconfs():
+    assert compat._shared_hydra_node()  # OmegaConf 2.3 and 2.4 both set nodes uncopied under the flag
+
+
+def test_compatibility_paths_name_every_speed_up_and_its_path():
+    paths = compat.compatibility_paths()
+    assert set(paths) == {compat.LIBYAML_LOADER, compat.STRING_QUOTING, compat.MODE_PROBE, compat.HYDRA_CONFIG,
+                          "hydra version_base"}
+    for name in (compat.LIBYAML_LOADER, compat.STRING_QUOTING, compat.MODE_PROBE, compat.HYDRA_CONFIG):
+        assert paths[name].split(":")[0] in (compat.FAST, compat.PUBLIC, compat.NOT_NEEDED), name
+
+
+def test_a_speed_up_that_cannot_apply_says_so_once_at_debug_level(monkeypatch, caplog):
+    monkeypatch.setattr(compat, "_paths", {})
+    monkeypatch.setattr(compat, "_omegaconf_str_representer", lambda: None)
+    from nnexp.results import yaml_text
+
+    with caplog.at_level(logging.DEBUG, logger="nnexp.compat"):
+        yaml_text({"a": "1.0", "b": "relu"})
+        yaml_text({"c": "true"})
+    said = [record for record in caplog.records if compat.STRING_QUOTING in record.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.DEBUG and compat.PUBLIC in said[0].getMessage()
+
+
+def test_the_version_base_gives_hydras_current_defaults_without_a_deprecation_warning():
+    """Hydra 1.4 deprecates version_base (omitted, it is the current defaults); 1.3 needs "1.3"."""
+    import hydra
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Hydra 1.3's "version_base not specified", 1.4's migration warning
+        with initialize_config_module("nnexp.configs", **compat.hydra_version_base()):
+            compose("train", overrides=["data=iris"])
+    from hydra.version import getbase
+
+    assert str(getbase()) == ".".join(hydra.__version__.split(".")[:2])

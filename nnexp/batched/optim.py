@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from nnexp import torch_compat
 from nnexp.batched.stacked_mlp import StackedMLP
 from nnexp.training.optimizers import sklearn_adam_eps
 
@@ -84,9 +85,9 @@ class StackOptimizer:
                 self._step = torch.zeros((), device=theta.device)
             self._step.fill_(float(self.steps_scalar))
             eps = sklearn_adam_eps(self.eps, beta2, self.steps_scalar) if sklearn else self.eps
-            torch._fused_adam_([theta], [grad], [exp_avg], [exp_avg_sq], [], [self._step], lr=self.lr_scalar, beta1=beta1,
-                               beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
-            return
+            if torch_compat.fused_adam_([theta], [grad], [exp_avg], [exp_avg_sq], [self._step], lr=self.lr_scalar,
+                                        beta1=beta1, beta2=beta2, eps=eps):
+                return
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         if self.steps_scalar is None:  # members have made different numbers of steps

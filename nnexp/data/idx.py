@@ -4,7 +4,7 @@ The four standard files (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte`
 ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, gzipped or plain) live in
 ``<root>/<dataset>/`` (or directly in ``<root>``). Gzipped files are checked against the MD5
 sums the datasets publish on first use; decoded arrays are then cached as ``.npy`` next to the
-files (or under ``~/.cache/nnexp`` when that folder is read-only), so later loads skip both.
+files (or in the user's cache folder when that folder is read-only), so later loads skip both.
 """
 
 from __future__ import annotations
@@ -104,12 +104,28 @@ def writable(folder: Path) -> bool:
 
 
 def cache_dir_for(folder: Path) -> Path:
-    """Next to the data when writable, else a per-folder dir under ~/.cache/nnexp."""
+    """Next to the data when writable, else a per-folder dir in the user's cache folder, as
+    platformdirs names it (``$XDG_CACHE_HOME/nnexp``, else ``~/.cache/nnexp`` on Linux;
+    ``~/Library/Caches/nnexp`` on macOS). A cache left in ``~/.cache/nnexp`` by an older nnexp
+    is moved there once, with a note, or read where it is when it cannot be moved."""
+    import shutil
+
+    import platformdirs
+
     local = folder / ".nnexp-cache"
     if writable(local) or (not local.exists() and writable(folder)):
         return local
     key = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nnexp" / key
+    cache = Path(platformdirs.user_cache_dir("nnexp", appauthor=False))
+    legacy = Path.home() / ".cache" / "nnexp"
+    if legacy != cache and legacy.is_dir() and not cache.exists():
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(legacy), str(cache))
+            print(f"note: moved nnexp's cache from {legacy} to {cache}", file=sys.stderr)
+        except OSError:
+            return legacy / key
+    return cache / key
 
 
 def load_array(path: Path, dataset: str, cache: Path) -> np.ndarray:

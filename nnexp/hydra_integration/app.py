@@ -63,7 +63,9 @@ def hydra_app() -> Callable[[], None]:
     sets Hydra's process-wide version base, which importing nnexp must not change."""
     import hydra
 
-    return hydra.main(config_path=f"pkg://{CONFIG_PACKAGE}", config_name="train", version_base="1.3")(train_task)
+    from nnexp.compat import hydra_version_base
+
+    return hydra.main(config_path=f"pkg://{CONFIG_PACKAGE}", config_name="train", **hydra_version_base())(train_task)
 
 
 def register_plugins() -> None:

@@ -13,6 +13,21 @@ from nnexp.results import write_text_atomic
 
 STUDY_SUMMARY_FILE = "study.csv"
 FIGURES = ("plot_optimization_history", "plot_param_importances", "plot_parallel_coordinate")
+# Optuna 4 ranks parameters by fANOVA by default, Optuna 5 by PED-ANOVA: named here, so the report
+# says which, and is the same under both.
+IMPORTANCE_METHOD = "PED-ANOVA"
+
+
+def importance_evaluator():
+    """The parameter-importance method of the study report (Optuna's ``PedAnovaImportanceEvaluator``)."""
+    import warnings
+
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.importance import PedAnovaImportanceEvaluator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)  # experimental in Optuna 4, the default in 5
+        return PedAnovaImportanceEvaluator()
 
 
 def trial_rows(study) -> list[dict]:
@@ -88,7 +103,11 @@ def draw_study_figures(study, out_dir: Path) -> list[Path]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna marks its matplotlib figures experimental
-                axes = getattr(optuna_plots, name)(study)
+                if name == "plot_param_importances":
+                    axes = optuna_plots.plot_param_importances(study, evaluator=importance_evaluator())
+                    axes.set_title(f"Hyperparameter importances ({IMPORTANCE_METHOD})")
+                else:
+                    axes = getattr(optuna_plots, name)(study)
         except (ValueError, RuntimeError, ZeroDivisionError):  # too few finished trials for this figure
             continue
         figure = (axes.flat[0] if hasattr(axes, "flat") else axes).get_figure()
@@ -122,6 +141,7 @@ def summarise_study(study, out_dir: Path, console=None, figures: bool = True) ->
     console.print(f"best (trial {best.number}, value {best.value:.4f}): [bold]{best_row['command']}")
     if figures and len(rows) > 1:
         for path in draw_study_figures(study, out_dir):
-            console.print(f"[dim]plot: {path}")
+            method = f" (parameter importance by {IMPORTANCE_METHOD})" if "param_importances" in path.name else ""
+            console.print(f"[dim]plot: {path}{method}")
     console.print(f"[dim]study summary: {out_dir / STUDY_SUMMARY_FILE}")
     return rows

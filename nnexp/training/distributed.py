@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 from pytorch_lightning.strategies import DDPStrategy
 
+from nnexp import torch_compat
+
 
 class InMemoryDDP(DDPStrategy):
     """Lightning's DDP launch and process group, without the DistributedDataParallel wrapper."""
@@ -50,9 +52,9 @@ def sync_gradients(parameters: list[torch.Tensor], local_rows: int, global_rows:
         if parameter.grad is None:
             parameter.grad = torch.zeros_like(parameter)
     grads = [parameter.grad for parameter in parameters]
-    flat = torch._utils._flatten_dense_tensors(grads).mul_(local_rows / global_rows)
+    flat = torch_compat.flatten_dense_tensors(grads).mul_(local_rows / global_rows)
     dist.all_reduce(flat)
-    for grad, synced in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads)):
+    for grad, synced in zip(grads, torch_compat.unflatten_dense_tensors(flat, grads)):
         grad.copy_(synced)
 
 

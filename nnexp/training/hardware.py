@@ -12,6 +12,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from nnexp import torch_compat
 from nnexp.models.cnn import is_convolutional
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
@@ -109,10 +110,7 @@ def torch_threads(count: int | None) -> Iterator[None]:
 
 def cpu_has_native_bf16() -> bool:
     """AVX512-BF16 or AMX: bf16 matmuls and convolutions run faster than fp32 on this CPU."""
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    return torch_compat.cpu_has_native_bf16()
 
 
 def uses_gpu(accelerator: str) -> bool:

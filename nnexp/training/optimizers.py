@@ -14,6 +14,8 @@ import math
 
 import torch
 
+from nnexp import torch_compat
+
 
 class SGD(torch.optim.Optimizer):
     """scikit-learn's ``solver='sgd'`` update: ``v = momentum * v - lr * grad``, then ``w += v``,
@@ -45,14 +47,14 @@ class SGD(torch.optim.Optimizer):
                     state["velocity"] = torch.zeros_like(p)
                 velocities.append(state["velocity"])
             # v = momentum * v - lr * grad, in scikit-learn's order of operations.
-            torch._foreach_mul_(velocities, momentum)
-            torch._foreach_add_(velocities, grads, alpha=-lr)
+            torch_compat.foreach_mul_(velocities, momentum)
+            torch_compat.foreach_add_(velocities, grads, alpha=-lr)
             if group["nesterov"]:
-                update = torch._foreach_mul(velocities, momentum)
-                torch._foreach_add_(update, grads, alpha=-lr)
-                torch._foreach_add_(params, update)
+                update = torch_compat.foreach_mul(velocities, momentum)
+                torch_compat.foreach_add_(update, grads, alpha=-lr)
+                torch_compat.foreach_add_(params, update)
             else:
-                torch._foreach_add_(params, velocities)
+                torch_compat.foreach_add_(params, velocities)
         return loss
 
 

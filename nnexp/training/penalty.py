@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nnexp import torch_compat
+
 
 def penalized_weights(network: nn.Module) -> list[torch.Tensor]:
     """Weight matrices and kernels (parameters with 2+ dimensions); biases and norm scales are not penalised."""
@@ -42,9 +44,9 @@ class WeightPenalty:
         """``0.5 * alpha * sum(W**2) + l1 * sum(|W|)`` (for ``n_batch=1``), in a few fused ops."""
         total = torch.zeros((), device=weights[0].device)
         if self.alpha > 0:
-            total = total + (0.5 * self.alpha) * torch.stack(torch._foreach_norm(weights)).square().sum()
+            total = total + (0.5 * self.alpha) * torch.stack(torch_compat.foreach_norm(weights)).square().sum()
         if self.l1 > 0:
-            total = total + self.l1 * torch.stack(torch._foreach_norm(weights, 1)).sum()
+            total = total + self.l1 * torch.stack(torch_compat.foreach_norm(weights, 1)).sum()
         return total
 
     @torch.no_grad()
@@ -56,6 +58,6 @@ class WeightPenalty:
         """
         grads = [w.grad for w in weights]
         if self.alpha > 0:
-            torch._foreach_add_(grads, weights, alpha=self.alpha / n_batch)
+            torch_compat.foreach_add_(grads, weights, alpha=self.alpha / n_batch)
         if self.l1 > 0:
-            torch._foreach_add_(grads, torch._foreach_sign(weights), alpha=self.l1 / n_batch)
+            torch_compat.foreach_add_(grads, torch_compat.foreach_sign(weights), alpha=self.l1 / n_batch)

@@ -23,10 +23,23 @@ class UnsafeFolder(Exception):
 
 
 def private_folder(environ=os.environ) -> Path:
-    """The user's socket folder (``NNEXP_WARM_DIR``, else ``$XDG_RUNTIME_DIR``, else the temp
-    dir, then ``nnexp-warm-<uid>``), made with mode 700. Raises :class:`UnsafeFolder` when it is
-    a link, another user's, or open to others: then nobody else's server can be reached."""
-    base = environ.get("NNEXP_WARM_DIR") or environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    """The user's socket folder (``NNEXP_WARM_DIR``, else ``$XDG_RUNTIME_DIR``, else the runtime
+    folder platformdirs names where it exists, else the temp dir; then ``nnexp-warm-<uid>``), made
+    with mode 700. Raises :class:`UnsafeFolder` when it is a link, another user's, or open to
+    others: then nobody else's server can be reached."""
+    import warnings
+
+    import platformdirs
+
+    base = environ.get("NNEXP_WARM_DIR") or environ.get("XDG_RUNTIME_DIR")
+    if not base:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # newer platformdirs warn that XDG_RUNTIME_DIR is unset
+                runtime = Path(platformdirs.user_runtime_dir())
+        except OSError:  # newer platformdirs refuse a runtime folder another user could replace
+            runtime = None
+        base = runtime if runtime and runtime.is_dir() and os.access(runtime, os.W_OK) else tempfile.gettempdir()
     folder = Path(base) / f"nnexp-warm-{os.getuid()}"
     try:
         folder.mkdir(mode=0o700)
