@@ -8,6 +8,7 @@ import numbers
 
 from omegaconf import DictConfig, OmegaConf
 
+from nnexp.config_files import check_keys
 from nnexp.errors import ConfigError
 
 BATCH_SIZE_WORDS = ("auto", "full")
@@ -101,6 +102,7 @@ def check_config(cfg: DictConfig) -> None:
     found = non_finite_setting(settings)
     if found:  # NaN passes every comparison, and inf overflows silently: neither is a setting
         raise ConfigError(found[0], found[1], "a finite number")
+    check_keys(settings, lambda: OmegaConf.to_container(cfg, resolve=False))
     check_types(settings)
     betas = _get(cfg, "optim.betas")
     if betas is not None and not (OmegaConf.is_list(betas) and len(betas) == 2
