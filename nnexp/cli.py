@@ -69,14 +69,15 @@ def unknown_group_option(argv: list[str]) -> str | None:
 
 
 def user_file_problem(argv: list[str]) -> str | None:
-    """The one line for a user's config file that is not YAML or not a mapping (``nnexp.config_files``)."""
-    if not uses_user_config(argv):
-        return None
-    from nnexp.config_files import check_user_files
+    """The one line for a user's config file that is not YAML or not a mapping, or for a name that
+    would put a folder outside its root (``nnexp.config_files``)."""
+    from nnexp.config_files import check_user_files, command_line_path_names
     from nnexp.errors import NnexpError
 
     try:
-        check_user_files(argv)
+        command_line_path_names(argv)
+        if uses_user_config(argv):
+            check_user_files(argv)
     except NnexpError as error:
         return str(error)
     return None
@@ -337,6 +338,10 @@ def study_summary(args) -> None:
                "hydra.sweeper.study_name and hydra.sweeper.storage")
     except Exception as error:  # noqa: BLE001  (a storage that cannot be opened: bad URL, server down, no driver)
         refuse(f"--storage {args.storage}: cannot open it ({one_line(error)}); give the sweep's hydra.sweeper.storage")
+    from nnexp.config_files import escapes_root
+
+    if args.out is None and escapes_root(args.study):  # the default folder is named after the study
+        refuse(f"--study {args.study}: its default folder study-{args.study} would leave this folder; add --out DIR")
     summarise_study(study, args.out or Path(f"study-{args.study}"), figures=not args.no_plots)
 
 

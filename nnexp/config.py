@@ -8,7 +8,7 @@ import numbers
 
 from omegaconf import DictConfig, OmegaConf
 
-from nnexp.config_files import check_keys
+from nnexp.config_files import check_keys, check_path_names
 from nnexp.errors import ConfigError
 
 BATCH_SIZE_WORDS = ("auto", "full")
@@ -103,6 +103,7 @@ def check_config(cfg: DictConfig) -> None:
     if found:  # NaN passes every comparison, and inf overflows silently: neither is a setting
         raise ConfigError(found[0], found[1], "a finite number")
     check_keys(settings, lambda: OmegaConf.to_container(cfg, resolve=False))
+    check_path_names({"task_name": cfg.get("task_name")}, explicit_hydra_keys())
     check_types(settings)
     betas = _get(cfg, "optim.betas")
     if betas is not None and not (OmegaConf.is_list(betas) and len(betas) == 2
@@ -155,6 +156,15 @@ def check_config(cfg: DictConfig) -> None:
     if not (threads is None or threads == "auto" or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1)):
         raise ConfigError("threads", threads, "auto, a whole number of threads >= 1, or null for torch's default")
     _check_solver_combination(cfg)
+
+
+def explicit_hydra_keys() -> set[str]:
+    """The ``hydra.*`` keys the user set on the command line (none outside a Hydra run)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return set()
+    return {override.split("=", 1)[0].lstrip("+~") for override in HydraConfig.get().overrides.hydra}
 
 
 LBFGS_TARGET = "nnexp.training.lbfgs.LBFGS"

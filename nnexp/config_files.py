@@ -191,3 +191,40 @@ def misspelt_override(message: str) -> str | None:
     hint = nearest(rest, names, prefix=group + ".") if group == root else ""
     return (f"{key}: {group} has no setting {rest}{hint}; fix its name (+{key}=... adds a key only for a "
             "component that takes it)")
+
+
+NAMED_PATHS = {  # a key whose value names a folder under a root, and the explicit override that replaces that folder
+    "task_name": ("outputs/", "hydra.run.dir"),
+    "hydra.sweeper.study_name": ("the sweep dir", None),
+}
+
+
+def escapes_root(name) -> bool:
+    """Whether a name used as a folder would leave its root folder (absolute, ``..``, ``~``)."""
+    path = Path(str(name))
+    return path.is_absolute() or ".." in path.parts or str(name).startswith("~")
+
+
+def check_path_names(values: dict, explicit: set[str]) -> None:
+    """Raise NnexpError for a name that would put a run, sweep or store folder outside its root;
+    ``explicit`` holds the keys the user set themselves (hydra.run.dir: their choice, kept)."""
+    for key, (root, override) in NAMED_PATHS.items():
+        value = values.get(key)
+        if value is not None and escapes_root(value) and override not in explicit:
+            fix = f", or set {override}=DIR to choose the folder yourself" if override else ""
+            raise NnexpError(f"{key}={value} would write outside {root}; give a plain name such as my_run (a/b makes "
+                             f"subfolders){fix}")
+
+
+def command_line_path_names(argv: list[str]) -> None:
+    """``check_path_names`` on a command line's overrides, before Hydra makes any folder."""
+    values, explicit = {}, set()
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or arg.startswith("-"):
+            continue
+        key = key.lstrip("+~")
+        explicit.add(key)
+        if key in NAMED_PATHS:  # a sweep's comma-separated options: the first that escapes
+            values[key] = next((option for option in value.split(",") if escapes_root(option)), None)
+    check_path_names(values, explicit)

@@ -165,7 +165,10 @@ ROWS = [
     ("paths:task-name-absolute", {}, ["task_name=/tmp/elsewhere", *VALIDATE], 2, "task_name"),
     ("paths:task-name-nested", {}, ["task_name=a/b", *VALIDATE], 0, ""),
     ("paths:explicit-run-dir", {}, ["hydra.run.dir={tmp}/../mine", *VALIDATE], 0, ""),
-    ("paths:sweep-task-name-up", {}, ["-m", "task_name=../../y", "seed=0,1", *VALIDATE], 2, "task_name"),
+    ("paths:sweep-task-name-up", {}, ["-m", "task_name=a,../../y", "seed=0", *VALIDATE], 2, "task_name"),
+    ("paths:file-task-name-up", {"conf/experiment/mine.yaml": EXP + "task_name: ../../z\n"},
+     ["--config-dir", "{tmp}/conf", "experiment=mine", *VALIDATE], 2, "task_name"),
+    ("paths:task-name-up-explicit-run-dir", {}, ["task_name=../../x", "hydra.run.dir={tmp}/mine", *VALIDATE], 0, ""),
     # 6. Resources before allocation.
     ("resources:huge-mlp", {}, ["model.hidden_sizes=[200000,200000,200000]", *VALIDATE], 2, "GiB"),
     ("resources:huge-cnn", {}, ["data=digits_images", "model=cnn_small", "model.hidden_sizes=[400000,400000]", *VALIDATE], 2, "GiB"),
