@@ -174,6 +174,10 @@ ROWS = [
     ("resources:huge-cnn", {}, ["data=digits_images", "model=cnn_small", "model.hidden_sizes=[400000,400000]", *VALIDATE], 2, "GiB"),
     ("resources:fits", {}, ["model.hidden_sizes=[1000,1000]", *VALIDATE], 0, ""),
     ("resources:full-disk", {"": "full_disk"}, ["data=iris", "trainer.max_epochs=2", *FAST], 1, "No space left"),
+    ("resources:full-disk-sweep", {"": "full_disk"}, ["-m", "data=iris", "seed=0,1", "trainer.max_epochs=2", *FAST], 1,
+     "No space left"),
+    ("resources:full-disk-cnn", {"": "full_disk"}, ["data=digits_images", "model=cnn_small", "trainer.max_epochs=1", *FAST], 1,
+     "No space left"),
     # 7. Every numeric setting validated.
     ("numbers:step-size-0", {}, ["schedule=step", "schedule.step_size=0", *VALIDATE], 2, "step_size"),
     ("numbers:gamma-negative", {}, ["schedule=step", "schedule.gamma=-1", *VALIDATE], 2, "gamma"),
