@@ -46,6 +46,11 @@ def non_finite_setting(settings, prefix: str = "") -> tuple[str, float] | None:
 def numeric_keys() -> frozenset[str]:
     """Every key that nnexp's own config files set to a number (``stopping.patience``,
     ``data.test_size`` ...): the types come from the configs, not from a list kept here."""
+    return typed_keys(numbers.Real)
+
+
+def typed_keys(kind: type) -> frozenset[str]:
+    """Every key that nnexp's own config files set to a value of ``kind`` (bool is not a number here)."""
     import yaml
     from importlib import resources
 
@@ -57,7 +62,7 @@ def numeric_keys() -> frozenset[str]:
             path = f"{prefix}.{key}" if prefix else str(key)
             if isinstance(value, dict):
                 walk(value, path)
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            elif isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
                 keys.add(path)
 
     walk(yaml.safe_load(root.joinpath("train.yaml").read_text()), "")
@@ -81,8 +86,20 @@ def setting(settings: dict, key: str):
     return node
 
 
+@functools.cache
+def switch_keys() -> frozenset[str]:
+    """Every key that nnexp's own config files set to true or false (``plots``, ``data.scale`` ...)."""
+    return typed_keys(bool)
+
+
 def check_types(settings: dict) -> None:
-    """A word where nnexp's configs have a number; a seed numpy cannot take."""
+    """A word where nnexp's configs have a number or a switch; a seed numpy cannot take."""
+    for key in sorted(switch_keys()):
+        if key.rpartition(".")[2].startswith("_"):  # _partial_: Hydra's own
+            continue
+        value = setting(settings, key)
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(key, value, "true or false")
     for key in sorted(numeric_keys()):
         value = setting(settings, key)
         if isinstance(value, (str, bool)):
@@ -90,6 +107,78 @@ def check_types(settings: dict) -> None:
         if key == "seed" or key.endswith("_seed"):
             if value is not None and (not isinstance(value, int) or not 0 <= value < 2**32):
                 raise ConfigError(key, value, "a whole number from 0 to 2**32 - 1, e.g. 0")
+
+
+def _whole(low: int):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _at_least(low: float, strict: bool = False):
+    return lambda v: _is_number(v) and (v > low if strict else v >= low)
+
+
+def _seed(v) -> bool:
+    return v is None or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32)
+
+
+# Settings nnexp checks by one rule each: key -> (test, what is allowed). Keys in CHECKED_ELSEWHERE
+# are checked by the component they configure, which raises ConfigError naming them.
+RULES = {
+    "schedule.step_size": (_whole(1), "a whole number of epochs >= 1 between rate cuts, e.g. 50"),
+    "schedule.gamma": (_at_least(0, strict=True), "a factor > 0 the rate is multiplied by, e.g. 0.5"),
+    "schedule.power_t": (_at_least(0), "an exponent >= 0, e.g. 0.5 (scikit-learn's power_t)"),
+    "schedule.factor": (_at_least(0, strict=True), "a factor > 0, e.g. 5 for schedule=adaptive"),
+    "schedule.total_iters": (_whole(0), "a whole number of epochs >= 0"),
+    "schedule.T_max": (_whole(1), "a whole number of epochs >= 1, e.g. ${trainer.max_epochs}"),
+    "schedule.eta_min": (_at_least(0), "a learning rate >= 0"),
+    "schedule.min_lr": (_at_least(0), "a learning rate >= 0, e.g. 1e-6"),
+    "optim.eps": (_at_least(0), "a small number >= 0, e.g. 1e-8 (scikit-learn's epsilon)"),
+    "optim.tol": (_at_least(0), "a tolerance >= 0, e.g. 1e-4"),
+    "optim.max_iter": (_whole(1), "a whole number of iterations >= 1, e.g. 200"),
+    "optim.max_fun": (_whole(1), "a whole number of loss evaluations >= 1, e.g. 15000"),
+    "optim.history_size": (_whole(1), "a whole number of past steps >= 1, e.g. 10"),
+    "optim.weight_decay": (_at_least(0), "a decay >= 0 (or use regularization.alpha)"),
+    "optim.alpha": (_at_least(0), "a smoothing constant >= 0, e.g. 0.99"),
+    "optim.tolerance_grad": (_at_least(0), "a tolerance >= 0, e.g. 1e-7"),
+    "optim.tolerance_change": (_at_least(0), "a tolerance >= 0, e.g. 1e-9"),
+    "optim.line_search_fn": (lambda v: v in (None, "strong_wolfe"), "strong_wolfe, or null for none"),
+    "model.bias_init": (lambda v: v in ("glorot", "zeros"), "glorot (scikit-learn) or zeros (Keras)"),
+    "data.split_seed": (_seed, "a whole number from 0 to 2**32 - 1, e.g. 0"),
+    "data.permutation_seed": (_seed, "a whole number from 0 to 2**32 - 1, e.g. 42"),
+    "data.generator.random_state": (_seed, "a whole number from 0 to 2**32 - 1, e.g. 0"),
+    "data.generator.n_samples": (lambda v: isinstance(v, list) or _whole(2)(v), "a whole number of rows >= 2, e.g. 300"),
+    "data.generator.noise": (_at_least(0), "a noise level >= 0, e.g. 0.25"),
+    "data.generator.factor": (lambda v: _is_number(v) and 0 < v < 1, "a radius ratio in (0, 1), e.g. 0.5"),
+    "data.test_size": (lambda v: _is_number(v) and 0 < v < 1, "a fraction between 0 and 1, e.g. 0.25"),
+}
+CHECKED_ELSEWHERE = {  # key or prefix -> the component that checks it
+    "stopping.": "nnexp.training.stopping.StoppingRule",
+    "trainer.": "Lightning's Trainer (nnexp.fit.build_trainer)",
+    "data.task": "nnexp.data.bundle.infer_task",
+    "data.validation_fraction": "nnexp.data.bundle.check_validation_fraction",
+    "data.limit_": "nnexp.data.images.stratified_subset",
+    "data.generator.": "the generator itself (nnexp.data.sources.GeneratedSource)",
+    "trial": "the Optuna sweeper, which sets it",
+}
+CHECKED_HERE = ("mode", "seed", "batch_size", "cv", "threads", "optim.betas", "optim.lr", "optim.momentum",
+                "regularization.alpha", "regularization.l1", "model.hidden_sizes", "model.activation", "model.dropout")
+
+
+def rule_of(key: str) -> str | None:
+    """Where a setting's values are checked (None: nowhere, which tests/test_bad_value_table.py refuses)."""
+    if key in RULES or key in CHECKED_HERE:
+        return "nnexp.config"
+    if key in switch_keys():
+        return "nnexp.config.check_types (true or false)"
+    return next((who for prefix, who in CHECKED_ELSEWHERE.items() if key == prefix or key.startswith(prefix)), None)
+
+
+def check_rules(settings: dict) -> None:
+    """Each setting in RULES that is set must pass its rule."""
+    for key, (allowed, text) in RULES.items():
+        value = setting(settings, key)
+        if value is not None and not allowed(value):
+            raise ConfigError(key, value, text)
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -105,6 +194,7 @@ def check_config(cfg: DictConfig) -> None:
     check_keys(settings, lambda: OmegaConf.to_container(cfg, resolve=False))
     check_path_names({"task_name": cfg.get("task_name")}, explicit_hydra_keys())
     check_types(settings)
+    check_rules(settings)
     betas = _get(cfg, "optim.betas")
     if betas is not None and not (OmegaConf.is_list(betas) and len(betas) == 2
                                   and all(_is_number(b) and 0 <= b < 1 for b in betas)):
