@@ -52,8 +52,8 @@ def check_user_files(argv: list[str]) -> None:
                 mark = getattr(error, "problem_mark", None)
                 where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
                 problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-                raise NnexpError(f"{path}{where}: not valid YAML ({problem}); fix the indentation or close the "
-                                 "bracket or quote there") from None
+                raise NnexpError(f'{problem} in "{path}"{where}: not valid YAML; fix the indentation, or close the '
+                                 "bracket or quote, there") from None
             except (OSError, UnicodeDecodeError) as error:
                 raise NnexpError(f"{path}: cannot read it ({error}); save it as UTF-8 text") from None
             if content is not None and not isinstance(content, dict):
