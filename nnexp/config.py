@@ -54,7 +54,8 @@ def typed_keys(kind: type) -> frozenset[str]:
     import yaml
     from importlib import resources
 
-    root = resources.files("nnexp.configs")
+    from nnexp.config_files import packaged_options
+
     keys = set()
 
     def walk(node, prefix):
@@ -65,15 +66,12 @@ def typed_keys(kind: type) -> frozenset[str]:
             elif isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
                 keys.add(path)
 
-    walk(yaml.safe_load(root.joinpath("train.yaml").read_text()), "")
+    walk(yaml.load(resources.files("nnexp.configs").joinpath("train.yaml").read_text(),
+                   Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)), "")
     # Lightning's own groups take words for numbers (trainer.devices=auto): Lightning checks them.
-    for group in root.iterdir():
-        if group.is_dir() and group.name not in ("hydra", "experiment", "sweep", "launcher", "trainer", "callbacks",
-                                                  "logger", "__pycache__"):
-            for option in group.iterdir():
-                if option.name.endswith(".yaml"):
-                    text = option.read_text()
-                    walk(yaml.safe_load(text), "" if "@package _global_" in text.split("\n", 3)[0] else group.name)
+    for group, _, node, global_package in packaged_options():
+        if group not in ("hydra", "experiment", "sweep", "launcher", "trainer", "callbacks", "logger"):
+            walk(node, "" if global_package else group)
     return frozenset(keys)
 
 

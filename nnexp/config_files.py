@@ -62,35 +62,46 @@ def check_user_files(argv: list[str]) -> None:
 
 
 @functools.cache
-def packaged_keys() -> dict[tuple[str, str | None], frozenset[str]]:
-    """(group, _target_) -> every key that nnexp's own options of that group set for that target
-    (shared parts such as ``data/_tabular.yaml`` count for every target of their group)."""
+def packaged_options() -> tuple[tuple[str, str, dict, bool], ...]:
+    """(group, file name, content, is @package _global_) of every option file nnexp ships, read once per process."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     root = resources.files("nnexp.configs")
-    known: dict[tuple[str, str | None], set[str]] = {}
+    options = []
     for group in root.iterdir():
-        if not group.is_dir() or group.name.startswith("_") or group.name in OPEN_GROUPS:
+        if group.is_dir() and not group.name.startswith("_"):
+            for option in group.iterdir():
+                if option.name.endswith(".yaml"):
+                    text = option.read_text()
+                    node = yaml.load(text, Loader=loader)
+                    options.append((group.name, option.name, node if isinstance(node, dict) else {},
+                                    "@package _global_" in text.split("\n", 3)[0]))
+    return tuple(options)
+
+
+@functools.cache
+def packaged_keys() -> dict[tuple[str, str | None], frozenset[str]]:
+    """(group, _target_) -> every key that nnexp's own options of that group set for that target
+    (shared parts such as ``data/_tabular.yaml`` count for every target of their group)."""
+    known: dict[tuple[str, str | None], set[str]] = {}
+    shared: dict[str, set[str]] = {}
+    for group, name, node, _ in packaged_options():
+        if group in OPEN_GROUPS:
             continue
-        shared: set[str] = set()
-        for option in group.iterdir():
-            if option.name.endswith(".yaml"):
-                node = yaml.load(option.read_text(), Loader=loader) or {}
-                if option.name.startswith("_"):
-                    shared |= set(node)
-                else:
-                    known.setdefault((group.name, node.get("_target_")), set()).update(node)
-        for key in known:
-            if key[0] == group.name:
-                known[key] |= shared | {"defaults"}
-    return {key: frozenset(value) for key, value in known.items()}
+        if name.startswith("_"):
+            shared.setdefault(group, set()).update(node)
+        else:
+            known.setdefault((group, node.get("_target_")), set()).update(node)
+    return {key: frozenset(keys | shared.get(key[0], set()) | {"defaults"}) for key, keys in known.items()}
 
 
-def root_keys() -> set[str]:
+@functools.cache
+def root_keys() -> frozenset[str]:
+    """nnexp's root keys (``nnexp.vocabulary.root_keys``), read once per process."""
     from nnexp.vocabulary import root_keys as keys
 
-    return keys()
+    return frozenset(keys())
 
 
 def interpolated_names(container) -> set[str]:

@@ -235,3 +235,31 @@ def test_the_table_has_several_rows_of_every_kind():
         kinds[row[0].split(":")[0]] = kinds.get(row[0].split(":")[0], 0) + 1
     assert set(kinds) >= {"files", "diverge", "cache", "csv", "paths", "resources", "numbers", "messages", "env"}
     assert min(kinds.values()) >= 2
+
+
+SINFO = "n1 8 16000 debug* (null) 1:00:00\nn2 4 64000 big (null) infinite\ng1 16 128000 gpu gpu:a100:2(S:0-1) 2-00:00:00\n"
+CLUSTER_ROWS = [  # (request, the key named, a fragment) on the cluster SINFO describes; None: it fits
+    (dict(partition=None, cpus_per_task=1, mem_gb=4), None, ""),
+    (dict(partition="gpu", cpus_per_task=1, mem_gb=4, gpus_per_node=2), None, ""),
+    (dict(partition="nope", cpus_per_task=1, mem_gb=4), "partition", "big, debug, gpu"),
+    (dict(partition=None, cpus_per_task=1, mem_gb=4, gpus_per_node=1), "gpus_per_node", "partitions that can: gpu"),
+    (dict(partition=None, cpus_per_task=32, mem_gb=4), "cpus_per_task", "at most 8 CPUs"),
+    (dict(partition=None, cpus_per_task=1, mem_gb=32), "mem_gb", "partitions that can: big, gpu"),
+    (dict(partition=None, cpus_per_task=1, mem_gb=4, timeout_min=600), "timeout_min", "at most 60 minutes"),
+    (dict(partition="big", cpus_per_task=8, mem_gb=4), "cpus_per_task", "at most 4 CPUs"),
+    (dict(partition="gpu", cpus_per_task=1, mem_gb=4, gpus_per_node=4), "gpus_per_node", "at most 2 GPUs"),
+]
+
+
+@pytest.mark.parametrize("request_, key, fragment", CLUSTER_ROWS)
+def test_a_cluster_request_that_cannot_run_names_its_key_and_what_the_cluster_offers(request_, key, fragment, monkeypatch):
+    from nnexp.errors import ConfigError
+    from nnexp.hydra_integration import slurm
+
+    monkeypatch.setattr(slurm, "_run", lambda *command: SINFO if "-N" in command else "up\n")
+    if key is None:
+        slurm.check_request(**request_)
+        return
+    with pytest.raises(ConfigError) as error:
+        slurm.check_request(**request_)
+    assert error.value.key == f"hydra.launcher.{key}" and fragment in str(error.value) and "\n" not in str(error.value)
