@@ -263,3 +263,23 @@ def test_a_cluster_request_that_cannot_run_names_its_key_and_what_the_cluster_of
     with pytest.raises(ConfigError) as error:
         slurm.check_request(**request_)
     assert error.value.key == f"hydra.launcher.{key}" and fragment in str(error.value) and "\n" not in str(error.value)
+
+
+LIVE_CLUSTER_ROWS = [  # on the local one-node SLURM cluster (no GPUs, partition "debug" or as it says)
+    (["hydra.launcher.gpus_per_node=1"], "hydra.launcher.gpus_per_node=1"),
+    (["hydra.launcher.partition=nope"], "partitions sinfo lists"),
+    (["hydra.launcher.mem_gb=100000"], "hydra.launcher.mem_gb=100000"),
+]
+
+
+@pytest.mark.server
+@pytest.mark.xdist_group("slurm")
+@pytest.mark.parametrize("overrides, fragment", LIVE_CLUSTER_ROWS)
+def test_a_live_cluster_refuses_what_it_cannot_run_in_one_line(overrides, fragment, tmp_path, slurm_cluster):
+    import subprocess
+
+    env = {**slurm_cluster, "HYDRA_FULL_ERROR": "0"}
+    done = subprocess.run([sys.executable, "-m", "nnexp.cli", "-m", "data=iris", "seed=0,1", "launcher=slurm", *FAST,
+                           *overrides], cwd=tmp_path, env=env, text=True, capture_output=True)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1 and fragment in lines[0], done.stderr[-3000:]
