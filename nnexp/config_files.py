@@ -159,20 +159,24 @@ def check_keys(settings: dict, unresolved=None) -> None:
 
 
 def target_parameters(target: str) -> frozenset[str] | None:
-    """The keyword parameters a ``_target_`` takes; None when another library's target takes any
-    (``**kwargs``) or it cannot be imported (instantiating it then says why)."""
+    """The keyword parameters a ``_target_`` takes: a class's own and, while its ``__init__`` passes
+    ``**kwargs`` on, its base classes'. None when it takes any keyword in the end, or cannot be
+    imported (instantiating it then says why)."""
     from hydra.utils import get_method
 
     try:
         function = get_method(target)
-        signature = inspect.signature(function)
+        initialisers = ([cls.__dict__["__init__"] for cls in function.__mro__ if "__init__" in cls.__dict__]
+                        if inspect.isclass(function) else [function])
+        names: set[str] = set()
+        for initialiser in initialisers:
+            parameters = inspect.signature(initialiser).parameters.values()
+            names |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+            if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+                return frozenset(names)
     except Exception:  # noqa: BLE001  (an import error is reported when the target is instantiated)
         return None
-    parameters = signature.parameters.values()
-    # nnexp's own classes pass **options on to a base class whose keys nnexp's configs list.
-    if any(p.kind is p.VAR_KEYWORD for p in parameters) and not target.startswith("nnexp."):
-        return None
-    return frozenset(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    return None
 
 
 def nearest(name: str, known, prefix: str = "") -> str:
