@@ -68,6 +68,21 @@ def unknown_group_option(argv: list[str]) -> str | None:
     return None
 
 
+def user_file_problem(argv: list[str]) -> str | None:
+    """The one line for a user's config file that is not YAML or not a mapping, or for a name that
+    would put a folder outside its root (``nnexp.config_files``)."""
+    from nnexp.config_files import check_user_files, command_line_path_names
+    from nnexp.errors import NnexpError
+
+    try:
+        command_line_path_names(argv)
+        if uses_user_config(argv):
+            check_user_files(argv)
+    except NnexpError as error:
+        return str(error)
+    return None
+
+
 def plugin_installed(module: str) -> bool:
     """Whether ``hydra_plugins.<name>`` can be imported (hydra_plugins is a namespace package)."""
     try:
@@ -182,12 +197,13 @@ def run() -> None:
             sys.stdout.write(without_shared_parts(help_text.getvalue()))
         return
     register_plugins()
-    problem = unknown_group_option(sys.argv[1:])
+    problem = unknown_group_option(sys.argv[1:]) or user_file_problem(sys.argv[1:])
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         raise SystemExit(2)
-    # Hydra raises its errors instead of printing a dozen lines, so that each is one line here.
-    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    # Hydra raises its errors instead of printing a dozen lines, so that each is one line here,
+    # whatever the user's HYDRA_FULL_ERROR says (NNEXP_TRACEBACK=1 shows tracebacks).
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     import yaml
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -207,7 +223,9 @@ def run() -> None:
     except (HydraException, OmegaConfBaseException, yaml.YAMLError) as error:  # composing the config: the user's to fix
         if os.environ.get("NNEXP_TRACEBACK"):
             raise
-        refuse(one_line(error))
+        from nnexp.config_files import misspelt_override
+
+        refuse(misspelt_override(one_line(error)) or one_line(error))
     except OSError as error:  # a run or sweep dir that cannot be made: read-only, full, not a folder
         if os.environ.get("NNEXP_TRACEBACK") or error.filename is None:
             raise
@@ -320,6 +338,10 @@ def study_summary(args) -> None:
                "hydra.sweeper.study_name and hydra.sweeper.storage")
     except Exception as error:  # noqa: BLE001  (a storage that cannot be opened: bad URL, server down, no driver)
         refuse(f"--storage {args.storage}: cannot open it ({one_line(error)}); give the sweep's hydra.sweeper.storage")
+    from nnexp.config_files import escapes_root
+
+    if args.out is None and escapes_root(args.study):  # the default folder is named after the study
+        refuse(f"--study {args.study}: its default folder study-{args.study} would leave this folder; add --out DIR")
     summarise_study(study, args.out or Path(f"study-{args.study}"), figures=not args.no_plots)
 
 

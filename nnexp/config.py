@@ -8,6 +8,7 @@ import numbers
 
 from omegaconf import DictConfig, OmegaConf
 
+from nnexp.config_files import check_keys, check_path_names
 from nnexp.errors import ConfigError
 
 BATCH_SIZE_WORDS = ("auto", "full")
@@ -45,10 +46,16 @@ def non_finite_setting(settings, prefix: str = "") -> tuple[str, float] | None:
 def numeric_keys() -> frozenset[str]:
     """Every key that nnexp's own config files set to a number (``stopping.patience``,
     ``data.test_size`` ...): the types come from the configs, not from a list kept here."""
+    return typed_keys(numbers.Real)
+
+
+def typed_keys(kind: type) -> frozenset[str]:
+    """Every key that nnexp's own config files set to a value of ``kind`` (bool is not a number here)."""
     import yaml
     from importlib import resources
 
-    root = resources.files("nnexp.configs")
+    from nnexp.config_files import packaged_options
+
     keys = set()
 
     def walk(node, prefix):
@@ -56,18 +63,15 @@ def numeric_keys() -> frozenset[str]:
             path = f"{prefix}.{key}" if prefix else str(key)
             if isinstance(value, dict):
                 walk(value, path)
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            elif isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
                 keys.add(path)
 
-    walk(yaml.safe_load(root.joinpath("train.yaml").read_text()), "")
+    walk(yaml.load(resources.files("nnexp.configs").joinpath("train.yaml").read_text(),
+                   Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)), "")
     # Lightning's own groups take words for numbers (trainer.devices=auto): Lightning checks them.
-    for group in root.iterdir():
-        if group.is_dir() and group.name not in ("hydra", "experiment", "sweep", "launcher", "trainer", "callbacks",
-                                                  "logger", "__pycache__"):
-            for option in group.iterdir():
-                if option.name.endswith(".yaml"):
-                    text = option.read_text()
-                    walk(yaml.safe_load(text), "" if "@package _global_" in text.split("\n", 3)[0] else group.name)
+    for group, _, node, global_package in packaged_options():
+        if group not in ("hydra", "experiment", "sweep", "launcher", "trainer", "callbacks", "logger"):
+            walk(node, "" if global_package else group)
     return frozenset(keys)
 
 
@@ -80,8 +84,20 @@ def setting(settings: dict, key: str):
     return node
 
 
+@functools.cache
+def switch_keys() -> frozenset[str]:
+    """Every key that nnexp's own config files set to true or false (``plots``, ``data.scale`` ...)."""
+    return typed_keys(bool)
+
+
 def check_types(settings: dict) -> None:
-    """A word where nnexp's configs have a number; a seed numpy cannot take."""
+    """A word where nnexp's configs have a number or a switch; a seed numpy cannot take."""
+    for key in sorted(switch_keys()):
+        if key.rpartition(".")[2].startswith("_"):  # _partial_: Hydra's own
+            continue
+        value = setting(settings, key)
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(key, value, "true or false")
     for key in sorted(numeric_keys()):
         value = setting(settings, key)
         if isinstance(value, (str, bool)):
@@ -89,6 +105,78 @@ def check_types(settings: dict) -> None:
         if key == "seed" or key.endswith("_seed"):
             if value is not None and (not isinstance(value, int) or not 0 <= value < 2**32):
                 raise ConfigError(key, value, "a whole number from 0 to 2**32 - 1, e.g. 0")
+
+
+def _whole(low: int):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _at_least(low: float, strict: bool = False):
+    return lambda v: _is_number(v) and (v > low if strict else v >= low)
+
+
+def _seed(v) -> bool:
+    return v is None or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32)
+
+
+# Settings nnexp checks by one rule each: key -> (test, what is allowed). Keys in CHECKED_ELSEWHERE
+# are checked by the component they configure, which raises ConfigError naming them.
+RULES = {
+    "schedule.step_size": (_whole(1), "a whole number of epochs >= 1 between rate cuts, e.g. 50"),
+    "schedule.gamma": (_at_least(0, strict=True), "a factor > 0 the rate is multiplied by, e.g. 0.5"),
+    "schedule.power_t": (_at_least(0), "an exponent >= 0, e.g. 0.5 (scikit-learn's power_t)"),
+    "schedule.factor": (_at_least(0, strict=True), "a factor > 0, e.g. 5 for schedule=adaptive"),
+    "schedule.total_iters": (_whole(0), "a whole number of epochs >= 0"),
+    "schedule.T_max": (_whole(1), "a whole number of epochs >= 1, e.g. ${trainer.max_epochs}"),
+    "schedule.eta_min": (_at_least(0), "a learning rate >= 0"),
+    "schedule.min_lr": (_at_least(0), "a learning rate >= 0, e.g. 1e-6"),
+    "optim.eps": (_at_least(0), "a small number >= 0, e.g. 1e-8 (scikit-learn's epsilon)"),
+    "optim.tol": (_at_least(0), "a tolerance >= 0, e.g. 1e-4"),
+    "optim.max_iter": (_whole(1), "a whole number of iterations >= 1, e.g. 200"),
+    "optim.max_fun": (_whole(1), "a whole number of loss evaluations >= 1, e.g. 15000"),
+    "optim.history_size": (_whole(1), "a whole number of past steps >= 1, e.g. 10"),
+    "optim.weight_decay": (_at_least(0), "a decay >= 0 (or use regularization.alpha)"),
+    "optim.alpha": (_at_least(0), "a smoothing constant >= 0, e.g. 0.99"),
+    "optim.tolerance_grad": (_at_least(0), "a tolerance >= 0, e.g. 1e-7"),
+    "optim.tolerance_change": (_at_least(0), "a tolerance >= 0, e.g. 1e-9"),
+    "optim.line_search_fn": (lambda v: v in (None, "strong_wolfe"), "strong_wolfe, or null for none"),
+    "model.bias_init": (lambda v: v in ("glorot", "zeros"), "glorot (scikit-learn) or zeros (Keras)"),
+    "data.split_seed": (_seed, "a whole number from 0 to 2**32 - 1, e.g. 0"),
+    "data.permutation_seed": (_seed, "a whole number from 0 to 2**32 - 1, e.g. 42"),
+    "data.generator.random_state": (_seed, "a whole number from 0 to 2**32 - 1, e.g. 0"),
+    "data.generator.n_samples": (lambda v: isinstance(v, list) or _whole(2)(v), "a whole number of rows >= 2, e.g. 300"),
+    "data.generator.noise": (_at_least(0), "a noise level >= 0, e.g. 0.25"),
+    "data.generator.factor": (lambda v: _is_number(v) and 0 < v < 1, "a radius ratio in (0, 1), e.g. 0.5"),
+    "data.test_size": (lambda v: _is_number(v) and 0 < v < 1, "a fraction between 0 and 1, e.g. 0.25"),
+}
+CHECKED_ELSEWHERE = {  # key or prefix -> the component that checks it
+    "stopping.": "nnexp.training.stopping.StoppingRule",
+    "trainer.": "Lightning's Trainer (nnexp.fit.build_trainer)",
+    "data.task": "nnexp.data.bundle.infer_task",
+    "data.validation_fraction": "nnexp.data.bundle.check_validation_fraction",
+    "data.limit_": "nnexp.data.images.stratified_subset",
+    "data.generator.": "the generator itself (nnexp.data.sources.GeneratedSource)",
+    "trial": "the Optuna sweeper, which sets it",
+}
+CHECKED_HERE = ("mode", "seed", "batch_size", "cv", "threads", "optim.betas", "optim.lr", "optim.momentum",
+                "regularization.alpha", "regularization.l1", "model.hidden_sizes", "model.activation", "model.dropout")
+
+
+def rule_of(key: str) -> str | None:
+    """Where a setting's values are checked (None: nowhere, which tests/test_bad_value_table.py refuses)."""
+    if key in RULES or key in CHECKED_HERE:
+        return "nnexp.config"
+    if key in switch_keys():
+        return "nnexp.config.check_types (true or false)"
+    return next((who for prefix, who in CHECKED_ELSEWHERE.items() if key == prefix or key.startswith(prefix)), None)
+
+
+def check_rules(settings: dict) -> None:
+    """Each setting in RULES that is set must pass its rule."""
+    for key, (allowed, text) in RULES.items():
+        value = setting(settings, key)
+        if value is not None and not allowed(value):
+            raise ConfigError(key, value, text)
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -101,7 +189,10 @@ def check_config(cfg: DictConfig) -> None:
     found = non_finite_setting(settings)
     if found:  # NaN passes every comparison, and inf overflows silently: neither is a setting
         raise ConfigError(found[0], found[1], "a finite number")
+    check_keys(settings, lambda: OmegaConf.to_container(cfg, resolve=False))
+    check_path_names({"task_name": cfg.get("task_name")}, explicit_hydra_keys())
     check_types(settings)
+    check_rules(settings)
     betas = _get(cfg, "optim.betas")
     if betas is not None and not (OmegaConf.is_list(betas) and len(betas) == 2
                                   and all(_is_number(b) and 0 <= b < 1 for b in betas)):
@@ -153,6 +244,15 @@ def check_config(cfg: DictConfig) -> None:
     if not (threads is None or threads == "auto" or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1)):
         raise ConfigError("threads", threads, "auto, a whole number of threads >= 1, or null for torch's default")
     _check_solver_combination(cfg)
+
+
+def explicit_hydra_keys() -> set[str]:
+    """The ``hydra.*`` keys the user set on the command line (none outside a Hydra run)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return set()
+    return {override.split("=", 1)[0].lstrip("+~") for override in HydraConfig.get().overrides.hydra}
 
 
 LBFGS_TARGET = "nnexp.training.lbfgs.LBFGS"

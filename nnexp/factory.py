@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from typing import Any, Callable
 
@@ -24,7 +25,20 @@ def instantiate(node: Any, *args, **kwargs) -> Any:
     except InstantiationException as error:
         if isinstance(error.__cause__, NnexpError):
             raise error.__cause__ from None
-        raise
+        raise NnexpError(instantiation_line(error)) from error.__cause__  # callers may judge the cause
+
+
+def instantiation_line(error: InstantiationException) -> str:
+    """Hydra's message for a ``_target_`` that cannot be imported or called, as one line naming the key."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    key = re.search(r"full_key: ([\w.]+)", text)
+    key = key.group(1) if key else "the config"
+    text = re.sub(r",? ?set env var HYDRA_FULL_ERROR=1 to see chained exception\.?|full_key: [\w.]+", "", text).strip()
+    cause = error.__cause__
+    if cause is not None and str(cause) not in text:
+        text += f" ({type(cause).__name__}: {' '.join(str(cause).split())})"
+    fix = "give a _target_ that can be imported" if "Error locating target" in text else f"fix the {key}.* settings"
+    return f"{key}: {text}; {fix}"
 
 
 def target_name(factory: Callable) -> str:

@@ -19,6 +19,7 @@ from nnexp.metrics import FitMetrics
 from nnexp.models.mlp import layer_summary, parameter_count
 from nnexp.models.module import NetModule
 from nnexp.models.task import Task
+from nnexp.resources import check_fits
 from nnexp.training.hardware import resolve_precision
 from nnexp.training.lbfgs import is_lbfgs
 from nnexp.training.stopping import StoppingRule
@@ -52,6 +53,7 @@ def trainer_factory(cfg: DictConfig) -> Callable:
 
 def build_network(factories: Factories, input_shape: tuple[int, ...], n_outputs: int) -> torch.nn.Module:
     """Call the ``_partial_`` model factory with the data's example shape and output width."""
+    check_fits(factories.model, input_shape, n_outputs)  # before any of it is allocated
     return call_factory("model", factories.model, input_shape=input_shape, out_features=n_outputs)
 
 

@@ -34,7 +34,7 @@ def report(console, cfg: DictConfig, run: RunRecord) -> None:
     console.print(show.results_caption(run))
     if run.status == "diverged":
         console.print(
-            "[bold red]diverged[/]: the training loss became NaN or infinite; "
+            "[bold red]diverged[/]: the training loss became NaN, infinite, or far above the trivial predictor's (stopping.divergence_factor); "
             f"lower optim.lr (now {OmegaConf.select(cfg, 'optim.lr')}) or raise regularization.alpha"
         )
     elif fit.stop_reason in ("max_iter", "max_fun"):  # scikit-learn's ConvergenceWarning for lbfgs

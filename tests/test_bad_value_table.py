@@ -2,7 +2,7 @@
 
 The table is built from the configs themselves: each number, word and switch of the composed
 config, with the options users pick most (optim=sgd, optim=lbfgs, stopping=early_stopping,
-schedule=invscaling, model=cnn_small, data=moons), set to NaN, a negative number and a word.
+schedule=invscaling, model=cnn_small, data=moons), set to NaN, a negative number, zero and a word (and every other option's own keys).
 Each case runs `nnexp ... mode=validate` in this process (every check, the data and the network,
 the optimiser and the Trainer; no training). It must end with exit 0 (the value is allowed) or
 exit 2 and one line on stderr that names the key: never a traceback.
@@ -28,10 +28,24 @@ BASES = {
     "cnn": ["data=digits_images", "model=cnn_small"],
     "moons": ["data=moons"],
 }
+NEEDS_FILES = ("csv", "mnist", "fashion_mnist", "kmnist", "permuted_mnist")  # data options that need the user's files
+BASES.update({  # every other option of the groups users edit, so that each of their keys gets rows
+    f"{group}={option}": [*extra, f"{group}={option}"]
+    for group, options, extra in (
+        ("optim", ("adam_torch", "gd", "rmsprop", "sgd_torch", "lbfgs_torch"), []),
+        ("schedule", ("step", "cosine", "adaptive", "constant"), ["optim=sgd", "stopping=convergence"]),
+        ("regularization", ("l1", "none"), []),
+        ("stopping", ("none",), []),
+        ("model", ("linear", "logistic", "cnn"), ["data=digits_images"]),
+        ("data", ("blobs", "circles", "wave", "wine", "digits", "diabetes", "iris"), []),
+    )
+    for option in options
+    if option not in NEEDS_FILES
+})
 SKIPPED_ROOTS = ("paths", "logger", "callbacks", "hydra")  # where files go, and optional integrations
 SKIPPED_KEYS = ("_target_", "_partial_", "name", "loader", "root", "path", "target", "drop", "delimiter",
                 "encoding", "mode", "task_name", "layers", "blocks", "dataset")
-BAD_NUMBERS = ["nan", "-1", "abc"]  # inf takes nan's path, and 0 mostly -1's (tests/test_errors.py has both)
+BAD_NUMBERS = ["nan", "-1", "0", "abc"]  # inf takes nan's path (tests/test_errors.py has it)
 BAD_WORDS = ["abc", "-1"]
 BAD_SWITCHES = ["abc"]
 
@@ -109,3 +123,12 @@ def test_the_table_covers_every_setting_of_the_common_options():
     keys = {case.values[1] for case in CASES}
     assert len(CASES) > 120 and {"regularization.alpha", "optim.momentum", "optim.max_fun", "stopping.patience",
                                  "data.generator.n_samples", "trainer.precision", "seed", "cv"} <= keys
+
+
+def test_every_number_switch_and_choice_has_a_rule():
+    """A new key that takes a number, a switch or a word must come with its rule (nnexp.config.RULES,
+    a check of its own, or the component that checks it in CHECKED_ELSEWHERE)."""
+    from nnexp.config import rule_of
+
+    keys = {case.values[1] for case in CASES}
+    assert not sorted(key for key in keys if rule_of(key) is None)

@@ -22,7 +22,7 @@ from nnexp.batched.stacked_mlp import StackedMLP
 from nnexp.batched.streams import BatchOrders, DropoutMasks
 from nnexp.data.splits import FitData
 from nnexp.models.task import Task, target_total_variance
-from nnexp.training.stopping import DIVERGENCE_FACTOR, NoImprovementCount, diverged, stop_reason
+from nnexp.training.stopping import DIVERGENCE_FACTOR, NoImprovementCount, diverged, divergence_reference, stop_reason
 
 
 # Rows gathered at once per stack (fp32: 4 MB): a whole epoch for tabular data, one step for
@@ -243,22 +243,23 @@ class StopRules:
     """Each member's stopping state, on the host: the epoch's values arrive there anyway (for
     the history), and a few comparisons per member cost less than a dozen tensor ops per epoch.
 
-    A non-finite training loss is a divergence. Otherwise scikit-learn's count
+    A non-finite training loss, or one far above the trivial predictor's on the member's own
+    training rows (:func:`divergence_reference`), is a divergence. Otherwise scikit-learn's count
     (:class:`NoImprovementCount`, ``rule=sklearn``), or Lightning's EarlyStopping rule: an
     epoch improves when ``monitor`` beats the best so far by more than ``tol`` (compared as
     EarlyStopping compares, ``current -/+ tol`` in the values' own precision, which the stack
     computes: :meth:`shifted`); ``patience`` epochs without one stop the member.
     """
 
-    def __init__(self, spec: StackSpec, members: int):
+    def __init__(self, spec: StackSpec, members: int, references: list[float] | None = None):
         self.spec = spec
+        self.references = references or [None] * members  # each member's divergence_reference
         self.sign = -1.0 if spec.monitor and spec.monitor.endswith("score") else 1.0  # lower is better after it
         maximize = self.sign < 0
         self.counters = ([NoImprovementCount(spec.tol, spec.patience, maximize) for _ in range(members)]
                          if spec.rule == "sklearn" else None)
         self.best = [math.inf] * members
         self.wait = [0] * members
-        self.first_loss: list[float | None] = [None] * members
         self.best_values = [math.inf] * members  # for restore_best: strictly better epochs
 
     def shifted(self, values: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -268,9 +269,7 @@ class StopRules:
 
     def update(self, member: int, loss: float, current: float, shifted: float | None) -> str | None:
         """Member's stop reason after this epoch, or None to go on; ``current`` is its monitored value."""
-        if self.first_loss[member] is None:
-            self.first_loss[member] = loss
-        if diverged(loss, self.first_loss[member], self.spec.divergence_factor):
+        if diverged(loss, self.references[member], self.spec.divergence_factor):
             return "diverged"
         if self.spec.monitor is None:
             return None
@@ -300,7 +299,7 @@ def train_stack(members: list[MemberSpec], spec: StackSpec, device="cpu", prunin
     members' networks come back with their final (or best) weights, as ordinary tensors.
     ``pruning`` (a ``StackPruning``): members whose job's Optuna pruner stops it leave the stack."""
     stack = Stack(members, spec, device, held_out=pruning is not None)
-    rules = StopRules(spec, len(members))
+    rules = StopRules(spec, len(members), [divergence_reference(spec.task.kind, m.data.train.y) for m in members])
     results = [MemberResult(network=m.network) for m in members]
     started = time.perf_counter()
     for epoch in range(1, spec.max_epochs + 1):

@@ -120,6 +120,11 @@ def infer_task(y: np.ndarray, requested: str, key: str = "data.task") -> str:
             )
         if requested == "auto":
             return "regression"
+    if requested == "classification" and numeric and n_values > MAX_AUTO_CLASSES and n_values * 5 > len(y):
+        raise DataError(  # whole numbers like a count or a price: classes with a row or two each would mislead
+            f"{key}=classification, but the numeric target has {n_values} distinct values in {len(y)} rows, fewer "
+            f"than 5 rows per class: it is a regression target; use {key}=regression (or auto)"
+        )
     if kind in ("binary", "multiclass"):
         if n_values < 2:
             raise DataError(f"the target has one class ({np.unique(y)[0]!r}); classification needs rows of at least two classes")

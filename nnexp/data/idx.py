@@ -4,7 +4,8 @@ The four standard files (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte`
 ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, gzipped or plain) live in
 ``<root>/<dataset>/`` (or directly in ``<root>``). Gzipped files are checked against the MD5
 sums the datasets publish on first use; decoded arrays are then cached as ``.npy`` next to the
-files (or in the user's cache folder when that folder is read-only), so later loads skip both.
+files (or in the user's cache folder when that folder is read-only), with their checksum, so later
+loads skip both; a cache whose content no longer matches its checksum is rebuilt.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import json
 import os
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -135,8 +137,13 @@ def load_array(path: Path, dataset: str, cache: Path) -> np.ndarray:
     cached, meta = cache / f"{path.name}.npy", cache / f"{path.name}.json"
     if cached.is_file() and meta.is_file():
         try:
-            if json.loads(meta.read_text()) == stamp:
-                return np.load(cached)
+            recorded = json.loads(meta.read_text())
+            if {key: recorded.get(key) for key in stamp} == stamp and "checksum" in recorded:
+                array = np.load(cached)
+                if array_checksum(array) == recorded["checksum"]:
+                    return array
+                print(f"note: the cached copy of {path.name} in {cache} does not match its checksum (it changed after it "
+                      f"was written); rebuilt it from {path}", file=sys.stderr)
         except (OSError, ValueError, EOFError):  # a truncated or corrupt cache file: rebuilt below
             print(f"note: the cached copy of {path.name} in {cache} was unreadable; rebuilt it from {path}", file=sys.stderr)
     expected = KNOWN_MD5.get(dataset, {}).get(path.name)
@@ -156,10 +163,17 @@ def load_array(path: Path, dataset: str, cache: Path) -> np.ndarray:
         cache.mkdir(parents=True, exist_ok=True)
         with atomic_path(cached) as temporary, open(temporary, "wb") as handle:
             np.save(handle, array)
-        write_text_atomic(meta, json.dumps(stamp))
+        write_text_atomic(meta, json.dumps({**stamp, "checksum": array_checksum(array)}))
     except OSError:
         pass  # no writable cache: decode again next time
     return array
+
+
+def array_checksum(array: np.ndarray) -> str:
+    """CRC-32 of a decoded array's shape, type and bytes: a cache is trusted by its content, not
+    by its size and time (about 0.1 s for MNIST's training images)."""
+    header = f"{array.dtype.str}{array.shape}".encode()
+    return f"{zlib.crc32(np.ascontiguousarray(array).data, zlib.crc32(header)):08x}"
 
 
 def download_command(dataset: str, folder: Path) -> str:

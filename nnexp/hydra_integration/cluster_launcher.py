@@ -169,7 +169,7 @@ class ClusterLauncher(BatchedLauncher):
         from nnexp.hydra_integration import slurm
 
         if self.cluster == "slurm":
-            slurm.check_request(self.partition, self.cpus_per_task, self.mem_gb)
+            slurm.check_request(self.partition, self.cpus_per_task, self.mem_gb, self.gpus_per_node, self.timeout_min)
         folder = Path(str(self.config.hydra.sweep.dir)) / ".submitit"
         folder.mkdir(parents=True, exist_ok=True)
         self.cancel_left_over(folder)

@@ -35,35 +35,81 @@ class Node:
     name: str
     cpus: int
     memory_mb: int
+    gpus: int = 0
+    time_limit_min: float = float("inf")  # its partition's
+
+
+def gres_gpus(gres: str) -> int:
+    """GPUs in sinfo's generic-resource field (``gpu:2``, ``gpu:a100:4(S:0-1)``, ``(null)``)."""
+    return sum(int(match) for match in re.findall(r"gpu(?::[^:,(]+)*?:(\d+)", gres))
+
+
+def minutes(limit: str) -> float:
+    """sinfo's time limit (``infinite``, ``30:00``, ``2:00:00``, ``1-12:00:00``) in minutes."""
+    if not limit or limit in ("infinite", "UNLIMITED", "n/a"):
+        return float("inf")
+    days, _, clock = limit.rpartition("-")
+    parts = [int(part) for part in clock.split(":")]
+    hours, mins, secs = ([0] * (3 - len(parts)) + parts) if len(parts) > 1 else (0, parts[0], 0)
+    return int(days or 0) * 1440 + hours * 60 + mins + secs / 60
+
+
+def all_nodes() -> list[tuple[str, bool, Node]]:
+    """(partition, is default, node) for every node of every partition sinfo lists."""
+    output = _run("sinfo", "-h", "-N", "-o", "%N %c %m %P %G %l") or ""
+    nodes = []
+    for line in output.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        name, cpus, memory, part = fields[:4]
+        gres, limit = (fields[4:6] + ["(null)", "infinite"][len(fields[4:6]):])
+        nodes.append((part.rstrip("*"), part.endswith("*"),
+                      Node(name, int(cpus), int(re.sub(r"\D", "", memory) or 0), gres_gpus(gres), minutes(limit))))
+    return nodes
 
 
 def partition_nodes(partition: str | None) -> list[Node]:
     """The nodes of ``partition`` (the default partition when None), from sinfo."""
-    command = ["sinfo", "-h", "-N", "-o", "%N %c %m %P"]
-    output = _run(*command) or ""
-    nodes = []
-    for line in output.splitlines():
-        name, cpus, memory, part = line.split()
-        default = part.endswith("*")
-        if (partition is None and default) or part.rstrip("*") == partition:
-            nodes.append(Node(name, int(cpus), int(re.sub(r"\D", "", memory) or 0)))
-    return nodes
+    return [node for part, default, node in all_nodes() if (partition is None and default) or part == partition]
 
 
-def check_request(partition: str | None, cpus_per_task: int, mem_gb: float | None) -> None:
-    """A request no node of the partition can satisfy is a config error naming the key and the largest node."""
-    nodes = partition_nodes(partition)
+def check_request(partition: str | None, cpus_per_task: int, mem_gb: float | None, gpus_per_node: int | None = None,
+                  timeout_min: float | None = None) -> None:
+    """A request no node of the partition can satisfy is a config error naming the key and what
+    the cluster offers; a request some node can satisfy is never refused here."""
+    every = all_nodes()
+    nodes = [node for part, default, node in every if (partition is None and default) or part == partition]
     if not nodes:
         if _run("sinfo", "-h") is None:
             return  # not a SLURM host: submitit says so when it submits
-        raise ConfigError("hydra.launcher.partition", partition, "a partition sinfo lists")
-    largest = max(nodes, key=lambda node: (node.cpus, node.memory_mb))
-    if cpus_per_task > max(node.cpus for node in nodes):
-        raise ConfigError("hydra.launcher.cpus_per_task", cpus_per_task,
-                          f"at most {largest.cpus}, the CPUs of the largest node ({largest.name}) of the partition")
-    if mem_gb and mem_gb * 1024 > max(node.memory_mb for node in nodes):
-        raise ConfigError("hydra.launcher.mem_gb", mem_gb,
-                          f"at most {max(node.memory_mb for node in nodes) // 1024} GB, the memory of the largest node ({largest.name})")
+        names = sorted({part for part, _, _ in every})
+        raise ConfigError("hydra.launcher.partition", partition,
+                          f"one of the partitions sinfo lists: {', '.join(names) or 'none'}")
+    where = f"partition {partition}" if partition else "the default partition"
+    wanted = {"cpus_per_task": (cpus_per_task, lambda node: node.cpus >= cpus_per_task),
+              "mem_gb": (mem_gb, lambda node: not isinstance(mem_gb, (int, float)) or mem_gb * 1024 <= node.memory_mb),
+              "gpus_per_node": (gpus_per_node, lambda node: not gpus_per_node or node.gpus >= gpus_per_node),
+              "timeout_min": (timeout_min, lambda node: not timeout_min or timeout_min <= node.time_limit_min)}
+    if any(all(fits(node) for _, fits in wanted.values()) for node in nodes):
+        return
+    def largest(measure):
+        node = max(nodes, key=measure)
+        return measure(node), f"the largest node ({node.name})"
+
+    offers = {"cpus_per_task": "at most {} CPUs, {}".format(*largest(lambda node: node.cpus)),
+              "mem_gb": "at most {} GB, {}".format(*largest(lambda node: node.memory_mb // 1024)),
+              "gpus_per_node": "at most {} GPUs, {}".format(*largest(lambda node: node.gpus)),
+              "timeout_min": f"at most {max(node.time_limit_min for node in nodes):g} minutes, the time limit"}
+    # Name the settings no node of the partition can meet on its own; else the combination.
+    alone = [key for key, (value, fits) in wanted.items() if value and not any(fits(node) for node in nodes)]
+    key = alone[0] if alone else next(key for key in ("gpus_per_node", "mem_gb", "timeout_min", "cpus_per_task")
+                                      if wanted[key][0])  # the scarcer resource, not the CPU every job asks for
+    elsewhere = sorted({part for part, _, node in every if part != partition and all(fits(node) for _, fits in wanted.values())})
+    hint = f"; partitions that can: {', '.join(elsewhere)} (hydra.launcher.partition=...)" if elsewhere else ""
+    detail = offers[key] if alone else "no single node has all of " + ", ".join(
+        f"{name}={value}" for name, (value, _) in wanted.items() if value)
+    raise ConfigError(f"hydra.launcher.{key}", wanted[key][0], f"{detail} of {where}{hint}")
 
 
 def queue_states(array_id: str) -> dict[str, tuple[str, str]]:

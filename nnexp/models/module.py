@@ -26,7 +26,7 @@ from nnexp.training.epochs import lbfgs_fit, minibatch_epoch, torch_lbfgs_epoch
 from nnexp.training.lbfgs import LBFGS
 from nnexp.training.penalty import WeightPenalty, penalized_weights
 from nnexp.training.schedules import make_scheduler, step_scheduler
-from nnexp.training.stopping import DIVERGENCE_FACTOR, diverged
+from nnexp.training.stopping import DIVERGENCE_FACTOR, diverged, divergence_reference
 
 EVAL_CHUNK_ROWS = 8192  # tabular rows per evaluation forward pass; images use IMAGE_CHUNK_ROWS
 IMAGE_CHUNK_ROWS = 1024
@@ -85,6 +85,7 @@ class NetModule(pl.LightningModule):
         self._generator = torch.Generator(device=self.device).manual_seed(self.seed)
         self._weights = penalized_weights(self.network)
         self._train_variance = target_total_variance(self.task, self._splits["train"].y)
+        self._divergence_reference = divergence_reference(self.task.kind, self._splits["train"].y)
         # torch.compile wraps the forward pass the epochs call; evaluation, penalties and saving use
         # the plain module, whose parameters the compiled one shares.
         self._model = torch.compile(self.network) if self.compile_forward else self.network
@@ -130,7 +131,7 @@ class NetModule(pl.LightningModule):
             )
         metrics = self._epoch_metrics(result.loss, result.score_sum, optimizer.param_groups[0].get("lr", float("nan")))
         self._publish(metrics)
-        if diverged(metrics["train_loss"], self.history[0]["train_loss"], self.divergence_factor):
+        if diverged(metrics["train_loss"], self._divergence_reference, self.divergence_factor):
             self.diverged_epoch = self.current_epoch + 1
             self.trainer.should_stop = True
             return None
@@ -163,8 +164,7 @@ class NetModule(pl.LightningModule):
 
         outcome = lbfgs_fit(self._model, self.task, optimizer, train.X, train.y, self.penalty, self._weights, on_iteration)
         self.lbfgs_counts = {"iterations": outcome.iterations, "function_evaluations": outcome.evaluations}
-        first = self.history[0]["train_loss"] if self.history else None
-        if diverged(outcome.loss, first, self.divergence_factor):
+        if diverged(outcome.loss, self._divergence_reference, self.divergence_factor):
             self.diverged_epoch = max(outcome.iterations, 1)
         else:
             self.stop_reason = outcome.reason

@@ -45,15 +45,38 @@ class NoImprovementCount:
 
 
 DIVERGENCE_FACTOR = 1e4
+REFERENCE_FLOOR = 1e-2  # a near-perfect trivial predictor (one class almost everywhere) still allows a loss of 1e2
 
 
-def diverged(loss: float, first_loss: float | None, factor: float = DIVERGENCE_FACTOR) -> bool:
-    """A fit has diverged when its training loss is not finite, or exceeds the first epoch's
-    (iteration's) loss ``factor`` times over (``stopping.divergence_factor``; 0 turns the factor
-    off): an exploding loss that is still finite trains nothing worth keeping."""
+def trivial_loss(kind: str, y) -> float:
+    """The training loss of the predictor that ignores the features, on these training rows: the
+    class prior's cross-entropy (its entropy), or the target mean's half squared error (half the
+    variance, averaged over outputs). Any fit should start near it and go below it."""
+    import numpy as np
+
+    values = np.asarray(y.detach().cpu() if hasattr(y, "detach") else y)
+    if kind == "regression":
+        values = values.reshape(len(values), -1).astype(np.float64)
+        return float(0.5 * values.var(axis=0).mean()) if len(values) else 0.0
+    _, counts = np.unique(values.reshape(len(values), -1).argmax(1) if values.ndim > 1 and values.shape[1] > 1
+                          else values.ravel(), return_counts=True)
+    prior = counts / counts.sum()
+    return float(-(prior * np.log(prior)).sum())
+
+
+def divergence_reference(kind: str, y) -> float:
+    """The loss against which ``diverged`` judges a fit: the trivial predictor's, floored."""
+    return max(trivial_loss(kind, y), REFERENCE_FLOOR)
+
+
+def diverged(loss: float, reference: float | None, factor: float = DIVERGENCE_FACTOR) -> bool:
+    """A fit has diverged when its training loss is not finite, or exceeds ``factor`` times the
+    ``reference`` (:func:`divergence_reference`: the loss of predicting the class prior or the
+    target's mean on the same rows; ``stopping.divergence_factor``, 0 turns the factor off). A
+    first epoch that is already huge is judged too: the reference does not come from the fit."""
     if not math.isfinite(loss):
         return True
-    return bool(factor) and first_loss is not None and math.isfinite(first_loss) and loss > factor * max(first_loss, 1e-12)
+    return bool(factor) and reference is not None and math.isfinite(reference) and loss > factor * max(reference, 1e-12)
 
 
 def stop_reason(monitor: str | None) -> str:
@@ -84,7 +107,7 @@ class StoppingRule:
     def __post_init__(self):
         if not (float(self.divergence_factor) == 0 or float(self.divergence_factor) > 1):
             raise ConfigError("stopping.divergence_factor", self.divergence_factor,
-                              "a factor > 1 over the first epoch's loss, e.g. 1e4 (0: only NaN or inf is divergence)")
+                              "a factor > 1 over the trivial predictor's loss, e.g. 1e4 (0: only NaN or inf is divergence)")
         if self.monitor is not None and self.monitor not in MONITORS:
             raise ConfigError("stopping.monitor", self.monitor, f"one of {', '.join(MONITORS)} or null")
         if not 0.0 <= float(self.validation_fraction) < 1.0:
