@@ -14,8 +14,9 @@ What scipy's L-BFGS-B does with no bounds (``nbd = 0`` everywhere), and this mod
   - the subspace minimisation over all (free) variables is the L-BFGS step ``-H g``, ``H`` the
     compact-representation inverse Hessian with ``H0 = I / theta``, ``theta = y'y / s'y`` of the
     newest pair. It is the two-loop recursion's ``H`` (Byrd, Nocedal, Schnabel 1994); this module
-    computes it by the two-loop recursion, so directions agree with scipy's to rounding, not bit
-    for bit (tests/test_batched_math.py measures how many iterations stay equal). The step's
+    runs the two-loop recursion on the pairs' inner products (kept up to date as pairs come in),
+    so directions agree with scipy's to rounding, not bit for bit (tests/test_batched_math.py
+    checks how many iterations stay equal). The step's
     projection is the identity, and ``d = (x + step) - x``, as scipy forms it;
   - the first line search starts at ``min(1 / ||d||, 1e10)``, every later one at 1; a trial
     point at step 1 is ``x + step`` itself, else ``stp * d + x``;
@@ -211,6 +212,31 @@ class LineSearches:
         return np.where(go, new_stp, stp), done
 
 
+def two_loop(products: np.ndarray, SY: np.ndarray, YY: np.ndarray, rho: np.ndarray, head: np.ndarray,
+             cols: np.ndarray, theta: np.ndarray, m: int) -> np.ndarray:
+    """The two-loop recursion's coefficients from products, for members with ``cols`` pairs held
+    (slots from ``head``, oldest first): ``H g = g / theta + sum_a c_a s_a + sum_a c_(m+a) y_a``.
+    ``products``: (A, 2m), each pair's s'g and y'g; ``SY``, ``YY``: (A, m, m); returns (A, 2m)."""
+    A = len(cols)
+    members = np.arange(A)
+    gamma = np.where(cols > 0, 1.0 / theta, 1.0)
+    alpha = np.zeros((A, m))
+    beta = np.zeros((A, m))
+    older = np.zeros((A, m))  # 1 on the pairs the second loop has been through
+    order = [(head + cols - 1 - j) % m for j in range(int(cols.max()))]  # newest first
+    valid = [j < cols for j in range(len(order))]
+    for j, slot in enumerate(order):  # s_j'q, q = g - sum over newer pairs of alpha_i y_i
+        sq = products[members, slot] - (alpha * SY[members, slot, :]).sum(1)
+        alpha[members, slot] = np.where(valid[j], rho[members, slot] * sq, 0.0)
+    for j in reversed(range(len(order))):  # y_j'r, r = gamma q + sum over older pairs of (alpha_i - beta_i) s_i
+        slot = order[j]
+        yq = products[members, m + slot] - (alpha * YY[members, slot, :]).sum(1)
+        yr = gamma * yq + ((alpha - beta) * older * SY[members, :, slot]).sum(1)
+        beta[members, slot] = np.where(valid[j], rho[members, slot] * yr, 0.0)
+        older[members, slot] = 1.0
+    return np.concatenate([alpha - beta, -gamma[:, None] * alpha], axis=1)
+
+
 def rows_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Each row's dot product: (A, P) x (A, P) -> (A,)."""
     return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)
@@ -248,15 +274,24 @@ def minimize_stack(function: StackFunction, x0: torch.Tensor, max_iter: int, max
     col = np.zeros(M, np.int64)  # pairs held
     head = np.zeros(M, np.int64)  # the oldest pair's slot
     theta = np.ones(M)
-    S = torch.zeros(M, m, P, device=device, dtype=dtype)
-    Y = torch.zeros_like(S)
-    rho = torch.zeros(M, m, device=device, dtype=dtype)
+    # Each member's pairs, s in slots [0, m) and y in [m, 2m), and on the host their products
+    # s_a'y_b (SY) and y_a'y_b (YY), updated as a pair comes in: a direction then takes one pass
+    # over the pairs for their products with g and one to combine them (the two-loop recursion's
+    # scalar work runs on the products), not the recursion's 4m passes.
+    pairs = torch.zeros(M, 2 * m, P, device=device, dtype=dtype)
+    SY = np.zeros((M, m, m))
+    YY = np.zeros((M, m, m))
+    rho = np.zeros((M, m))
     searches = LineSearches(M)
     stp = np.zeros(M)
     gd0 = np.zeros(M)
     d = torch.zeros_like(x)
     z = torch.zeros_like(x)
     trial = torch.zeros_like(x)
+
+    def pick(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Rows ``index`` of ``values``: ``values`` itself when that is every row (the usual round)."""
+        return values if len(index) == len(values) else values.index_select(0, index)
 
     def stop(which: np.ndarray, reason: str, point: torch.Tensor, value: np.ndarray) -> None:
         members = ids[which]
@@ -274,27 +309,17 @@ def minimize_stack(function: StackFunction, x0: torch.Tensor, max_iter: int, max
         if not len(rows):
             return
         index = torch.from_numpy(rows).to(device)
-        xs, gs = x.index_select(0, index), g.index_select(0, index)
+        xs, gs = pick(x, index), pick(g, index)
         cols = col[rows]
         if not cols.any():
             step_point = xs - gs
         else:
-            q = gs.clone()
-            alphas = []
-            row_index = torch.from_numpy(np.arange(len(rows))).to(device)
-            for j in range(int(cols.max())):  # newest pair first
-                slots = torch.from_numpy((head[rows] + cols - 1 - j) % m).to(device)
-                valid = torch.from_numpy(j < cols).to(device, dtype)
-                s_j, y_j = S[index, slots], Y[index, slots]
-                alpha = rho[index, slots] * rows_dot(s_j, q) * valid
-                q -= alpha[:, None] * y_j
-                alphas.append((alpha, s_j, y_j, slots, valid))
-            scale = torch.from_numpy(np.where(cols > 0, 1.0 / theta[rows], 1.0)).to(device, dtype)
-            r = q * scale[:, None]
-            for alpha, s_j, y_j, slots, valid in reversed(alphas):
-                beta = rho[index, slots] * rows_dot(y_j, r)
-                r += s_j * ((alpha - beta) * valid)[:, None]
-            step_point = xs - r
+            held = pairs if len(rows) == len(ids) else pick(pairs, index)
+            products = host(torch.bmm(held, gs.unsqueeze(2)).squeeze(2))  # s_a'g, then y_a'g
+            coefficients = two_loop(products, SY[rows], YY[rows], rho[rows], head[rows], cols, theta[rows], m)
+            gamma = torch.from_numpy(np.where(cols > 0, 1.0 / theta[rows], 1.0)).to(device, dtype)
+            r = torch.baddbmm((gs * gamma[:, None]).unsqueeze(1), torch.from_numpy(coefficients).to(device, dtype).unsqueeze(1), held)
+            step_point = xs - r.squeeze(1)
             no_pairs = torch.from_numpy(cols == 0).to(device)
             if no_pairs.any():  # members restarting beside members with pairs
                 step_point = torch.where(no_pairs[:, None], xs - gs, step_point)
@@ -306,10 +331,10 @@ def minimize_stack(function: StackFunction, x0: torch.Tensor, max_iter: int, max
         direction is not a descent (their searches failed before a step)."""
         rows = np.flatnonzero(which)
         index = torch.from_numpy(rows).to(device)
-        slopes = host(rows_dot(g.index_select(0, index), d.index_select(0, index)))
+        slopes = host(rows_dot(pick(g, index), pick(d, index)))
         gd0[rows] = slopes
         if first:
-            norms = np.sqrt(host(rows_dot(d.index_select(0, index), d.index_select(0, index))))
+            norms = np.sqrt(host(rows_dot(pick(d, index), pick(d, index))))
             with np.errstate(divide="ignore"):
                 stp[rows] = np.minimum(1.0 / norms, STEP_MAX)
         else:
@@ -327,9 +352,9 @@ def minimize_stack(function: StackFunction, x0: torch.Tensor, max_iter: int, max
             return
         index = torch.from_numpy(rows).to(device)
         steps = torch.from_numpy(stp[rows]).to(device, dtype)[:, None]
-        points = torch.addcmul(x.index_select(0, index), steps, d.index_select(0, index))
+        points = torch.addcmul(pick(x, index), steps, pick(d, index))
         at_one = torch.from_numpy(stp[rows] == 1.0).to(device)[:, None]
-        trial[index] = torch.where(at_one, z.index_select(0, index), points)
+        trial[index] = torch.where(at_one, pick(z, index), points)
 
     def fail_searches(failed: np.ndarray, restart_ok: bool = True) -> np.ndarray:
         """Members whose search failed: restart from an empty memory, or stop (memory already empty)."""
@@ -364,9 +389,9 @@ def minimize_stack(function: StackFunction, x0: torch.Tensor, max_iter: int, max
                 break
             keep_t = torch.from_numpy(keep).to(device)
             function.keep(keep_t)
-            x, g, d, z, trial, S, Y, rho = (t.index_select(0, keep_t) for t in (x, g, d, z, trial, S, Y, rho))
-            ids, f, nfev, nit, ls_evals, col, head, theta, stp, gd0 = (
-                a[keep] for a in (ids, f, nfev, nit, ls_evals, col, head, theta, stp, gd0))
+            x, g, d, z, trial, pairs = (t.index_select(0, keep_t) for t in (x, g, d, z, trial, pairs))
+            ids, f, nfev, nit, ls_evals, col, head, theta, stp, gd0, SY, YY, rho = (
+                a[keep] for a in (ids, f, nfev, nit, ls_evals, col, head, theta, stp, gd0, SY, YY, rho))
             searches.take(keep)
         n = len(ids)
         stopped = np.zeros(n, bool)
@@ -387,13 +412,13 @@ def minimize_stack(function: StackFunction, x0: torch.Tensor, max_iter: int, max
             index = torch.from_numpy(rows).to(device)
             nit[rows] += 1
             if on_iteration is not None:
-                on_iteration(ids[rows], nit[rows], f_t[rows], None if extra is None else host(extra.index_select(0, index)))
+                on_iteration(ids[rows], nit[rows], f_t[rows], None if extra is None else host(pick(extra, index)))
             f_old = f[rows].copy()
             f[rows] = f_t[rows]
-            g_old = g.index_select(0, index)
-            x[index] = trial.index_select(0, index)
-            g[index] = g_t.index_select(0, index)
-            largest = host(g_t.index_select(0, index).abs().amax(1))
+            g_old = g.index_select(0, index)  # a copy: g is written next
+            x[index] = pick(trial, index)
+            g[index] = pick(g_t, index)
+            largest = host(pick(g_t, index).abs().amax(1))
             reason = np.select(
                 [nit[rows] >= max_iter, nfev[rows] > max_fun, largest <= tol,
                  (f_old - f[rows]) <= factr_eps * np.maximum(np.maximum(np.abs(f_old), np.abs(f[rows])), 1.0)],
@@ -407,7 +432,7 @@ def minimize_stack(function: StackFunction, x0: torch.Tensor, max_iter: int, max
             go_on = reason == -1
             rows, index = rows[go_on], index[torch.from_numpy(go_on).to(device)]
             if len(rows):
-                y = g.index_select(0, index) - g_old[torch.from_numpy(go_on).to(device)]
+                y = pick(g, index) - g_old[torch.from_numpy(go_on).to(device)]
                 rr = host(rows_dot(y, y))
                 steps = stp_taken[rows]
                 at_one = steps == 1.0
@@ -423,9 +448,16 @@ def minimize_stack(function: StackFunction, x0: torch.Tensor, max_iter: int, max
                     head[up] = np.where(full, (head[up] + 1) % m, head[up])
                     col[up] = np.minimum(col[up] + 1, m)
                     slot_t = torch.from_numpy(slots).to(device)
-                    S[up_index, slot_t] = s
-                    Y[up_index, slot_t] = y[torch.from_numpy(update).to(device)]
-                    rho[up_index, slot_t] = torch.from_numpy(1.0 / dr[update]).to(device, dtype)
+                    new = torch.stack([s, y[torch.from_numpy(update).to(device)]], 1)  # (u, 2, P)
+                    pairs[up_index, slot_t] = new[:, 0]
+                    pairs[up_index, slot_t + m] = new[:, 1]
+                    held = pairs if len(up) == len(ids) else pairs.index_select(0, up_index)
+                    dots = host(torch.bmm(new, held.transpose(1, 2)))  # (u, 2, 2m): the new s and y against every pair
+                    SY[up, slots, :] = dots[:, 0, m:]
+                    SY[up, :, slots] = dots[:, 1, :m]
+                    YY[up, slots, :] = dots[:, 1, m:]
+                    YY[up, :, slots] = dots[:, 1, m:]
+                    rho[up, slots] = 1.0 / dr[update]
                     theta[up] = rr[update] / dr[update]
                 accepted = np.zeros(n, bool)
                 accepted[rows] = True
