@@ -165,11 +165,12 @@ def without_shared_parts(help_text: str) -> str:
 
 
 def main() -> None:
-    """``nnexp [overrides]``: train the composed config; ``nnexp -m ...`` sweeps it. With
-    ``NNEXP_WARM=1`` the command runs in a warm server's fork (``nnexp.warm``)."""
-    from nnexp.warm import requested
+    """``nnexp [overrides]``: train the composed config; ``nnexp -m ...`` sweeps it. On an
+    interactive terminal (or with ``NNEXP_WARM=1``) the command runs in a warm server's fork
+    (``nnexp.warm``; ``NNEXP_WARM=0`` turns it off)."""
+    from nnexp.warm import wanted
 
-    if requested():
+    if wanted():
         from nnexp.warm.client import run_in_server
 
         status = run_in_server(sys.argv)

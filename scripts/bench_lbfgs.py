@@ -4,7 +4,7 @@ Breast cancer, 5-fold CV, two alphas (10 fits per width), ``optim=lbfgs``, no re
 process, side by side for each hidden-layer shape:
   - ``launcher=basic``: one scipy L-BFGS-B fit after another;
   - ``launcher=batched`` with every width stacked (the size rule lifted): each member runs its own
-    scipy L-BFGS-B in a thread, and the members' evaluations run as one stacked pass.
+    L-BFGS-B (nnexp.batched.lbfgsb, batched in torch), and the members' evaluations run as one stacked pass.
 Prints the parameter count, both wall times, the ratio, and how far the two agree (iterations
 per fit, and the largest training-loss difference). ``nnexp.batched.plan``'s
 ``LBFGS_MAX_STACKED_PARAMETERS`` comes from this table. A tiny sweep runs first so that neither

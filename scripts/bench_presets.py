@@ -4,7 +4,7 @@ In this one process, side by side (breast cancer, 5-fold CV, refit, wall time of
   - ``nnexp -m sweep=alpha_grid`` and ``sweep=hidden_sizes`` as written (the batched launcher);
   - the same with ``launcher=basic`` (one job at a time: the presets' launcher before);
   - scikit-learn's ``GridSearchCV`` over the same grids (Adam, BLAS on one thread);
-  - ``optim=lbfgs`` as written (each member its own scipy L-BFGS-B, evaluations stacked) and
+  - ``optim=lbfgs`` as written (each member its own L-BFGS-B, batched in torch, evaluations stacked) and
     with ``launcher=basic``, against ``GridSearchCV`` with ``solver="lbfgs"`` (n_jobs None and 2).
 Prints the times, the ratios and each one's best parameter. A tiny sweep runs first so that no
 variant pays the imports.

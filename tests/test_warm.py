@@ -1,4 +1,5 @@
-"""NNEXP_WARM=1: a command run by the warm server behaves as a fresh process (real server, real subprocesses)."""
+"""The warm process: a command it runs behaves as a fresh process (real server, real subprocesses);
+on by default on an interactive terminal only."""
 
 from __future__ import annotations
 
@@ -129,7 +130,7 @@ def under_a_terminal(env: dict, args: list[str], cwd: Path, columns: int) -> byt
 def test_a_terminal_gets_the_same_colours_and_width(warm_env, tmp_path):
     args = ["mode=params", "data=iris", "model.hidden_sizes=[30,20]"]
     warm = under_a_terminal(warm_env, args, tmp_path, columns=40)  # narrower than the 55-column layer table
-    cold = under_a_terminal({k: v for k, v in warm_env.items() if k != "NNEXP_WARM"}, args, tmp_path, columns=40)
+    cold = under_a_terminal({**warm_env, "NNEXP_WARM": "0"}, args, tmp_path, columns=40)
     assert b"\x1b[" in warm and warm == cold
     assert max(len(re.sub(r"\x1b\[[0-9;]*m", "", line)) for line in warm.decode().splitlines()) <= 40
 
@@ -206,3 +207,52 @@ def test_the_first_warm_command_runs_fresh_and_leaves_a_server_for_the_next(warm
             except ProcessLookupError:
                 pass
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("environ, terminals, on", [
+    ({}, True, True),
+    ({}, False, False),  # a pipe, a file, a cron job
+    ({"NNEXP_WARM": "0"}, True, False),
+    ({"NNEXP_WARM": "off"}, True, False),
+    ({"NNEXP_WARM": "1"}, False, True),
+    ({"CI": "true"}, True, False),
+    ({"GITHUB_ACTIONS": "true"}, True, False),
+    ({"SLURM_JOB_ID": "42"}, True, False),  # inside a SLURM job's step (srun --pty included)
+    ({"SLURM_JOB_ID": "42", "NNEXP_WARM": "1"}, False, True),
+])
+def test_the_warm_process_is_on_by_default_on_an_interactive_terminal_only(environ, terminals, on):
+    from nnexp.warm import wanted
+
+    assert wanted(environ, terminals) is on
+
+
+def test_its_first_default_start_says_what_it_is_once(tmp_path, monkeypatch, capsys):
+    from nnexp.warm.client import announce_once
+
+    monkeypatch.delenv("NNEXP_WARM", raising=False)
+    monkeypatch.setenv("NNEXP_WARM_IDLE", "600")
+    announce_once(tmp_path)
+    announce_once(tmp_path)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "warm nnexp process" in lines[0] and "10 idle minutes" in lines[0] and "NNEXP_WARM=0" in lines[0]
+    monkeypatch.setenv("NNEXP_WARM", "1")  # asked for by name: nothing to introduce
+    announce_once(tmp_path / "elsewhere")
+    assert not capsys.readouterr().err
+
+
+@WARM
+def test_status_shows_what_the_server_holds(warm_env, tmp_path):
+    assert run(warm_env, "data=irs", cwd=tmp_path).returncode == 2  # one command served
+    status = subprocess.run([NNEXP_WARM, "status"], env=warm_env, capture_output=True, text=True, check=True).stdout
+    assert re.search(r"serving \d+ \(this environment\)\n  holds torch [^,]+, pytorch-lightning", status)
+    assert re.search(r"exits after [\d.]+ s idle; [1-9]\d* commands served, 0 running", status) and sys.executable in status
+
+
+@WARM
+def test_a_terminal_command_uses_the_warm_server_without_being_asked(warm_env, tmp_path):
+    env = {k: v for k, v in warm_env.items() if k not in ("NNEXP_WARM", *__import__("nnexp.warm").warm.CI_VARIABLES)}
+    served = int(re.search(r"(\d+) commands served", subprocess.run([NNEXP_WARM, "status"], env=env, capture_output=True, text=True).stdout).group(1))
+    output = under_a_terminal(env, ["data=irs"], tmp_path, columns=80)
+    assert b"data=irs is not an option" in output
+    status = subprocess.run([NNEXP_WARM, "status"], env=env, capture_output=True, text=True).stdout
+    assert f"{served + 1} commands served" in status

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nnexp.warm import DEFAULT_IDLE_SECONDS, requested
 from nnexp.warm.identity import MAX_SOCKET_PATH, UnsafeFolder, fingerprint, private_folder
 from nnexp.warm.server import framed
 
@@ -32,6 +33,23 @@ def socket_path() -> Path | None:
         note(f"the socket path {path} is too long (set NNEXP_WARM_DIR to a shorter folder)")
         return None
     return path
+
+
+NOTICE = ("nnexp: starting a warm nnexp process (torch and Lightning loaded once, so later commands start fast; "
+          "it exits after {minutes:g} idle minutes): `nnexp-warm status` shows it, NNEXP_WARM=0 turns it off")
+
+
+def announce_once(folder: Path) -> None:
+    """The warm process's one-line introduction, on stderr, the first time it starts by default for this user."""
+    if requested():
+        return
+    marker = folder / "introduced"
+    try:
+        with open(marker, "x"):
+            pass
+    except OSError:  # told before (or the folder is read-only: say nothing rather than every time)
+        return
+    print(NOTICE.format(minutes=float(os.environ.get("NNEXP_WARM_IDLE", DEFAULT_IDLE_SECONDS)) / 60), file=sys.stderr)
 
 
 def connect(path: Path) -> socket.socket | None:
@@ -76,6 +94,7 @@ def run_in_server(argv: list[str]) -> int | None:
         return None
     connection = connect(path)
     if connection is None:  # this command runs as it is while the server starts for the next ones
+        announce_once(path.parent)
         start_server(path, wait=False)
         return None
     with connection:
@@ -140,7 +159,8 @@ def ask(connection: socket.socket, action: str) -> str:
 def control_main() -> None:
     """``nnexp-warm start`` starts this environment's warm server and waits until it serves;
     ``status`` lists this user's servers; ``stop`` stops them (running commands finish first).
-    ``NNEXP_WARM=1`` turns the warm process on; unset, nnexp never uses one."""
+    ``nnexp`` uses the warm process on an interactive terminal (``NNEXP_WARM=0``: never;
+    ``NNEXP_WARM=1``: everywhere)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="nnexp-warm", description=control_main.__doc__)
@@ -161,7 +181,7 @@ def control_main() -> None:
             print("error: the warm server did not start (run the command without NNEXP_WARM to see why)", file=sys.stderr)
             raise SystemExit(1)
         with connection:
-            print(f"{current.name}: {ask(connection, 'status')} (this environment)")
+            print(f"{current.name}: {ask(connection, 'status').partition(' | ')[0]} (this environment)")
         return
     answered = 0
     for path in sorted(folder.glob("*.sock")):
@@ -172,7 +192,10 @@ def control_main() -> None:
                     reply = ask(connection, action)
                 except OSError as error:
                     reply = f"not answering ({error.strerror})"
+                reply, _, holds = reply.partition(" | ")
                 print(f"{path.name}: {reply}{' (this environment)' if path == current else ''}")
+                if holds and action == "status":
+                    print(f"  {holds}")
             answered += 1
     if not answered:
         print(f"no warm server in {folder}")

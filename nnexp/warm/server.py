@@ -22,6 +22,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 from pathlib import Path
 
 from nnexp.warm import DEFAULT_IDLE_SECONDS
@@ -101,6 +102,7 @@ class Server:
         self.selector = selectors.DefaultSelector()
         self.children: dict[int, socket.socket] = {}  # pid -> its caller's connection
         self.stopping = False
+        self.started, self.served = time.monotonic(), 0
         self.wakeup_read, self.wakeup_write = os.pipe()
         for fd in (self.wakeup_read, self.wakeup_write):
             os.set_blocking(fd, False)
@@ -109,6 +111,16 @@ class Server:
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
         self.selector.register(listener, selectors.EVENT_READ, "accept")
         self.selector.register(self.wakeup_read, selectors.EVENT_READ, "children")
+
+    def holdings(self) -> str:
+        """What this server holds, for ``nnexp-warm status``: its imports, environment, age and load."""
+        from importlib.metadata import version
+
+        packages = ", ".join(f"{name} {version(name)}" for name in ("torch", "pytorch-lightning", "hydra-core", "nnexp"))
+        nnexp_folder = Path(sys.modules["nnexp"].__file__).parent
+        minutes = (time.monotonic() - self.started) / 60
+        return (f"holds {packages} loaded (python {sys.executable}, nnexp from {nnexp_folder}); up {minutes:.0f} min, "
+                f"exits after {self.idle_seconds:g} s idle; {self.served} commands served, {len(self.children)} running")
 
     def serve(self) -> None:
         while not (self.stopping and not self.children):
@@ -147,7 +159,8 @@ class Server:
         if request.get("stop") or request.get("status"):
             for fd in fds:
                 os.close(fd)
-            connection.sendall(f"{'stopping' if request.get('stop') else 'serving'} {os.getpid()}\n".encode())
+            answer = f"stopping {os.getpid()}" if request.get("stop") else f"serving {os.getpid()} | {self.holdings()}"
+            connection.sendall(f"{answer}\n".encode())
             connection.close()
             if request.get("stop"):
                 self.stop()
@@ -163,6 +176,7 @@ class Server:
             become_command(request, fds)
         for fd in fds:
             os.close(fd)
+        self.served += 1
         self.children[pid] = connection
         self.selector.register(connection, selectors.EVENT_READ, pid)
         try:

@@ -1,0 +1,478 @@
+"""scipy's L-BFGS-B without bounds, for a stack of minimisations at once, in torch.
+
+Every member keeps its own state, as its own ``scipy.optimize.minimize(method="L-BFGS-B")``
+would: its last ``history_size`` correction pairs, its Moré-Thuente line search (MINPACK-2's
+``dcsrch``, with L-BFGS-B's constants ``ftol=1e-3, gtol=0.9, xtol=0.1`` and step bounds
+``[0, 1e10]``), its budgets and its stopping tests. A round evaluates every running member's
+trial point at once; then all members' line-search steps, updates and search directions run as
+batched operations over the stack, and a member leaves the stack when its own test stops it.
+
+What scipy's L-BFGS-B does with no bounds (``nbd = 0`` everywhere), and this module repeats:
+  - the generalised Cauchy point is computed only while the memory is empty (the first iteration,
+    and after a restart): with ``theta = 1`` it is ``x - g``, and the direction is
+    ``d = (x - g) - x``; once pairs are stored the Cauchy search is skipped;
+  - the subspace minimisation over all (free) variables is the L-BFGS step ``-H g``, ``H`` the
+    compact-representation inverse Hessian with ``H0 = I / theta``, ``theta = y'y / s'y`` of the
+    newest pair. It is the two-loop recursion's ``H`` (Byrd, Nocedal, Schnabel 1994); this module
+    runs the two-loop recursion on the pairs' inner products (kept up to date as pairs come in),
+    so directions agree with scipy's to rounding, not bit for bit (tests/test_batched_math.py
+    checks how many iterations stay equal). The step's
+    projection is the identity, and ``d = (x + step) - x``, as scipy forms it;
+  - the first line search starts at ``min(1 / ||d||, 1e10)``, every later one at 1; a trial
+    point at step 1 is ``x + step`` itself, else ``stp * d + x``;
+  - a pair is stored when ``s'y > eps * (-g'd) * stp``, with ``s'y`` taken as
+    ``stp * (g_new'd - g'd)`` (scipy's ``dr``), and dropped when ``history_size`` are held;
+  - a line search that fails (20 evaluations, or a direction that is not a descent) restarts
+    from an empty memory, or ends the run (``line_search_failed``) when the memory was empty;
+  - the tests follow each accepted step in scipy's order: ``max_iter``, then ``max_fun``
+    (evaluations so far, the first included, above the budget), then the gradient's largest
+    entry against ``tol`` (scipy's ``pgtol``), then the relative reduction
+    ``(f_old - f) / max(|f_old|, |f|, 1) <= factr * eps`` (scipy's ``ftol``, default 2.2e-9).
+
+The per-member scalars (the line search's state, budgets, stop tests) live on the host as
+vectors over the members; one (M,)-sized transfer per round brings the losses and slopes over.
+numpy's element-wise double arithmetic is C's, so the line search's decisions follow scipy's own
+from the same inputs. Vectors of parameters (points, gradients, directions, pairs) stay on the
+stack's device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+
+from nnexp.training.lbfgs import CONVERGED, CONVERGED_FTOL, LINE_SEARCH, MAX_FUN, MAX_ITER
+
+EPS = float(np.finfo(float).eps)
+SCIPY_FTOL = 2.2204460492503131e-09  # scipy.optimize.minimize's default for L-BFGS-B
+MAX_LINE_SEARCH = 20  # scipy's maxls
+# dcsrch's constants in L-BFGS-B's line search (lnsrlb), and its step bounds without bounds on x.
+LS_FTOL, LS_GTOL, LS_XTOL, STEP_MIN, STEP_MAX = 1e-3, 0.9, 0.1, 0.0, 1e10
+MESSAGES = {
+    CONVERGED: "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL",
+    CONVERGED_FTOL: "CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH",
+    MAX_ITER: "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT",
+    MAX_FUN: "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT",
+    LINE_SEARCH: "ABNORMAL: ",
+}
+REASONS = [CONVERGED, CONVERGED_FTOL, MAX_ITER, MAX_FUN, LINE_SEARCH]
+
+
+class StackFunction(Protocol):
+    """The members' objectives: ``(points (A, P)) -> (losses (A,), gradients (A, P), extra (A,) or None)``
+    for the running members in order; ``keep(indices)`` drops the others."""
+
+    def __call__(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]: ...
+
+    def keep(self, keep: torch.Tensor) -> None: ...
+
+
+@dataclass
+class StackResult:
+    """Each member's final point (M, P), loss, iterations, evaluations and stop reason (nnexp's names)."""
+
+    x: torch.Tensor
+    loss: np.ndarray
+    iterations: np.ndarray
+    evaluations: np.ndarray
+    reasons: list[str]
+
+
+def dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
+    """MINPACK-2's dcstep (scipy.optimize._dcsrch.dcstep) over vectors of line searches: the
+    safeguarded next step and the updated interval, each case computed for all and then picked."""
+    with np.errstate(all="ignore"):  # every case is computed for every search; each keeps its own
+        return _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax)
+
+
+def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
+    sgnd = np.sign(dp) * np.sign(dx)
+    case1 = fp > fx
+    case2 = ~case1 & (sgnd < 0)
+    case3 = ~case1 & ~case2 & (np.abs(dp) < np.abs(dx))
+    case4 = ~(case1 | case2 | case3)
+    # Case 1: a higher function value; the minimum is bracketed.
+    theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
+    s = np.maximum(np.maximum(np.abs(theta), np.abs(dx)), np.abs(dp))
+    gamma = s * np.sqrt((theta / s) ** 2 - (dx / s) * (dp / s))
+    gamma1 = np.where(stp < stx, -gamma, gamma)
+    r = ((gamma1 - dx) + theta) / (((gamma1 - dx) + gamma1) + dp)
+    stpc = stx + r * (stp - stx)
+    stpq = stx + ((dx / ((fx - fp) / (stp - stx) + dx)) / 2.0) * (stp - stx)
+    stpf1 = np.where(np.abs(stpc - stx) <= np.abs(stpq - stx), stpc, stpc + (stpq - stpc) / 2.0)
+    # Case 2: derivatives of opposite sign; bracketed.
+    gamma2 = np.where(stp > stx, -gamma, gamma)
+    r = ((gamma2 - dp) + theta) / (((gamma2 - dp) + gamma2) + dx)
+    stpc = stp + r * (stx - stp)
+    stpq = stp + (dp / (dp - dx)) * (stx - stp)
+    stpf2 = np.where(np.abs(stpc - stp) > np.abs(stpq - stp), stpc, stpq)
+    # Case 3: same sign, the derivative's magnitude decreases.
+    gamma3 = s * np.sqrt(np.maximum(0, (theta / s) ** 2 - (dx / s) * (dp / s)))
+    gamma3 = np.where(stp > stx, -gamma3, gamma3)
+    r = ((gamma3 - dp) + theta) / ((gamma3 + (dx - dp)) + gamma3)
+    stpc = np.where((r < 0) & (gamma3 != 0), stp + r * (stx - stp), np.where(stp > stx, stpmax, stpmin))
+    stpq = stp + (dp / (dp - dx)) * (stx - stp)
+    bracketed = np.where(np.abs(stpc - stp) < np.abs(stpq - stp), stpc, stpq)
+    bracketed = np.where(stp > stx, np.minimum(stp + 0.66 * (sty - stp), bracketed),
+                         np.maximum(stp + 0.66 * (sty - stp), bracketed))
+    free = np.clip(np.where(np.abs(stpc - stp) > np.abs(stpq - stp), stpc, stpq), stpmin, stpmax)
+    stpf3 = np.where(brackt, bracketed, free)
+    # Case 4: same sign, the derivative's magnitude does not decrease.
+    theta = 3.0 * (fp - fy) / (sty - stp) + dy + dp
+    s = np.maximum(np.maximum(np.abs(theta), np.abs(dy)), np.abs(dp))
+    gamma = s * np.sqrt((theta / s) ** 2 - (dy / s) * (dp / s))
+    gamma = np.where(stp > sty, -gamma, gamma)
+    r = ((gamma - dp) + theta) / (((gamma - dp) + gamma) + dy)
+    stpf4 = np.where(brackt, stp + r * (sty - stp), np.where(stp > stx, stpmax, stpmin))
+
+    stpf = np.select([case1, case2, case3], [stpf1, stpf2, stpf3], stpf4)
+    new_y = case1 | (~case1 & (sgnd < 0))
+    y_from = np.where(case1, 1, 0)  # case 1: y takes the trial; else (if new_y) y takes the old x
+    sty_n = np.where(new_y, np.where(y_from == 1, stp, stx), sty)
+    fy_n = np.where(new_y, np.where(y_from == 1, fp, fx), fy)
+    dy_n = np.where(new_y, np.where(y_from == 1, dp, dx), dy)
+    stx_n = np.where(case1, stx, stp)
+    fx_n = np.where(case1, fx, fp)
+    dx_n = np.where(case1, dx, dp)
+    return stx_n, fx_n, dx_n, sty_n, fy_n, dy_n, stpf, brackt | case1 | case2
+    # (case 4 keeps brackt as it was)
+
+
+class LineSearches:
+    """MINPACK-2's dcsrch (scipy.optimize._dcsrch.DCSRCH._iterate) for a vector of searches."""
+
+    def __init__(self, size: int):
+        zeros = np.zeros(size)
+        self.brackt = np.zeros(size, bool)
+        self.stage = np.ones(size, np.int64)
+        for name in ("finit", "ginit", "gtest", "width", "width1", "stx", "fx", "gx", "sty", "fy", "gy", "stmin", "stmax"):
+            setattr(self, name, zeros.copy())
+
+    FIELDS = ("brackt", "stage", "finit", "ginit", "gtest", "width", "width1", "stx", "fx", "gx", "sty", "fy", "gy", "stmin", "stmax")
+
+    def take(self, keep: np.ndarray) -> None:
+        for name in self.FIELDS:
+            setattr(self, name, getattr(self, name)[keep])
+
+    def start(self, which: np.ndarray, stp: np.ndarray, f: np.ndarray, g: np.ndarray) -> None:
+        """Start searches ``which`` (a boolean mask) at step ``stp`` from value ``f`` and slope ``g`` (< 0)."""
+        self.brackt[which] = False
+        self.stage[which] = 1
+        self.finit[which] = f
+        self.ginit[which] = g
+        self.gtest[which] = LS_FTOL * g
+        self.width[which] = STEP_MAX - STEP_MIN
+        self.width1[which] = (STEP_MAX - STEP_MIN) / 0.5
+        self.stx[which] = 0.0
+        self.fx[which] = f
+        self.gx[which] = g
+        self.sty[which] = 0.0
+        self.fy[which] = f
+        self.gy[which] = g
+        self.stmin[which] = 0.0
+        self.stmax[which] = stp + 4.0 * stp
+
+    def iterate(self, stp: np.ndarray, f: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every search's verdict on value ``f`` and slope ``g`` at ``stp``: (the next step, done),
+        done where dcsrch answers CONVERGENCE or a WARNING (L-BFGS-B accepts the step either way)."""
+        ftest = self.finit + stp * self.gtest
+        self.stage = np.where((self.stage == 1) & (f <= ftest) & (g >= 0), 2, self.stage)
+        brackt = self.brackt
+        done = ((brackt & ((stp <= self.stmin) | (stp >= self.stmax)))
+                | (brackt & (self.stmax - self.stmin <= LS_XTOL * self.stmax))
+                | ((stp == STEP_MAX) & (f <= ftest) & (g <= self.gtest))
+                | ((stp == STEP_MIN) & ((f > ftest) | (g >= self.gtest)))
+                | ((f <= ftest) & (np.abs(g) <= LS_GTOL * -self.ginit)))
+        go = ~done
+        modified = go & (self.stage == 1) & (f <= self.fx) & (f > ftest)
+        gtest = self.gtest
+        inputs = (self.stx, np.where(modified, self.fx - self.stx * gtest, self.fx), np.where(modified, self.gx - gtest, self.gx),
+                  self.sty, np.where(modified, self.fy - self.sty * gtest, self.fy), np.where(modified, self.gy - gtest, self.gy),
+                  stp, np.where(modified, f - stp * gtest, f), np.where(modified, g - gtest, g))
+        stx, fx, gx, sty, fy, gy, new_stp, new_brackt = dcstep(*inputs, brackt, self.stmin, self.stmax)
+        fx = np.where(modified, fx + stx * gtest, fx)
+        fy = np.where(modified, fy + sty * gtest, fy)
+        gx = np.where(modified, gx + gtest, gx)
+        gy = np.where(modified, gy + gtest, gy)
+        bisect = new_brackt & (np.abs(sty - stx) >= 0.66 * self.width1)
+        new_stp = np.where(bisect, stx + 0.5 * (sty - stx), new_stp)
+        width1 = np.where(new_brackt, self.width, self.width1)
+        width = np.where(new_brackt, np.abs(sty - stx), self.width)
+        stmin = np.where(new_brackt, np.minimum(stx, sty), new_stp + 1.1 * (new_stp - stx))
+        stmax = np.where(new_brackt, np.maximum(stx, sty), new_stp + 4.0 * (new_stp - stx))
+        new_stp = np.clip(new_stp, STEP_MIN, STEP_MAX)
+        back = new_brackt & ((new_stp <= stmin) | (new_stp >= stmax) | (stmax - stmin <= LS_XTOL * stmax))
+        new_stp = np.where(back, stx, new_stp)
+        for name, value in (("stx", stx), ("fx", fx), ("gx", gx), ("sty", sty), ("fy", fy), ("gy", gy), ("brackt", new_brackt),
+                            ("width", width), ("width1", width1), ("stmin", stmin), ("stmax", stmax)):
+            setattr(self, name, np.where(go, value, getattr(self, name)))
+        return np.where(go, new_stp, stp), done
+
+
+def two_loop(products: np.ndarray, SY: np.ndarray, YY: np.ndarray, rho: np.ndarray, head: np.ndarray,
+             cols: np.ndarray, theta: np.ndarray, m: int) -> np.ndarray:
+    """The two-loop recursion's coefficients from products, for members with ``cols`` pairs held
+    (slots from ``head``, oldest first): ``H g = g / theta + sum_a c_a s_a + sum_a c_(m+a) y_a``.
+    ``products``: (A, 2m), each pair's s'g and y'g; ``SY``, ``YY``: (A, m, m); returns (A, 2m)."""
+    A = len(cols)
+    members = np.arange(A)
+    gamma = np.where(cols > 0, 1.0 / theta, 1.0)
+    alpha = np.zeros((A, m))
+    beta = np.zeros((A, m))
+    older = np.zeros((A, m))  # 1 on the pairs the second loop has been through
+    order = [(head + cols - 1 - j) % m for j in range(int(cols.max()))]  # newest first
+    valid = [j < cols for j in range(len(order))]
+    for j, slot in enumerate(order):  # s_j'q, q = g - sum over newer pairs of alpha_i y_i
+        sq = products[members, slot] - (alpha * SY[members, slot, :]).sum(1)
+        alpha[members, slot] = np.where(valid[j], rho[members, slot] * sq, 0.0)
+    for j in reversed(range(len(order))):  # y_j'r, r = gamma q + sum over older pairs of (alpha_i - beta_i) s_i
+        slot = order[j]
+        yq = products[members, m + slot] - (alpha * YY[members, slot, :]).sum(1)
+        yr = gamma * yq + ((alpha - beta) * older * SY[members, :, slot]).sum(1)
+        beta[members, slot] = np.where(valid[j], rho[members, slot] * yr, 0.0)
+        older[members, slot] = 1.0
+    return np.concatenate([alpha - beta, -gamma[:, None] * alpha], axis=1)
+
+
+def rows_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Each row's dot product: (A, P) x (A, P) -> (A,)."""
+    return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)
+
+
+def host(values: torch.Tensor) -> np.ndarray:
+    """A float64 numpy copy of a (small) tensor."""
+    return np.array(values.detach().cpu().numpy(), dtype=np.float64)
+
+
+def minimize_stack(function: StackFunction, x0: torch.Tensor, max_iter: int, max_fun: int, tol: float,
+                   history_size: int = 10, ftol: float = SCIPY_FTOL,
+                   on_iteration: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None], None] | None = None) -> StackResult:
+    """Minimise every member's objective from its row of ``x0`` (M, P), as scipy's
+    ``minimize(method="L-BFGS-B", jac=True, options=dict(maxiter=max_iter, maxfun=max_fun,
+    gtol=tol, maxcor=history_size, ftol=ftol))`` would, one run per member.
+    ``on_iteration(members, iterations, losses, extra)`` follows each round's accepted steps
+    (member numbers into x0's rows; ``extra`` is the function's third output at them)."""
+    M, P, m = x0.shape[0], x0.shape[1], int(history_size)
+    device, dtype = x0.device, x0.dtype
+    factr_eps = (ftol / EPS) * EPS  # scipy passes factr = ftol / eps, and tests against factr * epsmch
+    final_x = x0.clone()
+    final_f = np.full(M, np.nan)
+    iterations = np.zeros(M, np.int64)
+    evaluations = np.zeros(M, np.int64)
+    reasons = [""] * M
+
+    ids = np.arange(M)  # the running members' numbers, in the function's order
+    x = x0.clone()
+    loss, g, extra = function(x)
+    f = host(loss)
+    nfev = np.ones(M, np.int64)
+    nit = np.zeros(M, np.int64)
+    ls_evals = np.zeros(M, np.int64)
+    col = np.zeros(M, np.int64)  # pairs held
+    head = np.zeros(M, np.int64)  # the oldest pair's slot
+    theta = np.ones(M)
+    # Each member's pairs, s in slots [0, m) and y in [m, 2m), and on the host their products
+    # s_a'y_b (SY) and y_a'y_b (YY), updated as a pair comes in: a direction then takes one pass
+    # over the pairs for their products with g and one to combine them (the two-loop recursion's
+    # scalar work runs on the products), not the recursion's 4m passes.
+    pairs = torch.zeros(M, 2 * m, P, device=device, dtype=dtype)
+    SY = np.zeros((M, m, m))
+    YY = np.zeros((M, m, m))
+    rho = np.zeros((M, m))
+    searches = LineSearches(M)
+    stp = np.zeros(M)
+    gd0 = np.zeros(M)
+    d = torch.zeros_like(x)
+    z = torch.zeros_like(x)
+    trial = torch.zeros_like(x)
+
+    def pick(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Rows ``index`` of ``values``: ``values`` itself when that is every row (the usual round)."""
+        return values if len(index) == len(values) else values.index_select(0, index)
+
+    def stop(which: np.ndarray, reason: str, point: torch.Tensor, value: np.ndarray) -> None:
+        members = ids[which]
+        final_x[torch.from_numpy(members).to(device)] = point[torch.from_numpy(np.flatnonzero(which)).to(device)]
+        final_f[members] = value[which]
+        iterations[members] = nit[which]
+        evaluations[members] = nfev[which]
+        for member in members:
+            reasons[member] = reason
+
+    def directions(which: np.ndarray) -> None:
+        """New search directions (and points z = x + step) for members ``which`` from x and g:
+        the Cauchy point's ``x - g`` with no pairs, else the L-BFGS step ``-H g``."""
+        rows = np.flatnonzero(which)
+        if not len(rows):
+            return
+        index = torch.from_numpy(rows).to(device)
+        xs, gs = pick(x, index), pick(g, index)
+        cols = col[rows]
+        if not cols.any():
+            step_point = xs - gs
+        else:
+            held = pairs if len(rows) == len(ids) else pick(pairs, index)
+            products = host(torch.bmm(held, gs.unsqueeze(2)).squeeze(2))  # s_a'g, then y_a'g
+            coefficients = two_loop(products, SY[rows], YY[rows], rho[rows], head[rows], cols, theta[rows], m)
+            gamma = torch.from_numpy(np.where(cols > 0, 1.0 / theta[rows], 1.0)).to(device, dtype)
+            r = torch.baddbmm((gs * gamma[:, None]).unsqueeze(1), torch.from_numpy(coefficients).to(device, dtype).unsqueeze(1), held)
+            step_point = xs - r.squeeze(1)
+            no_pairs = torch.from_numpy(cols == 0).to(device)
+            if no_pairs.any():  # members restarting beside members with pairs
+                step_point = torch.where(no_pairs[:, None], xs - gs, step_point)
+        z[index] = step_point
+        d[index] = step_point - xs
+
+    def start_searches(which: np.ndarray, first: bool = False) -> np.ndarray:
+        """Start line searches for members ``which`` along d; returns the members whose
+        direction is not a descent (their searches failed before a step)."""
+        rows = np.flatnonzero(which)
+        index = torch.from_numpy(rows).to(device)
+        slopes = host(rows_dot(pick(g, index), pick(d, index)))
+        gd0[rows] = slopes
+        if first:
+            norms = np.sqrt(host(rows_dot(pick(d, index), pick(d, index))))
+            with np.errstate(divide="ignore"):
+                stp[rows] = np.minimum(1.0 / norms, STEP_MAX)
+        else:
+            stp[rows] = 1.0
+        ls_evals[rows] = 0
+        failed = np.zeros(len(which), bool)
+        failed[rows] = ~(slopes < 0)
+        ok = which & ~failed
+        searches.start(ok, stp[ok], f[ok], gd0[ok])
+        return failed
+
+    def trial_points(which: np.ndarray) -> None:
+        rows = np.flatnonzero(which)
+        if not len(rows):
+            return
+        index = torch.from_numpy(rows).to(device)
+        steps = torch.from_numpy(stp[rows]).to(device, dtype)[:, None]
+        points = torch.addcmul(pick(x, index), steps, pick(d, index))
+        at_one = torch.from_numpy(stp[rows] == 1.0).to(device)[:, None]
+        trial[index] = torch.where(at_one, pick(z, index), points)
+
+    def fail_searches(failed: np.ndarray, restart_ok: bool = True) -> np.ndarray:
+        """Members whose search failed: restart from an empty memory, or stop (memory already empty)."""
+        ended = failed & (col == 0)
+        restart = failed & (col > 0)
+        if restart.any():
+            col[restart], head[restart], theta[restart] = 0, 0, 1.0
+            directions(restart)
+            again = start_searches(restart)
+            ended |= again  # col is 0 now: a second failure ends the run
+        return ended
+
+    # The start: scipy's gradient test at x0, then the first direction from the Cauchy point.
+    stopped = np.zeros(M, bool)
+    converged = np.abs(host(g.abs().amax(1))) <= tol
+    if converged.any():
+        stop(converged, CONVERGED, x, f)
+        stopped |= converged
+    running = ~stopped
+    if running.any():
+        directions(running)
+        failed = start_searches(running, first=True)
+        if failed.any():
+            stop(failed, LINE_SEARCH, x, f)
+            stopped |= failed
+        trial_points(running & ~failed)
+
+    while True:
+        if stopped.any():  # members leave the stack
+            keep = np.flatnonzero(~stopped)
+            if not len(keep):
+                break
+            keep_t = torch.from_numpy(keep).to(device)
+            function.keep(keep_t)
+            x, g, d, z, trial, pairs = (t.index_select(0, keep_t) for t in (x, g, d, z, trial, pairs))
+            ids, f, nfev, nit, ls_evals, col, head, theta, stp, gd0, SY, YY, rho = (
+                a[keep] for a in (ids, f, nfev, nit, ls_evals, col, head, theta, stp, gd0, SY, YY, rho))
+            searches.take(keep)
+        n = len(ids)
+        stopped = np.zeros(n, bool)
+
+        loss_t, g_t, extra = function(trial)
+        nfev += 1
+        ls_evals += 1
+        f_t = host(loss_t)
+        gd_t = host(rows_dot(g_t, d))
+        new_stp, done = searches.iterate(stp, f_t, gd_t)
+        failed = ~done & (ls_evals >= MAX_LINE_SEARCH)
+        going = ~done & ~failed
+        stp_taken = stp.copy()
+        stp = np.where(going, new_stp, stp)
+
+        if done.any():  # accepted steps: scipy's NEW_X
+            rows = np.flatnonzero(done)
+            index = torch.from_numpy(rows).to(device)
+            nit[rows] += 1
+            if on_iteration is not None:
+                on_iteration(ids[rows], nit[rows], f_t[rows], None if extra is None else host(pick(extra, index)))
+            f_old = f[rows].copy()
+            f[rows] = f_t[rows]
+            g_old = g.index_select(0, index)  # a copy: g is written next
+            x[index] = pick(trial, index)
+            g[index] = pick(g_t, index)
+            largest = host(pick(g_t, index).abs().amax(1))
+            reason = np.select(
+                [nit[rows] >= max_iter, nfev[rows] > max_fun, largest <= tol,
+                 (f_old - f[rows]) <= factr_eps * np.maximum(np.maximum(np.abs(f_old), np.abs(f[rows])), 1.0)],
+                [2, 3, 0, 1], -1)
+            for code in (0, 1, 2, 3):
+                ending = np.zeros(n, bool)
+                ending[rows[reason == code]] = True
+                if ending.any():
+                    stop(ending, REASONS[code], x, f)
+                    stopped |= ending
+            go_on = reason == -1
+            rows, index = rows[go_on], index[torch.from_numpy(go_on).to(device)]
+            if len(rows):
+                y = pick(g, index) - g_old[torch.from_numpy(go_on).to(device)]
+                rr = host(rows_dot(y, y))
+                steps = stp_taken[rows]
+                at_one = steps == 1.0
+                dr = np.where(at_one, gd_t[rows] - gd0[rows], (gd_t[rows] - gd0[rows]) * steps)
+                ddum = np.where(at_one, -gd0[rows], -gd0[rows] * steps)
+                update = dr > EPS * ddum
+                if update.any():
+                    up = rows[update]
+                    up_index = index[torch.from_numpy(update).to(device)]
+                    s = d.index_select(0, up_index) * torch.from_numpy(steps[update]).to(device, dtype)[:, None]
+                    full = col[up] == m
+                    slots = np.where(full, head[up], (head[up] + col[up]) % m)
+                    head[up] = np.where(full, (head[up] + 1) % m, head[up])
+                    col[up] = np.minimum(col[up] + 1, m)
+                    slot_t = torch.from_numpy(slots).to(device)
+                    new = torch.stack([s, y[torch.from_numpy(update).to(device)]], 1)  # (u, 2, P)
+                    pairs[up_index, slot_t] = new[:, 0]
+                    pairs[up_index, slot_t + m] = new[:, 1]
+                    held = pairs if len(up) == len(ids) else pairs.index_select(0, up_index)
+                    dots = host(torch.bmm(new, held.transpose(1, 2)))  # (u, 2, 2m): the new s and y against every pair
+                    SY[up, slots, :] = dots[:, 0, m:]
+                    SY[up, :, slots] = dots[:, 1, :m]
+                    YY[up, slots, :] = dots[:, 1, m:]
+                    YY[up, :, slots] = dots[:, 1, m:]
+                    rho[up, slots] = 1.0 / dr[update]
+                    theta[up] = rr[update] / dr[update]
+                accepted = np.zeros(n, bool)
+                accepted[rows] = True
+                directions(accepted)
+                failed |= start_searches(accepted)
+                going |= accepted
+
+        if failed.any():
+            going &= ~failed
+            ended = fail_searches(failed)
+            restarted = failed & ~ended
+            going |= restarted
+            if ended.any():
+                stop(ended, LINE_SEARCH, x, f)
+                stopped |= ended
+        trial_points(going & ~stopped)
+
+    return StackResult(final_x, final_f, iterations, evaluations, reasons)
