@@ -29,8 +29,9 @@ REUSED_FILE = ".reused"  # in a job dir whose result was restored from the store
 # Part of every job's identity. Raise it when the same config stops computing the same result,
 # so that no store entry from before is reused: 2 = scikit-learn's solver semantics (velocity SGD,
 # Adam's epsilon, L-BFGS-B, the stopping count, Glorot biases) and the lecture's MNIST permutation;
-# 3 = the data's fingerprint is part of the identity.
-RESULTS_VERSION = 3
+# 3 = the data's fingerprint is part of the identity; 4 = scikit-learn's random_state (init=sklearn:
+# weights, early-stopping split and minibatch order from numpy's RandomState) and its log-loss value.
+RESULTS_VERSION = 4
 
 
 def resolved_settings(cfg: DictConfig) -> dict:
