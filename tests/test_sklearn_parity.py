@@ -242,3 +242,28 @@ def test_init_torch_keeps_torchs_draws(compose_cfg):
     assert not torch.equal(sklearn_net.dense1.weight, torch_net.dense1.weight)
     bound = (6.0 / (2 + 5)) ** 0.5
     assert float(sklearn_net.dense1.weight[0, 0].detach()) == pytest.approx(bound * drawn[0], rel=1e-6)
+
+
+def test_sklearn_true_fits_sklearns_estimator_beside_the_run(run_nnexp, capsys):
+    """``sklearn=true``: both rows printed and recorded; on the lecture's L-BFGS one-liner they are equal."""
+    import json
+    from pathlib import Path
+
+    metrics = run_nnexp("data=moons", "optim=lbfgs", "model.hidden_sizes=[5]", "seed=10", "sklearn=true", fast=False)
+    rows = json.loads((Path(metrics["run_dir"]) / "sklearn.json").read_text())
+    assert rows["same"] and rows["scikit-learn"]["n_iter"] == 73 == metrics["iterations"]
+    assert rows["nnexp"]["test_score"] == rows["scikit-learn"]["test_score"] == metrics["test_score"]
+    assert "solver='lbfgs'" in rows["estimator"] and "random_state=10" in rows["estimator"]
+
+
+def test_sklearn_true_says_why_it_cannot(compose_cfg):
+    import io
+
+    from rich.console import Console
+
+    from nnexp.runner import run
+
+    buffer = io.StringIO()
+    run(compose_cfg("data=moons", "optim=adam", "model.dropout=0.2", "sklearn=true"), console=Console(file=buffer, width=200))
+    lines = [line for line in buffer.getvalue().splitlines() if "sklearn=true" in line]
+    assert len(lines) == 1 and "no dropout (model.dropout)" in lines[0]
