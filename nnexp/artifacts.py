@@ -94,7 +94,9 @@ class Run:
         from nnexp.factory import instantiate
 
         net = instantiate(OmegaConf.create(self.saved["model"]))(input_shape=tuple(self.saved["input_shape"]), out_features=self.saved["n_outputs"])
-        net.load_state_dict(self.saved["state_dict"])
+        state = self.saved["state_dict"]
+        net.to(next(iter(state.values())).dtype)  # an L-BFGS fit keeps its float64 weights
+        net.load_state_dict(state)
         return net.eval()
 
     def scale(self, X: np.ndarray) -> torch.Tensor:
@@ -106,7 +108,7 @@ class Run:
             X = X.reshape((len(X), *self.saved["input_shape"]))
         elif features["kind"] == "pixels":
             X = (X / 255.0 - features["mean"]) / features["std"]
-        return torch.as_tensor(X, dtype=torch.float32)
+        return torch.as_tensor(X, dtype=next(self.network.parameters()).dtype)
 
     @torch.no_grad()
     def outputs(self, X: np.ndarray) -> torch.Tensor:

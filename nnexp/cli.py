@@ -138,8 +138,10 @@ def sklearn_names(argv: list[str]) -> list[str]:
     """The command line with scikit-learn's parameter names as nnexp's keys (``nnexp.vocabulary``);
     says which it renamed. A name or key nnexp does not know is a one-line error (exit 2)."""
     from nnexp.errors import NnexpError
+    from nnexp.sklearn_spellings import tuples_as_lists
     from nnexp.vocabulary import translate
 
+    argv, _ = tuples_as_lists(argv)  # scikit-learn's (10,10,10) is Hydra's [10,10,10]
     try:
         argv, renamed = translate(argv, check_keys=not uses_user_config(argv))
     except NnexpError as error:

@@ -244,6 +244,9 @@ def check_config(cfg: DictConfig) -> None:
     if not (threads is None or threads == "auto" or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1)):
         raise ConfigError("threads", threads, "auto, a whole number of threads >= 1, or null for torch's default")
     _check_solver_combination(cfg)
+    from nnexp.pairings import check_pairing
+
+    check_pairing(cfg)  # optimiser x regulariser x stopping x model: the rule table in nnexp/pairings.py
 
 
 def explicit_hydra_keys() -> set[str]:

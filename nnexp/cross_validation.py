@@ -10,6 +10,7 @@ from nnexp.data.bundle import DataBundle, check_folds, fit_validation_fraction
 from nnexp.data.splits import make_fit_data
 from nnexp.fit import FitResult, fit_and_score
 from nnexp.metrics import FitMetrics
+from nnexp.sklearn_random import fit_data_options
 
 FOLD_KEYS = ("status", "stop_reason", "train_loss", "train_score", "val_loss", "val_score", "epochs", "fit_seconds")
 
@@ -35,6 +36,7 @@ def cross_validate(plan, progress_factory=None, trial=None) -> FitResult:
         data = make_fit_data(
             bundle, fit_rows=fit_rows, holdout_rows=holdout_rows,
             validation_fraction=fit_validation_fraction(bundle, plan.stopping), seed=cfg.seed,
+            **fit_data_options(cfg, bundle),
         )
         results.append(fit_and_score(cfg, plan.factories, bundle, data, plan.stopping, plan.penalty, progress_factory,
                                      describe=number == 0, trial=trial if number == 0 else None))

@@ -15,6 +15,7 @@ from nnexp.data.loading import load_data
 from nnexp.data.splits import FitData, make_fit_data
 from nnexp.factory import instantiate
 from nnexp.fit import Factories, Network, prepare_network
+from nnexp.sklearn_random import fit_data_options
 from nnexp.results import CONFIG_FILE, config_yaml, write_text_atomic
 from nnexp.store import job_key
 from nnexp.training.hardware import auto_threads, step_work
@@ -48,7 +49,8 @@ class Plan:
         """The training split (less a validation split, when the stopping rule or
         ``data.validation_fraction`` asks for one), scaled, as tensors."""
         fraction = fit_validation_fraction(self.bundle, self.stopping)
-        return make_fit_data(self.bundle, validation_fraction=fraction, seed=self.cfg.seed)
+        return make_fit_data(self.bundle, validation_fraction=fraction, seed=self.cfg.seed,
+                             **fit_data_options(self.cfg, self.bundle))
 
     @cached_property
     def network(self) -> Network:

@@ -31,6 +31,10 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False, key: s
             console.print(show.layer_table(plan.network.layers, plan.network.params))
         result = produce(plan, console)
         objective = record(plan, result, console).objective_value
+        if cfg.get("sklearn", False):  # scikit-learn's own estimator beside the run, on the same split
+            from nnexp.sklearn_beside import fit_beside
+
+            fit_beside(plan, result, console)
     if cfg.get("plots", True):
         draw_plots(plan, console, plots_in_background)
     return objective

@@ -22,7 +22,7 @@ from nnexp.metrics import RunRecord, read_record
 from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, copy_atomic
 
 # Keys that do not change what a job computes: where it writes, how it prints, how it is launched.
-VOLATILE_KEYS = ("paths", "quiet", "plots", "task_name", "logger", "refit", "resume", "threads", "fresh", "trial", "hydra")
+VOLATILE_KEYS = ("paths", "quiet", "plots", "sklearn", "task_name", "logger", "refit", "resume", "threads", "fresh", "trial", "hydra")
 RESULT_FILES = (CONFIG_FILE, HISTORY_FILE, MODEL_FILE, METRICS_FILE)  # metrics last: it marks the job finished
 MANIFEST_FILE = "manifest.json"  # in a store entry: each result file's size and SHA-256
 REUSED_FILE = ".reused"  # in a job dir whose result was restored from the store: the entry's path
@@ -30,8 +30,9 @@ REUSED_FILE = ".reused"  # in a job dir whose result was restored from the store
 # Part of every job's identity. Raise it when the same config stops computing the same result,
 # so that no store entry from before is reused: 2 = scikit-learn's solver semantics (velocity SGD,
 # Adam's epsilon, L-BFGS-B, the stopping count, Glorot biases) and the lecture's MNIST permutation;
-# 3 = the data's fingerprint is part of the identity.
-RESULTS_VERSION = 3
+# 3 = the data's fingerprint is part of the identity; 4 = scikit-learn's random_state (init=sklearn:
+# weights, early-stopping split and minibatch order from numpy's RandomState) and its log-loss value.
+RESULTS_VERSION = 4
 
 
 def resolved_settings(cfg: DictConfig) -> dict:

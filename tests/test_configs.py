@@ -44,7 +44,7 @@ def test_every_option_trains(group, option, run_nnexp, csv_file, tiny_idx_root):
         extra = ["data=mnist", f"data.root={tiny_idx_root}"]
     if (group, option) == ("model", "cnn_small"):
         extra = ["data=digits_images"]
-    if (group, option) == ("optim", "lbfgs"):  # its budget is iterations, not trainer.max_epochs
+    if (group, option) in (("optim", "lbfgs"), ("sweep", "alpha_grid"), ("sweep", "hidden_sizes")):  # L-BFGS: iterations, not trainer.max_epochs
         extra = ["optim.max_iter=3"]
     if (group, option) in NEEDS_PACKAGE:
         pytest.importorskip(NEEDS_PACKAGE[group, option])

@@ -230,3 +230,19 @@ def test_history_file_grows_epoch_by_epoch_during_the_fit(compose_cfg, tmp_path)
     rows = list(csv.DictReader(path.open()))
     assert [int(row["epoch"]) for row in rows] == [1, 2, 3, 4, 5]
     assert [float(row["train_loss"]) for row in rows] == [row["train_loss"] for row in result.history]
+
+
+def test_a_grid_shows_its_refits_test_score_and_the_command_that_trains_it(sweep, capsys, run_nnexp, tmp_path):
+    """quiet=true too: the terminal gives the refit's test score and a command that trains the
+    refit model (its test score is the refit's); the report puts that score in the best row."""
+    import re
+
+    sweep("grid", "data=iris", "optim=lbfgs", "optim.max_iter=30", "model.hidden_sizes=[5]", "cv=2", "refit=true",
+          "regularization.alpha=0.1,10")
+    out = capsys.readouterr().out
+    refit_score = float(re.search(r"refit on the whole training split: test accuracy (\d\.\d+)", out).group(1))
+    command = re.search(r"the refit model again: (nnexp .*cv=1)", " ".join(out.split())).group(1)
+    report = (tmp_path / "grid" / "report.html").read_text()
+    assert f"<b>{refit_score:.4f}</b>" in report and f"<td>{refit_score:.4f}</td>" in report
+    overrides = [word for word in command.split()[1:] if not word.startswith(("quiet", "logger", "plots", "hydra"))]
+    assert round(run_nnexp(*overrides, fast=False)["test_score"], 4) == refit_score

@@ -22,6 +22,7 @@ from nnexp.data.splits import make_fit_data
 from nnexp.factory import instantiate
 from nnexp.fit import Factories, fit_and_score, prepare_network
 from nnexp.models.task import Task
+from nnexp.sklearn_random import fit_data_options
 from nnexp.sklearn_twin import sklearn_twin
 from nnexp.training.stopping import NoImprovementCount
 
@@ -50,7 +51,7 @@ def nnexp_start(compose_cfg, overrides):
     cfg = compose_cfg(*overrides, fast=False)
     bundle = load_data(cfg.data)
     stopping = instantiate(cfg.stopping)
-    data = make_fit_data(bundle, validation_fraction=stopping.validation_fraction, seed=cfg.seed)
+    data = make_fit_data(bundle, validation_fraction=stopping.validation_fraction, seed=cfg.seed, **fit_data_options(cfg, bundle))
     factories = Factories.from_config(cfg)
     network = prepare_network(cfg, factories, bundle, data, describe=False).module
     return cfg, bundle, stopping, data, factories, network
@@ -160,7 +161,7 @@ def test_mlp_biases_start_like_sklearns(compose_cfg):
             assert float(layer.bias.detach().abs().max()) <= bound
             assert float(layer.bias.detach().abs().max()) > 0.5 * bound
             assert float(layer.weight.detach().abs().max()) > 0.9 * bound
-    *_, network = nnexp_start(compose_cfg, ["data=digits", "model.bias_init=zeros"])
+    *_, network = nnexp_start(compose_cfg, ["data=digits", "model.init=torch", "model.bias_init=zeros"])
     assert float(network.dense1.bias.detach().abs().max()) == 0.0
 
 
@@ -170,19 +171,11 @@ def test_mlp_biases_start_like_sklearns(compose_cfg):
 ], ids=["moons-binary", "iris-multiclass"])
 def test_reported_split_losses_are_sklearns_log_loss(compose_cfg, problem):
     """The loss a run reports for a split is ``sklearn.metrics.log_loss`` of its own predicted
-    probabilities. The lecture's moons run overfits; one class-1 test point it gets wrong with a
-    logit of -86.5 made the unclipped mean 1.32 (14.56 before the L-BFGS fixes) where
-    scikit-learn says 0.65. From the same weights, scikit-learn's own fit lands within a quarter
-    of it."""
+    probabilities. The lecture's moons run overfits; one class-1 test point it got wrong with a
+    logit of -86.5 once made the unclipped mean 1.32 where scikit-learn's clipped mean said 0.65."""
     from sklearn.metrics import log_loss
 
     cfg, bundle, stopping, data, factories, network = nnexp_start(compose_cfg, problem)
-    X, y = train_xy(data, bundle)
-    reference = sklearn_from(network, bundle, X, y, solver="lbfgs", alpha=float(cfg.regularization.alpha),
-                             max_iter=int(cfg.optim.max_iter), tol=float(cfg.optim.tol))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        reference.fit(X, y)
     result = fit_and_score(cfg, factories, bundle, data, stopping, instantiate(cfg.regularization))
     X_test, y_test = data.test.X, data.test.y.numpy().astype(int)
     with torch.no_grad():
@@ -190,5 +183,87 @@ def test_reported_split_losses_are_sklearns_log_loss(compose_cfg, problem):
     if probabilities.ndim == 1:
         probabilities = np.column_stack([1 - probabilities, probabilities])
     assert result.metrics.test_loss == pytest.approx(log_loss(y_test, probabilities), rel=1e-6)
-    theirs = log_loss(y_test, reference.predict_proba(X_test.double().numpy()))
-    assert result.metrics.test_loss == pytest.approx(theirs, rel=0.25)
+
+
+LECTURE_MOONS = ["data=moons", "data.generator.n_samples=100", "data.generator.random_state=3", "data.scale=false"]
+
+
+def sklearns_own_fit(bundle, data, estimator_params: dict, regression: bool = False):
+    """scikit-learn's estimator with ``random_state``, fitted on the fit's scaled training rows
+    (all of them: scikit-learn carves its own early-stopping split)."""
+    from sklearn.neural_network import MLPRegressor
+
+    def scaled(X):
+        return data.feature_scaler.transform(X) if data.feature_scaler is not None else X
+
+    estimator = (MLPRegressor if regression else MLPClassifier)(**estimator_params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(scaled(bundle.X_train), bundle.y_train)
+    return estimator, scaled
+
+
+@pytest.mark.parametrize("overrides, params", [
+    (["optim=lbfgs", "model.hidden_sizes=[5]"], dict(solver="lbfgs", hidden_layer_sizes=(5,))),
+    (["optim=sgd", "optim.lr=0.1", "model.hidden_sizes=[10]", "batch_size=16", "trainer.max_epochs=60"],
+     dict(solver="sgd", learning_rate_init=0.1, hidden_layer_sizes=(10,), batch_size=16, max_iter=60)),
+    (["optim=adam", "optim.lr=0.01", "model.hidden_sizes=[8]", "stopping=early_stopping", "trainer.max_epochs=80"],
+     dict(solver="adam", learning_rate_init=0.01, hidden_layer_sizes=(8,), early_stopping=True, max_iter=80)),
+], ids=["lbfgs", "sgd-minibatch", "adam-early-stopping"])
+def test_random_state_draws_sklearns_network_split_and_minibatches(compose_cfg, overrides, params):
+    """``seed`` is scikit-learn's ``random_state``: the same starting weights, early-stopping split
+    and minibatch orders, so the fit is scikit-learn's own: the same predictions, the same
+    iteration count and, epoch by epoch, the same losses (and validation scores)."""
+    seed = 10
+    cfg, bundle, stopping, data, factories, network = nnexp_start(compose_cfg, [*LECTURE_MOONS, *overrides, f"seed={seed}"])
+    reference, scaled = sklearns_own_fit(bundle, data, dict(params, random_state=seed))
+    for ours, theirs in zip([m for m in network.modules() if isinstance(m, torch.nn.Linear)], reference.coefs_):
+        assert ours.weight.shape == theirs.T.shape
+    result = fit_and_score(cfg, factories, bundle, data, stopping, instantiate(cfg.regularization), describe=False)
+    with torch.no_grad():
+        X_test = torch.as_tensor(scaled(bundle.X_test), dtype=next(result.network.parameters()).dtype)
+        ours = Task(bundle.task, bundle.n_outputs).output_activation(result.network(X_test)).numpy() > 0.5
+    np.testing.assert_array_equal(ours.astype(int), reference.predict(scaled(bundle.X_test)))
+    assert result.metrics.test_score == reference.score(scaled(bundle.X_test), bundle.y_test)
+    if params["solver"] == "lbfgs":
+        assert result.metrics.iterations == reference.n_iter_
+        return
+    assert result.metrics.epochs == reference.n_iter_
+    np.testing.assert_allclose([row["train_loss"] for row in result.history], reference.loss_curve_, rtol=1e-5)
+    if params.get("early_stopping"):
+        np.testing.assert_allclose([row["val_score"] for row in result.history], reference.validation_scores_, atol=1e-12)
+
+
+def test_init_torch_keeps_torchs_draws(compose_cfg):
+    """``model.init=torch``: torch's seeded generator draws the weights, not scikit-learn's."""
+    *_, sklearn_net = nnexp_start(compose_cfg, [*LECTURE_MOONS, "model.hidden_sizes=[5]", "seed=10"])
+    *_, torch_net = nnexp_start(compose_cfg, [*LECTURE_MOONS, "model.hidden_sizes=[5]", "seed=10", "model.init=torch"])
+    drawn = np.random.RandomState(10).uniform(-1, 1, 1)  # the first draw's sign pattern is enough
+    assert not torch.equal(sklearn_net.dense1.weight, torch_net.dense1.weight)
+    bound = (6.0 / (2 + 5)) ** 0.5
+    assert float(sklearn_net.dense1.weight[0, 0].detach()) == pytest.approx(bound * drawn[0], rel=1e-6)
+
+
+def test_sklearn_true_fits_sklearns_estimator_beside_the_run(run_nnexp, capsys):
+    """``sklearn=true``: both rows printed and recorded; on the lecture's L-BFGS one-liner they are equal."""
+    import json
+    from pathlib import Path
+
+    metrics = run_nnexp("data=moons", "optim=lbfgs", "model.hidden_sizes=[5]", "seed=10", "sklearn=true", fast=False)
+    rows = json.loads((Path(metrics["run_dir"]) / "sklearn.json").read_text())
+    assert rows["same"] and rows["scikit-learn"]["n_iter"] == 73 == metrics["iterations"]
+    assert rows["nnexp"]["test_score"] == rows["scikit-learn"]["test_score"] == metrics["test_score"]
+    assert "solver='lbfgs'" in rows["estimator"] and "random_state=10" in rows["estimator"]
+
+
+def test_sklearn_true_says_why_it_cannot(compose_cfg):
+    import io
+
+    from rich.console import Console
+
+    from nnexp.runner import run
+
+    buffer = io.StringIO()
+    run(compose_cfg("data=moons", "optim=adam", "model.dropout=0.2", "sklearn=true"), console=Console(file=buffer, width=200))
+    lines = [line for line in buffer.getvalue().splitlines() if "sklearn=true" in line]
+    assert len(lines) == 1 and "no dropout (model.dropout)" in lines[0]

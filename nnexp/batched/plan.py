@@ -16,6 +16,7 @@ from nnexp.factory import call_factory, instantiate
 from nnexp.fit import Factories, prepare_network
 from nnexp.models.task import Task
 from nnexp.cross_validation import fold_indices
+from nnexp.sklearn_random import fit_data_options
 from nnexp.store import resolved_settings, settings_hash
 from nnexp.training.lbfgs import is_lbfgs
 
@@ -152,7 +153,8 @@ def build_members(cfg: DictConfig, bundle: DataBundle, memo: dict) -> list[tuple
     for number, (fit_rows, holdout_rows) in enumerate(memo["folds"]):
         if (number, cfg.seed) not in memo:
             memo[number, cfg.seed] = make_fit_data(bundle, fit_rows=fit_rows, holdout_rows=holdout_rows,
-                                                  validation_fraction=fit_validation_fraction(bundle, stopping), seed=cfg.seed)
+                                                  validation_fraction=fit_validation_fraction(bundle, stopping), seed=cfg.seed,
+                                                  **fit_data_options(cfg, bundle))
         data = memo[number, cfg.seed]
         if ("net", cfg.seed, dropout) not in memo:
             net = prepare_network(cfg, factories_for(cfg, memo), bundle, data)

@@ -11,6 +11,8 @@ from typing import Callable, Hashable
 
 import torch
 
+from nnexp.sklearn_random import SklearnOrders, TorchOrders
+
 
 class SharedStreams:
     """One generator per distinct key; ``of_member`` maps each member to its stream (-1: none)."""
@@ -30,24 +32,42 @@ class SharedStreams:
 
 
 class BatchOrders(SharedStreams):
-    """Each member's row order per epoch: randperm of its n rows from a generator seeded with its
-    seed, as the sequential epoch draws it; rows that fit in one batch are not shuffled."""
+    """Each member's row order per epoch, as its sequential epoch draws it: scikit-learn's
+    (``states``: the generator state its fit data carries, ``nnexp.sklearn_random``) or randperm
+    of its n rows from a torch generator seeded with its seed (``init=torch``); rows that fit in
+    one batch are not shuffled."""
 
-    def __init__(self, seeds: list[int], n_rows: list[int], batch_size: int, device):
-        keys = [(seed, n) if batch_size < n else ("unshuffled", n) for seed, n in zip(seeds, n_rows)]
-        super().__init__(keys, lambda key: torch.Generator(device=device).manual_seed(key[0]) if key[0] != "unshuffled" else None, device)
+    def __init__(self, seeds: list[int], n_rows: list[int], batch_size: int, device, states: list[tuple | None] | None = None):
+        states = states or [None] * len(seeds)
+        keys = []
+        for seed, n, state in zip(seeds, n_rows, states):
+            if batch_size >= n:
+                keys.append(("unshuffled", n))
+            else:  # members whose fits draw the same numbers share a stream
+                keys.append((seed, n) if state is None else ("sklearn", n, state[1].tobytes(), state[2]))
+        state_of = {key: state for key, state in zip(keys, states)}
+
+        def make(key):
+            if key[0] == "unshuffled":
+                return None
+            if key[0] == "sklearn":
+                return SklearnOrders(state_of[key], device)
+            return TorchOrders(key[0], device)
+
+        super().__init__(keys, make, device)
 
     def draw(self, n_max: int) -> torch.Tensor:
         """This epoch's orders (M, n_max), padding rows last."""
         orders = []
-        for (_, n), generator in self.streams:
+        for key, generator in self.streams:
+            n = key[1]
             if generator is None:
                 orders.append(torch.arange(n_max, device=self.device))
             elif n == n_max:
-                orders.append(torch.randperm(n, generator=generator, device=self.device))
+                orders.append(generator(n))
             else:
                 order = torch.arange(n_max, device=self.device)
-                order[:n] = torch.randperm(n, generator=generator, device=self.device)
+                order[:n] = generator(n)
                 orders.append(order)
         if len(orders) == 1:  # every member draws the same order (as in a grid over alpha)
             return orders[0].expand(len(self.of_member), -1)

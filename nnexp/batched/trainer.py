@@ -122,7 +122,7 @@ class Stack:
             betas=spec.betas, eps=spec.eps, nesterov=spec.nesterov, fused=spec.fused,
         )
         seeds, n_rows = [m.seed for m in members], [len(m.data.train) for m in members]
-        self.orders = BatchOrders(seeds, n_rows, spec.batch_size, device)
+        self.orders = BatchOrders(seeds, n_rows, spec.batch_size, device, [m.data.orders_state for m in members])
         self.dropout = DropoutMasks([m.dropout for m in members], seeds, n_rows, [m.rng_state for m in members], device)
         self.best_theta = self.net.theta.clone() if spec.restore_best else None
         self._plan()

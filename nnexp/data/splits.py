@@ -9,6 +9,7 @@ import torch
 
 from nnexp.data.bundle import DataBundle
 from nnexp.errors import ConfigError
+from nnexp.sklearn_random import SklearnDraws, validation_rows
 
 
 @dataclass
@@ -38,6 +39,8 @@ class FitData:
     target_scale: np.ndarray | None = None
     feature_scaler: object | None = None
     extras: dict = field(default_factory=dict)
+    orders_state: tuple | None = None  # scikit-learn's generator after the split: the epochs' row orders draw on
+
 
     def named_splits(self) -> dict[str, TensorSplit]:
         """The splits that exist, by name, in the order train, val, holdout, test."""
@@ -45,15 +48,16 @@ class FitData:
         return {name: split for name, split in pairs if split is not None}
 
 
-def _targets(y: np.ndarray, task: str, mean, scale) -> torch.Tensor:
+def _targets(y: np.ndarray, task: str, mean, scale, float64: bool = False) -> torch.Tensor:
     if task == "multiclass":
         return torch.as_tensor(y, dtype=torch.long)
+    dtype = torch.float64 if float64 else torch.float32
     if task == "binary":
-        return torch.as_tensor(y, dtype=torch.float32)
+        return torch.as_tensor(y, dtype=dtype)
     y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
     if mean is not None:
         y = (y - mean) / scale
-    return torch.as_tensor(y, dtype=torch.float32)
+    return torch.as_tensor(y, dtype=dtype)
 
 
 def pixel_scaler(X_fit: np.ndarray, scale: bool):
@@ -77,6 +81,8 @@ def make_fit_data(
     holdout_rows: np.ndarray | None = None,
     validation_fraction: float = 0.0,
     seed: int = 0,
+    draws: SklearnDraws | None = None,
+    float64: bool = False,
 ) -> FitData:
     """Scale and split the training data for one fit.
 
@@ -84,7 +90,10 @@ def make_fit_data(
     fold gets no test split, as in ``GridSearchCV``); by default the fit uses the whole training
     split. The scaler is fitted on the fit rows only, as a scikit-learn ``Pipeline`` would, and
     ``validation_fraction`` then carves a stratified early-stopping split out of them (scikit-
-    learn's MLP does the same).
+    learn's MLP does the same). ``draws`` (scikit-learn's ``random_state``, see
+    ``nnexp.sklearn_random``) draws that split as scikit-learn does, and the fit keeps the
+    generator's state for its epochs; without it the split is drawn with ``seed``. ``float64``
+    keeps the features in double precision (scikit-learn's L-BFGS on float64 data).
     """
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
@@ -103,7 +112,7 @@ def make_fit_data(
 
         def features(X: np.ndarray) -> torch.Tensor:
             values = scaler.transform(X.reshape(len(X), -1)).reshape(X.shape) if scaler else X
-            return torch.as_tensor(values, dtype=torch.float32)
+            return torch.as_tensor(values, dtype=torch.float64 if float64 else torch.float32)
 
     mean = scale = None
     if bundle.scale_target:
@@ -111,12 +120,17 @@ def make_fit_data(
         mean, scale = column.mean(axis=0), column.std(axis=0)
         scale = np.where(scale > 0, scale, 1.0)
 
+    random_state = draws.after_initialisation() if draws is not None else None
     if validation_fraction > 0:
         stratify = y_fit if bundle.is_classification else None
         try:
-            X_fit, X_val, y_fit, y_val = train_test_split(
-                X_fit, y_fit, test_size=validation_fraction, random_state=seed, stratify=stratify
-            )
+            if random_state is not None:
+                rows, val_rows = validation_rows(random_state, y_fit, validation_fraction, bundle.is_classification)
+                X_fit, X_val, y_fit, y_val = X_fit[rows], X_fit[val_rows], y_fit[rows], y_fit[val_rows]
+            else:
+                X_fit, X_val, y_fit, y_val = train_test_split(
+                    X_fit, y_fit, test_size=validation_fraction, random_state=seed, stratify=stratify
+                )
         except ValueError:  # too few rows for a (stratified) validation split
             rows = max(len(bundle.classes), 2)
             raise ConfigError("validation_fraction", validation_fraction,
@@ -126,7 +140,7 @@ def make_fit_data(
     def split(X, y) -> TensorSplit | None:
         if X is None:
             return None
-        return TensorSplit(features(X), _targets(y, bundle.task, mean, scale))
+        return TensorSplit(features(X), _targets(y, bundle.task, mean, scale, float64))
 
     return FitData(
         train=split(X_fit, y_fit),
@@ -136,4 +150,5 @@ def make_fit_data(
         target_mean=mean,
         target_scale=scale,
         feature_scaler=scaler,
+        orders_state=random_state.get_state() if random_state is not None else None,
     )

@@ -18,6 +18,7 @@ def make_activation(name: str) -> nn.Module:
 
 
 BIAS_INITS = ("glorot", "zeros")
+INITS = ("sklearn", "torch")
 
 
 def glorot_init(module: nn.Module, activation: str, bias: str = "zeros") -> None:
@@ -59,6 +60,9 @@ class MLP(nn.Sequential):
     """Flatten, then ``hidden_sizes`` dense layers with ``activation`` and optional dropout, then the output layer.
 
     Initialised as scikit-learn's MLP: Glorot-uniform weights and biases (``bias_init=zeros``: Keras's zero biases).
+    ``init=sklearn`` (the default): :func:`seed_initial_weights` then draws them from scikit-learn's
+    ``RandomState(seed)``, as ``MLPClassifier(random_state=seed)`` does; ``init=torch``: torch's
+    seeded generator, as drawn here.
 
     ``input_shape`` is the number of features or the shape of one example (images are flattened).
     The output layer is linear; the task applies sigmoid or softmax in its loss and predictions.
@@ -72,11 +76,35 @@ class MLP(nn.Sequential):
         activation: str = "relu",
         dropout: float = 0.0,
         bias_init: str = "glorot",
+        init: str = "sklearn",
     ):
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+        if init == "sklearn" and bias_init != "glorot":
+            raise ValueError("init=sklearn draws the biases as scikit-learn does: set bias_init=glorot, or init=torch")
+        self.init = init
+        self.activation = activation
         width = int(np.prod(input_shape))
         layers = [("flatten", nn.Flatten())] + dense_layers(width, hidden_sizes, activation, dropout, out_features)
         super().__init__(OrderedDict(layers))
         glorot_init(self, activation, bias_init)
+
+
+def seed_initial_weights(network: nn.Module, seed: int, dtype: torch.dtype = torch.float32) -> None:
+    """Give an ``init=sklearn`` MLP scikit-learn's starting weights and biases for ``random_state=seed``
+    (in ``dtype``: float64 keeps the draws exact); any other network keeps the ones it was built with."""
+    if not isinstance(network, MLP) or network.init != "sklearn":
+        return
+    from nnexp.sklearn_random import draw_initial_parameters
+
+    linears = [layer for layer in network.modules() if isinstance(layer, nn.Linear)]
+    units = (linears[0].in_features, *(layer.out_features for layer in linears))
+    network.to(dtype)
+    drawn = draw_initial_parameters(np.random.RandomState(seed), units, network.activation)
+    with torch.no_grad():
+        for layer, (weights, biases) in zip(linears, drawn):
+            layer.weight.copy_(torch.from_numpy(weights.T.copy()))
+            layer.bias.copy_(torch.from_numpy(biases))
 
 
 def parameter_count(network: nn.Module) -> int:
@@ -109,7 +137,8 @@ def layer_summary(network: nn.Module, input_shape: Sequence[int]) -> list[dict]:
     try:
         parameter = next(network.parameters(), None)
         device = parameter.device if parameter is not None else "cpu"
-        network(torch.zeros(1, *input_shape, device=device))
+        dtype = parameter.dtype if parameter is not None else torch.float32
+        network(torch.zeros(1, *input_shape, device=device, dtype=dtype))
     finally:
         network.train(training)
         for hook in hooks:

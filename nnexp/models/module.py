@@ -22,6 +22,7 @@ from torch import nn
 from nnexp.data.splits import FitData, TensorSplit
 from nnexp.models.cnn import is_convolutional
 from nnexp.models.task import Task, target_total_variance
+from nnexp.sklearn_random import epoch_orders
 from nnexp.training.epochs import lbfgs_fit, minibatch_epoch, torch_lbfgs_epoch
 from nnexp.training.lbfgs import LBFGS
 from nnexp.training.penalty import WeightPenalty, penalized_weights
@@ -82,7 +83,7 @@ class NetModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         self._fit_started = time.perf_counter()
         self._splits = self.device_splits()
-        self._generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self._orders = epoch_orders(self.data.orders_state, self.seed, self.device)
         self._weights = penalized_weights(self.network)
         self._train_variance = target_total_variance(self.task, self._splits["train"].y)
         self._divergence_reference = divergence_reference(self.task.kind, self._splits["train"].y)
@@ -127,7 +128,7 @@ class NetModule(pl.LightningModule):
         else:
             result = minibatch_epoch(
                 self._model, self.task, optimizer, train.X, train.y,
-                min(self.batch_size, len(train)), self._generator, self.penalty, self._weights,
+                min(self.batch_size, len(train)), self._orders, self.penalty, self._weights,
             )
         metrics = self._epoch_metrics(result.loss, result.score_sum, optimizer.param_groups[0].get("lr", float("nan")))
         self._publish(metrics)
@@ -149,7 +150,7 @@ class NetModule(pl.LightningModule):
         }
         if "val" in self._splits:
             values["val_loss"], values["val_score"] = self.evaluate(self._splits["val"])
-        metrics = dict(zip(values, torch.stack([v.float() for v in values.values()]).tolist()))
+        metrics = dict(zip(values, torch.stack([v.double() for v in values.values()]).tolist()))
         if isinstance(loss, float):  # L-BFGS hands over scipy's float64 loss: keep it exact
             metrics["train_loss"] = loss
         metrics["lr"] = lr

@@ -41,11 +41,27 @@ def _param_cell(value) -> str:
     return html.escape(shown) if shown == str(value) else f'<span title="{html.escape(str(value))}">{html.escape(shown)}</span>'
 
 
+def refit_scores(sweep_dir: Path) -> dict | None:
+    """The refit's test and train scores (``refit/metrics.json``), when the sweep has a refit."""
+    from nnexp.metrics import read_record
+
+    try:
+        record = read_record(Path(sweep_dir) / "refit" / "metrics.json")
+    except (OSError, ValueError):
+        return None
+    fit = record.fit
+    if fit is None or fit.test_score is None:
+        return None
+    return {"test": float(fit.test_score), "train": float(fit.train_score), "name": record.score_name or "score"}
+
+
 def write_report(sweep_dir: Path, rows: list[dict], keys: list[str], figures: list[Path]) -> Path:
     """report.html: opens in any browser with no server (figures are embedded as data URIs)."""
     sweep_dir = Path(sweep_dir)
     columns = ["rank_val_score", *[f"param_{k}" for k in keys], "mean_val_score", "std_val_score",
                "mean_train_score", "mean_test_score", "mean_fit_time", "n_runs", "status"]
+    from nnexp.sweeps.summary import refit_command
+
     header = "".join(f"<th>{html.escape(c.replace('param_', ''))}</th>" for c in columns)
     body = "".join(
         f"<tr class=\"{'best' if row['rank_val_score'] == 1 else ''}\">" + "".join(f"<td>{(_param_cell if c.startswith('param_') else _cell)(row.get(c, ''))}</td>" for c in columns) + "</tr>"
@@ -57,6 +73,16 @@ def write_report(sweep_dir: Path, rows: list[dict], keys: list[str], figures: li
         for path in figures if path.is_file()
     )
     best = rows[0] if rows else {}
+    refit = refit_scores(sweep_dir)
+    if refit is not None and rows:  # GridSearchCV scores test rows once, with the refit: so does the best row
+        rows = [dict(rows[0], mean_test_score=refit["test"]), *rows[1:]] if math.isnan(float(rows[0].get("mean_test_score", math.nan))) else rows
+        body = "".join(
+            f"<tr class=\"{'best' if row['rank_val_score'] == 1 else ''}\">" + "".join(f"<td>{(_param_cell if c.startswith('param_') else _cell)(row.get(c, ''))}</td>" for c in columns) + "</tr>"
+            for row in rows
+        )
+    refit_text = "" if refit is None else (
+        f"<p>Refit on the whole training split: test {html.escape(refit['name'])} <b>{refit['test']:.4f}</b> "
+        f"(train {refit['train']:.4f}); the refit model again: <code>{html.escape(refit_command(str(best.get('command', ''))))}</code></p>")
     best_config = sweep_dir / str(best.get("best_job", "")) / "config.yaml"
     config_text = html.escape(best_config.read_text()) if best_config.is_file() else "(no finished job)"
     page = f"""<!DOCTYPE html>
@@ -64,7 +90,7 @@ def write_report(sweep_dir: Path, rows: list[dict], keys: list[str], figures: li
 <style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head>
 <body>
 <h1>Sweep {html.escape(str(sweep_dir))}</h1>
-<p>{len(rows)} grid points. Best: <code>{html.escape(str(best.get('command', '')))}</code></p>
+<p>{len(rows)} grid points. Best: <code>{html.escape(str(best.get('command', '')))}</code></p>{refit_text}
 <h2>Summary</h2>
 <table id="summary"><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>
 <h2>Figures</h2>{images or '<p>No figures.</p>'}

@@ -38,11 +38,12 @@ def minibatch_epoch(
     X: torch.Tensor,
     y: torch.Tensor,
     batch_size: int,
-    generator: torch.Generator,
+    orders: Callable[[int], torch.Tensor],
     penalty: WeightPenalty,
     weights: list[torch.Tensor],
 ) -> EpochResult:
-    """Shuffle once, then one optimiser step per minibatch of ``batch_size`` rows.
+    """Shuffle once (``orders(n_rows)``: this epoch's row order, scikit-learn's or torch's, see
+    ``nnexp.sklearn_random``), then one optimiser step per minibatch of ``batch_size`` rows.
 
     The reported loss is scikit-learn's ``loss_curve_`` entry: each batch's loss carries
     ``penalty / n_batch`` at the weights that batch's step started from. Under data
@@ -52,7 +53,7 @@ def minibatch_epoch(
     sharded = processes > 1
     n_rows = X.shape[0]
     full_batch = batch_size >= n_rows and not sharded
-    order = None if full_batch else torch.randperm(n_rows, generator=generator, device=X.device)
+    order = None if full_batch else orders(n_rows)
     loss_sum = torch.zeros((), device=X.device)
     penalty_sum = torch.zeros((), device=X.device) if penalty.active else None
     outputs, shards = [], []
@@ -97,6 +98,19 @@ def minibatch_epoch(
     return EpochResult(mean_loss, score_sum, n_batches)
 
 
+def sklearn_log_loss(task: Task, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The mean log loss as scikit-learn's MLP computes its value (``binary_log_loss``,
+    ``log_loss``): probabilities first, clipped to [eps, 1 - eps]. Where a prediction saturates it
+    differs from the exact loss of the logits (``1 - p`` rounds, the clip caps a sample at
+    -log(eps)), and scipy's line search, which compares these values, takes other steps."""
+    eps = torch.finfo(output.dtype).eps
+    probabilities = task.output_activation(output).clamp(eps, 1 - eps)
+    if task.kind == "binary":
+        positive = y.to(output.dtype)
+        return -(torch.xlogy(positive, probabilities) + torch.xlogy(1 - positive, 1 - probabilities)).mean()
+    return -probabilities.gather(-1, y.long().unsqueeze(-1)).log().mean()
+
+
 def full_batch_closure(
     network: nn.Module,
     task: Task,
@@ -122,6 +136,8 @@ def full_batch_closure(
         optimizer.zero_grad(set_to_none=True)
         output = network(X)
         loss = task.loss(output, y)
+        if task.kind != "regression":  # the line search compares scikit-learn's value; the gradient is the same
+            loss = loss + (sklearn_log_loss(task, output.detach(), y) - loss.detach())
         if penalty.active:
             loss = loss + penalty(weights, n_rows)
         loss.backward()
