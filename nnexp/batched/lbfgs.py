@@ -19,7 +19,7 @@ from nnexp.batched.stacked_mlp import StackedMLP
 from nnexp.batched.trainer import MemberResult, MemberSpec, StackSpec
 from nnexp.models.task import target_total_variance
 from nnexp.training.lbfgs import LBFGSOutcome
-from nnexp.training.stopping import diverged
+from nnexp.training.stopping import diverged, divergence_reference
 
 
 class StackObjective:
@@ -107,7 +107,7 @@ def member_result(member: MemberSpec, x: torch.Tensor, outcome: LBFGSOutcome, hi
     """A member's network at its final point ``x`` (in the network's own dtype, as a sequential fit
     ends), its history, and its stop reason, ``diverged`` judged as the sequential fit judges it."""
     net.export(0, member.network, x, members=1)
-    first = history[0]["train_loss"] if history else None
-    reason = "diverged" if diverged(outcome.loss, first, spec.divergence_factor) else outcome.reason
+    reference = divergence_reference(spec.task.kind, member.data.train.y)
+    reason = "diverged" if diverged(outcome.loss, reference, spec.divergence_factor) else outcome.reason
     return MemberResult(network=member.network, history=history, stop_reason=reason,
                         lbfgs={"iterations": outcome.iterations, "function_evaluations": outcome.evaluations})
