@@ -235,19 +235,21 @@ def one_line(error: BaseException) -> str:
 
 def interrupted(sweep_dir: Path | None) -> None:
     """Ctrl-C: say what was kept and the command that goes on; exit 130 (128 + SIGINT), as shells do."""
-    message = "interrupted"
-    if sweep_dir is not None:
-        from nnexp.metrics import read_record
-
-        kept = 0
-        for path in Path(sweep_dir).glob("*/metrics.json"):
-            try:
-                kept += read_record(path).finished
-            except (OSError, ValueError):
-                pass
-        message += f": {kept} finished jobs kept in {sweep_dir}; go on with: nnexp resume={sweep_dir}"
-    print(message, file=sys.stderr)
+    print("interrupted" if sweep_dir is None else kept_message(sweep_dir), file=sys.stderr)
     raise SystemExit(130)
+
+
+def kept_message(sweep_dir: Path) -> str:
+    """What an interrupted sweep kept, and the command that goes on."""
+    from nnexp.metrics import read_record
+
+    kept = 0
+    for path in Path(sweep_dir).glob("*/metrics.json"):
+        try:
+            kept += read_record(path).finished
+        except (OSError, ValueError):
+            pass
+    return f"interrupted: {kept} finished jobs kept in {sweep_dir}; go on with: nnexp resume={sweep_dir}"
 
 
 def params_main() -> None:
