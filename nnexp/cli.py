@@ -165,6 +165,11 @@ def main() -> None:
 
 def run() -> None:
     """The ``nnexp`` command in this process, on ``sys.argv``."""
+    if sys.argv[1:] in (["--version"], ["-V"]):
+        from nnexp.provenance import version_lines
+
+        print("\n".join(version_lines()))
+        return
     use_libyaml_for_omegaconf()
     sys.argv[1:] = resume_argv(sys.argv[1:])
     sys.argv[1:] = sklearn_names(sys.argv[1:])

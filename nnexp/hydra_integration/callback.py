@@ -16,6 +16,11 @@ class SweepSummary(Callback):
     def __init__(self, figures: str = "background"):
         self.figures = figures
 
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from nnexp.provenance import write_provenance
+
+        write_provenance(Path(config.hydra.sweep.dir))  # before any job: where the sweep ran from
+
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from nnexp.sweeps.summary import summarise
 
