@@ -6,7 +6,8 @@ From Python: ``nnexp.run(...)``, ``nnexp.sweep(...)``, ``nnexp.load(path)`` (``n
 
 __version__ = "0.1.0"
 
-_LAZY = {"run": "nnexp.api", "sweep": "nnexp.api", "load": "nnexp.api", "Run": "nnexp.api", "Sweep": "nnexp.api"}
+_LAZY = {"run": "nnexp.api", "sweep": "nnexp.api", "load": "nnexp.api", "Run": "nnexp.api", "Sweep": "nnexp.api",
+         "compare": "nnexp.comparison"}
 
 
 def __getattr__(name: str):
