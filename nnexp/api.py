@@ -57,13 +57,26 @@ def sweep(*overrides: str, **values: Any) -> "Sweep":
         argv = [*argv, f"hydra.sweep.dir={sweep_dir}"]
         from nnexp.hydra_integration.app import train_task
 
+        from nnexp.fail_fast import SweepStopped, stopped_summary
+
         try:
             hydra.multirun(CONFIG_NAME, train_task, argv, with_log_configuration=False)
         except KeyboardInterrupt:
             from nnexp.cli import kept_message
 
             raise KeyboardInterrupt(kept_message(Path(sweep_dir))) from None
+        except SweepStopped as stop:
+            stopped_summary(stop)
+            raise SweepFailed(str(stop), Sweep(Path(sweep_dir))) from None
     return Sweep(Path(sweep_dir))
+
+
+class SweepFailed(NnexpError):
+    """``fail_fast=true`` stopped a sweep at a failed job; ``.sweep`` holds what finished (summary written)."""
+
+    def __init__(self, message: str, sweep: "Sweep"):
+        super().__init__(message)
+        self.sweep = sweep
 
 
 def load(path: str | os.PathLike) -> "Run | Sweep":
@@ -306,6 +319,9 @@ def hydra_session() -> Iterator[Any]:
             raise
         finally:
             GlobalHydra.instance().clear()
+            from nnexp.progress import stop_displays
+
+            stop_displays()  # a live sweep line left by a Ctrl-C or a stop
 
 
 @contextlib.contextmanager

@@ -220,9 +220,25 @@ def run() -> None:
 
         print(f"error: {unwritable_path(error)}", file=sys.stderr)
         raise SystemExit(1) from None
+    except BaseException as error:  # fail_fast's stop (nnexp.fail_fast is imported only by sweeps)
+        stopped(error)
+        raise
     finally:
+        if "nnexp.progress" in sys.modules:  # a live sweep line left by a Ctrl-C or a stop
+            sys.modules["nnexp.progress"].stop_displays()
         # Skip the full garbage collection of every loaded module at interpreter exit (~0.7 s).
         gc.freeze()
+
+
+def stopped(error: BaseException) -> None:
+    """``fail_fast=true`` stopped the sweep: write its summary, say why; exit 1."""
+    fail_fast = sys.modules.get("nnexp.fail_fast")
+    if fail_fast is None or not isinstance(error, fail_fast.SweepStopped):
+        return
+    sys.modules["nnexp.progress"].stop_displays()
+    fail_fast.stopped_summary(error)
+    print(f"error: {error}", file=sys.stderr)
+    raise SystemExit(1) from None
 
 
 def one_line(error: BaseException) -> str:
