@@ -122,12 +122,12 @@ def compat_paths() -> dict[str, str]:
     else whether the installed versions are those its private fast paths were written against."""
     from nnexp import compat
 
-    report = getattr(compat, "paths_in_use", None)
+    report = getattr(compat, "compatibility_paths", None)  # the releases branch adds it
     if callable(report):
         return dict(report())
     return {
-        "hydra": "private fast paths (hydra-core 1.3)" if compat.KNOWN_HYDRA else "public fallback",
-        "omegaconf": "private fast paths (omegaconf 2.3)" if compat.KNOWN_OMEGACONF else "public fallback",
+        "hydra": "private fast paths (hydra-core 1.3)" if getattr(compat, "KNOWN_HYDRA", False) else "public fallback",
+        "omegaconf": "private fast paths (omegaconf 2.3)" if getattr(compat, "KNOWN_OMEGACONF", False) else "public fallback",
     }
 
 

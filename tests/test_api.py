@@ -54,6 +54,8 @@ def test_same_overrides_give_the_clis_job_identity(in_tmp, compose_cfg):
 
     run = nnexp.run(*TINY, "seed=1")
     assert run.record.job_key == job_key(compose_cfg(*TINY, "seed=1"))
+    again = nnexp.run(*TINY, "seed=1")  # composed once, reused: still a run dir of its own
+    assert again.record.job_key == run.record.job_key and again.dir != run.dir
 
 
 def test_a_sweep_reuses_what_the_cli_stored_and_load_opens_it(in_tmp, sweep):
@@ -157,3 +159,4 @@ def test_a_notebook_runs_plots_fails_one_line_and_survives_ctrl_c(tmp_path):
     assert OmegaConf.load(tmp_path / "interrupted" / "multirun.yaml").hydra.sweep.dir == "interrupted"
     assert 'ipywidgets' not in text  # rich's live displays draw nothing in Jupyter without it
     assert any("epoch" in output.get("data", {}).get("text/plain", "") for output in outputs[1])  # the live bar
+    assert any("sweep: 1/2 jobs" in output.get("data", {}).get("text/plain", "") for output in outputs[4])  # sweep progress

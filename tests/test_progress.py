@@ -91,3 +91,15 @@ def test_a_started_display_pickles_as_an_unstarted_one_for_cluster_tasks():
     progress, _ = plain_progress()
     copy = pickle.loads(pickle.dumps(progress))
     assert copy.console is None and copy.live is None and copy.plain_steps == progress.plain_steps
+
+
+def test_the_api_raises_sweep_failed_with_what_finished(tmp_path, monkeypatch):
+    import nnexp
+    from nnexp.api import SweepFailed
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SweepFailed, match="stopped at job 1, which failed") as raised:
+        nnexp.sweep(*GRID, "quiet=true", "plots=false", fail_fast=True, **{"optim.lr": [0.1, -1, 0.2]})
+    summary = raised.value.sweep.summary
+    assert sorted(summary["status"]) == ["1 failed", "1 missing", "ok"]
+    assert [run.dir.name for run in raised.value.sweep.runs] == ["0"]
