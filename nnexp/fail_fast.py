@@ -45,6 +45,8 @@ class FailFast(Callback):
 
 def stopped_summary(stop: SweepStopped, console=None) -> None:
     """Write the stopped sweep's summary (its figures are left to nnexp-plot)."""
+    from nnexp.provenance import write_provenance
     from nnexp.sweeps.summary import summarise
 
+    write_provenance(stop.sweep_dir)
     summarise(stop.sweep_dir, plots=False, console=console)

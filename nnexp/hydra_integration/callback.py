@@ -16,16 +16,14 @@ class SweepSummary(Callback):
     def __init__(self, figures: str = "background"):
         self.figures = figures
 
-    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        from nnexp.provenance import write_provenance
-
-        write_provenance(Path(config.hydra.sweep.dir))  # before any job: where the sweep ran from
-
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from nnexp.sweeps.summary import summarise
 
         sweep_dir = Path(config.hydra.sweep.dir)
         if sweep_dir.is_dir():
+            from nnexp.provenance import write_provenance
+
+            write_provenance(sweep_dir)  # not at the start: a sweeper may pick another dir (Optuna's second worker)
             target = str(config.hydra.launcher.get("_target_", ""))
             batched = target.endswith(("BatchedLauncher", "ClusterLauncher"))
             runner = None
