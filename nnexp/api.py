@@ -39,7 +39,10 @@ def run(*overrides: str, **values: Any) -> "Run":
         if not uses_user_config(argv):  # nnexp's packaged configs cannot change while the process runs
             _reuse_compositions(hydra)
         _wait_for_a_new_second()  # run dirs are named by the second: two quick calls get two dirs
-        result = hydra.run(CONFIG_NAME, _single_task, argv, with_log_configuration=False)
+        try:
+            result = hydra.run(CONFIG_NAME, _single_task, argv, with_log_configuration=False)
+        finally:
+            _last_second[0] = int(time.time())  # its run dir was named at this second or before
         if isinstance(result.return_value, BaseException):
             raise result.return_value
         run_dir = Path(str(result.hydra_cfg.hydra.runtime.output_dir))
@@ -368,13 +371,13 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-_last_second = [0]  # the wall-clock second of this process's last run dir
+_last_second = [0]  # the wall-clock second at which this process's last call named its dir (or later)
 
 
 def _wait_for_a_new_second() -> None:
-    """Run dirs are named by the second (hydra.run.dir): a second call within the same second as
-    the last would write into the same dir."""
-    while int(time.time()) == _last_second[0]:
+    """Run dirs are named by the second (hydra.run.dir): a call within the second in which the
+    last one named its dir would write into the same dir."""
+    while int(time.time()) <= _last_second[0]:
         time.sleep(0.02)
     _last_second[0] = int(time.time())
 

@@ -39,6 +39,7 @@ def test_provenance_shows_where_results_came_from_when_it_differs(in_tmp):
 
     a = nnexp.run(*TINY, "seed=0")
     b = nnexp.run(*TINY, "seed=0")
+    assert a.dir != b.dir, (a.dir, b.dir)
     recorded = json.loads((b.dir / "provenance.json").read_text())
     recorded["versions"]["torch"] = "0.0-elsewhere"
     (b.dir / "provenance.json").write_text(json.dumps(recorded))
