@@ -183,6 +183,11 @@ def main() -> None:
 
 def run() -> None:
     """The ``nnexp`` command in this process, on ``sys.argv``."""
+    if sys.argv[1:] in (["--version"], ["-V"]):
+        from nnexp.provenance import version_lines
+
+        print("\n".join(version_lines()))
+        return
     use_libyaml_for_omegaconf()
     sys.argv[1:] = resume_argv(sys.argv[1:])
     sys.argv[1:] = sklearn_names(sys.argv[1:])
@@ -236,9 +241,25 @@ def run() -> None:
 
         print(f"error: {unwritable_path(error)}", file=sys.stderr)
         raise SystemExit(1) from None
+    except BaseException as error:  # fail_fast's stop (nnexp.fail_fast is imported only by sweeps)
+        stopped(error)
+        raise
     finally:
+        if "nnexp.progress" in sys.modules:  # a live sweep line left by a Ctrl-C or a stop
+            sys.modules["nnexp.progress"].stop_displays()
         # Skip the full garbage collection of every loaded module at interpreter exit (~0.7 s).
         gc.freeze()
+
+
+def stopped(error: BaseException) -> None:
+    """``fail_fast=true`` stopped the sweep: write its summary, say why; exit 1."""
+    fail_fast = sys.modules.get("nnexp.fail_fast")
+    if fail_fast is None or not isinstance(error, fail_fast.SweepStopped):
+        return
+    sys.modules["nnexp.progress"].stop_displays()
+    fail_fast.stopped_summary(error)
+    print(f"error: {error}", file=sys.stderr)
+    raise SystemExit(1) from None
 
 
 def one_line(error: BaseException) -> str:
@@ -256,19 +277,21 @@ def one_line(error: BaseException) -> str:
 
 def interrupted(sweep_dir: Path | None) -> None:
     """Ctrl-C: say what was kept and the command that goes on; exit 130 (128 + SIGINT), as shells do."""
-    message = "interrupted"
-    if sweep_dir is not None:
-        from nnexp.metrics import read_record
-
-        kept = 0
-        for path in Path(sweep_dir).glob("*/metrics.json"):
-            try:
-                kept += read_record(path).finished
-            except (OSError, ValueError):
-                pass
-        message += f": {kept} finished jobs kept in {sweep_dir}; go on with: nnexp resume={sweep_dir}"
-    print(message, file=sys.stderr)
+    print("interrupted" if sweep_dir is None else kept_message(sweep_dir), file=sys.stderr)
     raise SystemExit(130)
+
+
+def kept_message(sweep_dir: Path) -> str:
+    """What an interrupted sweep kept, and the command that goes on."""
+    from nnexp.metrics import read_record
+
+    kept = 0
+    for path in Path(sweep_dir).glob("*/metrics.json"):
+        try:
+            kept += read_record(path).finished
+        except (OSError, ValueError):
+            pass
+    return f"interrupted: {kept} finished jobs kept in {sweep_dir}; go on with: nnexp resume={sweep_dir}"
 
 
 def params_main() -> None:

@@ -15,6 +15,7 @@ from nnexp.data.loading import load_data
 from nnexp.data.splits import FitData, make_fit_data
 from nnexp.factory import instantiate
 from nnexp.fit import Factories, Network, prepare_network
+from nnexp.provenance import write_provenance
 from nnexp.sklearn_random import fit_data_options
 from nnexp.results import CONFIG_FILE, config_yaml, write_text_atomic
 from nnexp.store import job_key
@@ -76,4 +77,5 @@ def prepare(cfg: DictConfig, key: str | None = None) -> Plan:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(output_dir / CONFIG_FILE, config_yaml(cfg))
+    write_provenance(output_dir, str(cfg.trainer.get("accelerator", "cpu")))
     return Plan(cfg, key or job_key(cfg), bundle, output_dir)

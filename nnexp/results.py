@@ -24,6 +24,7 @@ HISTORY_FILE = "history.csv"
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.pt"
 MODEL_SUMMARY_FILE = "model_summary.txt"
+PROVENANCE_FILE = "provenance.json"  # versions, host, device, git commit (nnexp.provenance)
 
 
 @contextlib.contextmanager

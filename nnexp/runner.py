@@ -8,7 +8,7 @@ from nnexp import console as show
 from nnexp.cross_validation import cross_validate
 from nnexp.fit import FitResult, build_loggers, fit_and_score
 from nnexp.plan import Plan, prepare
-from nnexp.record import record
+from nnexp.record import record, report
 from nnexp.results import HISTORY_FILE, MODEL_SUMMARY_FILE, write_text_atomic
 from nnexp.training.hardware import torch_threads
 
@@ -21,7 +21,7 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False, key: s
     when the caller computed it already."""
     console = console or show.make_console()
     plan = prepare(cfg, key)
-    if not cfg.quiet and cfg.mode == "train":
+    if cfg.get("print_config", False) and cfg.mode == "train":  # the run dir's config.yaml always has it
         console.print(show.config_tree(cfg))
     with torch_threads(plan.threads):
         if cfg.mode != "train":
@@ -30,14 +30,15 @@ def run(cfg: DictConfig, console=None, plots_in_background: bool = False, key: s
         if not cfg.quiet:
             console.print(show.layer_table(plan.network.layers, plan.network.params))
         result = produce(plan, console)
-        objective = record(plan, result, console).objective_value
-        if cfg.get("sklearn", False):  # scikit-learn's own estimator beside the run, on the same split
-            from nnexp.sklearn_beside import fit_beside
-
-            fit_beside(plan, result, console)
+        run_record = record(plan, result)
     if cfg.get("plots", True):
         draw_plots(plan, console, plots_in_background)
-    return objective
+    show_results(console, cfg, run_record, plan.output_dir)  # last: the first screen ends with the scores
+    if cfg.get("sklearn", False):  # scikit-learn's own estimator beside the run, on the same split
+        from nnexp.sklearn_beside import fit_beside
+
+        fit_beside(plan, result, console)
+    return run_record.objective_value
 
 
 def produce(plan: Plan, console) -> FitResult:
@@ -57,6 +58,14 @@ def progress_bar(console, plan: Plan):
     from nnexp.training.callbacks import EpochProgress
 
     return EpochProgress(console, "r2" if plan.bundle.task == "regression" else "accuracy")
+
+
+def show_results(console, cfg: DictConfig, run_record, output_dir) -> None:
+    """The run dir, then the scores table and the notes a user should act on."""
+    if console.quiet:
+        return
+    console.print(f"[dim]run dir: {output_dir}")
+    report(console, cfg, run_record)
 
 
 def describe(plan: Plan, console) -> None:
@@ -92,7 +101,7 @@ def draw_plots(plan: Plan, console, in_background: bool) -> None:
         from nnexp.plots.background import start_drawing
 
         start_drawing(plan.output_dir, "nnexp.plots.run_plots", "plots.log")
-        console.print(f"[dim]plots: drawing in the background into {plan.output_dir}; nnexp-plot {plan.output_dir} waits for them")
+        console.print("[dim]plots: drawing in the background into the run dir (nnexp-plot waits for them)")
         return
     from nnexp.plots.run_plots import write_run_plots
 

@@ -19,11 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnexp import durable
 from nnexp.metrics import RunRecord, read_record
-from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, copy_atomic
+from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PROVENANCE_FILE, copy_atomic
 
 # Keys that do not change what a job computes: where it writes, how it prints, how it is launched.
-VOLATILE_KEYS = ("paths", "quiet", "plots", "sklearn", "task_name", "logger", "refit", "resume", "threads", "fresh", "trial", "hydra")
-RESULT_FILES = (CONFIG_FILE, HISTORY_FILE, MODEL_FILE, METRICS_FILE)  # metrics last: it marks the job finished
+VOLATILE_KEYS = ("paths", "quiet", "plots", "sklearn", "task_name", "logger", "refit", "resume", "threads", "fresh", "trial",
+                 "hydra", "print_config", "fail_fast")
+RESULT_FILES = (CONFIG_FILE, HISTORY_FILE, MODEL_FILE, PROVENANCE_FILE, METRICS_FILE)  # metrics last: it marks the job finished
 MANIFEST_FILE = "manifest.json"  # in a store entry: each result file's size and SHA-256
 REUSED_FILE = ".reused"  # in a job dir whose result was restored from the store: the entry's path
 

@@ -55,9 +55,9 @@ def run(env: dict, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 @WARM
 def test_a_warm_command_runs_in_a_fork_of_the_server_with_the_callers_folder_and_streams(warm_env, tmp_path):
     server = server_pid(warm_env)
-    command = subprocess.Popen([NNEXP, "data=iris", "trainer.max_epochs=100000", "plots=false", "hydra.run.dir=long"],
+    command = subprocess.Popen([NNEXP, "data=iris", "trainer.max_epochs=100000", "plots=false", "print_config=true", "hydra.run.dir=long"],
                                env=warm_env, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in command.stdout:  # the config tree is printed before the fit starts
+    for line in command.stdout:  # the config tree (print_config=true) is printed before the fit starts
         if "trainer" in line:
             break
     children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
@@ -77,7 +77,7 @@ def test_a_killed_caller_hangs_up_its_command_and_the_server_goes_on(warm_env, t
     import select
 
     server = server_pid(warm_env)
-    command = subprocess.Popen([NNEXP, "data=iris", "stopping=none", "trainer.max_epochs=1000000", "plots=false", "hydra.run.dir=k"],
+    command = subprocess.Popen([NNEXP, "data=iris", "stopping=none", "trainer.max_epochs=1000000", "plots=false", "print_config=true", "hydra.run.dir=k"],
                                env=warm_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in command.stdout:
         if "trainer" in line:

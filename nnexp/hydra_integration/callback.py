@@ -21,6 +21,9 @@ class SweepSummary(Callback):
 
         sweep_dir = Path(config.hydra.sweep.dir)
         if sweep_dir.is_dir():
+            from nnexp.provenance import write_provenance
+
+            write_provenance(sweep_dir)  # not at the start: a sweeper may pick another dir (Optuna's second worker)
             target = str(config.hydra.launcher.get("_target_", ""))
             batched = target.endswith(("BatchedLauncher", "ClusterLauncher"))
             runner = None

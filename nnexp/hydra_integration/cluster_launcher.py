@@ -196,6 +196,9 @@ class ClusterLauncher(BatchedLauncher):
         """Wait for every task; return {task id: SLURM state} of those that ended without a result."""
         from nnexp.hydra_integration import slurm
 
+        from nnexp.progress import find
+
+        progress = find(getattr(self, "hydra_context", None))
         started, ended = time.monotonic(), {}
         unseen: dict[str, int] = {}  # polls a task has been out of the queue without a result
         waiting = list(tasks)
@@ -229,6 +232,9 @@ class ClusterLauncher(BatchedLauncher):
                 if unseen[job.job_id] >= 3:
                     waiting.remove(job)
                     ended[job.job_id] = slurm.ended_state(job.job_id, job.paths.stderr)
+            if progress is not None:  # the sweep's live line: tasks by state
+                pending = sum(queue.get(job.job_id, ("",))[0] == "PENDING" for job in waiting)
+                progress.tasks(pending, len(waiting) - pending, len(tasks) - len(waiting))
             if waiting:
                 time.sleep(self.poll_s)
         return ended

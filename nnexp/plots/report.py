@@ -55,6 +55,19 @@ def refit_scores(sweep_dir: Path) -> dict | None:
     return {"test": float(fit.test_score), "train": float(fit.train_score), "name": record.score_name or "score"}
 
 
+def provenance_html(sweep_dir: Path) -> str:
+    """The sweep's provenance.json (versions, host, device, git commit) as a two-column table."""
+    from nnexp.provenance import read_provenance
+
+    record = read_provenance(sweep_dir)
+    if record is None:
+        return "<p>Not recorded (a sweep from before nnexp recorded provenance).</p>"
+    rows = [(f"{group} {key}" if isinstance(value, dict) else group, item)
+            for group, value in record.items() for key, item in (value.items() if isinstance(value, dict) else [(group, value)])]
+    body = "".join(f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>" for key, value in rows)
+    return f'<table id="provenance">{body}</table>'
+
+
 def write_report(sweep_dir: Path, rows: list[dict], keys: list[str], figures: list[Path]) -> Path:
     """report.html: opens in any browser with no server (figures are embedded as data URIs)."""
     sweep_dir = Path(sweep_dir)
@@ -95,6 +108,7 @@ def write_report(sweep_dir: Path, rows: list[dict], keys: list[str], figures: li
 <table id="summary"><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>
 <h2>Figures</h2>{images or '<p>No figures.</p>'}
 <h2>Best config</h2><pre>{config_text}</pre>
+<h2>Provenance</h2>{provenance_html(sweep_dir)}
 </body></html>
 """
     path = sweep_dir / REPORT_FILE

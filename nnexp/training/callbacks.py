@@ -118,7 +118,9 @@ class EpochProgress(pl.Callback):
 
         # An L-BFGS fit is one Lightning epoch: the bar counts its iterations instead.
         lbfgs = getattr(pl_module.optimizers(use_pl_optimizer=False), "settings", {}).get("max_iter")
-        self._progress = Progress(
+        from nnexp.progress import in_notebook
+
+        self._progress = in_notebook(Progress(
             TextColumn("[bold]iteration" if lbfgs else "[bold]epoch"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -126,7 +128,7 @@ class EpochProgress(pl.Callback):
             TimeElapsedColumn(),
             console=self.console,
             refresh_per_second=10,
-        )
+        ))
         self._progress.start()
         self._task = self._progress.add_task("fit", total=lbfgs or trainer.max_epochs, status="")
         self._last = 0.0

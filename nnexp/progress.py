@@ -1,0 +1,220 @@
+"""Live progress where the user is: a rich live display on a terminal, a display that updates in
+place in a Jupyter notebook, plain lines in a log or a pipe."""
+
+from __future__ import annotations
+
+import io
+from importlib.util import find_spec
+
+from hydra.experimental.callback import Callback
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+
+def has_ipywidgets() -> bool:
+    """Whether rich can draw its live displays in Jupyter itself (it needs ipywidgets)."""
+    try:
+        return find_spec("ipywidgets") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class NotebookLive(Live):
+    """rich's ``Live`` for a Jupyter kernel without ipywidgets, where rich's own draws nothing:
+    one output of the cell (an IPython display handle) is replaced by each refresh."""
+
+    _handle = None
+
+    def refresh(self) -> None:
+        with self._lock:
+            self._live_render.set_renderable(self.renderable)
+            bundle = notebook_bundle(self.console, self._live_render.renderable)
+            if self._handle is None:
+                from IPython.display import display
+
+                self._handle = display(bundle, raw=True, display_id=True)
+            else:
+                self._handle.update(bundle, raw=True)
+
+    def stop(self) -> None:
+        started = self._started
+        super().stop()
+        if started:
+            self.refresh()  # the final state stays in the cell
+
+
+def notebook_bundle(console: Console, renderable) -> dict[str, str]:
+    """A renderable as Jupyter's HTML and plain text."""
+    recorder = Console(record=True, file=io.StringIO(), width=console.width, force_jupyter=False, color_system="truecolor")
+    recorder.print(renderable)
+    text = recorder.export_text(clear=False)
+    html = recorder.export_html(inline_styles=True, code_format='<pre style="font-family:monospace;line-height:1.2">{code}</pre>')
+    return {"text/plain": text, "text/html": html}
+
+
+def in_notebook(progress):
+    """A rich ``Progress`` that also draws in a Jupyter kernel without ipywidgets (returned as is
+    elsewhere)."""
+    live = progress.live
+    if live.console.is_jupyter and not has_ipywidgets():
+        progress.live = NotebookLive(console=live.console, auto_refresh=live.auto_refresh,
+                                     refresh_per_second=live.refresh_per_second, transient=live.transient,
+                                     redirect_stdout=False, redirect_stderr=False, get_renderable=progress.get_renderable)
+    return progress
+
+
+_displays: "weakref.WeakSet[SweepProgress]" = None  # type: ignore[assignment]
+
+
+class SweepProgress(Callback):
+    """A sweep's progress: jobs done of N (Optuna: trials of n_trials; a cluster: tasks pending,
+    running and done), elapsed time, ETA, failures so far and the best objective so far. A live
+    line on a terminal, an updating output in Jupyter, plain lines in a log or a pipe (at each
+    tenth of the sweep, at each failure and at the end)."""
+
+    def __init__(self, plain_steps: int = 10) -> None:
+        self.plain_steps = plain_steps
+        self.console: Console | None = None
+        self.live: Live | None = None
+
+    def __getstate__(self):
+        # A cluster task gets an unstarted copy with the sweep's callbacks: the display is the driver's.
+        return {"plain_steps": self.plain_steps, "console": None, "live": None}
+
+    # Hydra's callback events
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        self.start(planned_jobs(config), "trials" if is_optuna(config) else "jobs")
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        if self.console is None:  # a single run: no sweep display
+            return
+        status, objective = job_outcome(config, job_return)
+        self.job_done(int(config.hydra.job.num), status, objective)
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        self.stop()
+
+    # The display
+
+    def start(self, total: int | None, unit: str = "jobs", console: Console | None = None) -> None:
+        global _displays
+        import time
+
+        self.total, self.unit, self.done, self.failed = total, unit, 0, 0
+        self.best: tuple[float, int] | None = None
+        self.tasks_line = ""
+        self.started = time.monotonic()
+        self.console = console or Console(highlight=False)
+        self._next_plain = 1
+        if self.console.is_terminal or self.console.is_jupyter:
+            live_class = NotebookLive if self.console.is_jupyter and not has_ipywidgets() else Live
+            redirect = live_class is Live  # job lines print above the live line
+            self.live = live_class(console=self.console, refresh_per_second=4, get_renderable=lambda: Text(self.line()),
+                                   redirect_stdout=redirect, redirect_stderr=redirect)
+            self.live.start()
+        if _displays is None:
+            import weakref
+
+            _displays = weakref.WeakSet()
+        _displays.add(self)
+
+    def job_done(self, number: int, status: str, objective: float | None) -> None:
+        """One job ended, with its status and objective."""
+        import math
+
+        self.done += 1
+        if status not in ("ok", "diverged", "pruned", "skipped"):
+            self.failed += 1
+        if objective is not None and math.isfinite(objective) and (self.best is None or objective > self.best[0]):
+            self.best = (objective, number)
+        if self.live is None and self.console is not None:
+            step = max(1, (self.total or 0) // self.plain_steps)
+            if status not in ("ok", "diverged", "pruned", "skipped") or self.done >= self._next_plain or self.done == self.total:
+                self.console.print(f"progress: {self.line()}", soft_wrap=True)
+                self._next_plain = self.done + step
+        if self.total is not None and self.done >= self.total:
+            self.stop()  # before the summary prints
+
+    def tasks(self, pending: int, running: int, done: int) -> None:
+        """A cluster sweep's tasks by state (its jobs end in other processes)."""
+        text = f"tasks: {pending} pending, {running} running, {done} done"
+        if text != self.tasks_line:
+            self.tasks_line = text
+            if self.live is None and self.console is not None:
+                self.console.print(f"progress: {self.line()}", soft_wrap=True)
+
+    def line(self) -> str:
+        """The progress as one line of text."""
+        import time
+        from datetime import timedelta
+
+        elapsed = time.monotonic() - self.started
+        parts = [f"{self.done}/{self.total} {self.unit}" if self.total else f"{self.done} {self.unit} done"]
+        if self.tasks_line:
+            parts.append(self.tasks_line)
+        parts.append(f"{timedelta(seconds=round(elapsed))} elapsed")
+        if self.total and 0 < self.done < self.total:
+            parts.append(f"ETA {timedelta(seconds=round(elapsed / self.done * (self.total - self.done)))}")
+        parts.append(f"{self.failed} failed")
+        if self.best is not None:
+            parts.append(f"best {self.best[0]:.4f} (job {self.best[1]})")
+        return "sweep: " + ", ".join(parts)
+
+    def stop(self) -> None:
+        if self.live is not None:
+            live, self.live = self.live, None
+            live.stop()
+        if _displays is not None:
+            _displays.discard(self)
+
+
+def stop_displays() -> None:
+    """Stop every live sweep display (an entry point's clean-up after Ctrl-C or a stopped sweep:
+    a live line left running would keep the terminal's cursor hidden and its output redirected)."""
+    for display in list(_displays or ()):
+        display.stop()
+
+
+def find(hydra_context) -> SweepProgress | None:
+    """The sweep's progress display among its Hydra callbacks (for a launcher's task counts)."""
+    callbacks = getattr(getattr(hydra_context, "callbacks", None), "callbacks", None) or []
+    return next((callback for callback in callbacks if isinstance(callback, SweepProgress)), None)
+
+
+def is_optuna(config) -> bool:
+    return str(config.hydra.sweeper.get("_target_", "")).endswith("OptunaSweeper")
+
+
+def planned_jobs(config) -> int | None:
+    """How many jobs the sweep will run: its grid's size, or Optuna's n_trials; None when unknown."""
+    sweeper = config.hydra.sweeper
+    if is_optuna(config):
+        return int(sweeper.n_trials)
+    from nnexp.sweeps.grid import GRID_SWEEPERS, grid
+
+    if not str(sweeper.get("_target_", "")).endswith(GRID_SWEEPERS):
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    lines = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()] + list(config.hydra.overrides.task)
+    try:
+        return len(grid(OverridesParser.create().parse_overrides(lines)))
+    except Exception:  # the sweeper reports a bad sweep itself
+        return None
+
+
+def job_outcome(config, job_return) -> tuple[str, float | None]:
+    """A finished job's status (its metrics.json, written by the job) and objective."""
+    from pathlib import Path
+
+    from nnexp.metrics import read_record
+    from nnexp.results import METRICS_FILE
+
+    value = job_return.return_value if job_return.status.name == "COMPLETED" else None
+    try:
+        record = read_record(Path(str(config.hydra.runtime.output_dir)) / METRICS_FILE)
+    except (OSError, ValueError):
+        return ("failed" if value is None else "ok"), None
+    return record.status, record.objective

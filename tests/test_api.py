@@ -1,0 +1,162 @@
+"""The Python API (nnexp.run, nnexp.sweep, nnexp.load): the CLI's composition, run dirs, identity
+and store, in-process; and a real notebook executed by a real kernel."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import QUIET
+
+TINY = [*QUIET, "data=moons", "data.generator.n_samples=120", "trainer.max_epochs=5"]
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_override_values_are_written_in_hydras_grammar():
+    from nnexp.api import override_value
+
+    assert override_value([10, 10]) == "[10,10]"
+    assert override_value(None) == "null" and override_value(True) == "true" and override_value(0.5) == "0.5"
+    assert override_value("relu") == "relu" and override_value("a b") == "'a b'"
+    assert override_value([0.1, 1.0], sweep=True) == "0.1,1.0"
+    assert override_value([[10], [10, 10]], sweep=True) == "[10],[10,10]"
+
+
+def test_run_returns_scores_history_model_and_predictions_from_the_clis_run_dir(in_tmp):
+    import nnexp
+
+    run = nnexp.run(*TINY, "solver=adam", random_state=3, **{"model.hidden_sizes": [4, 3]})
+    assert run.dir.parent.parent == in_tmp / "outputs" / "train"  # outputs/<task>/<date>/<time>, as the CLI
+    metrics = json.loads((run.dir / "metrics.json").read_text())
+    assert run.scores["test"]["accuracy"] == pytest.approx(metrics["test_score"])
+    assert run.scores["train"]["loss"] == pytest.approx(metrics["train_loss"])
+    assert len(run.history) == metrics["epochs"] and "train_loss" in run.history.columns
+    assert run.config.seed == 3 and list(run.config.model.hidden_sizes) == [4, 3]
+    assert [m.out_features for m in run.model.modules() if hasattr(m, "out_features")] == [4, 3, 1]
+    predicted = run.predict(np.zeros((2, 2)))
+    assert predicted.shape == (2,) and set(predicted) <= {0, 1}
+    assert Path(os.getcwd()) == in_tmp
+
+
+def test_same_overrides_give_the_clis_job_identity(in_tmp, compose_cfg):
+    import nnexp
+    from nnexp.store import job_key
+
+    run = nnexp.run(*TINY, "seed=1")
+    assert run.record.job_key == job_key(compose_cfg(*TINY, "seed=1"))
+    again = nnexp.run(*TINY, "seed=1")  # composed once, reused: still a run dir of its own
+    assert again.record.job_key == run.record.job_key and again.dir != run.dir
+
+
+def test_a_sweep_reuses_what_the_cli_stored_and_load_opens_it(in_tmp, sweep):
+    import nnexp
+
+    sweep("cli", *TINY, "seed=0,1")  # `nnexp -m` in-process: stores into cli_store
+    result = nnexp.sweep(*TINY, "hydra.callbacks.sweep_summary.figures=foreground", "paths.store_dir=cli_store",
+                         seed=[0, 1])
+    assert list(result.summary["n_reused"]) == [2]
+    assert len(result.runs) == 2 and result.best.dir.parent == result.dir
+    opened = nnexp.load(in_tmp / "cli")
+    assert opened.summary["mean_val_score"].equals(result.summary["mean_val_score"])
+    assert isinstance(nnexp.load(result.best.dir), nnexp.Run)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data=moonz", "data=moonz is not an option; choose one of: "),
+    ("optim.lr=-1", "optim.lr=-1 is not allowed"),
+    ("model.hidden_sizes=[10", "model.hidden_sizes=[10: "),
+    ("colour=red", "nnexp has no key colour"),
+])
+def test_a_bad_override_raises_the_clis_one_line(in_tmp, override, message):
+    import nnexp
+    from nnexp.errors import NnexpError
+
+    with pytest.raises(NnexpError) as raised:
+        nnexp.run(*TINY, override)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+    assert raised.value.__cause__ is None and (raised.value.__context__ is None or raised.value.__suppress_context__)
+
+
+def test_load_refuses_a_dir_that_is_neither(in_tmp):
+    import nnexp
+    from nnexp.errors import NnexpError
+
+    with pytest.raises(NnexpError, match="neither a run dir"):
+        nnexp.load(in_tmp)
+
+
+def test_import_nnexp_stays_light():
+    import subprocess
+    import sys
+
+    code = "import sys, nnexp; print(sorted(m for m in ('torch', 'hydra', 'pandas', 'nnexp.api') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+NOTEBOOK = [
+    """import os, signal, threading, pathlib, nnexp
+cwd = os.getcwd()
+tiny = ["data=moons", "data.generator.n_samples=120", "trainer.max_epochs=5", "plots=false", "logger=none"]""",
+    # Two runs in one kernel, within a second: two run dirs.
+    """first = nnexp.run(*tiny, "solver=adam", random_state=0, **{"model.hidden_sizes": [5]})
+second = nnexp.run(*tiny, "solver=lbfgs", random_state=1, **{"model.hidden_sizes": [5]})
+assert first.dir != second.dir and first.config.seed == 0 and second.config.seed == 1
+assert first.status == "ok" and os.getcwd() == cwd
+first.scores""",
+    """first.plot("curves")""",
+    """from nnexp.errors import NnexpError
+try:
+    nnexp.run(*tiny, "optim.lr=-1")
+except NnexpError as error:
+    bad = str(error)
+print("BAD:", bad)""",
+    # Ctrl-C (the kernel's interrupt is a SIGINT) in the second job of a sweep whose second job
+    # would train for hours: the first job's result is kept, and the kernel goes on.
+    """def interrupt_after_first_job():
+    while not pathlib.Path("interrupted/0/metrics.json").is_file():
+        threading.Event().wait(0.05)
+    os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=interrupt_after_first_job, daemon=True).start()
+try:
+    nnexp.sweep(*tiny, "hydra.sweep.dir=interrupted", "stopping=none", "optim=sgd", "batch_size=1",
+                **{"trainer.max_epochs": [2, 10**6]})
+    raise AssertionError("not interrupted")
+except KeyboardInterrupt as stop:
+    print("STOPPED:", stop)
+assert os.getcwd() == cwd and '"ok"' in pathlib.Path("interrupted/0/metrics.json").read_text()
+third = nnexp.run(*tiny, "solver=lbfgs", random_state=2)
+third.status""",
+]
+
+
+def test_a_notebook_runs_plots_fails_one_line_and_survives_ctrl_c(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in NOTEBOOK])
+    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    outputs = [cell.outputs for cell in notebook.cells]
+    text = "\n".join(str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
+                     for cell in outputs for output in cell)
+    assert "'test': {'loss':" in text and "ok" in text
+    assert any("image/png" in output.get("data", {}) for output in outputs[2])  # the Figure, inline
+    bad = next(line for line in text.splitlines() if line.startswith("BAD:"))
+    assert "optim.lr=-1 is not allowed" in bad
+    assert "Error executing job" not in text and "Traceback" not in text
+    assert "STOPPED: interrupted: 1 finished jobs kept in interrupted" in text
+    assert OmegaConf.load(tmp_path / "interrupted" / "multirun.yaml").hydra.sweep.dir == "interrupted"
+    assert 'ipywidgets' not in text  # rich's live displays draw nothing in Jupyter without it
+    assert any("epoch" in output.get("data", {}).get("text/plain", "") for output in outputs[1])  # the live bar
+    assert any("sweep: 1/2 jobs" in output.get("data", {}).get("text/plain", "") for output in outputs[4])  # sweep progress
