@@ -1,4 +1,5 @@
-"""The shared runner: ``prepare(cfg) -> Plan``, a producer's ``FitResult``, ``record(plan, result)``."""
+"""A run's producer and its display: ``produce(plan) -> FitResult`` (one fit, or k cross-validation
+fits), the plan's tables, ``mode=params``/``validate``, and the run's figures. ``nnexp.job`` runs them."""
 
 from __future__ import annotations
 
@@ -7,33 +8,26 @@ from omegaconf import DictConfig
 from nnexp import console as show
 from nnexp.cross_validation import cross_validate
 from nnexp.fit import FitResult, build_loggers, fit_and_score
-from nnexp.plan import Plan, prepare
-from nnexp.record import record
+from nnexp.plan import Plan
 from nnexp.results import HISTORY_FILE, MODEL_SUMMARY_FILE, write_text_atomic
-from nnexp.training.hardware import torch_threads
 
 
 def run(cfg: DictConfig, console=None, plots_in_background: bool = False, key: str | None = None) -> float:
-    """Train and test one configuration (or cross-validate it when ``cv > 1``), write its run dir,
-    and return the sweep objective (NaN for a diverged run, or with ``mode`` params or validate).
-    With ``plots`` on, the run's figures are drawn here, or in a detached process when
-    ``plots_in_background`` (the CLI: control returns at once). ``key``: the job's identity,
-    when the caller computed it already."""
-    console = console or show.make_console()
-    plan = prepare(cfg, key)
-    if not cfg.quiet and cfg.mode == "train":
-        console.print(show.config_tree(cfg))
-    with torch_threads(plan.threads):
-        if cfg.mode != "train":
-            describe(plan, console)
-            return float("nan")
-        if not cfg.quiet:
-            console.print(show.layer_table(plan.network.layers, plan.network.params))
-        result = produce(plan, console)
-        objective = record(plan, result, console).objective_value
-    if cfg.get("plots", True):
-        draw_plots(plan, console, plots_in_background)
-    return objective
+    """Train and test one configuration (or cross-validate it when ``cv > 1``) into its run dir,
+    as a job with one member (``nnexp.job``), and return the sweep objective (NaN for a diverged
+    run, or with ``mode`` params or validate). A finished run already in the dir is replaced: the
+    caller chose the dir (the command line keeps it instead). With ``plots`` on, the run's
+    figures are drawn here, or in a detached process when ``plots_in_background``."""
+    from nnexp.job import Job, objective_of
+
+    return objective_of(Job.single(cfg, console, plots_in_background=plots_in_background, key=key).run())
+
+
+def show_plan(plan: Plan, console) -> None:
+    """A training run's config tree and layer table, unless quiet."""
+    if not plan.cfg.quiet:
+        console.print(show.config_tree(plan.cfg))
+        console.print(show.layer_table(plan.network.layers, plan.network.params))
 
 
 def produce(plan: Plan, console) -> FitResult:

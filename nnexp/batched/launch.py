@@ -150,8 +150,3 @@ class BatchedSweep:
             self.counts["batched"] += 1
         return finished
 
-
-def task_config(job_config: DictConfig) -> DictConfig:
-    """A job's task config: a copy of its config without the hydra node, as Hydra hands it to the
-    task. Planning never resolves its volatile keys (the run dir is not made yet)."""
-    return OmegaConf.masked_copy(job_config, [key for key in job_config if key != "hydra"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 from omegaconf import DictConfig
@@ -24,12 +25,13 @@ def train_task(cfg: DictConfig) -> float:
     from nnexp.factory import instantiate
 
     hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode == RunMode.MULTIRUN:
-        from nnexp.hydra_integration.sweep_job import sweep_job
+    if hydra_cfg.mode == RunMode.MULTIRUN:  # a job of another launcher (Hydra's basic, joblib)
+        from nnexp.hydra_integration.sweep_job import report, sweep_job
         from nnexp.process import set_up_process
 
         set_up_process()
-        return sweep_job(cfg, hydra_cfg)
+        job = sweep_job(cfg, hydra_cfg, Path(hydra_cfg.runtime.output_dir))
+        return report(job, job.run())
     try:
         # Before torch and Lightning are imported (seconds), so that a mistake costs no start-up:
         check_config(cfg)  # the values,
@@ -38,11 +40,11 @@ def train_task(cfg: DictConfig) -> float:
         fit_validation_fraction(bundle, stopping)  # and what needs both
         if int(cfg.cv) > 1:
             check_folds(bundle, int(cfg.cv))
+        from nnexp.job import KEEP, Job, objective_of
         from nnexp.process import set_up_process
-        from nnexp.runner import run
 
         set_up_process()
-        objective = run(cfg, plots_in_background=True)
+        objective = objective_of(Job.single(cfg, finished=KEEP, plots_in_background=True).run())
     except NnexpError as error:
         if os.environ.get("NNEXP_TRACEBACK"):
             raise

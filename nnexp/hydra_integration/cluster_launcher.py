@@ -34,13 +34,15 @@ class ChunkTask:
         self.chunk_size = chunk_size
         self.singleton_state = Singleton.get_state()  # Hydra's plugins and config store, as Hydra's submitit plugin ships them
 
-    def __call__(self, job_overrides: list[list[str]], numbers: list[int]) -> list[int]:
+    def __call__(self, job_overrides: list[list[str]], numbers: list[int]) -> dict[int, tuple]:
+        """Run the chunk; return {job number: (completed, return value, RunRecord or None)}."""
         Singleton.set_state(self.singleton_state)
         setup_globals()
         launcher = BatchedLauncher(self.chunk_size)
         launcher.setup(hydra_context=self.hydra_context, task_function=self.task_function, config=self.config)
-        launcher.launch_numbered(job_overrides, numbers)
-        return numbers
+        runs = launcher.launch_numbered(job_overrides, numbers)
+        return {number: (run.status == JobStatus.COMPLETED, run._return_value, getattr(run, "record", None))
+                for number, run in zip(numbers, runs)}
 
 
 class ClusterLauncher(BatchedLauncher):
@@ -98,7 +100,7 @@ class ClusterLauncher(BatchedLauncher):
         """``mem_gb=auto``: GB a task needs for a job of ``config``: Python with torch and Lightning
         (about 1.5 GB resident), plus four times the data (the raw arrays, the scaled tensors,
         a fold's copies), rounded up."""
-        from nnexp.batched.launch import task_config
+        from nnexp.hydra_integration.sweep_job import task_config
         from nnexp.config import is_training_config
         from nnexp.data.loading import load_data
 
@@ -110,17 +112,15 @@ class ClusterLauncher(BatchedLauncher):
         return max(2, math.ceil(1.5 + 4 * data_bytes / 2**30))
 
     def finished_here(self, config: DictConfig) -> bool:
-        """Whether a job's result is in its job dir or the store already."""
-        from nnexp.batched.launch import task_config
+        """Whether a job's result is in its job dir or the store already (``Job.done``, which
+        restores it from the store here, on the submit host)."""
         from nnexp.config import is_training_config
-        from nnexp.store import JobStore, finished_record, job_key
+        from nnexp.hydra_integration.sweep_job import job_dir, sweep_job, task_config
 
         task = task_config(config)
         if not is_training_config(task) or task.get("fresh", False):
             return False
-        key = job_key(task)
-        output_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
-        return finished_record(output_dir, key) is not None or JobStore(Path(str(task.paths.store_dir))).lookup(key) is not None
+        return sweep_job(task, config.hydra, job_dir(config)).done() is not None
 
     # -- launching ---------------------------------------------------------------------------
 
@@ -140,9 +140,9 @@ class ClusterLauncher(BatchedLauncher):
             if self.mem_gb == "auto":
                 self.mem_gb = max(self.memory_for(configs[position]) for position in {chunk[0] for chunk in chunks})
                 log.info(f"each task asks for {self.cpus_per_task} CPUs and {self.mem_gb} GB (hydra.launcher.mem_gb=auto: sized from the data)")
-            self.submit_and_wait(chunks, job_overrides, numbers)
+            records = self.submit_and_wait(chunks, job_overrides, numbers)
             for position in pending:
-                returns[position] = self.job_return(configs[position], list(job_overrides[position]))
+                returns[position] = self.job_return(configs[position], list(job_overrides[position]), records.get(numbers[position]))
         return [returns[position] for position in range(len(configs))]
 
     def executor(self, folder: Path, name: str | None = None):
@@ -163,9 +163,10 @@ class ClusterLauncher(BatchedLauncher):
         executor.update_parameters(**parameters)
         return executor
 
-    def submit_and_wait(self, chunks: list[list[int]], job_overrides, numbers: list[int]) -> None:
+    def submit_and_wait(self, chunks: list[list[int]], job_overrides, numbers: list[int]) -> dict[int, tuple]:
         """Submit one array task per chunk, wait until every task has ended, and record the jobs
-        of a task that died without finishing them (its SLURM state in their ``error``)."""
+        of a task that died without finishing them (its SLURM state in their ``error``); return
+        {job number: (completed, return value, RunRecord)}, as its task returned it or as recorded here."""
         from nnexp.hydra_integration import slurm
 
         if self.cluster == "slurm":
@@ -187,10 +188,15 @@ class ClusterLauncher(BatchedLauncher):
         literal = folder / "%j"  # made by submitit from its folder pattern; the tasks' folders are named by id
         if literal.is_dir() and not any(literal.iterdir()):
             literal.rmdir()
-        for job, chunk in zip(tasks, chunks):
-            state = ended.get(job.job_id)
+        records: dict[int, tuple] = {}
+        for task_job, chunk in zip(tasks, chunks):
+            state = ended.get(task_job.job_id)
+            if state is None:
+                state, returned = task_result(task_job)
+                records.update(returned or {})
             if state is not None:
-                self.record_dead([numbers[p] for p in chunk], job.job_id, state)
+                records.update(self.record_dead([numbers[p] for p in chunk], [job_overrides[p] for p in chunk], task_job.job_id, state))
+        return records
 
     def wait(self, tasks: list, arrays: list[str]) -> dict[str, str]:
         """Wait for every task; return {task id: SLURM state} of those that ended without a result."""
@@ -264,39 +270,53 @@ class ClusterLauncher(BatchedLauncher):
             slurm.cancel(arrays)
         (folder / ARRAYS_FILE).unlink()
 
-    def record_dead(self, numbers: list[int], task_id: str, state: str) -> None:
-        """The jobs of a dead task that have no finished result get its SLURM state as their status."""
+    def record_dead(self, numbers: list[int], job_overrides, task_id: str, state: str) -> dict[int, tuple]:
+        """The jobs of a dead task that have no finished result get its SLURM state as their
+        status (``timeout``, ``cancelled``, ``oom``, ``failed``): each through its ``Job``, which
+        claims its dir first (a job still running elsewhere is left alone)."""
+        from nnexp.claims import DirBusy
         from nnexp.hydra_integration.slurm import STATUS
-        from nnexp.metrics import RunRecord, read_record, write_record
-        from nnexp.results import METRICS_FILE
+        from nnexp.hydra_integration.sweep_job import job_dir, sweep_job, task_config
+        from nnexp.job import objective_of
 
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
         status = STATUS.get(state, "failed")
-        for number in numbers:
-            path = sweep_dir / str(number) / METRICS_FILE
+        records = {}
+        for number, overrides in zip(numbers, job_overrides):
+            config = self.number(self.job_config(list(overrides)), number)
+            job = sweep_job(task_config(config), config.hydra, job_dir(config))
             try:
-                if read_record(path).finished:
-                    continue
-            except (OSError, ValueError):
-                pass
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_record(path, RunRecord("", status, None, error=f"{self.cluster} task {task_id} ended {state} before this job finished"))
-            print(f"job {number} -> {status}: its task {task_id} ended {state}")
+                record = job.end(status, f"{self.cluster} task {task_id} ended {state} before this job finished")
+                records[number] = (True, objective_of(record), record)
+            except DirBusy as busy:  # its task (or another) still writes there
+                job.say(f"not recorded: {busy}")
+                records[number] = (True, float("nan"), None)
+        return records
 
-    def job_return(self, config: DictConfig, overrides: list[str]) -> JobReturn:
-        """The job's return for the sweeper, read from the record its task wrote."""
-        from nnexp.metrics import read_record
-        from nnexp.results import METRICS_FILE
+    def job_return(self, config: DictConfig, overrides: list[str], returned: tuple | None) -> JobReturn:
+        """The job's return for the sweeper, as its task returned it (or the driver recorded it
+        for a dead task), with the job's record in memory."""
+        from nnexp.hydra_integration.job_record import RecordedReturn
 
-        output_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
-        ret = JobReturn(overrides=overrides, cfg=config, hydra_cfg=config, working_dir=os.getcwd(),
-                        task_name=str(config.hydra.job.name))
-        try:
-            record = read_record(output_dir / METRICS_FILE)
-            ret.return_value, ret.status = record.objective_value, JobStatus.COMPLETED
-        except (OSError, ValueError) as error:
-            ret.return_value, ret.status = RuntimeError(f"job {' '.join(shown_overrides(overrides))}: no result ({error})"), JobStatus.FAILED
+        ret = RecordedReturn(overrides=overrides, cfg=config, hydra_cfg=config, working_dir=os.getcwd(),
+                             task_name=str(config.hydra.job.name))
+        if returned is None:  # no task returned it, and its dir was busy
+            ret.return_value, ret.status = RuntimeError(f"job {' '.join(shown_overrides(overrides))}: no result"), JobStatus.FAILED
+            return ret
+        completed, ret.return_value, ret.record = returned
+        ret.status = JobStatus.COMPLETED if completed else JobStatus.FAILED
         return ret
+
+
+def task_result(task_job) -> tuple[str | None, dict | None]:
+    """A finished task's returned records, or (when it ended with an error, e.g. submitit's own
+    on a time limit) the state its jobs end with."""
+    try:
+        return None, task_job.result()
+    except Exception as error:  # noqa: BLE001  (submitit re-raises the task's error, whatever it was)
+        text = str(error)
+        state = "TIMEOUT" if "timed out" in text.lower() or "TIME LIMIT" in text else "FAILED"
+        log.warning(f"task {task_job.job_id} ended with an error: {text.splitlines()[0] if text else type(error).__name__}")
+        return state, None
 
 
 def cluster_refit(launcher_config: DictConfig, sweep_dir: Path):

@@ -305,17 +305,14 @@ class OptunaSweeper(Sweeper):
 
     def tell(self, study, trial, result) -> bool:
         """Tell Optuna how the trial's job ended: its objective, PRUNED, or FAIL with the job's
-        message; False for FAIL (the trial no longer counts towards the study's total)."""
+        message; False for FAIL (the trial no longer counts towards the study's total). The
+        job's record comes in memory from nnexp's launchers, else from the dir another
+        launcher's process wrote."""
         from optuna.trial import TrialState
 
-        from nnexp.metrics import read_record
-        from nnexp.results import METRICS_FILE
-
-        job_dir = self.sweep_dir / str(trial.number)
-        try:
-            record = read_record(job_dir / METRICS_FILE)
-        except (OSError, ValueError):
-            record = None
+        record = getattr(result, "record", None)
+        if record is None and result.status.name == "COMPLETED":
+            record = self.written_record(trial.number)
         if record is None or result.status.name != "COMPLETED":
             message = "the job wrote no metrics.json"
             if result.status.name != "COMPLETED":
@@ -336,6 +333,16 @@ class OptunaSweeper(Sweeper):
             self.tell_failed(study, trial.number, f"{record.status}: {message}" if record.error else message)
             return False
         return True
+
+    def written_record(self, number: int):
+        """Trial ``number``'s record as its job's process wrote it (None when there is none)."""
+        from nnexp.metrics import read_record
+        from nnexp.results import METRICS_FILE
+
+        try:
+            return read_record(self.sweep_dir / str(number) / METRICS_FILE)
+        except (OSError, ValueError):
+            return None
 
     @contextmanager
     def heartbeat(self, trials: list):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from omegaconf import OmegaConf, open_dict
+from rich.console import Console
 
 from nnexp.interrupts import raise_if_interrupted
 from nnexp.metrics import RunRecord
@@ -14,12 +15,7 @@ def refit_best(job_dir: Path, output_dir: Path, batched: bool = False) -> RunRec
     """Run the job's composed config again with ``cv=1`` into ``output_dir``; return its record.
     Its figures (curves, confusion matrix ...) are drawn by a detached process, as for a CLI run.
     ``batched``: train it with the batched sweep's trainer (as its jobs were), when it can be."""
-    from rich.console import Console
-
-    from nnexp.plan import prepare
-    from nnexp.record import record
-    from nnexp.runner import draw_plots, produce
-    from nnexp.training.hardware import torch_threads
+    from nnexp.job import Job
 
     raise_if_interrupted()  # a Ctrl-C swallowed during the last job: no refit
     cfg = OmegaConf.load(Path(job_dir) / ".hydra" / "config.yaml")
@@ -29,17 +25,11 @@ def refit_best(job_dir: Path, output_dir: Path, batched: bool = False) -> RunRec
         cfg.mode = "train"
         cfg.paths.output_dir = str(output_dir)
         cfg.trial = None  # an Optuna job's link to its trial: the refit is no trial, and is never pruned
-    plan = prepare(cfg)
     trained = []
     if batched:
         from nnexp.batched.launch import BatchedSweep
 
         trained = [result for finished in BatchedSweep([cfg], chunk_size=1, skip_finished=False).train()
                    for _, result in finished]
-    silent = Console(quiet=True)
-    with torch_threads(plan.threads):
-        result = trained[0] if trained else produce(plan, silent)  # the stacks may not take this config
-        refit = record(plan, result)
-    if cfg.get("plots", True):
-        draw_plots(plan, silent, in_background=True)
-    return refit
+    # The stacks may not take this config: then the job trains it.
+    return Job.single(cfg, Console(quiet=True), plots_in_background=True).run(trained[0] if trained else None)
