@@ -65,26 +65,29 @@ class Job:
     console: Any = None
     plots_in_background: bool = False
     fix: str = "wait for it to end, or write elsewhere (hydra.sweep.dir=...)"
+    checked: Any = None  # what the light check stage found (``nnexp.checks.Checked``), when a caller ran it
     replace: bool = field(default=False, init=False)  # this result takes a stored one's place (fresh, or damaged)
 
     @classmethod
-    def in_sweep(cls, cfg: DictConfig, dir: Path | str, key: str | None = None, say: Callable[[str], None] = print) -> "Job":
+    def in_sweep(cls, cfg: DictConfig, dir: Path | str, key: str | None = None, say: Callable[[str], None] = print,
+                 checked=None) -> "Job":
         """A sweep's job: quiet, no figures of its own, stored; ``cfg`` is its own copy."""
         from rich.console import Console
 
         with open_dict(cfg):
             cfg.quiet = True  # no config tree, layer table or progress bar per job
             cfg.plots = False  # the sweep root gets the sweep's figures; nnexp-plot draws any job's
-        return cls(cfg, Path(dir), key, JobStore(Path(cfg.paths.store_dir)), SKIP, say, Console(quiet=True))
+        return cls(cfg, Path(dir), key, JobStore(Path(cfg.paths.store_dir)), SKIP, say, Console(quiet=True), checked=checked)
 
     @classmethod
     def single(cls, cfg: DictConfig, console=None, finished: str = REPLACE, plots_in_background: bool = False,
-               key: str | None = None) -> "Job":
+               key: str | None = None, checked=None) -> "Job":
         """A single run into ``paths.output_dir``, shown on ``console``."""
         from nnexp import console as show
 
         return cls(cfg, Path(cfg.paths.output_dir), key, None, finished, console=console or show.make_console(),
-                   plots_in_background=plots_in_background, fix="wait for it to end, or give another hydra.run.dir")
+                   plots_in_background=plots_in_background, fix="wait for it to end, or give another hydra.run.dir",
+                   checked=checked)
 
     @property
     def fresh(self) -> bool:
@@ -95,20 +98,21 @@ class Job:
         return claim(self.dir, f"job {self.key or ''}".strip(), self.fix)
 
     def done(self) -> RunRecord | None:
-        """The job's finished record: from its dir, else restored from the store (with a
+        """The job's finished record: from its dir, else restored from its store (with a
         ``.reused`` marker, which the summary counts); None when it must train. A dir that
         holds another job's result is never restored over."""
-        if self.store is None or self.fresh:
+        if self.fresh:
             return None
         self.key = self.key or job_key(self.cfg)
         here = finished_record(self.dir)
         if here is not None:
             return here if here.job_key == self.key else None
-        entry = self.store.lookup(self.key)
+        entry = None if self.store is None else self.store.lookup(self.key)
         if entry is None:
             return None
-        record = self.store.restore(entry, self.dir)
-        (self.dir / REUSED_FILE).write_text(f"{entry}\n")
+        with self.claimed():
+            record = self.store.restore(entry, self.dir)
+            (self.dir / REUSED_FILE).write_text(f"{entry}\n")
         return record
 
     def run(self, result=None) -> RunRecord | None:
@@ -181,7 +185,7 @@ class Job:
         from nnexp.runner import describe, draw_plots, produce, show_plan
         from nnexp.training.hardware import torch_threads
 
-        plan = prepare(self.cfg, self.key)
+        plan = prepare(self.cfg, self.key, self.checked)
         with torch_threads(plan.threads):
             if self.cfg.mode != "train":
                 describe(plan, self.console)

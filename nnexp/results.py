@@ -24,6 +24,9 @@ HISTORY_FILE = "history.csv"
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.pt"
 MODEL_SUMMARY_FILE = "model_summary.txt"
+HYDRA_CONFIG_FILE = Path(".hydra") / CONFIG_FILE  # Hydra's record of a job's composed config, unresolved
+# A sweep dir's files.
+STUDY_FILE = "study.json"  # which Optuna study an Optuna sweep fed (the report's Optuna figures)
 
 
 @contextlib.contextmanager

@@ -7,7 +7,8 @@ from omegaconf import DictConfig
 
 from nnexp import console as show
 from nnexp.cross_validation import cross_validate
-from nnexp.fit import FitResult, build_loggers, fit_and_score
+from nnexp.fit import build_loggers, fit_and_score
+from nnexp.handoff import FitResult
 from nnexp.plan import Plan
 from nnexp.results import HISTORY_FILE, MODEL_SUMMARY_FILE, write_text_atomic
 

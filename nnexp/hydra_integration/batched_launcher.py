@@ -42,10 +42,12 @@ class BatchedLauncher(InProcessLauncher):
         runs: dict[int, JobReturn] = {}
         for finished in sweep.train():  # each job is recorded as soon as all its fits are trained
             for number, result in finished:
-                runs[number] = self.run_one(configs[number], numbers[number], tasks[number], sweep.keys[number], result)
+                runs[number] = self.run_one(configs[number], numbers[number], tasks[number], sweep.keys[number], result,
+                                            sweep.checked.get(number))
         counts = sweep.counts
         log.info(f"batched: {counts['batched']} of {counts['jobs']} jobs trained as {counts['fits']} fits in {counts['stacks']} stacks")
         for number in range(len(job_overrides)):  # the ordinary jobs, and those finished earlier
             if number not in runs:
-                runs[number] = self.run_one(configs[number], numbers[number], tasks[number], sweep.keys.get(number))
+                runs[number] = self.run_one(configs[number], numbers[number], tasks[number], sweep.keys.get(number),
+                                            checked=sweep.checked.get(number))
         return [runs[number] for number in range(len(job_overrides))]

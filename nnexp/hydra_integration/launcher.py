@@ -143,13 +143,13 @@ class InProcessLauncher(Launcher):
         return [self.run_one(self.job_config(list(overrides)), idx) for idx, overrides in enumerate(job_overrides, start=initial_job_idx)]
 
     def run_one(self, config: DictConfig, idx: int, task: DictConfig | None = None, key: str | None = None,
-                result=None) -> JobReturn:
+                result=None, checked=None) -> JobReturn:
         """Run job ``idx`` of ``config``: an nnexp training job through its ``Job`` (``key``: its
         identity, ``result``: a result trained ahead, e.g. by a stack), another app's job through
         the sweep's task function. Its dir is made as Hydra's run_job makes it (``hydra_job``,
         without run_job's copies of a config that is this job's own), or by run_job itself for a
         job that changes its working dir or environment. ``task``: the config without its hydra
-        node, when the caller made it already."""
+        node, ``checked``: what the light checks found, when the caller made them already."""
         from nnexp.config import is_training_config
 
         config = self.number(config, idx)
@@ -157,7 +157,7 @@ class InProcessLauncher(Launcher):
         task = task if task is not None else task_config(config)
         if not is_training_config(task):  # another app's task function (Hydra's launcher test suites)
             return self.hydra_job(config, task, self.task_function)
-        job = sweep_job(task, config.hydra, job_dir(config), key)
+        job = sweep_job(task, config.hydra, job_dir(config), key, checked)
         try:
             with job.claimed():  # before anything is written into its dir
                 ran = self.run_job(job, config, result)

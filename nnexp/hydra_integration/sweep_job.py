@@ -28,11 +28,12 @@ def label(hydra_cfg: DictConfig) -> str:
     return f"job {hydra_cfg.job.num}: {' '.join(shown_overrides(hydra_cfg.overrides.task)) or '(defaults)'}"
 
 
-def sweep_job(task: DictConfig, hydra_cfg: DictConfig, dir: Path, key: str | None = None) -> Job:
+def sweep_job(task: DictConfig, hydra_cfg: DictConfig, dir: Path, key: str | None = None, checked=None) -> Job:
     """The ``Job`` of a sweep's job: ``task`` (its own copy, without the hydra node), its
-    hydra node (the number and overrides its report line names), its dir and identity."""
+    hydra node (the number and overrides its report line names), its dir and identity, and what
+    the light checks found when the launcher ran them (``nnexp.checks``)."""
     name = label(hydra_cfg)
-    return Job.in_sweep(task, dir, key, say=lambda text: print(f"{name} -> {text}"))
+    return Job.in_sweep(task, dir, key, say=lambda text: print(f"{name} -> {text}"), checked=checked)
 
 
 def report(job: Job, record: RunRecord | None) -> float:

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from nnexp.plots.labels import short_value
-from nnexp.results import write_text_atomic
+from nnexp.results import CONFIG_FILE, write_text_atomic
 
 REPORT_FILE = "report.html"
 STYLE = """
@@ -57,7 +57,7 @@ def write_report(sweep_dir: Path, rows: list[dict], keys: list[str], figures: li
         for path in figures if path.is_file()
     )
     best = rows[0] if rows else {}
-    best_config = sweep_dir / str(best.get("best_job", "")) / "config.yaml"
+    best_config = sweep_dir / str(best.get("best_job", "")) / CONFIG_FILE
     config_text = html.escape(best_config.read_text()) if best_config.is_file() else "(no finished job)"
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>nnexp sweep {html.escape(sweep_dir.name)}</title>
