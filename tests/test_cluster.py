@@ -47,6 +47,7 @@ def test_local_tasks_pack_the_jobs_and_score_as_in_process(tmp_path):
     # Every job is in the store now: a relaunch submits nothing.
     again = finished(tmp_path, f"resume={tmp_path / 'local'}")
     assert "4 of 4 jobs finished earlier" in again and "Submitted" not in again
+    assert "refit ran as" not in again  # its refit is finished too: no task for it either
 
 
 @pytest.mark.xdist_group("slurm")
@@ -61,6 +62,7 @@ def test_slurm_tasks_score_as_in_process_and_a_relaunch_submits_nothing(tmp_path
     assert json.loads((tmp_path / "cluster" / "refit" / "metrics.json").read_text())["status"] == "ok"
     again = finished(tmp_path, f"resume={tmp_path / 'cluster'}", env=slurm_cluster)
     assert "4 of 4 jobs finished earlier" in again and "Submitted" not in again
+    assert "refit ran as" not in again  # its refit is finished too: no task for it either
 
 
 @pytest.mark.xdist_group("slurm")
