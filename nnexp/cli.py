@@ -313,7 +313,7 @@ def plot_main() -> None:
     parser.add_argument("--image", type=int, default=0, help="test image for features")
     args = parser.parse_args()
     from nnexp.errors import NnexpError
-    from nnexp.plots.cli import draw
+    from nnexp.drawing import draw
 
     try:
         for path in draw(args.directory, args.kind, args.image):

@@ -8,7 +8,8 @@ import numpy as np
 
 from nnexp.data.bundle import DataBundle, check_folds, fit_validation_fraction
 from nnexp.data.splits import make_fit_data
-from nnexp.fit import FitResult, fit_and_score
+from nnexp.fit import fit_and_score
+from nnexp.handoff import FitResult
 from nnexp.metrics import FitMetrics
 from nnexp.sklearn_random import fit_data_options
 

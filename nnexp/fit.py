@@ -1,9 +1,9 @@
-"""One fit: build the network, train it on a FitData with Lightning, and score every split."""
+"""One fit: build the network, train it on a FitData with Lightning, and score every split. The
+types the stages hand each other live in ``nnexp.handoff``, which needs no Lightning."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 import pytorch_lightning as pl
@@ -15,40 +15,15 @@ from nnexp.data.bundle import DataBundle
 from nnexp.data.splits import FitData
 from nnexp.errors import ConfigError
 from nnexp.factory import call_factory, instantiate
+from nnexp.handoff import Factories, FitResult, Network
 from nnexp.metrics import FitMetrics
 from nnexp.models.mlp import layer_summary, parameter_count, seed_initial_weights
-from nnexp.models.module import NetModule
 from nnexp.models.task import Task
 from nnexp.resources import check_fits
 from nnexp.training.hardware import resolve_precision
 from nnexp.training.lbfgs import is_lbfgs
+from nnexp.training.module import NetModule
 from nnexp.training.stopping import StoppingRule
-
-
-@dataclass
-class Factories:
-    """A run's constructors, instantiated once: Hydra's instantiate costs ~3 ms a call, which a
-    cross-validated sweep job would otherwise pay for every fold."""
-
-    model: Callable
-    optimizer: Callable
-    schedule: Callable | None
-    trainer: Callable | None
-
-    @classmethod
-    def from_config(cls, cfg: DictConfig, trainer: bool = True) -> "Factories":
-        """``trainer=False``: no Trainer constructor (the batched trainer needs none)."""
-        return cls(instantiate(cfg.model), instantiate(cfg.optim), instantiate(cfg.schedule) or None,
-                   trainer_factory(cfg) if trainer else None)
-
-
-def trainer_factory(cfg: DictConfig) -> Callable:
-    """A Trainer constructor. Nested objects (a DDP strategy) are stateful, so a trainer config
-    with any is instantiated afresh for every fit instead of sharing them through a partial."""
-    nested = any(OmegaConf.is_dict(value) and "_target_" in value for value in cfg.trainer.values())
-    if nested:
-        return lambda **kwargs: instantiate(cfg.trainer, **kwargs)
-    return instantiate(cfg.trainer, _partial_=True)
 
 
 def build_network(factories: Factories, input_shape: tuple[int, ...], n_outputs: int) -> torch.nn.Module:
@@ -94,17 +69,6 @@ def build_trainer(
         raise ConfigError(key, value, f"a value Lightning's Trainer accepts ({str(cause).splitlines()[0]})") from None
 
 
-@dataclass
-class Network:
-    """A freshly seeded network with its optimiser factory, batch size and layer table."""
-
-    module: torch.nn.Module
-    optimizer_factory: object
-    batch_size: int
-    layers: list[dict] = field(default_factory=list)
-    params: int = 0
-
-
 def prepare_network(cfg: DictConfig, factories: Factories, bundle: DataBundle, data: FitData, describe: bool = True) -> Network:
     """Seed and build the network. ``describe`` (a job's first fit) also checks the optimiser's
     arguments before any training and adds the layer table (a forward pass with hooks); a CV
@@ -119,17 +83,6 @@ def prepare_network(cfg: DictConfig, factories: Factories, bundle: DataBundle, d
     batch_size = resolve_batch_size(cfg.batch_size, len(data.train), full_batch_only)
     layers = layer_summary(network, tuple(data.train.X.shape[1:])) if describe else []
     return Network(network, optimizer_factory, batch_size, layers, parameter_count(network))
-
-
-@dataclass
-class FitResult:
-    """What every producer (sequential, cross-validated, batched) hands to ``record``: the fit's
-    metrics, its per-epoch history, the trained network and the data it was fitted on."""
-
-    metrics: FitMetrics
-    history: list[dict]
-    network: torch.nn.Module
-    data: FitData
 
 
 def fit_and_score(

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from nnexp.config import check_config, resolve_batch_size
-from nnexp.data.bundle import DataBundle, fit_validation_fraction
-from nnexp.data.loading import load_data
+from nnexp.checks import Checked, check_run
+from nnexp.config import resolve_batch_size
+from nnexp.data.bundle import DataBundle
 from nnexp.data.splits import FitData, make_fit_data
 from nnexp.factory import instantiate
-from nnexp.fit import Factories, Network, prepare_network
+from nnexp.handoff import Factories, Network
 from nnexp.provenance import write_provenance
 from nnexp.sklearn_random import fit_data_options
 from nnexp.results import CONFIG_FILE, config_yaml, write_text_atomic
@@ -24,18 +24,22 @@ from nnexp.training.hardware import auto_threads, step_work
 
 @dataclass
 class Plan:
-    """A checked config with its data, identity and run dir. The constructors (stopping rule,
-    penalty, factories) and the whole-training-split fit data are built on first use: a job whose
-    result a batched stack trained needs none of them."""
+    """A checked config with its data, identity and run dir. The constructors (penalty,
+    factories) and the whole-training-split fit data are built on first use: a job whose result
+    a batched stack trained needs none of them."""
 
     cfg: DictConfig
     key: str
-    bundle: DataBundle
+    checked: Checked
     output_dir: Path
 
-    @cached_property
+    @property
+    def bundle(self) -> DataBundle:
+        return self.checked.bundle
+
+    @property
     def stopping(self):
-        return instantiate(self.cfg.stopping)
+        return self.checked.stopping
 
     @cached_property
     def penalty(self):
@@ -49,13 +53,14 @@ class Plan:
     def fit_data(self) -> FitData:
         """The training split (less a validation split, when the stopping rule or
         ``data.validation_fraction`` asks for one), scaled, as tensors."""
-        fraction = fit_validation_fraction(self.bundle, self.stopping)
-        return make_fit_data(self.bundle, validation_fraction=fraction, seed=self.cfg.seed,
+        return make_fit_data(self.bundle, validation_fraction=self.checked.validation_fraction, seed=self.cfg.seed,
                              **fit_data_options(self.cfg, self.bundle))
 
     @cached_property
     def network(self) -> Network:
         """A freshly built network with its layer table (for display; each fit builds its own)."""
+        from nnexp.fit import prepare_network
+
         return prepare_network(self.cfg, self.factories, self.bundle, self.fit_data)
 
     @property
@@ -69,13 +74,13 @@ class Plan:
         return auto_threads(setting, work)
 
 
-def prepare(cfg: DictConfig, key: str | None = None) -> Plan:
-    """Check the config, load its data, make its run dir and save the composed config there.
-    ``key``: the job's identity when the caller computed it already."""
-    check_config(cfg)
-    bundle = load_data(cfg.data)
+def prepare(cfg: DictConfig, key: str | None = None, checked: Checked | None = None) -> Plan:
+    """Check the config and load its data (``nnexp.checks``, unless ``checked`` holds what the
+    caller's early check found), make its run dir and save the composed config there. ``key``:
+    the job's identity when the caller computed it already."""
+    checked = checked or check_run(cfg)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(output_dir / CONFIG_FILE, config_yaml(cfg))
     write_provenance(output_dir, str(cfg.trainer.get("accelerator", "cpu")))
-    return Plan(cfg, key or job_key(cfg), bundle, output_dir)
+    return Plan(cfg, key or job_key(cfg), checked, output_dir)

@@ -6,7 +6,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnexp import console as show
 from nnexp.artifacts import save_model
-from nnexp.fit import FitResult
+from nnexp.handoff import FitResult
 from nnexp.metrics import RunRecord, trained_record, write_record
 from nnexp.plan import Plan
 from nnexp.results import HISTORY_FILE, METRICS_FILE, MODEL_SUMMARY_FILE, write_history, write_text_atomic

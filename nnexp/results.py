@@ -25,6 +25,9 @@ CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.pt"
 MODEL_SUMMARY_FILE = "model_summary.txt"
 PROVENANCE_FILE = "provenance.json"  # versions, host, device, git commit (nnexp.provenance)
+HYDRA_CONFIG_FILE = Path(".hydra") / CONFIG_FILE  # Hydra's record of a job's composed config, unresolved
+# A sweep dir's files.
+STUDY_FILE = "study.json"  # which Optuna study an Optuna sweep fed (the report's Optuna figures)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""The shared runner: ``prepare(cfg) -> Plan``, a producer's ``FitResult``, ``record(plan, result)``."""
+"""A run's producer and its display: ``produce(plan) -> FitResult`` (one fit, or k cross-validation
+fits), the plan's tables, ``mode=params``/``validate``, and the run's figures. ``nnexp.job`` runs them."""
 
 from __future__ import annotations
 
@@ -6,39 +7,39 @@ from omegaconf import DictConfig
 
 from nnexp import console as show
 from nnexp.cross_validation import cross_validate
-from nnexp.fit import FitResult, build_loggers, fit_and_score
-from nnexp.plan import Plan, prepare
-from nnexp.record import record, report
+from nnexp.fit import build_loggers, fit_and_score
+from nnexp.handoff import FitResult
+from nnexp.plan import Plan
+from nnexp.record import report
 from nnexp.results import HISTORY_FILE, MODEL_SUMMARY_FILE, write_text_atomic
-from nnexp.training.hardware import torch_threads
 
 
 def run(cfg: DictConfig, console=None, plots_in_background: bool = False, key: str | None = None) -> float:
-    """Train and test one configuration (or cross-validate it when ``cv > 1``), write its run dir,
-    and return the sweep objective (NaN for a diverged run, or with ``mode`` params or validate).
-    With ``plots`` on, the run's figures are drawn here, or in a detached process when
-    ``plots_in_background`` (the CLI: control returns at once). ``key``: the job's identity,
-    when the caller computed it already."""
-    console = console or show.make_console()
-    plan = prepare(cfg, key)
-    if cfg.get("print_config", False) and cfg.mode == "train":  # the run dir's config.yaml always has it
-        console.print(show.config_tree(cfg))
-    with torch_threads(plan.threads):
-        if cfg.mode != "train":
-            describe(plan, console)
-            return float("nan")
-        if not cfg.quiet:
-            console.print(show.layer_table(plan.network.layers, plan.network.params))
-        result = produce(plan, console)
-        run_record = record(plan, result)
-    if cfg.get("plots", True):
-        draw_plots(plan, console, plots_in_background)
-    show_results(console, cfg, run_record, plan.output_dir)  # last: the first screen ends with the scores
-    if cfg.get("sklearn", False):  # scikit-learn's own estimator beside the run, on the same split
-        from nnexp.sklearn_beside import fit_beside
+    """Train and test one configuration (or cross-validate it when ``cv > 1``) into its run dir,
+    as a job with one member (``nnexp.job``), and return the sweep objective (NaN for a diverged
+    run, or with ``mode`` params or validate). A finished run already in the dir is replaced: the
+    caller chose the dir (the command line keeps it instead). With ``plots`` on, the run's
+    figures are drawn here, or in a detached process when ``plots_in_background``."""
+    from nnexp.job import Job, objective_of
 
-        fit_beside(plan, result, console)
-    return run_record.objective_value
+    return objective_of(Job.single(cfg, console, plots_in_background=plots_in_background, key=key).run())
+
+
+def show_plan(plan: Plan, console) -> None:
+    """A training run's layer table unless quiet, after its config tree with ``print_config``
+    (the run dir's config.yaml always has the whole config)."""
+    if plan.cfg.get("print_config", False):
+        console.print(show.config_tree(plan.cfg))
+    if not plan.cfg.quiet:
+        console.print(show.layer_table(plan.network.layers, plan.network.params))
+
+
+def show_results(console, cfg: DictConfig, run_record, output_dir) -> None:
+    """The run dir, then the scores table and the notes a user should act on."""
+    if console.quiet:
+        return
+    console.print(f"[dim]run dir: {output_dir}")
+    report(console, cfg, run_record)
 
 
 def produce(plan: Plan, console) -> FitResult:
@@ -60,12 +61,6 @@ def progress_bar(console, plan: Plan):
     return EpochProgress(console, "r2" if plan.bundle.task == "regression" else "accuracy")
 
 
-def show_results(console, cfg: DictConfig, run_record, output_dir) -> None:
-    """The run dir, then the scores table and the notes a user should act on."""
-    if console.quiet:
-        return
-    console.print(f"[dim]run dir: {output_dir}")
-    report(console, cfg, run_record)
 
 
 def describe(plan: Plan, console) -> None:

@@ -149,9 +149,12 @@ class JobStore:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
-    def restore(self, entry: Path, run_dir: Path) -> None:
-        """Copy a stored job's result files into ``run_dir`` (files first, metrics last)."""
+    def restore(self, entry: Path, run_dir: Path) -> RunRecord:
+        """Copy a stored job's result files into ``run_dir`` (files first, metrics last); return
+        its record, read from the entry."""
+        record = read_record(entry / METRICS_FILE)
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         for name in RESULT_FILES:
             if (entry / name).is_file():
                 copy_atomic(entry / name, Path(run_dir) / name)
+        return record

@@ -47,6 +47,7 @@ def test_local_tasks_pack_the_jobs_and_score_as_in_process(tmp_path):
     # Every job is in the store now: a relaunch submits nothing.
     again = finished(tmp_path, f"resume={tmp_path / 'local'}")
     assert "4 of 4 jobs finished earlier" in again and "Submitted" not in again
+    assert "refit ran as" not in again  # its refit is finished too: no task for it either
 
 
 @pytest.mark.xdist_group("slurm")
@@ -61,6 +62,7 @@ def test_slurm_tasks_score_as_in_process_and_a_relaunch_submits_nothing(tmp_path
     assert json.loads((tmp_path / "cluster" / "refit" / "metrics.json").read_text())["status"] == "ok"
     again = finished(tmp_path, f"resume={tmp_path / 'cluster'}", env=slurm_cluster)
     assert "4 of 4 jobs finished earlier" in again and "Submitted" not in again
+    assert "refit ran as" not in again  # its refit is finished too: no task for it either
 
 
 @pytest.mark.xdist_group("slurm")
@@ -162,3 +164,30 @@ def test_a_task_pending_too_long_ends_the_sweep_in_one_line_and_cancels_its_arra
     finally:
         subprocess.run(["scancel", blocker], env=slurm_cluster)
         ended(blocker, slurm_cluster)
+
+
+@pytest.mark.xdist_group("slurm")
+def test_tasks_queued_behind_the_sweeps_own_tasks_are_waited_for(tmp_path, slurm_cluster):
+    import os
+
+    jobs = 2 * (os.cpu_count() or 1)  # one task a job: half of them wait for the other half's cores
+    grid = [*GRID[:-3], f"regularization.alpha=range(1,{jobs + 1})", *GRID[-2:]]
+    out = finished(tmp_path, *grid, "launcher=slurm", "hydra.launcher.jobs_per_task=1", "hydra.launcher.pending_timeout_s=1",
+                   "hydra.launcher.poll_s=0.2", "hydra.sweep.dir=queued", env=slurm_cluster)
+    statuses = [json.loads(path.read_text())["status"] for path in (tmp_path / "queued").glob("*/metrics.json")]
+    assert statuses == ["ok"] * jobs, out
+    assert (tmp_path / "queued" / "summary.csv").is_file()
+
+
+@pytest.mark.xdist_group("slurm")
+def test_a_task_out_of_time_records_its_jobs_as_timeout_and_the_sweep_ends_with_its_summary(tmp_path, slurm_cluster):
+    long = ["data=digits", "trainer.max_epochs=1000000", "stopping=none", "quiet=true", "logger=none", "hydra/job_logging=none",
+            "regularization.alpha=1e-4,1e-3", "hydra.callbacks.sweep_summary.figures=foreground", "refit=true"]
+    out = finished(tmp_path, *long, "launcher=slurm", "hydra.launcher.timeout_min=1", "hydra.launcher.jobs_per_task=2",
+                   "hydra.sweep.dir=late", env=slurm_cluster)
+    records = [json.loads((tmp_path / "late" / job / "metrics.json").read_text()) for job in ("0", "1")]
+    assert [record["status"] for record in records] == ["timeout", "timeout"], out
+    assert "ended TIMEOUT before this job finished" in records[0]["error"]
+    assert (tmp_path / "late" / "summary.csv").is_file() and "Traceback" not in out
+    rows = list(csv.DictReader((tmp_path / "late" / "summary.csv").open()))
+    assert all("timeout" in row["status"] for row in rows) and all("TIMEOUT" in row["error"] for row in rows), rows

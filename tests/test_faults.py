@@ -252,23 +252,23 @@ def test_ctrl_c_keeps_finished_jobs_says_how_to_go_on_and_exits_130(tmp_path):
 def test_a_ctrl_c_that_a_finalizer_swallows_still_stops_the_sweep_at_the_next_job(nnexp, tmp_path, monkeypatch, launcher):
     """Python ignores a KeyboardInterrupt raised inside ``__del__`` (Lightning's profiler tears
     down there when a job's Trainer is collected): the sweep must still stop."""
-    from nnexp.sweeps import jobs
+    from nnexp.job import Job
 
     class SwallowsCtrlC:
         def __del__(self):
             os.kill(os.getpid(), signal.SIGINT)  # the handler runs here, inside the finalizer
 
     jobs_started = []
-    real_run_job = jobs.run_job
+    real_run = Job.run
 
-    def run_job(*args, **kwargs):
-        objective = real_run_job(*args, **kwargs)
-        jobs_started.append(objective)
+    def run(job, result=None):
+        record = real_run(job, result)
+        jobs_started.append(record)
         if len(jobs_started) == 1:
             SwallowsCtrlC()  # freed at once: the SIGINT is raised and swallowed in its __del__
-        return objective
+        return record
 
-    monkeypatch.setattr(jobs, "run_job", run_job)  # each job imports it as it starts
+    monkeypatch.setattr(Job, "run", run)
     swallowed = []
     monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: swallowed.append(unraisable.exc_type))  # Python's "Exception ignored"
     code, _, err = nnexp("-m", "hydra.sweep.dir=sweep", f"launcher={launcher}", *FAST, "data=iris", "regularization.alpha=1e-3,1e-2,1e-1", "refit=true")

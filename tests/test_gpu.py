@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nnexp.models.module import NetModule
+from nnexp.training.module import NetModule
 
 pytestmark = [
     pytest.mark.gpu,

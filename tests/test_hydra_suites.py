@@ -21,6 +21,8 @@ pytestmark = pytest.mark.hydra  # also run on Hydra's latest pre-release in CI
 
 SEARCH_PATH = "hydra.searchpath=[pkg://nnexp.configs]"
 LAUNCHERS = ["nnexp", "nnexp_batched"]
+# The cluster launcher as launcher=submitit_local runs it: each chunk of jobs in a local task process.
+CLUSTER = ("nnexp_cluster", ["hydra.launcher.cluster=local", "hydra.launcher.poll_s=0.1"])
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +37,13 @@ def nnexp_plugins(hydra_restore_singletons):
     *[(name, [SEARCH_PATH, "hydra/sweeper=nnexp"]) for name in LAUNCHERS],
 ], ids=[f"{name}+{sweeper}" for sweeper in ("basic sweeper", "nnexp sweeper") for name in LAUNCHERS])
 class TestNnexpLaunchers(LauncherTestSuite):
+    pass
+
+
+@pytest.mark.server  # local task processes, a Python start each
+@pytest.mark.parametrize("launcher_name, overrides", [(CLUSTER[0], [SEARCH_PATH, "hydra/sweeper=nnexp", *CLUSTER[1]])],
+                         ids=["submitit_local+nnexp sweeper"])
+class TestClusterLauncher(LauncherTestSuite):
     pass
 
 
@@ -54,12 +63,14 @@ def launcher_app_config(launcher: str, sweeper: str) -> dict:
 
 # As a separate program (a Python start each: ~1 s a test), the in-process launcher with nnexp's
 # sweeper; the batched launcher runs another app's jobs through the same code (nothing to stack).
-INTEGRATION = [("nnexp", "nnexp")]
+INTEGRATION = [
+    pytest.param(launcher_app_config("nnexp", "nnexp"), ["-m"], id="nnexp+nnexp"),
+    pytest.param(launcher_app_config("nnexp_cluster", "nnexp"), ["-m", *CLUSTER[1]], id="submitit_local+nnexp",
+                 marks=pytest.mark.server),
+]
 
 
-@pytest.mark.parametrize("task_launcher_cfg, extra_flags", [
-    (launcher_app_config(launcher, sweeper), ["-m"]) for launcher, sweeper in INTEGRATION
-], ids=[f"{launcher}+{sweeper}" for launcher, sweeper in INTEGRATION])
+@pytest.mark.parametrize("task_launcher_cfg, extra_flags", INTEGRATION)
 class TestNnexpLaunchersIntegration(IntegrationTestSuite):
     def generate_custom_cmd(self):
         def command(cmd: list[str], filename: str) -> list[str]:
@@ -80,3 +91,23 @@ def test_importing_nnexp_leaves_hydras_version_base_alone():
               "print(type(VersionBase.instance().getbase()).__name__)")
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert output.strip() != "Version"  # Hydra's "unspecified" marker (an object, or a string in Hydra 1.4)
+
+
+def test_hydras_plugin_scan_finds_every_nnexp_launcher_and_sweeper(tmp_path):
+    """As a regular install lays it out (``hydra_plugins/nnexp_launcher``), Hydra's own scan finds
+    every nnexp plugin, with no registration by nnexp."""
+    import subprocess
+    from pathlib import Path
+
+    import nnexp
+
+    (tmp_path / "hydra_plugins").mkdir()
+    (tmp_path / "hydra_plugins" / "nnexp_launcher").symlink_to(Path(nnexp.__file__).parent / "hydra_plugin")
+    script = ("from hydra.core.plugins import Plugins\n"
+              "from hydra.plugins.launcher import Launcher\n"
+              "from hydra.plugins.sweeper import Sweeper\n"
+              "for kind in (Launcher, Sweeper):\n"
+              "    print(' '.join(sorted(c.__name__ for c in Plugins.instance().discover(kind) if 'nnexp' in c.__module__)))")
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)}).stdout.splitlines()
+    assert found == ["BatchedLauncher ClusterLauncher InProcessLauncher", "InProcessSweeper OptunaSweeper"]

@@ -14,7 +14,7 @@ import pytest
 from nnexp.artifacts import Run
 from nnexp.errors import DataError
 from nnexp.plots import run_plots
-from nnexp.plots.cli import draw
+from nnexp.drawing import draw
 
 
 def png_size(path: Path) -> tuple[int, int]:

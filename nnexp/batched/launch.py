@@ -14,11 +14,12 @@ from nnexp.batched.plan import (
     OPTIMIZERS, build_members, stack_key, stack_spec, training_device, why_not_batchable, why_not_stacked,
 )
 from nnexp.batched.trainer import train_stack
-from nnexp.config import check_config, is_training_config
+from nnexp.checks import Checked, check_run
+from nnexp.config import is_training_config
 from nnexp.cross_validation import aggregate_folds
 from nnexp.data.loading import load_data
 from nnexp.errors import NnexpError
-from nnexp.fit import FitResult
+from nnexp.handoff import FitResult
 from nnexp.interrupts import raise_if_interrupted
 from nnexp.metrics import FitMetrics
 from nnexp.models.task import Task
@@ -51,6 +52,7 @@ class BatchedSweep:
         self.batchable: set[int] = set()
         self.stacks: dict[str, list] = defaultdict(list)
         self.keys: dict[int, str] = {}  # each batchable job's identity, computed once
+        self.checked: dict[int, Checked] = {}  # what each job's light checks found: its job does not check again
         self.trials: dict[str, object] = {}  # job key -> its Optuna trial link (jobs of nnexp's Optuna sweeper with a pruner)
         self.pruned: set[str] = set()  # jobs whose trial was pruned: their folds left in later chunks are not trained
         self.reporting: set[str] = set()  # jobs reporting from a chunk already (a step is reported once)
@@ -60,8 +62,8 @@ class BatchedSweep:
                 log.info(f"job {index} runs as an ordinary job: not an nnexp training config")
                 continue
             try:
-                check_config(cfg)
-                reason = why_not_batchable(cfg) or why_not_stacked(cfg, load_data(cfg.data))
+                self.checked[index] = check_run(cfg)
+                reason = why_not_batchable(cfg) or why_not_stacked(cfg, self.checked[index].bundle)
             except NnexpError as error:  # the ordinary job reports it, with the key and the fix
                 reason = str(error)
             if reason:
@@ -150,8 +152,3 @@ class BatchedSweep:
             self.counts["batched"] += 1
         return finished
 
-
-def task_config(job_config: DictConfig) -> DictConfig:
-    """A job's task config: a copy of its config without the hydra node, as Hydra hands it to the
-    task. Planning never resolves its volatile keys (the run dir is not made yet)."""
-    return OmegaConf.masked_copy(job_config, [key for key in job_config if key != "hydra"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 from omegaconf import DictConfig
@@ -17,32 +18,25 @@ def train_task(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from nnexp.config import check_config
-    from nnexp.data.bundle import check_folds, fit_validation_fraction
-    from nnexp.data.loading import load_data
     from nnexp.errors import NnexpError, unwritable_path
-    from nnexp.factory import instantiate
 
     hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode == RunMode.MULTIRUN:
-        from nnexp.hydra_integration.sweep_job import sweep_job
+    if hydra_cfg.mode == RunMode.MULTIRUN:  # a job of another launcher (Hydra's basic, joblib)
+        from nnexp.hydra_integration.sweep_job import report, sweep_job
         from nnexp.process import set_up_process
 
         set_up_process()
-        return sweep_job(cfg, hydra_cfg)
+        job = sweep_job(cfg, hydra_cfg, Path(hydra_cfg.runtime.output_dir))
+        return report(job, job.run())
     try:
-        # Before torch and Lightning are imported (seconds), so that a mistake costs no start-up:
-        check_config(cfg)  # the values,
-        stopping = instantiate(cfg.stopping)  # the stopping rule's own checks,
-        bundle = load_data(cfg.data)  # the data (the run reuses the loaded bundle),
-        fit_validation_fraction(bundle, stopping)  # and what needs both
-        if int(cfg.cv) > 1:
-            check_folds(bundle, int(cfg.cv))
+        from nnexp.checks import check_run
+
+        checked = check_run(cfg)  # before torch and Lightning are imported (seconds): a mistake costs no start-up
+        from nnexp.job import KEEP, Job, objective_of
         from nnexp.process import set_up_process
-        from nnexp.runner import run
 
         set_up_process()
-        objective = run(cfg, plots_in_background=True)
+        objective = objective_of(Job.single(cfg, finished=KEEP, plots_in_background=True, checked=checked).run())
     except NnexpError as error:
         if os.environ.get("NNEXP_TRACEBACK"):
             raise

@@ -6,12 +6,11 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn
 
 from nnexp.config import is_training_config
 from nnexp.hydra_integration.launcher import InProcessLauncher
-from nnexp.hydra_integration.overrides import shown_overrides
+from nnexp.hydra_integration.sweep_job import task_config
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +28,11 @@ class BatchedLauncher(InProcessLauncher):
 
     def launch_numbered(self, job_overrides: Sequence[Sequence[str]], numbers: list[int]) -> Sequence[JobReturn]:
         """Launch jobs numbered ``numbers`` (a cluster task's chunk need not be contiguous)."""
-        configs = [self.job_config(list(overrides)) for overrides in job_overrides]
+        configs = [self.number(self.job_config(list(overrides)), idx) for overrides, idx in zip(job_overrides, numbers)]
         if not any(is_training_config(config) for config in configs):  # another app's jobs: nothing to stack
             self.start()
             return [self.run_one(config, idx) for idx, config in zip(numbers, configs)]
-        from nnexp.batched.launch import BatchedSweep, task_config
-        from nnexp.hydra_integration.job_record import record_job
-        from nnexp.hydra_integration.sweep_job import sweep_job
+        from nnexp.batched.launch import BatchedSweep
         from nnexp.process import set_up_process
 
         set_up_process()  # before the stacks: their buffers page-faulted on every step without it
@@ -43,29 +40,14 @@ class BatchedLauncher(InProcessLauncher):
         tasks = [task_config(config) for config in configs]
         sweep = BatchedSweep(tasks, self.chunk_size, skip_finished=not (tasks and tasks[0].get("fresh", False)))
         runs: dict[int, JobReturn] = {}
-        # record_job does what run_job does but chdir and env_set: a sweep using them keeps run_job.
-        plain = self.config.hydra.job.chdir is False and not self.config.hydra.job.env_set  # None: Hydra decides
-
-        def launch_one(number: int, result=None) -> None:
-            idx = numbers[number]
-            log.info(f"\t#{idx} : {' '.join(shown_overrides(job_overrides[number]))}")
-            if number not in sweep.batchable:
-                runs[number] = self.run_one(configs[number], idx)
-                return
-            # Trained (or finished earlier, or a repeat of a trained job): only its job dir is left to write.
-            key = sweep.keys[number]
-            if plain:
-                runs[number] = record_job(self.number(configs[number], idx), tasks[number], self.hydra_context,
-                                          self.task_function, lambda task, hydra_cfg: sweep_job(task, hydra_cfg, result, key))
-            else:
-                runs[number] = self.run_one(configs[number], idx, lambda task: sweep_job(task, HydraConfig.get(), result, key))
-
         for finished in sweep.train():  # each job is recorded as soon as all its fits are trained
             for number, result in finished:
-                launch_one(number, result)
+                runs[number] = self.run_one(configs[number], numbers[number], tasks[number], sweep.keys[number], result,
+                                            sweep.checked.get(number))
         counts = sweep.counts
         log.info(f"batched: {counts['batched']} of {counts['jobs']} jobs trained as {counts['fits']} fits in {counts['stacks']} stacks")
-        for number in range(len(job_overrides)):
+        for number in range(len(job_overrides)):  # the ordinary jobs, and those finished earlier
             if number not in runs:
-                launch_one(number)
+                runs[number] = self.run_one(configs[number], numbers[number], tasks[number], sweep.keys.get(number),
+                                            checked=sweep.checked.get(number))
         return [runs[number] for number in range(len(job_overrides))]

@@ -1,11 +1,16 @@
-"""Hydra callback: summarise (and optionally refit) a sweep when the multirun ends."""
+"""Hydra callbacks: a single run's dir claimed before Hydra writes into it, and the sweep's
+summary (and refit) when the multirun ends."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import sys
+
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict, read_write
+
+from nnexp.claims import Claim, DirBusy
 
 
 class SweepSummary(Callback):
@@ -32,3 +37,62 @@ class SweepSummary(Callback):
 
                 runner = cluster_refit(config.hydra.launcher, sweep_dir)
             summarise(sweep_dir, refit=bool(config.get("refit", False)), figures=self.figures, batched=batched, refit_runner=runner)
+            print_study_best(sweep_dir)
+
+
+def print_study_best(sweep_dir: Path) -> None:
+    """An Optuna sweep's last line: the best trial of the whole study, from every worker (this
+    worker's summary above ranks only its own trials)."""
+    from nnexp.results import STUDY_FILE, read_json
+
+    if not (sweep_dir / STUDY_FILE).is_file():
+        return
+    from nnexp.studies.storage import open_study
+    from nnexp.studies.summary import best_trial, trial_rows
+
+    reference = read_json(sweep_dir / STUDY_FILE)
+    study = open_study(reference["study"], reference["storage"])
+    best = best_trial(study)
+    if best is not None:
+        command = next(row["command"] for row in trial_rows(study) if row["number"] == best.number)
+        print(f"best of study {study.study_name} (every worker's trials; trial {best.number}, value {best.value:.4f}): {command}")
+
+
+class RunDirClaim(Callback):
+    """A single run claims its run dir before Hydra writes into it (``nnexp.claims``). A dir
+    that another run is writing, or that holds a finished run, is kept as it is: this run
+    writes beside it, into ``<dir>-2`` (``-3`` ...), and says so in one line."""
+
+    def __init__(self) -> None:
+        self.claim: Claim | None = None
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        from nnexp.store import finished_record
+
+        wanted = Path(str(config.hydra.run.dir))
+        for attempt in range(1, 1000):
+            candidate = wanted if attempt == 1 else wanted.with_name(f"{wanted.name}-{attempt}")
+            if finished_record(candidate) is not None:
+                continue
+            try:
+                claim = Claim(candidate, "nnexp run", "give another hydra.run.dir")
+            except DirBusy:
+                continue
+            except OSError:  # a dir that cannot be made: the run's own first write says so, in one line
+                return
+            if finished_record(candidate) is not None:  # finished between the look and the claim
+                claim.release()
+                continue
+            self.claim = claim
+            break
+        else:
+            return  # the job's own claim refuses it
+        if candidate != wanted:
+            print(f"note: {wanted} holds another run, which is kept; this run writes into {candidate}", file=sys.stderr)
+            with read_write(config.hydra), open_dict(config.hydra):
+                config.hydra.run.dir = str(candidate)
+
+    def on_run_end(self, config: DictConfig, **kwargs) -> None:
+        if self.claim is not None:
+            self.claim.release()
+            self.claim = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import signal
 import time
 from contextlib import contextmanager
@@ -34,13 +35,16 @@ class ChunkTask:
         self.chunk_size = chunk_size
         self.singleton_state = Singleton.get_state()  # Hydra's plugins and config store, as Hydra's submitit plugin ships them
 
-    def __call__(self, job_overrides: list[list[str]], numbers: list[int]) -> list[int]:
+    def __call__(self, job_overrides: list[list[str]], numbers: list[int]) -> dict[int, JobReturn]:
+        """Run the chunk; return {job number: its return}, without its configs (the driver has them)."""
         Singleton.set_state(self.singleton_state)
         setup_globals()
         launcher = BatchedLauncher(self.chunk_size)
         launcher.setup(hydra_context=self.hydra_context, task_function=self.task_function, config=self.config)
-        launcher.launch_numbered(job_overrides, numbers)
-        return numbers
+        runs = launcher.launch_numbered(job_overrides, numbers)
+        for run in runs:
+            run.cfg = run.hydra_cfg = None
+        return dict(zip(numbers, runs))
 
 
 class ClusterLauncher(BatchedLauncher):
@@ -98,7 +102,7 @@ class ClusterLauncher(BatchedLauncher):
         """``mem_gb=auto``: GB a task needs for a job of ``config``: Python with torch and Lightning
         (about 1.5 GB resident), plus four times the data (the raw arrays, the scaled tensors,
         a fold's copies), rounded up."""
-        from nnexp.batched.launch import task_config
+        from nnexp.hydra_integration.sweep_job import task_config
         from nnexp.config import is_training_config
         from nnexp.data.loading import load_data
 
@@ -110,23 +114,22 @@ class ClusterLauncher(BatchedLauncher):
         return max(2, math.ceil(1.5 + 4 * data_bytes / 2**30))
 
     def finished_here(self, config: DictConfig) -> bool:
-        """Whether a job's result is in its job dir or the store already."""
-        from nnexp.batched.launch import task_config
+        """Whether a job's result is in its job dir or the store already (``Job.done``, which
+        restores it from the store here, on the submit host)."""
         from nnexp.config import is_training_config
-        from nnexp.store import JobStore, finished_record, job_key
+        from nnexp.hydra_integration.sweep_job import job_dir, sweep_job, task_config
 
         task = task_config(config)
         if not is_training_config(task) or task.get("fresh", False):
             return False
-        key = job_key(task)
-        output_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
-        return finished_record(output_dir, key) is not None or JobStore(Path(str(task.paths.store_dir))).lookup(key) is not None
+        return sweep_job(task, config.hydra, job_dir(config)).done() is not None
 
     # -- launching ---------------------------------------------------------------------------
 
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+    def launch_numbered(self, job_overrides: Sequence[Sequence[str]], numbers: list[int]) -> Sequence[JobReturn]:
+        """Launch jobs numbered ``numbers`` as array tasks (Optuna's trials need not be contiguous:
+        every trial of a batch still packs into the same tasks)."""
         self.start()
-        numbers = list(range(initial_job_idx, initial_job_idx + len(job_overrides)))
         configs = [self.number(self.job_config(list(overrides)), idx) for overrides, idx in zip(job_overrides, numbers)]
         stored = [position for position, config in enumerate(configs) if self.finished_here(config)]
         returns: dict[int, JobReturn] = {}
@@ -140,9 +143,9 @@ class ClusterLauncher(BatchedLauncher):
             if self.mem_gb == "auto":
                 self.mem_gb = max(self.memory_for(configs[position]) for position in {chunk[0] for chunk in chunks})
                 log.info(f"each task asks for {self.cpus_per_task} CPUs and {self.mem_gb} GB (hydra.launcher.mem_gb=auto: sized from the data)")
-            self.submit_and_wait(chunks, job_overrides, numbers)
+            records = self.submit_and_wait(chunks, job_overrides, numbers)
             for position in pending:
-                returns[position] = self.job_return(configs[position], list(job_overrides[position]))
+                returns[position] = self.job_return(configs[position], list(job_overrides[position]), records.get(numbers[position]))
         return [returns[position] for position in range(len(configs))]
 
     def executor(self, folder: Path, name: str | None = None):
@@ -163,9 +166,10 @@ class ClusterLauncher(BatchedLauncher):
         executor.update_parameters(**parameters)
         return executor
 
-    def submit_and_wait(self, chunks: list[list[int]], job_overrides, numbers: list[int]) -> None:
+    def submit_and_wait(self, chunks: list[list[int]], job_overrides, numbers: list[int]) -> dict[int, JobReturn]:
         """Submit one array task per chunk, wait until every task has ended, and record the jobs
-        of a task that died without finishing them (its SLURM state in their ``error``)."""
+        of a task that died without finishing them (its SLURM state in their ``error``); return
+        {job number: its return}, as its task returned it or as recorded here."""
         from nnexp.hydra_integration import slurm
 
         if self.cluster == "slurm":
@@ -187,19 +191,26 @@ class ClusterLauncher(BatchedLauncher):
         literal = folder / "%j"  # made by submitit from its folder pattern; the tasks' folders are named by id
         if literal.is_dir() and not any(literal.iterdir()):
             literal.rmdir()
-        for job, chunk in zip(tasks, chunks):
-            state = ended.get(job.job_id)
+        records: dict[int, JobReturn] = {}
+        for task_job, chunk in zip(tasks, chunks):
+            state = ended.get(task_job.job_id)
+            if state is None:
+                state, returned = task_result(task_job)
+                records.update(returned or {})
             if state is not None:
-                self.record_dead([numbers[p] for p in chunk], job.job_id, state)
+                records.update(self.record_dead([numbers[p] for p in chunk], [job_overrides[p] for p in chunk], task_job.job_id, state))
+        return records
 
     def wait(self, tasks: list, arrays: list[str]) -> dict[str, str]:
-        """Wait for every task; return {task id: SLURM state} of those that ended without a result."""
+        """Wait for every task; return {task id: SLURM state} of those that ended without a result.
+        A task pending behind the sweep's own tasks waits for their slots: the pending clock
+        (``pending_timeout_s``) runs only while none of them runs or ends."""
         from nnexp.hydra_integration import slurm
 
         from nnexp.progress import find
 
         progress = find(getattr(self, "hydra_context", None))
-        started, ended = time.monotonic(), {}
+        progress_at, ended = time.monotonic(), {}
         unseen: dict[str, int] = {}  # polls a task has been out of the queue without a result
         waiting = list(tasks)
         while waiting:
@@ -207,9 +218,12 @@ class ClusterLauncher(BatchedLauncher):
             if self.cluster == "slurm":
                 for array in arrays:
                     queue.update(slurm.queue_states(array))
+            if any(state != "PENDING" for state, _ in queue.values()):
+                progress_at = time.monotonic()  # the sweep's own tasks hold the slots the pending ones wait for
             for job in list(waiting):
                 if job.paths.result_pickle.exists():
                     waiting.remove(job)
+                    progress_at = time.monotonic()
                     continue
                 if self.cluster == "local":
                     if job.done():
@@ -218,12 +232,13 @@ class ClusterLauncher(BatchedLauncher):
                     continue
                 if job.job_id in queue:
                     state, reason = queue[job.job_id]
-                    if state == "PENDING" and (reason in slurm.HOPELESS or time.monotonic() - started > self.pending_timeout_s):
+                    stuck = time.monotonic() - progress_at
+                    if state == "PENDING" and (reason in slurm.HOPELESS or stuck > self.pending_timeout_s):
                         slurm.cancel(arrays)
                         raise ConfigError(
                             "hydra.launcher.cpus_per_task", self.cpus_per_task,
                             f"a request the cluster can start: task {job.job_id} is still PENDING ({reason}) after "
-                            f"{time.monotonic() - started:.0f} s; lower hydra.launcher.cpus_per_task or hydra.launcher.mem_gb, "
+                            f"{stuck:.0f} s; lower hydra.launcher.cpus_per_task or hydra.launcher.mem_gb, "
                             "pick another hydra.launcher.partition, or wait longer (hydra.launcher.pending_timeout_s); "
                             "its array was cancelled")
                     continue
@@ -231,6 +246,7 @@ class ClusterLauncher(BatchedLauncher):
                 unseen[job.job_id] = unseen.get(job.job_id, 0) + 1
                 if unseen[job.job_id] >= 3:
                     waiting.remove(job)
+                    progress_at = time.monotonic()
                     ended[job.job_id] = slurm.ended_state(job.job_id, job.paths.stderr)
             if progress is not None:  # the sweep's live line: tasks by state
                 pending = sum(queue.get(job.job_id, ("",))[0] == "PENDING" for job in waiting)
@@ -270,39 +286,62 @@ class ClusterLauncher(BatchedLauncher):
             slurm.cancel(arrays)
         (folder / ARRAYS_FILE).unlink()
 
-    def record_dead(self, numbers: list[int], task_id: str, state: str) -> None:
-        """The jobs of a dead task that have no finished result get its SLURM state as their status."""
+    def record_dead(self, numbers: list[int], job_overrides, task_id: str, state: str) -> dict[int, JobReturn]:
+        """The jobs of a dead task that have no finished result get its SLURM state as their
+        status (``timeout``, ``cancelled``, ``oom``, ``failed``), with their job dirs as Hydra
+        makes them (the summary lists them with their error): each through its ``Job``, which
+        claims its dir first (a job still running elsewhere is left alone)."""
+        from nnexp.claims import DirBusy
+        from nnexp.config import is_training_config
+        from nnexp.hydra_integration.job_record import hydra_job
         from nnexp.hydra_integration.slurm import STATUS
-        from nnexp.metrics import RunRecord, read_record, write_record
-        from nnexp.results import METRICS_FILE
+        from nnexp.hydra_integration.sweep_job import job_dir, sweep_job, task_config
+        from nnexp.job import objective_of
 
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
         status = STATUS.get(state, "failed")
-        for number in numbers:
-            path = sweep_dir / str(number) / METRICS_FILE
+        records = {}
+        for number, overrides in zip(numbers, job_overrides):
+            config = self.number(self.job_config(list(overrides)), number)
+            if not is_training_config(task_config(config)):  # another app's job: its sweeper sees the failure
+                records[number] = JobReturn(overrides=list(overrides), working_dir=os.getcwd(), status=JobStatus.FAILED,
+                                            _return_value=RuntimeError(f"its task {task_id} ended {state}"))
+                continue
+            job = sweep_job(task_config(config), config.hydra, job_dir(config))
             try:
-                if read_record(path).finished:
-                    continue
-            except (OSError, ValueError):
-                pass
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_record(path, RunRecord("", status, None, error=f"{self.cluster} task {task_id} ended {state} before this job finished"))
-            print(f"job {number} -> {status}: its task {task_id} ended {state}")
+                with job.claimed(), hydra_job(config, job.cfg, self.hydra_context, self.task_function) as ended:
+                    ended.record = job.end(status, f"{self.cluster} task {task_id} ended {state} before this job finished")
+                    ended.return_value = objective_of(ended.record)
+                records[number] = ended
+            except DirBusy as busy:  # its task (or another) still writes there
+                job.say(f"not recorded: {busy}")
+        return records
 
-    def job_return(self, config: DictConfig, overrides: list[str]) -> JobReturn:
-        """The job's return for the sweeper, read from the record its task wrote."""
-        from nnexp.metrics import read_record
-        from nnexp.results import METRICS_FILE
+    def job_return(self, config: DictConfig, overrides: list[str], returned: JobReturn | None) -> JobReturn:
+        """The job's return for the sweeper, as its task returned it (or the driver recorded it
+        for a dead task), with the job's record in memory; its configs are the driver's."""
+        from nnexp.hydra_integration.job_record import RecordedReturn
+        from nnexp.hydra_integration.sweep_job import task_config
 
-        output_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
-        ret = JobReturn(overrides=overrides, cfg=config, hydra_cfg=config, working_dir=os.getcwd(),
-                        task_name=str(config.hydra.job.name))
-        try:
-            record = read_record(output_dir / METRICS_FILE)
-            ret.return_value, ret.status = record.objective_value, JobStatus.COMPLETED
-        except (OSError, ValueError) as error:
-            ret.return_value, ret.status = RuntimeError(f"job {' '.join(shown_overrides(overrides))}: no result ({error})"), JobStatus.FAILED
-        return ret
+        if returned is None:  # no task returned it, and its dir was busy
+            returned = RecordedReturn(overrides=overrides, working_dir=os.getcwd(), task_name=str(config.hydra.job.name),
+                                      status=JobStatus.COMPLETED)
+            returned.return_value = float("nan")
+        returned.cfg, returned.hydra_cfg = task_config(config), config
+        return returned
+
+
+def task_result(task_job) -> tuple[str | None, dict | None]:
+    """A finished task's returned job returns, or (when it ended with an error) the state its
+    jobs end with: ``TIMEOUT`` where submitit caught SLURM's time-limit warning (its USR2,
+    ``signal_delay_s`` before the limit, raises in whatever the task was doing), else ``FAILED``."""
+    try:
+        return None, task_job.result()
+    except Exception as error:  # noqa: BLE001  (submitit re-raises the task's error, whatever it was)
+        logs = "".join(path.read_text(errors="replace") for path in (task_job.paths.stderr, task_job.paths.stdout) if path.is_file())
+        timed_out = re.search(r"timed[- ]out|DUE TO TIME LIMIT", f"{error}\n{logs}", re.IGNORECASE)
+        log.warning(f"task {task_job.job_id} ended with an error{' (its time limit)' if timed_out else ''}: "
+                    f"{str(error).splitlines()[0] if str(error).strip() else type(error).__name__}")
+        return ("TIMEOUT" if timed_out else "FAILED"), None
 
 
 def cluster_refit(launcher_config: DictConfig, sweep_dir: Path):
@@ -317,7 +356,10 @@ def cluster_refit(launcher_config: DictConfig, sweep_dir: Path):
 
     def refit(job_dir: Path, output_dir: Path, batched: bool = False):
         from nnexp.errors import NnexpError
-        from nnexp.sweeps.refit import refit_best
+        from nnexp.sweeps.refit import refit_best, refit_job
+
+        if (finished := refit_job(job_dir, output_dir).done()) is not None:
+            return finished  # a relaunch of a finished sweep submits nothing
 
         folder = Path(sweep_dir) / ".submitit"
         task = launcher.executor(folder, name="refit").submit(refit_best, job_dir, output_dir, batched)

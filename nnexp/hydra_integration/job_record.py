@@ -12,28 +12,39 @@ libyaml when PyYAML has it), Hydra's per-job log file, callbacks and task, with 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from nnexp.compat import set_hydra_config
-from nnexp.results import write_text_atomic, yaml_text
+from nnexp.results import CONFIG_FILE, write_text_atomic, yaml_text
 
 
-def record_job(config: DictConfig, task: DictConfig, hydra_context: HydraContext,
-               task_function: Callable[[DictConfig], Any], body: Callable[[DictConfig, DictConfig], Any],
-               job_logging: bool = False) -> JobReturn:
-    """Make job ``config``'s dir as ``run_job`` would, and run ``body(task, config.hydra)`` for
-    it where run_job would call ``task_function``; ``task`` is ``config`` without its hydra node
-    (a copy, which the body may change). ``job_logging``: configure Hydra's job logging for the
-    body, as run_job does (a job that trains logs into its own log file); else the log file is
-    only made. ``config`` must be the job's own (the in-process launchers' are fresh copies):
-    nothing is copied, where run_job deep-copies it three times (about 70 ms a job here).
-    Jobs with ``hydra.job.chdir`` or ``hydra.job.env_set`` keep Hydra's run_job."""
+@dataclass
+class RecordedReturn(JobReturn):
+    """Hydra's ``JobReturn`` with the job's ``RunRecord``, in memory (None for another app's task)."""
+
+    record: Any = None
+
+
+@contextmanager
+def hydra_job(config: DictConfig, task: DictConfig, hydra_context: HydraContext, task_function: Callable[[DictConfig], Any],
+              job_logging: bool = False) -> Iterator[RecordedReturn]:
+    """Make job ``config``'s dir as ``run_job`` would, and yield its return, whose value the block
+    sets where run_job would call ``task_function``; an exception in the block fails the job, as
+    in run_job. ``task`` is ``config`` without its hydra node (a copy, which the block may change).
+    ``job_logging``: configure Hydra's job logging for the block, as run_job does (a job that
+    trains logs into its own log file); else the log file is only made. ``config`` must be the
+    job's own (the in-process launchers' are fresh copies): nothing is copied, where run_job
+    deep-copies it three times (about 70 ms a job here). Jobs with ``hydra.job.chdir`` or
+    ``hydra.job.env_set`` keep Hydra's run_job."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.core.utils import configure_log
 
     output_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir"))) / str(OmegaConf.select(config, "hydra.sweep.subdir"))
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
@@ -41,35 +52,28 @@ def record_job(config: DictConfig, task: DictConfig, hydra_context: HydraContext
     previous = HydraConfig.instance().cfg
     set_hydra_config(config)  # ${hydra:...} in the task resolves to this job
     try:
-        return _record(config, task, hydra_context, task_function, body, job_logging, output_dir)
+        saved = OmegaConf.to_container(config, enum_to_str=True)  # unresolved, as run_job saves it (to_yaml)
+        hydra_node = saved.pop("hydra")
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if config.hydra.output_subdir is not None:
+            folder = output_dir / str(config.hydra.output_subdir)
+            write_text_atomic(folder / CONFIG_FILE, yaml_text(saved))  # Hydra's name, the run dir's too
+            write_text_atomic(folder / "hydra.yaml", yaml_text({"hydra": hydra_node}))
+            write_text_atomic(folder / "overrides.yaml", yaml_text(hydra_node["overrides"]["task"]))
+        if job_logging:
+            configure_log(config.hydra.job_logging, config.hydra.verbose)
+        else:
+            log_file = OmegaConf.select(config, "hydra.job_logging.handlers.file.filename", default=None)
+            if log_file:  # the file Hydra's job logging opens; a recorded job logs nothing into it
+                Path(str(log_file)).touch()
+        ret = RecordedReturn(overrides=list(hydra_node["overrides"]["task"]), cfg=task, hydra_cfg=config, working_dir=os.getcwd())
+        hydra_context.callbacks.on_job_start(config=config, task_function=task_function)
+        try:
+            yield ret
+            ret.status = JobStatus.COMPLETED
+        except Exception as error:  # as run_job: the sweeper sees the failure, the sweep goes on
+            ret.return_value, ret.status = error, JobStatus.FAILED
+        ret.task_name = str(config.hydra.job.name)
+        hydra_context.callbacks.on_job_end(config=config, job_return=ret)
     finally:
         HydraConfig.instance().cfg = previous  # as run_job leaves it
-
-
-def _record(config, task, hydra_context, task_function, body, job_logging: bool, output_dir: Path) -> JobReturn:
-    from hydra.core.utils import configure_log
-
-    saved = OmegaConf.to_container(config, enum_to_str=True)  # unresolved, as run_job saves it (to_yaml)
-    hydra_node = saved.pop("hydra")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if config.hydra.output_subdir is not None:
-        folder = output_dir / str(config.hydra.output_subdir)
-        write_text_atomic(folder / "config.yaml", yaml_text(saved))
-        write_text_atomic(folder / "hydra.yaml", yaml_text({"hydra": hydra_node}))
-        write_text_atomic(folder / "overrides.yaml", yaml_text(hydra_node["overrides"]["task"]))
-    if job_logging:
-        configure_log(config.hydra.job_logging, config.hydra.verbose)
-    else:
-        log_file = OmegaConf.select(config, "hydra.job_logging.handlers.file.filename", default=None)
-        if log_file:  # the file Hydra's job logging opens; a recorded job logs nothing into it
-            Path(str(log_file)).touch()
-    ret = JobReturn(overrides=list(hydra_node["overrides"]["task"]), cfg=task, hydra_cfg=config, working_dir=os.getcwd())
-    hydra_context.callbacks.on_job_start(config=config, task_function=task_function)
-    try:
-        ret.return_value = body(task, config.hydra)
-        ret.status = JobStatus.COMPLETED
-    except Exception as error:  # as run_job: the sweeper sees the failure, the sweep goes on
-        ret.return_value, ret.status = error, JobStatus.FAILED
-    ret.task_name = str(config.hydra.job.name)
-    hydra_context.callbacks.on_job_end(config=config, job_return=ret)
-    return ret

@@ -5,14 +5,18 @@ from __future__ import annotations
 import logging
 import pickle
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from nnexp.claims import DirBusy
+from nnexp.hydra_integration.job_record import RecordedReturn, hydra_job
 from nnexp.hydra_integration.overrides import apply_value_overrides, override_dirname, shown_overrides
+from nnexp.hydra_integration.sweep_job import job_dir, report, sweep_job, task_config
+from nnexp.job import Job
 
 log = logging.getLogger(__name__)
 
@@ -136,26 +140,61 @@ class InProcessLauncher(Launcher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         self.start()
         log.info(f"Launching {len(job_overrides)} jobs in-process")
-        runs: list[JobReturn] = []
-        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            log.info(f"\t#{idx} : {' '.join(shown_overrides(overrides))}")
-            runs.append(self.run_one(self.job_config(list(overrides)), idx))
-        return runs
+        return [self.run_one(self.job_config(list(overrides)), idx) for idx, overrides in enumerate(job_overrides, start=initial_job_idx)]
 
-    def run_one(self, config: DictConfig, idx: int, task_function=None) -> JobReturn:
-        """Run one job, numbered ``idx``, with the sweep's task function (unless another is
-        given): through ``record_job``, which makes the job dir as Hydra's run_job does without
-        its copies of a config that is this job's own, or with run_job itself for a job that
-        changes its working dir or environment."""
-        task_function = task_function or self.task_function
+    def run_one(self, config: DictConfig, idx: int, task: DictConfig | None = None, key: str | None = None,
+                result=None, checked=None) -> JobReturn:
+        """Run job ``idx`` of ``config``: an nnexp training job through its ``Job`` (``key``: its
+        identity, ``result``: a result trained ahead, e.g. by a stack), another app's job through
+        the sweep's task function. Its dir is made as Hydra's run_job makes it (``hydra_job``,
+        without run_job's copies of a config that is this job's own), or by run_job itself for a
+        job that changes its working dir or environment. ``task``: the config without its hydra
+        node, ``checked``: what the light checks found, when the caller made them already."""
+        from nnexp.config import is_training_config
+
         config = self.number(config, idx)
-        if config.hydra.job.chdir is False and not config.hydra.job.env_set:  # None: Hydra decides (chdir before 1.2)
-            from nnexp.hydra_integration.job_record import record_job
+        log.info(f"\t#{idx} : {' '.join(shown_overrides(config.hydra.overrides.task))}")
+        task = task if task is not None else task_config(config)
+        if not is_training_config(task):  # another app's task function (Hydra's launcher test suites)
+            return self.hydra_job(config, task, self.task_function)
+        job = sweep_job(task, config.hydra, job_dir(config), key, checked)
+        try:
+            with job.claimed():  # before anything is written into its dir
+                ran = self.run_job(job, config, result)
+        except DirBusy as busy:  # another process runs it (a task an earlier launch left running)
+            job.say(f"not run: {busy}")
+            ran = RecordedReturn(overrides=list(config.hydra.overrides.task), cfg=task, hydra_cfg=config,
+                                 status=JobStatus.COMPLETED, task_name=str(config.hydra.job.name))
+            ran.return_value = float("nan")
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return ran
 
-            task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
-            run = record_job(config, task, self.hydra_context, task_function, lambda job, _: task_function(job), job_logging=True)
+    def run_job(self, job: Job, config: DictConfig, result=None) -> RecordedReturn:
+        """``job.run(result)`` where Hydra's run_job would call the task function: the record
+        stays in memory, in the return."""
+        if config.hydra.job.chdir is False and not config.hydra.job.env_set:  # None: Hydra decides (chdir before 1.2)
+            with hydra_job(config, job.cfg, self.hydra_context, self.task_function, job_logging=result is None) as ran:
+                ran.record = job.run(result)
+                ran.return_value = report(job, ran.record)
+            return ran
+        records = []  # run_job calls a task function of the config alone
+
+        def task_function(_: DictConfig) -> float:
+            records.append(job.run(result))
+            return report(job, records[-1])
+
+        ran = RecordedReturn(**vars(run_job(hydra_context=self.hydra_context, task_function=task_function, config=config,
+                                            job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")))
+        ran.record = records[-1] if records else None
+        return ran
+
+    def hydra_job(self, config: DictConfig, task: DictConfig, task_function: Callable[[DictConfig], Any]) -> JobReturn:
+        """Another app's job: its task function as Hydra's run_job runs it, in the job's own dir."""
+        if config.hydra.job.chdir is False and not config.hydra.job.env_set:
+            with hydra_job(config, task, self.hydra_context, task_function, job_logging=True) as ran:
+                ran.return_value = task_function(task)
         else:
-            run = run_job(hydra_context=self.hydra_context, task_function=task_function, config=config,
+            ran = run_job(hydra_context=self.hydra_context, task_function=task_function, config=config,
                           job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        return run
+        return ran

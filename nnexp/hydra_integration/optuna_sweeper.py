@@ -17,8 +17,9 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from nnexp.claims import Claim
 from nnexp.errors import ConfigError
-from nnexp.results import write_json
+from nnexp.results import STUDY_FILE, write_json
 from nnexp.studies.search_space import SearchSpace, search_space
 from nnexp.studies.storage import StorageSpec, absolute_url, open_storage, optuna_notices_off, retry_callback
 from nnexp.studies.trial_link import PRUNER_KEY, WORKER_ATTR
@@ -34,7 +35,6 @@ PRUNERS = {
     "hyperband": {"_target_": "optuna.pruners.HyperbandPruner"},
 }
 SCOPES = ("study", "run")
-STUDY_FILE = "study.json"  # in the sweep dir: which study it fed (the report's Optuna figures)
 
 
 def pruner_config(pruner: Any) -> dict | None:
@@ -120,6 +120,7 @@ class OptunaSweeper(Sweeper):
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
         self.hydra_context, self.config = hydra_context, config
         sweep_dir = claim_dir(Path(str(config.hydra.sweep.dir)))
+        self.claim = Claim(sweep_dir, "nnexp Optuna worker", "give another hydra.sweep.dir")  # a fresh dir: held by this worker
         # Every job, however its launcher composes it, gets this worker's own sweep dir.
         with read_write(config.hydra), open_dict(config.hydra):
             config.hydra.sweep.dir = str(sweep_dir)
@@ -269,12 +270,12 @@ class OptunaSweeper(Sweeper):
 
     def next_batch_size(self, study, launched: int) -> int:
         """How many trials to ask for next: up to ``n_jobs``, within the study's (or this run's)
-        total. The study's count is the one ``drop_surplus`` took after the last ask (one read a
-        trial): trials other workers added since are caught by the next ``drop_surplus``."""
+        total, counted afresh (one storage read a batch): a worker that finds the study full asks
+        for no trial, and so leaves no surplus trial to fail. Workers that ask at the same
+        moment are caught by ``drop_surplus``."""
         if self.scope == "run":
             return min(self.n_jobs, self.n_trials - launched)
-        if self.last_count is None:
-            self.last_count = len(self.counted(study))
+        self.last_count = len(self.counted(study))  # now, not at the last ask: a study other workers filled meanwhile asks for none
         return min(self.n_jobs, self.n_trials - self.last_count)
 
     def drop_surplus(self, study, trials: list) -> list:
@@ -293,7 +294,11 @@ class OptunaSweeper(Sweeper):
         return kept
 
     def launch(self, trials: list, space: SearchSpace) -> list:
-        """Launch the trials' jobs, numbered by trial number (each run of consecutive numbers in one launch)."""
+        """Launch the trials' jobs, numbered by trial number: in one launch on nnexp's launchers,
+        whatever numbers other workers took in between (so a cluster packs them into the same
+        tasks), else each run of consecutive numbers in one launch."""
+        if hasattr(self.launcher, "launch_numbered"):
+            return list(self.launcher.launch_numbered([self.job_overrides(t, space) for t in trials], [t.number for t in trials]))
         results = []
         start = 0
         for end in range(1, len(trials) + 1):
@@ -305,17 +310,14 @@ class OptunaSweeper(Sweeper):
 
     def tell(self, study, trial, result) -> bool:
         """Tell Optuna how the trial's job ended: its objective, PRUNED, or FAIL with the job's
-        message; False for FAIL (the trial no longer counts towards the study's total)."""
+        message; False for FAIL (the trial no longer counts towards the study's total). The
+        job's record comes in memory from nnexp's launchers, else from the dir another
+        launcher's process wrote."""
         from optuna.trial import TrialState
 
-        from nnexp.metrics import read_record
-        from nnexp.results import METRICS_FILE
-
-        job_dir = self.sweep_dir / str(trial.number)
-        try:
-            record = read_record(job_dir / METRICS_FILE)
-        except (OSError, ValueError):
-            record = None
+        record = getattr(result, "record", None)
+        if record is None and result.status.name == "COMPLETED":
+            record = self.written_record(trial.number)
         if record is None or result.status.name != "COMPLETED":
             message = "the job wrote no metrics.json"
             if result.status.name != "COMPLETED":
@@ -336,6 +338,16 @@ class OptunaSweeper(Sweeper):
             self.tell_failed(study, trial.number, f"{record.status}: {message}" if record.error else message)
             return False
         return True
+
+    def written_record(self, number: int):
+        """Trial ``number``'s record as its job's process wrote it (None when there is none)."""
+        from nnexp.metrics import read_record
+        from nnexp.results import METRICS_FILE
+
+        try:
+            return read_record(self.sweep_dir / str(number) / METRICS_FILE)
+        except (OSError, ValueError):
+            return None
 
     @contextmanager
     def heartbeat(self, trials: list):

@@ -1,41 +1,46 @@
-"""The task body of one sweep job: a one-line report, skip-if-finished, failures recorded."""
+"""A Hydra sweep job as nnexp's ``Job``: its dir, identity and one-line report."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf
+
+from nnexp.hydra_integration.overrides import shown_overrides
+from nnexp.job import Job
+from nnexp.metrics import RunRecord
 
 
-def sweep_job(cfg: DictConfig, hydra_cfg, result=None, key: str | None = None) -> float:
-    """Run one job of a multirun quietly (``nnexp.sweeps.jobs.run_job``) and print one line.
+def task_config(job_config: DictConfig) -> DictConfig:
+    """A job's task config: a copy of its config without the hydra node, as Hydra hands it to the
+    task. Planning never resolves its volatile keys (the run dir is not made yet)."""
+    return OmegaConf.masked_copy(job_config, [key for key in job_config if key != "hydra"])
 
-    ``result``: the job's ``FitResult``, trained ahead by a batched stack, which is recorded
-    instead of training; ``key``: the job's identity, when the caller computed it already.
-    """
-    from rich.console import Console
 
-    from nnexp.sweeps.jobs import run_job
+def job_dir(config: DictConfig) -> Path:
+    """A numbered job config's dir: ``hydra.sweep.dir/hydra.sweep.subdir``, as Hydra makes it."""
+    return Path(str(OmegaConf.select(config, "hydra.sweep.dir"))) / str(OmegaConf.select(config, "hydra.sweep.subdir"))
 
-    from nnexp.hydra_integration.overrides import shown_overrides
 
-    label = f"job {hydra_cfg.job.num}: {' '.join(shown_overrides(hydra_cfg.overrides.task)) or '(defaults)'}"
-    with open_dict(cfg):
-        cfg.quiet = True  # no config tree, layer table or progress bar per job
-        cfg.plots = False  # the sweep root gets the sweep's figures; nnexp-plot draws any job's
-    silent = Console(quiet=True)
+def label(hydra_cfg: DictConfig) -> str:
+    """The job's name in the sweep's log: ``job N: overrides``."""
+    return f"job {hydra_cfg.job.num}: {' '.join(shown_overrides(hydra_cfg.overrides.task)) or '(defaults)'}"
 
-    def execute(job_cfg: DictConfig, job_key: str) -> float:
-        if result is None:
-            from nnexp.runner import run
 
-            return run(job_cfg, console=silent, key=job_key)
-        from nnexp.plan import prepare
-        from nnexp.record import record
+def sweep_job(task: DictConfig, hydra_cfg: DictConfig, dir: Path, key: str | None = None, checked=None) -> Job:
+    """The ``Job`` of a sweep's job: ``task`` (its own copy, without the hydra node), its
+    hydra node (the number and overrides its report line names), its dir and identity, and what
+    the light checks found when the launcher ran them (``nnexp.checks``)."""
+    name = label(hydra_cfg)
+    return Job.in_sweep(task, dir, key, say=lambda text: print(f"{name} -> {text}"), checked=checked)
 
-        return record(prepare(job_cfg, job_key), result).objective_value
 
-    objective = run_job(cfg, execute, say=lambda text: print(f"{label} -> {text}"), key=key)
+def report(job: Job, record: RunRecord | None) -> float:
+    """The job's closing line and its objective for the sweeper (NaN when it has none)."""
+    if record is None or record.objective is None or record.status == "pruned":  # a pruned job is no finished result
+        return float("nan")
+    objective = float(record.objective)
     if not math.isnan(objective):
-        print(f"{label} -> objective {objective:.4f}")
+        job.say(f"objective {objective:.4f}")
     return objective

@@ -13,6 +13,7 @@ from hydra.errors import HydraException
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
+from nnexp.claims import Claim
 from nnexp.hydra_integration.launcher import InProcessLauncher
 from nnexp.sweeps.grid import SWEEP_RECORD, grid
 
@@ -41,6 +42,7 @@ class GridSweeper(Sweeper):
         self.config: DictConfig | None = None
         self.launcher = None
         self.hydra_context = None
+        self.claim: Claim | None = None
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
         self.hydra_context = hydra_context
@@ -58,7 +60,9 @@ class GridSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        # Held until this sweeper is let go, after the sweep's summary (or when the process ends).
+        self.claim = Claim(sweep_dir, "nnexp sweep", "wait for that sweep to end (then nnexp resume=DIR finishes "
+                           "this one), or give another hydra.sweep.dir")
         OmegaConf.save(self.config, sweep_dir / SWEEP_RECORD)  # what resume=DIR relaunches, and the summary's grid
         returns: list[Sequence[JobReturn]] = []
         first = 0

@@ -1,1 +1,1 @@
-"""Network builders (plain torch modules), the task head, and the LightningModule."""
+"""Network builders (plain torch modules) and the task head; the LightningModule that trains them is ``nnexp.training.module``."""

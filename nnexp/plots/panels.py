@@ -10,6 +10,7 @@ from pathlib import Path
 from nnexp.artifacts import Run
 from nnexp.plots import pyplot, save_figure
 from nnexp.plots.run_plots import draw_boundary
+from nnexp.results import MODEL_FILE
 
 
 def _ordered(values: set[str]) -> list[str]:
@@ -22,7 +23,7 @@ def _ordered(values: set[str]) -> list[str]:
 def boundary_panel(jobs, keys: list[str], path: Path, resolution: int = 100) -> Path:
     """Draw every finished job's boundary; rows follow ``keys[0]``, columns the other keys."""
     plt = pyplot()
-    done = [job for job in jobs if job.status == "ok" and (job.path / "model.pt").is_file()]
+    done = [job for job in jobs if job.status == "ok" and (job.path / MODEL_FILE).is_file()]
     if not keys:
         keys = []
     row_values = _ordered({job.params.get(keys[0], "") for job in done}) if keys else [""]

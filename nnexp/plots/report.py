@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from nnexp.plots.labels import short_value
-from nnexp.results import write_text_atomic
+from nnexp.results import CONFIG_FILE, METRICS_FILE, write_text_atomic
 
 REPORT_FILE = "report.html"
 STYLE = """
@@ -46,7 +46,7 @@ def refit_scores(sweep_dir: Path) -> dict | None:
     from nnexp.metrics import read_record
 
     try:
-        record = read_record(Path(sweep_dir) / "refit" / "metrics.json")
+        record = read_record(Path(sweep_dir) / "refit" / METRICS_FILE)
     except (OSError, ValueError):
         return None
     fit = record.fit
@@ -96,7 +96,7 @@ def write_report(sweep_dir: Path, rows: list[dict], keys: list[str], figures: li
     refit_text = "" if refit is None else (
         f"<p>Refit on the whole training split: test {html.escape(refit['name'])} <b>{refit['test']:.4f}</b> "
         f"(train {refit['train']:.4f}); the refit model again: <code>{html.escape(refit_command(str(best.get('command', ''))))}</code></p>")
-    best_config = sweep_dir / str(best.get("best_job", "")) / "config.yaml"
+    best_config = sweep_dir / str(best.get("best_job", "")) / CONFIG_FILE
     config_text = html.escape(best_config.read_text()) if best_config.is_file() else "(no finished job)"
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>nnexp sweep {html.escape(sweep_dir.name)}</title>

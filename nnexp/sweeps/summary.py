@@ -13,7 +13,7 @@ import numpy as np
 import yaml
 
 from nnexp.metrics import FitMetrics, RunRecord, read_record
-from nnexp.results import HISTORY_FILE, METRICS_FILE, write_text_atomic
+from nnexp.results import HISTORY_FILE, METRICS_FILE, MODEL_FILE, write_text_atomic
 from nnexp.store import REUSED_FILE
 from nnexp.sweeps.grid import recorded_grid
 
@@ -304,7 +304,7 @@ def draw_sweep_figures(jobs: list[Job], rows: list[dict], keys: list[str], sweep
     curves = draw_learning_curves(jobs, keys, sweep_dir)
     if curves is not None:
         figures.append(curves)
-    finished = [job for job in jobs if job.status == "ok" and (job.path / "model.pt").is_file()]
+    finished = [job for job in jobs if job.status == "ok" and (job.path / MODEL_FILE).is_file()]
     if finished:
         from nnexp.artifacts import Run
 
@@ -319,8 +319,7 @@ def draw_sweep_figures(jobs: list[Job], rows: list[dict], keys: list[str], sweep
 def draw_study_figures(sweep_dir: Path) -> list[Path]:
     """Optuna's own figures of the study an Optuna sweep fed (its study.json names it), drawn
     from the storage: every worker's trials, not only this sweep dir's."""
-    from nnexp.hydra_integration.optuna_sweeper import STUDY_FILE
-    from nnexp.results import read_json
+    from nnexp.results import STUDY_FILE, read_json
 
     if not (Path(sweep_dir) / STUDY_FILE).is_file():
         return []

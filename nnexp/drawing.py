@@ -1,4 +1,5 @@
-"""What ``nnexp-plot`` draws for a run dir or a sweep dir."""
+"""What ``nnexp-plot`` draws for a run dir (``nnexp.plots``) or a sweep dir (``nnexp.sweeps.summary``):
+above both packages, so that neither imports the other's reader."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from nnexp.metrics import RunRecord
 from nnexp.models.cnn import is_convolutional
 from nnexp.plots import run_plots
 from nnexp.plots.background import wait_for_drawing
-from nnexp.results import METRICS_FILE
+from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
 from nnexp.sweeps.grid import SWEEP_RECORD
 
 
@@ -20,7 +21,7 @@ def draw(directory: Path, kind: str = "all", image: int = 0) -> list[Path]:
     wait_for_drawing(directory)  # a run's or sweep's figures still being drawn in the background
     if (directory / METRICS_FILE).is_file():
         return draw_run(Run(directory), kind, image)
-    if (directory / "history.csv").is_file() and (directory / "config.yaml").is_file():
+    if (directory / HISTORY_FILE).is_file() and (directory / CONFIG_FILE).is_file():
         return [draw_training_curves(directory, kind)]
     if (directory / SWEEP_RECORD).is_file():
         from nnexp.sweeps.summary import draw_sweep_figures, read_jobs, summarise_jobs, swept_keys
@@ -29,7 +30,7 @@ def draw(directory: Path, kind: str = "all", image: int = 0) -> list[Path]:
         if kind == "grid":
             from nnexp.plots.panels import boundary_panel
 
-            finished = [job for job in jobs if job.status == "ok" and (job.path / "model.pt").is_file()]
+            finished = [job for job in jobs if job.status == "ok" and (job.path / MODEL_FILE).is_file()]
             if not finished:
                 raise DataError(f"grid needs finished jobs with a model.pt; {directory} has none yet")
             bundle = Run(finished[0].path).bundle
