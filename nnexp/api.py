@@ -428,7 +428,7 @@ def _figure_of(directory: Path, name: str):
     import matplotlib
     import matplotlib.image
 
-    from nnexp.plots.cli import draw
+    from nnexp.drawing import draw
 
     backend = matplotlib.get_backend()
     try:
