@@ -34,7 +34,7 @@ def run(*overrides: str, **values: Any) -> "Run":
     overrides, dotted keys through ``**{"model.hidden_sizes": [10, 10]}``."""
     argv = checked_overrides(overrides, values, sweep=False)
     with hydra_session() as hydra:
-        from nnexp.cli import uses_user_config
+        from nnexp.preflight import uses_user_config
 
         if not uses_user_config(argv):  # nnexp's packaged configs cannot change while the process runs
             _reuse_compositions(hydra)
@@ -69,7 +69,7 @@ def sweep(*overrides: str, **values: Any) -> "Sweep":
         try:
             hydra.multirun(CONFIG_NAME, train_task, argv, with_log_configuration=False)
         except KeyboardInterrupt:
-            from nnexp.cli import kept_message
+            from nnexp.preflight import kept_message
 
             raise KeyboardInterrupt(kept_message(Path(sweep_dir))) from None
         except SweepStopped as stop:
@@ -234,7 +234,7 @@ class Sweep:
 def checked_overrides(overrides: tuple, values: dict, sweep: bool) -> list[str]:
     """The command line for these arguments, with scikit-learn's names translated and group
     options checked as the CLI checks them; a mistake is an NnexpError with the CLI's one line."""
-    from nnexp.cli import unknown_group_option, uses_user_config
+    from nnexp.preflight import unknown_group_option, uses_user_config
     from nnexp.vocabulary import translate
 
     argv = [str(item) for item in overrides] + [f"{key}={override_value(value, sweep)}" for key, value in values.items()]
@@ -296,7 +296,7 @@ def hydra_session() -> Iterator[Any]:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from nnexp.cli import one_line
+    from nnexp.preflight import one_line
     from nnexp.compat import use_libyaml_for_omegaconf
     from nnexp.hydra_integration.app import CONFIG_PACKAGE, register_plugins
     from nnexp.interrupts import raise_if_interrupted, remembered

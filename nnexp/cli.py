@@ -7,90 +7,12 @@ import gc
 import io
 import os
 import sys
-from importlib import resources
-from importlib.util import find_spec
 from pathlib import Path
 
 from nnexp.compat import skip_mode_probe, use_libyaml_for_omegaconf
-from nnexp.hydra_integration.app import CONFIG_PACKAGE, hydra_app, register_plugins
+from nnexp.hydra_integration.app import hydra_app, register_plugins
+from nnexp.preflight import kept_message, one_line, unknown_group_option, user_file_problem, uses_user_config
 from nnexp.sweeps.grid import SWEEP_RECORD
-USER_CONFIG_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "hydra.searchpath")
-PLUGINS = {  # group options that need a Hydra plugin: (module, pip requirement)
-    ("launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
-    ("launcher", "submitit_local"): ("submitit", "submitit"),
-    ("launcher", "slurm"): ("submitit", "submitit"),
-    ("sweep", "optuna_mlp"): ("optuna", "optuna"),
-}
-
-
-def config_groups() -> dict[str, list[str]]:
-    """Every config group shipped with nnexp and its options (files starting with _ are shared parts)."""
-    root = resources.files(CONFIG_PACKAGE)
-    return {
-        group.name: sorted(
-            item.name[: -len(".yaml")]
-            for item in group.iterdir()
-            if item.name.endswith(".yaml") and not item.name.startswith("_")
-        )
-        for group in root.iterdir()
-        if group.is_dir() and group.name not in ("hydra", "__pycache__")
-    }
-
-
-def uses_user_config(argv: list[str]) -> bool:
-    """Whether the command adds a config dir of the user's (its groups and keys are unknown here)."""
-    return any(arg.split("=")[0] in USER_CONFIG_FLAGS for arg in argv)
-
-
-def unknown_group_option(argv: list[str]) -> str | None:
-    """A one-line message for ``group=option`` overrides that nnexp cannot honour: an option it
-    does not have, or one whose Hydra plugin is not installed.
-
-    Hydra's own message for a missing option spans a dozen lines; with a user config dir the
-    check is left to Hydra.
-    """
-    if uses_user_config(argv):
-        return None
-    groups = config_groups()
-    for arg in argv:
-        if arg.startswith("-") or "=" not in arg:
-            continue
-        key, value = arg.split("=", 1)
-        key = key.lstrip("+")
-        if key not in groups or any(ch in value for ch in "()[]{}$*"):
-            continue
-        for option in value.split(","):
-            if option not in groups[key] and option != "null":
-                return f"{key}={option} is not an option; choose one of: {', '.join(groups[key])}"
-            module, requirement = PLUGINS.get((key, option), (None, None))
-            if module and not plugin_installed(module):
-                return f"{key}={option} needs {requirement}: pip install 'nnexp[sweeps]'"
-    return None
-
-
-def user_file_problem(argv: list[str]) -> str | None:
-    """The one line for a user's config file that is not YAML or not a mapping, or for a name that
-    would put a folder outside its root (``nnexp.config_files``)."""
-    from nnexp.config_files import check_user_files, command_line_path_names
-    from nnexp.errors import NnexpError
-
-    try:
-        command_line_path_names(argv)
-        if uses_user_config(argv):
-            check_user_files(argv)
-    except NnexpError as error:
-        return str(error)
-    return None
-
-
-def plugin_installed(module: str) -> bool:
-    """Whether ``hydra_plugins.<name>`` can be imported (hydra_plugins is a namespace package)."""
-    try:
-        return find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def refuse(message: str) -> None:
     """A user's mistake: one line on stderr, exit code 2."""
     print(f"error: {message}", file=sys.stderr)
@@ -262,36 +184,10 @@ def stopped(error: BaseException) -> None:
     raise SystemExit(1) from None
 
 
-def one_line(error: BaseException) -> str:
-    """An exception's message as one line: its own first line, and its cause's when that says more
-    (a YAML file's syntax error names the file, line and column)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = " ".join(lines[:2]) if lines else type(error).__name__
-    if getattr(error, "override", None):  # Hydra's override grammar: say which override
-        text = f"{error.override}: {text}"
-    cause = error.__cause__ or error.__context__
-    if cause is not None and str(cause).strip() and str(cause).strip() not in text:
-        text += " (" + " ".join(line.strip() for line in str(cause).splitlines() if line.strip())[:300] + ")"
-    return text
-
-
 def interrupted(sweep_dir: Path | None) -> None:
     """Ctrl-C: say what was kept and the command that goes on; exit 130 (128 + SIGINT), as shells do."""
     print("interrupted" if sweep_dir is None else kept_message(sweep_dir), file=sys.stderr)
     raise SystemExit(130)
-
-
-def kept_message(sweep_dir: Path) -> str:
-    """What an interrupted sweep kept, and the command that goes on."""
-    from nnexp.metrics import read_record
-
-    kept = 0
-    for path in Path(sweep_dir).glob("*/metrics.json"):
-        try:
-            kept += read_record(path).finished
-        except (OSError, ValueError):
-            pass
-    return f"interrupted: {kept} finished jobs kept in {sweep_dir}; go on with: nnexp resume={sweep_dir}"
 
 
 def params_main() -> None:

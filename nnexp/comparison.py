@@ -17,6 +17,7 @@ from typing import Any
 from nnexp.api import Run, Sweep, load
 from nnexp.errors import NnexpError
 from nnexp.provenance import read_provenance
+from nnexp.results import HISTORY_FILE
 from nnexp.store import VOLATILE_KEYS
 
 # summary.csv's columns shown for each sweep, by their short names.
@@ -126,7 +127,7 @@ class Comparison:
         figure.subplots_adjust(left=0.07, right=0.98, bottom=0.14, top=0.88, wspace=0.25)
         colours = [f"C{index}" for index in range(10)]
         for index, (label, run) in enumerate(self.runs.items()):
-            if run is None or not (run.dir / "history.csv").is_file():
+            if run is None or not (run.dir / HISTORY_FILE).is_file():
                 continue
             history = run.history
             if "fold" in history.columns:

@@ -141,6 +141,7 @@ RULES = {
     "optim.tolerance_change": (_at_least(0), "a tolerance >= 0, e.g. 1e-9"),
     "optim.line_search_fn": (lambda v: v in (None, "strong_wolfe"), "strong_wolfe, or null for none"),
     "model.bias_init": (lambda v: v in ("glorot", "zeros"), "glorot (scikit-learn) or zeros (Keras)"),
+    "model.init": (lambda v: v in ("sklearn", "torch"), "sklearn (numpy's RandomState(seed), as scikit-learn's random_state) or torch (torch's generators)"),
     "data.split_seed": (_seed, "a whole number from 0 to 2**32 - 1, e.g. 0"),
     "data.permutation_seed": (_seed, "a whole number from 0 to 2**32 - 1, e.g. 42"),
     "data.generator.random_state": (_seed, "a whole number from 0 to 2**32 - 1, e.g. 0"),

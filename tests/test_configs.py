@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nnexp.cli import config_groups
+from nnexp.preflight import config_groups
 
 GROUPS = config_groups()
 NEEDS_PACKAGE = {("logger", "tensorboard"): "tensorboard", ("logger", "mlflow"): "mlflow"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnexp.cli import unknown_group_option
+from nnexp.preflight import unknown_group_option
 from nnexp.errors import ConfigError, DataError, NnexpError
 
 

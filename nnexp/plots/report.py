@@ -41,6 +41,12 @@ def _param_cell(value) -> str:
     return html.escape(shown) if shown == str(value) else f'<span title="{html.escape(str(value))}">{html.escape(shown)}</span>'
 
 
+def refit_command(best_command: str) -> str:
+    """The single-run command that trains the refit model: the best point's overrides on the whole
+    training split (``cv=1``; a sweep preset's ``cv=5`` would rerun the cross-validation)."""
+    return f"{best_command} cv=1"
+
+
 def refit_scores(sweep_dir: Path) -> dict | None:
     """The refit's test and train scores (``refit/metrics.json``), when the sweep has a refit."""
     from nnexp.metrics import read_record
@@ -73,7 +79,6 @@ def write_report(sweep_dir: Path, rows: list[dict], keys: list[str], figures: li
     sweep_dir = Path(sweep_dir)
     columns = ["rank_val_score", *[f"param_{k}" for k in keys], "mean_val_score", "std_val_score",
                "mean_train_score", "mean_test_score", "mean_fit_time", "n_runs", "status"]
-    from nnexp.sweeps.summary import refit_command
 
     header = "".join(f"<th>{html.escape(c.replace('param_', ''))}</th>" for c in columns)
     body = "".join(

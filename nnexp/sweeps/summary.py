@@ -267,6 +267,8 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
             f"refit on the whole training split: test {refit_run.score_name} [bold]{fit.test_score:.4f}[/] "
             f"(train {fit.train_score:.4f}, {fit.fit_seconds:.2f} s) -> {sweep_dir / 'refit'}"
         )
+        from nnexp.plots.report import refit_command
+
         console.print(f"the refit model again: [bold]{refit_command(best['command'])}")
     if plots and figures == "background":
         from nnexp.plots.background import start_drawing
@@ -279,12 +281,6 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
 
     console.print(f"[dim]summary: {sweep_dir / SUMMARY_FILE}, report: {write_report(sweep_dir, rows, keys, drawn)}")
     return rows
-
-
-def refit_command(best_command: str) -> str:
-    """The single-run command that trains the refit model: the best point's overrides on the whole
-    training split (``cv=1``; a sweep preset's ``cv=5`` would rerun the cross-validation)."""
-    return f"{best_command} cv=1"
 
 
 def draw_figures_and_report(sweep_dir: Path) -> Path:

@@ -118,7 +118,7 @@ class EpochProgress(pl.Callback):
 
         # An L-BFGS fit is one Lightning epoch: the bar counts its iterations instead.
         lbfgs = getattr(pl_module.optimizers(use_pl_optimizer=False), "settings", {}).get("max_iter")
-        from nnexp.progress import in_notebook
+        from nnexp.notebook import in_notebook
 
         self._progress = in_notebook(Progress(
             TextColumn("[bold]iteration" if lbfgs else "[bold]epoch"),
