@@ -234,15 +234,14 @@ class Sweep:
 def checked_overrides(overrides: tuple, values: dict, sweep: bool) -> list[str]:
     """The command line for these arguments, with scikit-learn's names translated and group
     options checked as the CLI checks them; a mistake is an NnexpError with the CLI's one line."""
-    from nnexp.preflight import unknown_group_option, uses_user_config
-    from nnexp.vocabulary import translate
+    from nnexp.preflight import rewritten, unknown_group_option, user_file_problem
 
     argv = [str(item) for item in overrides] + [f"{key}={override_value(value, sweep)}" for key, value in values.items()]
     flags = [arg for arg in argv if arg.startswith("-")]
     if flags:
         raise NnexpError(f"{flags[0]}: nnexp.run and nnexp.sweep take overrides (key=value), not command-line flags")
-    argv, _ = translate(argv, check_keys=not uses_user_config(argv))
-    problem = unknown_group_option(argv)
+    argv, _ = rewritten(argv)
+    problem = unknown_group_option(argv) or user_file_problem(argv)
     if problem:
         raise NnexpError(problem)
     return argv
@@ -296,8 +295,11 @@ def hydra_session() -> Iterator[Any]:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from nnexp.preflight import one_line
     from nnexp.compat import use_libyaml_for_omegaconf
+    from nnexp.preflight import one_line
+    from nnexp.provenance import git_state
+
+    git_state.cache_clear()  # a kernel lives across commits: each call records the repository as it is now
     from nnexp.hydra_integration.app import CONFIG_PACKAGE, register_plugins
     from nnexp.interrupts import raise_if_interrupted, remembered
 

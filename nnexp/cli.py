@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nnexp.compat import skip_mode_probe, use_libyaml_for_omegaconf
 from nnexp.hydra_integration.app import hydra_app, register_plugins
-from nnexp.preflight import kept_message, one_line, unknown_group_option, user_file_problem, uses_user_config
+from nnexp.preflight import kept_message, one_line, unknown_group_option, user_file_problem
 from nnexp.sweeps.grid import SWEEP_RECORD
 def refuse(message: str) -> None:
     """A user's mistake: one line on stderr, exit code 2."""
@@ -60,12 +60,10 @@ def sklearn_names(argv: list[str]) -> list[str]:
     """The command line with scikit-learn's parameter names as nnexp's keys (``nnexp.vocabulary``);
     says which it renamed. A name or key nnexp does not know is a one-line error (exit 2)."""
     from nnexp.errors import NnexpError
-    from nnexp.sklearn_spellings import tuples_as_lists
-    from nnexp.vocabulary import translate
+    from nnexp.preflight import rewritten
 
-    argv, _ = tuples_as_lists(argv)  # scikit-learn's (10,10,10) is Hydra's [10,10,10]
     try:
-        argv, renamed = translate(argv, check_keys=not uses_user_config(argv))
+        argv, renamed = rewritten(argv)
     except NnexpError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

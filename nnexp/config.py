@@ -192,7 +192,9 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(found[0], found[1], "a finite number")
     check_keys(settings, lambda: OmegaConf.to_container(cfg, resolve=False))
     check_path_names({"task_name": cfg.get("task_name")}, explicit_hydra_keys())
-    check_types(settings)
+    # Switches such as quiet, plots and fail_fast do not change what a job computes, so the job's
+    # settings leave them out; they are checked all the same (the string "flase" is truthy).
+    check_types({**settings, **{key: cfg.get(key) for key in switch_keys() if "." not in key and key not in settings}})
     check_rules(settings)
     betas = _get(cfg, "optim.betas")
     if betas is not None and not (OmegaConf.is_list(betas) and len(betas) == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from nnexp.progress import job_outcome
+from nnexp.progress import job_outcome, job_record
 
 FAILED = ("failed", "oom", "timeout", "cancelled", "lost")  # a job that did not train to its end
 
@@ -33,13 +33,8 @@ class FailFast(Callback):
             return
         status, _ = job_outcome(config, job_return)
         if status in FAILED:
-            from nnexp.metrics import read_record
-            from nnexp.results import METRICS_FILE
-
-            try:
-                error = read_record(Path(str(config.hydra.runtime.output_dir)) / METRICS_FILE).error or ""
-            except (OSError, ValueError):
-                error = ""
+            record = job_record(config, job_return)
+            error = (record.error or "") if record is not None else ""
             raise SweepStopped(Path(str(config.hydra.sweep.dir)), int(config.hydra.job.num), status, error)
 
 

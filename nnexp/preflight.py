@@ -111,3 +111,14 @@ def kept_message(sweep_dir: Path) -> str:
         except (OSError, ValueError):
             pass
     return f"interrupted: {kept} finished jobs kept in {sweep_dir}; go on with: nnexp resume={sweep_dir}"
+
+
+def rewritten(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The command line with scikit-learn's spellings as nnexp's (``(10,10,10)`` as a list, its
+    parameter names as nnexp's keys) and what was renamed; NnexpError for a name nnexp does not know."""
+    from nnexp.sklearn_spellings import tuples_as_lists
+    from nnexp.vocabulary import translate
+
+    argv, _ = tuples_as_lists(argv)  # scikit-learn's (10,10,10) is Hydra's [10,10,10]
+    return translate(argv, check_keys=not uses_user_config(argv))
+

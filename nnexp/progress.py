@@ -152,16 +152,26 @@ def planned_jobs(config) -> int | None:
         return None
 
 
-def job_outcome(config, job_return) -> tuple[str, float | None]:
-    """A finished job's status (its metrics.json, written by the job) and objective."""
+def job_record(config, job_return):
+    """A finished job's RunRecord: the one its launcher hands over in memory, else (a job another
+    process ran: joblib, Hydra's basic launcher) its metrics.json; None when it has neither."""
+    record = getattr(job_return, "record", None)
+    if record is not None:
+        return record
     from pathlib import Path
 
     from nnexp.metrics import read_record
     from nnexp.results import METRICS_FILE
 
-    value = job_return.return_value if job_return.status.name == "COMPLETED" else None
     try:
-        record = read_record(Path(str(config.hydra.runtime.output_dir)) / METRICS_FILE)
+        return read_record(Path(str(config.hydra.runtime.output_dir)) / METRICS_FILE)
     except (OSError, ValueError):
-        return ("failed" if value is None else "ok"), None
+        return None
+
+
+def job_outcome(config, job_return) -> tuple[str, float | None]:
+    """A finished job's status and objective."""
+    record = job_record(config, job_return)
+    if record is None:
+        return ("ok" if job_return.status.name == "COMPLETED" and job_return.return_value is not None else "failed"), None
     return record.status, record.objective

@@ -12,18 +12,15 @@ from nnexp.plan import Plan
 from nnexp.results import HISTORY_FILE, METRICS_FILE, MODEL_SUMMARY_FILE, write_history, write_text_atomic
 
 
-def record(plan: Plan, result: FitResult, console=None) -> RunRecord:
+def record(plan: Plan, result: FitResult) -> RunRecord:
     """Write the run dir's layer table, history, model and (last, marking it finished)
-    metrics.json; print the results when ``console`` is given and not quiet."""
+    metrics.json; the caller shows the results (``nnexp.runner.show_results``)."""
     bundle, cfg = plan.bundle, plan.cfg
     run = trained_record(result.metrics, plan.key, bundle.name, bundle.task, cfg.seed, bundle.fingerprint)
     write_text_atomic(plan.output_dir / MODEL_SUMMARY_FILE, show.layer_text(result.metrics.layers, result.metrics.params))
     write_history(plan.output_dir / HISTORY_FILE, result.history)
     save_model(plan.output_dir, result.network, cfg, bundle, result.data)
     write_record(plan.output_dir / METRICS_FILE, run)
-    if console is not None and not console.quiet:
-        report(console, cfg, run)
-        console.print(f"[dim]run dir: {plan.output_dir}")
     return run
 
 

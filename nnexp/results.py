@@ -24,6 +24,7 @@ HISTORY_FILE = "history.csv"
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.pt"
 MODEL_SUMMARY_FILE = "model_summary.txt"
+SKLEARN_FILE = "sklearn.json"  # scikit-learn's own fit beside the run (sklearn=true)
 PROVENANCE_FILE = "provenance.json"  # versions, host, device, git commit (nnexp.provenance)
 HYDRA_CONFIG_FILE = Path(".hydra") / CONFIG_FILE  # Hydra's record of a job's composed config, unresolved
 # A sweep dir's files.

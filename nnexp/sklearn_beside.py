@@ -15,7 +15,6 @@ SOLVERS = {"nnexp.training.optimizers.SGD": "sgd", "nnexp.training.optimizers.Ad
 SCHEDULES = {"torch.optim.lr_scheduler.ConstantLR": "constant", "nnexp.training.schedules.InverseScaling": "invscaling",
              "nnexp.training.schedules.AdaptiveRate": "adaptive"}
 ACTIVATIONS = ("relu", "tanh", "logistic", "identity")
-SKLEARN_FILE = "sklearn.json"
 
 
 def why_not_expressible(cfg) -> str | None:
@@ -107,7 +106,7 @@ def fit_beside(plan, result, console) -> dict | None:
                         and np.isclose(rows["nnexp"]["test_score"], rows["scikit-learn"]["test_score"], rtol=0, atol=1e-9)
                         and np.isclose(rows["nnexp"]["train_score"], rows["scikit-learn"]["train_score"], rtol=0, atol=1e-9))
     rows["estimator"] = repr(estimator)
-    from nnexp.results import write_text_atomic
+    from nnexp.results import SKLEARN_FILE, write_text_atomic
 
     write_text_atomic(plan.output_dir / SKLEARN_FILE, json.dumps(rows, indent=2))
     for name in ("nnexp", "scikit-learn"):

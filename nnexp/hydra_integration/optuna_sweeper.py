@@ -223,8 +223,12 @@ class OptunaSweeper(Sweeper):
         lines = [f"{key}={value}" for key, value in self.params.items()] + list(arguments)
         space = search_space(parser.parse_overrides(lines))
         OmegaConf.save(self.config, self.sweep_dir / SWEEP_RECORD)
-        with optuna_notices_off():
-            return self.run_study(space)
+        try:
+            with optuna_notices_off():
+                return self.run_study(space)
+        except BaseException:
+            self.claim.release()  # a notebook's traceback keeps this sweeper alive: let the dir go now
+            raise
 
     def run_study(self, space: SearchSpace) -> list:
         """Ask, launch and tell until the study (or this run) has its trials."""

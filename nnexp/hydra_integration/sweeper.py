@@ -75,7 +75,13 @@ class GridSweeper(Sweeper):
                 first += len(batch)
                 returns.append(results)
         except KeyboardInterrupt:
+            self.claim.release()
             raise SweepInterrupted(sweep_dir) from None
+        except BaseException:
+            # A notebook's traceback keeps this sweeper alive: let the dir go now, so that
+            # `nnexp resume=DIR` is not refused by a sweep that has already ended.
+            self.claim.release()
+            raise
         return returns
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:

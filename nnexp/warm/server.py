@@ -29,7 +29,8 @@ from nnexp.warm import DEFAULT_IDLE_SECONDS
 
 # What a command imports before it trains: the time a warm command saves.
 PRELOAD = ("torch", "pytorch_lightning", "hydra", "omegaconf", "sklearn.datasets", "rich.console",
-           "nnexp.cli", "nnexp.runner", "nnexp.hydra_integration.app", "nnexp.plan", "nnexp.fit", "nnexp.record")
+           "nnexp.cli", "nnexp.runner", "nnexp.hydra_integration.app", "nnexp.plan", "nnexp.fit", "nnexp.record",
+           "nnexp.job", "nnexp.checks", "nnexp.claims", "nnexp.progress", "nnexp.provenance")
 HEADER = struct.Struct("!Q")  # the request's length, in front of its JSON
 REQUEST_SECONDS = 10.0  # a request is sent at once: one that takes longer is dropped
 
