@@ -335,7 +335,10 @@ def hydra_session() -> Iterator[Any]:
 
 @contextlib.contextmanager
 def _process_state_kept() -> Iterator[None]:
-    """Put back the working dir, the root logger, the SIGINT handler and NNEXP_TRACEBACK."""
+    """Put back the working dir, the root logger, the SIGINT handler, NNEXP_TRACEBACK and Hydra's version base."""
+    from hydra.version import VersionBase
+
+    version_base_before = VersionBase.instance().version_base  # initialize_config_module sets it, and keeps it
     cwd = os.getcwd()
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
@@ -357,6 +360,7 @@ def _process_state_kept() -> Iterator[None]:
         root.handlers[:], root.level = handlers, level
         if os.getcwd() != cwd:
             os.chdir(cwd)  # hydra.job.chdir=true moves into the job dir
+        VersionBase.instance().version_base = version_base_before  # else later Hydra apps in this process inherit it
 
 
 def version_base() -> dict[str, str]:
