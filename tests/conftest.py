@@ -36,6 +36,18 @@ def hydra_state(hydra_plugins_scanned, hydra_restore_singletons):
     test (Hydra's own suites included) gets by default."""
 
 
+@pytest.fixture(autouse=True)
+def hydra_version_base_kept():
+    """Each test starts with the version base the one before it found: initialize_config_module
+    sets Hydra's process-wide version base and leaves it set, and Hydra's own launcher suite takes
+    its chdir default from it."""
+    from hydra.version import VersionBase
+
+    before = VersionBase.instance().version_base
+    yield
+    VersionBase.instance().version_base = before
+
+
 @pytest.fixture
 def compose_cfg(tmp_path):
     """compose_cfg(*overrides) -> the composed config, writing into a fresh run dir."""
