@@ -36,16 +36,18 @@ def hydra_state(hydra_plugins_scanned, hydra_restore_singletons):
     test (Hydra's own suites included) gets by default."""
 
 
-@pytest.fixture(autouse=True)
-def hydra_version_base_kept():
-    """Each test starts with the version base the one before it found: initialize_config_module
-    sets Hydra's process-wide version base and leaves it set, and Hydra's own launcher suite takes
-    its chdir default from it."""
-    from hydra.version import VersionBase
+from hydra.version import VersionBase  # noqa: E402  (read before any test module composes a config)
 
-    before = VersionBase.instance().version_base
+HYDRA_VERSION_BASE_AT_START = VersionBase.instance().version_base
+
+
+@pytest.fixture(autouse=True)
+def hydra_version_base_as_at_start():
+    """Each test starts with Hydra's version base as it was before collection: initialize_config_module
+    and hydra.main set it process-wide and leave it set (the bad-value table composes configs while
+    it is collected), and Hydra's own launcher suite takes its chdir default from it."""
+    VersionBase.instance().version_base = HYDRA_VERSION_BASE_AT_START
     yield
-    VersionBase.instance().version_base = before
 
 
 @pytest.fixture

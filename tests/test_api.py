@@ -122,8 +122,8 @@ except NnexpError as error:
 print("BAD:", bad)""",
     # Ctrl-C (the kernel's interrupt is a SIGINT) in the second job of a sweep whose second job
     # would train for hours: the first job's result is kept, and the kernel goes on.
-    """def interrupt_after_first_job():
-    while not pathlib.Path("interrupted/0/metrics.json").is_file():
+    """def interrupt_after_first_job():  # job 1's dir: job 0 has ended, and been counted, before it is made
+    while not (pathlib.Path("interrupted/0/metrics.json").is_file() and pathlib.Path("interrupted/1").is_dir()):
         threading.Event().wait(0.05)
     os.kill(os.getpid(), signal.SIGINT)
 
