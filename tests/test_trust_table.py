@@ -61,7 +61,7 @@ def encoded(encoding: str):
 
 def tampered_label_cache(tmp: Path):
     """An MNIST-like root whose decoded label cache was altered with its size and mtime kept."""
-    from tests.conftest import tiny_digit_images, write_idx
+    from conftest import tiny_digit_images, write_idx
 
     folder = tmp / "idx" / "mnist"
     folder.mkdir(parents=True)

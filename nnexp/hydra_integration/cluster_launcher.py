@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import re
+import shlex
 import signal
 import time
 from contextlib import contextmanager
@@ -27,6 +28,12 @@ log = logging.getLogger(__name__)
 ARRAYS_FILE = "arrays.txt"  # in the submitit folder: the array ids this sweep dir submitted
 
 
+def in_dir(cwd: str, function, *args):
+    """Run ``function(*args)`` in ``cwd`` (a task's: the launcher's working dir)."""
+    os.chdir(cwd)
+    return function(*args)
+
+
 class ChunkTask:
     """What one array task runs: its chunk of jobs, through the batched launcher, in one process."""
 
@@ -34,9 +41,11 @@ class ChunkTask:
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
         self.chunk_size = chunk_size
         self.singleton_state = Singleton.get_state()  # Hydra's plugins and config store, as Hydra's submitit plugin ships them
+        self.cwd = os.getcwd()  # the launcher's: a task starts elsewhere (see ClusterLauncher.executor)
 
     def __call__(self, job_overrides: list[list[str]], numbers: list[int]) -> dict[int, JobReturn]:
         """Run the chunk; return {job number: its return}, without its configs (the driver has them)."""
+        os.chdir(self.cwd)
         Singleton.set_state(self.singleton_state)
         setup_globals()
         launcher = BatchedLauncher(self.chunk_size)
@@ -163,6 +172,10 @@ class ClusterLauncher(BatchedLauncher):
                 parameters["slurm_partition"] = self.partition
             if self.additional_parameters:
                 parameters["slurm_additional_parameters"] = self.additional_parameters
+        # A task's Python starts in the submitit folder, not in the submit dir: `python -m` puts its
+        # start dir first on sys.path, and a source checkout there (nnexp/ without its configs)
+        # would shadow the installed nnexp the launcher runs. Tasks chdir back (ChunkTask, in_dir).
+        parameters[f"{self.cluster}_setup"] = [f"cd {shlex.quote(str(folder.resolve()))}"]
         executor.update_parameters(**parameters)
         return executor
 
@@ -362,7 +375,8 @@ def cluster_refit(launcher_config: DictConfig, sweep_dir: Path):
             return finished  # a relaunch of a finished sweep submits nothing
 
         folder = Path(sweep_dir) / ".submitit"
-        task = launcher.executor(folder, name="refit").submit(refit_best, job_dir, output_dir, batched)
+        folder.mkdir(parents=True, exist_ok=True)
+        task = launcher.executor(folder, name="refit").submit(in_dir, os.getcwd(), refit_best, job_dir, output_dir, batched)
         arrays = [task.job_id.split("_")[0]]
         with launcher.cancelled_on_signal(arrays):
             ended = launcher.wait([task], arrays)
