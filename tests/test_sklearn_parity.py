@@ -165,6 +165,23 @@ def test_mlp_biases_start_like_sklearns(compose_cfg):
     assert float(network.dense1.bias.detach().abs().max()) == 0.0
 
 
+def test_lbfgs_vector_is_packed_as_sklearns():
+    """scipy gets scikit-learn's vector (``_pack``: every layer's (fan_in, fan_out) weights, then
+    every layer's biases): the order changes no step exactly, but scipy's sums round in it."""
+    from sklearn.neural_network._multilayer_perceptron import _pack
+
+    from nnexp.models.mlp import MLP, seed_initial_weights
+    from nnexp.sklearn_random import draw_initial_parameters
+    from nnexp.training.lbfgs import pack, sklearn_layout
+
+    network = MLP(3, 2, hidden_sizes=[4, 5], activation="tanh")
+    seed_initial_weights(network, 7, torch.float64)
+    drawn = draw_initial_parameters(np.random.RandomState(7), (3, 4, 5, 2), "tanh")
+    expected = _pack([weights for weights, _ in drawn], [biases for _, biases in drawn])
+    assert np.array_equal(pack(sklearn_layout(network)), expected)
+    assert sklearn_layout(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))) is None
+
+
 @pytest.mark.parametrize("problem", [
     ["data=moons", "model.hidden_sizes=[10,10,10]", "model.activation=tanh", "optim=lbfgs", "seed=0"],  # the lecture's run
     ["data=iris", "model.hidden_sizes=[10]", "optim=lbfgs", "seed=0"],

@@ -14,7 +14,7 @@ from torch import nn
 
 from nnexp.models.task import Task
 from nnexp.training.distributed import sum_over_processes, sync_gradients, world
-from nnexp.training.lbfgs import LBFGS, LBFGSOutcome
+from nnexp.training.lbfgs import LBFGS, LBFGSOutcome, sklearn_layout
 from nnexp.training.penalty import WeightPenalty
 
 
@@ -178,7 +178,7 @@ def lbfgs_fit(
         on_iteration(iteration, loss, sum_over_processes(task.batch_score_sum(last["output"], last["y"])))
 
     try:
-        return optimizer.minimize(closure, iteration_done)
+        return optimizer.minimize(closure, iteration_done, sklearn_layout(network))
     finally:
         network.to(dtype)
 
