@@ -131,18 +131,35 @@ def full_batch_closure(
     n_rows = X.shape[0]
     if processes > 1:
         X, y = X[rank::processes], y[rank::processes]
+    parameters = list(network.parameters())
+
+    def value(output: torch.Tensor, penalty_value) -> torch.Tensor:
+        """The objective's value as scikit-learn computes it: its clipped log loss (the line search
+        compares these values) or half the mean squared error, plus the penalty over n."""
+        data_loss = sklearn_log_loss(task, output, y) if task.kind != "regression" else task.loss(output, y)
+        return data_loss + penalty_value / n_rows if penalty.active else data_loss
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         output = network(X)
-        loss = task.loss(output, y)
-        if task.kind != "regression":  # the line search compares scikit-learn's value; the gradient is the same
-            loss = loss + (sklearn_log_loss(task, output.detach(), y) - loss.detach())
-        if penalty.active:
-            loss = loss + penalty(weights, n_rows)
-        loss.backward()
-        if processes > 1:
-            sync_gradients(list(network.parameters()), X.shape[0], n_rows)
+        if processes == 1:
+            # scikit-learn's order of operations (``_backprop``): the summed loss's gradient plus
+            # alpha * W, divided by n once, so that fewer last bits differ from its gradient
+            total = task.loss(output, y, reduction="sum")
+            penalty_value = penalty(weights, 1) if penalty.active else 0.0
+            (total + penalty_value).backward()
+            for parameter in parameters:
+                if parameter.grad is not None:
+                    parameter.grad.div_(n_rows)
+            loss = value(output.detach(), penalty_value.detach() if penalty.active else 0.0)
+        else:
+            loss = task.loss(output, y)
+            if task.kind != "regression":  # the line search compares scikit-learn's value; the gradient is the same
+                loss = loss + (sklearn_log_loss(task, output.detach(), y) - loss.detach())
+            if penalty.active:
+                loss = loss + penalty(weights, n_rows)
+            loss.backward()
+            sync_gradients(parameters, X.shape[0], n_rows)
             loss = sum_over_processes(loss.detach() * X.shape[0]) / n_rows
         last["loss"], last["output"], last["y"] = loss.detach(), output.detach(), y
         return loss
