@@ -124,8 +124,10 @@ def full_batch_closure(
     """The closure an L-BFGS optimiser calls: zero the gradients, compute the full-batch objective
     (loss + penalty) and its gradient, and keep the detached loss and output in ``last``.
 
-    Under data parallelism each process holds every ``world``-th row of ``X``; the closure returns
-    the global loss and gradient, so that every process takes the same steps.
+    In one process both follow scikit-learn's order of operations (``_backprop``), so that fewer
+    last bits differ from its objective, which a long L-BFGS run magnifies. Under data parallelism
+    each process holds every ``world``-th row of ``X``; the closure returns the global loss and
+    gradient, so that every process takes the same steps.
     """
     rank, processes = world()
     n_rows = X.shape[0]
@@ -133,25 +135,23 @@ def full_batch_closure(
         X, y = X[rank::processes], y[rank::processes]
     parameters = list(network.parameters())
 
-    def value(output: torch.Tensor, penalty_value) -> torch.Tensor:
+    def value(output: torch.Tensor, penalty_sum: torch.Tensor) -> torch.Tensor:
         """The objective's value as scikit-learn computes it: its clipped log loss (the line search
-        compares these values) or half the mean squared error, plus the penalty over n."""
+        compares these values) or half the mean squared error, plus (0.5 * alpha * sum W^2) / n."""
         data_loss = sklearn_log_loss(task, output, y) if task.kind != "regression" else task.loss(output, y)
-        return data_loss + penalty_value / n_rows if penalty.active else data_loss
+        return data_loss + penalty_sum / n_rows
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         output = network(X)
         if processes == 1:
-            # scikit-learn's order of operations (``_backprop``): the summed loss's gradient plus
-            # alpha * W, divided by n once, so that fewer last bits differ from its gradient
-            total = task.loss(output, y, reduction="sum")
-            penalty_value = penalty(weights, 1) if penalty.active else 0.0
-            (total + penalty_value).backward()
+            # the summed loss's gradient plus alpha * W, divided by n once, as scikit-learn's is
+            penalty_sum = penalty(weights, 1) if penalty.active else output.new_zeros(())
+            (task.loss(output, y, reduction="sum") + penalty_sum).backward()
             for parameter in parameters:
                 if parameter.grad is not None:
                     parameter.grad.div_(n_rows)
-            loss = value(output.detach(), penalty_value.detach() if penalty.active else 0.0)
+            loss = value(output.detach(), penalty_sum.detach())
         else:
             loss = task.loss(output, y)
             if task.kind != "regression":  # the line search compares scikit-learn's value; the gradient is the same
