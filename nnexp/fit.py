@@ -17,9 +17,10 @@ from nnexp.errors import ConfigError
 from nnexp.factory import call_factory, instantiate
 from nnexp.handoff import Factories, FitResult, Network
 from nnexp.metrics import FitMetrics
-from nnexp.models.mlp import layer_summary, parameter_count, seed_initial_weights
+from nnexp.models.mlp import layer_summary, load_initial_parameters, parameter_count
 from nnexp.models.task import Task
 from nnexp.resources import check_fits
+from nnexp.sklearn_random import draws_for
 from nnexp.training.hardware import resolve_precision
 from nnexp.training.lbfgs import is_lbfgs
 from nnexp.training.module import NetModule
@@ -75,7 +76,7 @@ def prepare_network(cfg: DictConfig, factories: Factories, bundle: DataBundle, d
     job's later folds skip both (each factory call costs about 3 ms in Hydra's target policy)."""
     pl.seed_everything(cfg.seed, verbose=False)
     network = build_network(factories, bundle.input_shape, bundle.n_outputs)
-    seed_initial_weights(network, cfg.seed, data.train.X.dtype)  # init=sklearn: scikit-learn's random_state
+    load_initial_parameters(network, draws_for(cfg, bundle), data.train.X.dtype)  # init=sklearn: scikit-learn's random_state
     optimizer_factory = factories.optimizer
     if describe:
         call_factory("optim", optimizer_factory, network.parameters())  # bad arguments fail here, not mid-fit

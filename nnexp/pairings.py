@@ -7,9 +7,9 @@ training, in one line that names the key and the fix. Pairings not listed train 
 from __future__ import annotations
 
 from nnexp.errors import ConfigError
+from nnexp.sklearn_models import is_mlp
 
 LBFGS_TARGETS = ("nnexp.training.lbfgs.LBFGS", "torch.optim.LBFGS", "torch.optim.lbfgs.LBFGS")
-MLP_TARGET = "nnexp.models.mlp.MLP"
 NO_DROPOUT_WITH_LBFGS = ("L-BFGS cannot train with dropout: scikit-learn has no dropout, and L-BFGS's line search needs "
                          "a deterministic objective (each evaluation would drop other units); use model.dropout=0, "
                          "or optim=adam / optim=sgd for dropout")
@@ -43,7 +43,7 @@ def pairing(cfg) -> tuple[str, str, str, str]:
     early = str(cfg.stopping.get("monitor", "")).startswith("val")
     stopping = "early_stopping" if early else "other"
     hidden = cfg.model.get("hidden_sizes", None)
-    no_hidden = cfg.model.get("_target_") == MLP_TARGET and hidden is not None and len(hidden) == 0
+    no_hidden = is_mlp(cfg.model) and hidden is not None and len(hidden) == 0
     model = "no_hidden_layer" if no_hidden else "other"
     return optimiser, regulariser, stopping, model
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import warnings
 
+from nnexp.sklearn_models import is_mlp, uses_sklearn_draws
+
 SOLVERS = {"nnexp.training.optimizers.SGD": "sgd", "nnexp.training.optimizers.Adam": "adam", "nnexp.training.lbfgs.LBFGS": "lbfgs"}
 SCHEDULES = {"torch.optim.lr_scheduler.ConstantLR": "constant", "nnexp.training.schedules.InverseScaling": "invscaling",
              "nnexp.training.schedules.AdaptiveRate": "adaptive"}
@@ -20,9 +22,9 @@ ACTIVATIONS = ("relu", "tanh", "logistic", "identity")
 def why_not_expressible(cfg) -> str | None:
     """None when scikit-learn's MLP can express the config, else the reason, naming the key."""
     model, optim = cfg.model, cfg.optim
-    if model.get("_target_") != "nnexp.models.mlp.MLP":
+    if not is_mlp(model):
         return f"scikit-learn has no {str(model.get('_target_')).rsplit('.', 1)[-1]} (model=mlp, linear or logistic)"
-    if str(model.get("init", "sklearn")) != "sklearn":
+    if not uses_sklearn_draws(model):
         return "model.init=torch draws torch's weights; scikit-learn's are model.init=sklearn"
     if model.get("activation") not in ACTIVATIONS:
         return f"model.activation={model.get('activation')}: scikit-learn has {', '.join(ACTIVATIONS)}"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-MLP_TARGET = "nnexp.models.mlp.MLP"
+from nnexp.sklearn_models import uses_sklearn_draws
 
 
 def glorot_bound(fan_in: int, fan_out: int, activation: str) -> float:
@@ -107,10 +107,9 @@ def epoch_orders(orders_state: tuple | None, seed: int, device=None):
 
 
 def draws_for(cfg, bundle) -> SklearnDraws | None:
-    """scikit-learn's stream for a config whose model is an MLP with ``init=sklearn`` (the
-    default), else None (``init=torch``, CNNs: torch's generators)."""
+    """scikit-learn's stream for a config that uses it (:func:`uses_sklearn_draws`), else None."""
     model = cfg.model
-    if model.get("_target_") != MLP_TARGET or str(model.get("init", "sklearn")) != "sklearn":
+    if not uses_sklearn_draws(model):
         return None
     units = (int(np.prod(bundle.input_shape)), *(int(size) for size in model.get("hidden_sizes", [])), bundle.n_outputs)
     return SklearnDraws(int(cfg.seed), units, str(model.get("activation", "relu")))

@@ -21,8 +21,11 @@ A row is flagged when its mean test scores differ by more than the larger of one
 
 ``--same-random-state``: the lecture's one-liners on the lecture's data (``data=moons``), 5 random
 states each, nnexp's ``seed`` against scikit-learn's own ``random_state`` (no copied weights): the
-fraction of fits with the same train and test scores and the same ``n_iter_``; the rest listed
-with scikit-learn perturbed against itself (features times 1 + 1e-15), which shows rounding drift.
+fraction of fits with the same train and test scores and the same ``n_iter_``, and how often
+scikit-learn reproduces itself under two rounding-level changes (features times 1 + 1e-15; the
+training rows in reverse order, the same objective summed in another order); nnexp's L-BFGS loss
+at scikit-learn's own iterates, in ulps; the rest listed, each with the first iteration whose loss
+parts from scikit-learn's (1e-12 relative), and the same for the two probes, which shows rounding drift.
 ``--grids``: both grid presets (``sweep=alpha_grid``, ``sweep=hidden_sizes``) against
 ``GridSearchCV`` on the same split: ``mean_test_score`` per grid point and the best parameters.
 """
@@ -30,6 +33,7 @@ with scikit-learn perturbed against itself (features times 1 + 1e-15), which sho
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import time
@@ -52,7 +56,6 @@ REGRESSION_TOLERANCE = 0.02  # R2 points standing in for "one test sample"
 
 def one_row(data: str, solver: str, net: str, seeds: int, own_init: bool) -> dict:
     """Both libraries' test scores (and epochs) over ``seeds`` seeds for one table row."""
-    import contextlib
     import io
 
     import torch
@@ -141,9 +144,58 @@ def nnexp_overrides(params: dict) -> list[str]:
     return overrides
 
 
+# scikit-learn against itself. Reversing the rows changes only the order of L-BFGS's full-batch
+# sums; for SGD and Adam it would change the minibatches and the early-stopping split, so they skip it.
+PROBES = {"X * (1 + 1e-15)": "scaled", "rows reversed": "reversed"}
+DIVERGENCE = {"lbfgs": 1e-12, "stochastic": 1e-6}  # relative loss gap; nnexp's SGD/Adam train in float32
+
+
+@contextlib.contextmanager
+def recorded_iterations(record: list):
+    """scikit-learn's L-BFGS iterations, as (loss, point) pairs: ``_fit_lbfgs`` passes scipy no
+    callback, so one is added to its ``scipy.optimize.minimize`` call for the duration."""
+    from unittest import mock
+
+    import scipy.optimize
+
+    minimize = scipy.optimize.minimize
+
+    def with_callback(*args, **kwargs):
+        kwargs["callback"] = lambda intermediate_result: record.append(
+            (float(intermediate_result.fun), np.array(intermediate_result.x)))
+        return minimize(*args, **kwargs)
+
+    with mock.patch.object(scipy.optimize, "minimize", with_callback):
+        yield
+
+
+@contextlib.contextmanager
+def nnexp_objective(keep: dict):
+    """nnexp's L-BFGS objective (loss and gradient over scipy's vector), kept for evaluation at
+    scikit-learn's own points once the fit is over."""
+    from unittest import mock
+
+    import nnexp.training.lbfgs as lbfgs
+
+    run = lbfgs.run_lbfgsb
+
+    def keeping(loss_and_grad, x0, *args, **kwargs):
+        keep["loss_and_grad"] = loss_and_grad
+        return run(loss_and_grad, x0, *args, **kwargs)
+
+    with mock.patch.object(lbfgs, "run_lbfgsb", keeping):
+        yield
+
+
+def ulps(a, b) -> np.ndarray:
+    """|a - b| in units in the last place of the larger."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return np.abs(a - b) / np.spacing(np.maximum(np.abs(a), np.abs(b)))
+
+
 def same_random_state(name: str, seed: int) -> dict:
-    """One fit of a one-liner: nnexp with ``seed``, scikit-learn with ``random_state`` (and perturbed)."""
-    import contextlib
+    """One fit of a one-liner: nnexp with ``seed``, scikit-learn with ``random_state``, and
+    scikit-learn against itself under :data:`PROBES`, each with its per-iteration losses."""
     import io
 
     import torch
@@ -164,6 +216,7 @@ def same_random_state(name: str, seed: int) -> dict:
     quiet_lightning()
     warnings.filterwarnings("ignore")
     params = ONE_LINERS[name]
+    lbfgs = params["solver"] == "lbfgs"
     regression = name.startswith("regression")
     data = ["data=wave", "data.scale_target=false"] if regression else ["data=moons"]
     GlobalHydra.instance().clear()
@@ -174,36 +227,49 @@ def same_random_state(name: str, seed: int) -> dict:
     stopping = instantiate(cfg.stopping)
     split = make_fit_data(bundle, validation_fraction=fit_validation_fraction(bundle, stopping), seed=seed,
                           **fit_data_options(cfg, bundle))
-    with contextlib.redirect_stdout(io.StringIO()):
+    kept: dict = {}
+    with contextlib.redirect_stdout(io.StringIO()), nnexp_objective(kept):
         result = fit_and_score(cfg, Factories.from_config(cfg), bundle, split, stopping, instantiate(cfg.regularization), describe=False)
     ours = result.metrics
     scaled = split.feature_scaler.transform if split.feature_scaler is not None else (lambda X: X)
     X_train, X_test = scaled(bundle.X_train), scaled(bundle.X_test)
-    estimator = MLPRegressor if regression else MLPClassifier
-    fits = {}
-    with threadpool_limits(1):
-        for label, factor in (("sklearn", 1.0), ("perturbed", 1.0 + 1e-15)):
-            model = estimator(random_state=seed, **params).fit(X_train * factor, bundle.y_train)
-            fits[label] = model
-    model = fits["sklearn"]
+    y_train = bundle.y_train
     # nnexp's train score is on the rows it trained on (less the early-stopping split): score scikit-learn there
     train_X = split.train.X.double().numpy()
     train_y = split.train.y.numpy().ravel() if regression else split.train.y.numpy().astype(int)
-    theirs_train = model.score(train_X, train_y)
-    iterations = ours.iterations if params["solver"] == "lbfgs" else ours.epochs
-    perturbed = fits["perturbed"]
-    return dict(name=name, seed=seed, ours=(ours.train_score, ours.test_score, iterations),
-                theirs=(theirs_train, model.score(X_test, bundle.y_test), model.n_iter_),
-                perturbed=(perturbed.score(train_X, train_y), perturbed.score(X_test, bundle.y_test), perturbed.n_iter_),
-                our_losses=[row["train_loss"] for row in result.history], their_losses=list(getattr(model, "loss_curve_", []) or []))
+    estimator = MLPRegressor if regression else MLPClassifier
+    inputs = {"sklearn": (X_train, y_train), "scaled": (X_train * (1.0 + 1e-15), y_train)}
+    if lbfgs:
+        inputs["reversed"] = (X_train[::-1].copy(), y_train[::-1].copy())
+    fits = {}
+    with threadpool_limits(1):
+        for label, (X, y) in inputs.items():
+            iterations: list = []
+            with recorded_iterations(iterations) if lbfgs else contextlib.nullcontext():
+                model = estimator(random_state=seed, **params).fit(X, y)
+            losses = [loss for loss, _ in iterations] if lbfgs else list(model.loss_curve_)
+            fits[label] = dict(scores=(model.score(train_X, train_y), model.score(X_test, bundle.y_test), model.n_iter_),
+                               losses=losses, points=[point for _, point in iterations])
+    row = dict(name=name, seed=seed, lbfgs=lbfgs, ours=(ours.train_score, ours.test_score, ours.iterations if lbfgs else ours.epochs),
+               our_losses=[r["train_loss"] for r in result.history], **{label: fit for label, fit in fits.items()})
+    if lbfgs:  # nnexp's objective at scikit-learn's own iterates
+        loss_ulps, grad_gap = [], []
+        for their_loss, point in zip(fits["sklearn"]["losses"], fits["sklearn"]["points"]):
+            loss, _ = kept["loss_and_grad"](point.copy())
+            loss_ulps.append(float(ulps(loss, their_loss)))
+        row["loss_ulps"] = loss_ulps
+    for fit in fits.values():
+        fit.pop("points")
+    return row
 
 
-def first_divergence(row: dict) -> str:
-    """The first epoch whose losses differ by more than 1e-6 (relative), where scikit-learn keeps a loss curve."""
-    for epoch, (a, b) in enumerate(zip(row["our_losses"], row["their_losses"]), start=1):
-        if abs(a - b) > 1e-6 * max(abs(b), 1e-12):
-            return f"losses part at epoch {epoch} ({a:.8g} vs {b:.8g})"
-    return "losses equal to 1e-6 throughout"
+def first_divergence(ours: list[float], theirs: list[float], tolerance: float) -> int | None:
+    """The first iteration (or epoch) whose losses differ by more than ``tolerance`` (relative),
+    or where one run has stopped and the other goes on; None if they agree throughout."""
+    for iteration, (a, b) in enumerate(zip(ours, theirs), start=1):
+        if abs(a - b) > tolerance * max(abs(b), 1e-300):
+            return iteration
+    return None if len(ours) == len(theirs) else min(len(ours), len(theirs)) + 1
 
 
 def same(ours: tuple, theirs: tuple, regression: bool) -> bool:
@@ -213,22 +279,59 @@ def same(ours: tuple, theirs: tuple, regression: bool) -> bool:
     return ours[2] == theirs[2] and all(abs(a - b) <= tolerance for a, b in zip(ours[:2], theirs[:2]))
 
 
+def divergence_note(row: dict) -> str:
+    """Where an inexact fit first parts from scikit-learn, and where scikit-learn parts from itself."""
+    tolerance = DIVERGENCE["lbfgs" if row["lbfgs"] else "stochastic"]
+    theirs = row["sklearn"]["losses"]
+    ours = first_divergence(row["our_losses"], theirs, tolerance)
+    notes = [f"nnexp parts at {ours}" if ours else "nnexp's losses agree throughout"]
+    for label, probe in PROBES.items():
+        if probe not in row:
+            continue
+        parted = first_divergence(row[probe]["losses"], theirs, tolerance)
+        notes.append(f"{label} at {parted}" if parted else f"{label} never")
+    return ", ".join(notes)
+
+
+def drift(row: dict) -> bool:
+    """Whether scikit-learn's own result changes under a rounding-level change (:data:`PROBES`)."""
+    regression = row["name"].startswith("regression")
+    return any(not same(row[probe]["scores"], row["sklearn"]["scores"], regression) for probe in PROBES.values() if probe in row)
+
+
 def report_same_random_state(seeds: int, workers: int) -> None:
     rows = [(name, seed) for name in ONE_LINERS for seed in range(seeds)]
     with ProcessPoolExecutor(workers) as pool:
         results = list(pool.map(same_random_state, *zip(*rows)))
-    equal = [r for r in results if same(r["ours"], r["theirs"], r["name"].startswith("regression"))]
+    regression = lambda r: r["name"].startswith("regression")
+    equal = [r for r in results if same(r["ours"], r["sklearn"]["scores"], regression(r))]
     print(f"same random_state: {len(equal)} of {len(results)} fits ({100 * len(equal) / len(results):.0f}%) have "
-          "scikit-learn's train and test scores exactly and its n_iter_\n")
-    print("| one-liner | seed | nnexp train / test / n_iter | scikit-learn | scikit-learn, X * (1 + 1e-15) | where |")
-    print("|---|---|---|---|---|---|")
+          "scikit-learn's train and test scores exactly and its n_iter_")
+    for label, probe in PROBES.items():
+        probed = [r for r in results if probe in r]
+        itself = sum(same(r[probe]["scores"], r["sklearn"]["scores"], regression(r)) for r in probed)
+        lbfgs_itself = sum(same(r[probe]["scores"], r["sklearn"]["scores"], regression(r)) for r in probed if r["lbfgs"])
+        print(f"scikit-learn against itself, {label}: {itself} of {len(probed)} fits reproduce its scores and n_iter_ "
+              f"({lbfgs_itself} of {sum(r['lbfgs'] for r in probed)} L-BFGS fits)")
+    lbfgs_equal = sum(r["lbfgs"] for r in equal)
+    print(f"nnexp: {lbfgs_equal} of {sum(r['lbfgs'] for r in results)} L-BFGS fits, "
+          f"{len(equal) - lbfgs_equal} of {sum(not r['lbfgs'] for r in results)} SGD/Adam fits")
+    gaps = np.array([u for r in results if r["lbfgs"] for u in r["loss_ulps"]])
+    print(f"nnexp's L-BFGS loss at scikit-learn's {len(gaps)} iterates: median {np.median(gaps):.0f} ulps, "
+          f"99th percentile {np.quantile(gaps, 0.99):.0f}, largest {gaps.max():.0f}; identical at {np.mean(gaps == 0):.0%}")
+    print(f"\nThe rest: 'parts at' is the first iteration (epoch) whose loss differs from scikit-learn's by more than "
+          f"{DIVERGENCE['lbfgs']:g} relative ({DIVERGENCE['stochastic']:g} for SGD/Adam, which nnexp trains in float32).\n")
+    print("| one-liner | seed | nnexp train / test / n_iter | scikit-learn | X * (1 + 1e-15) | rows reversed | first divergence | why |")
+    print("|---|---|---|---|---|---|---|---|")
+    fmt = lambda t: f"{t[0]:.4f} / {t[1]:.4f} / {t[2]}"
     for r in results:
         if r in equal:
             continue
-        drift = "rounding drift: scikit-learn moves too" if r["perturbed"] != r["theirs"] else "scikit-learn stable under the perturbation"
-        fmt = lambda t: f"{t[0]:.4f} / {t[1]:.4f} / {t[2]}"
-        where = first_divergence(r) if r["their_losses"] else "L-BFGS (no loss curve)"
-        print(f"| {r['name']} | {r['seed']} | {fmt(r['ours'])} | {fmt(r['theirs'])} | {fmt(r['perturbed'])} | {where}; {drift} |")
+        why = ("rounding drift: scikit-learn's own result moves" if drift(r)
+               else "not shown to be drift: scikit-learn's result holds under both probes")
+        reversed_rows = fmt(r["reversed"]["scores"]) if "reversed" in r else "-"
+        print(f"| {r['name']} | {r['seed']} | {fmt(r['ours'])} | {fmt(r['sklearn']['scores'])} | {fmt(r['scaled']['scores'])} "
+              f"| {reversed_rows} | {divergence_note(r)} | {why} |")
 
 
 GRID_PRESETS = {

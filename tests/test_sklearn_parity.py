@@ -165,6 +165,49 @@ def test_mlp_biases_start_like_sklearns(compose_cfg):
     assert float(network.dense1.bias.detach().abs().max()) == 0.0
 
 
+@pytest.mark.parametrize("model, expected", [
+    ({"_target_": "nnexp.models.mlp.MLP", "hidden_sizes": [5]}, True),  # init=sklearn is the default
+    ({"_target_": "nnexp.models.mlp.MLP", "hidden_sizes": [], "init": "sklearn"}, True),
+    ({"_target_": "nnexp.models.mlp.MLP", "hidden_sizes": [5], "init": "torch"}, False),
+    ({"_target_": "nnexp.models.cnn.CNN"}, False),
+], ids=["mlp", "logistic", "init-torch", "cnn"])
+def test_one_rule_decides_who_draws_from_sklearns_random_state(model, expected):
+    """The config's rule (``uses_sklearn_draws``) decides both the data's draws and the network's weights."""
+    from omegaconf import OmegaConf
+
+    from nnexp.models.mlp import MLP, load_initial_parameters
+    from nnexp.sklearn_models import uses_sklearn_draws
+    from nnexp.sklearn_random import draws_for
+
+    cfg = OmegaConf.create({"model": model, "seed": 3})
+    bundle = type("Bundle", (), {"input_shape": (2,), "n_outputs": 1})()
+    draws = draws_for(cfg, bundle)
+    assert uses_sklearn_draws(cfg.model) is expected and (draws is not None) is expected
+    if expected:
+        network = MLP(2, 1, hidden_sizes=model["hidden_sizes"])
+        load_initial_parameters(network, draws, torch.float64)
+        weights, biases = draws.initial_parameters()[0]
+        first = network.get_submodule("dense1" if model["hidden_sizes"] else "out")
+        assert np.array_equal(first.weight.detach().numpy(), weights.T) and np.array_equal(first.bias.detach().numpy(), biases)
+
+
+def test_lbfgs_vector_is_packed_as_sklearns():
+    """scipy gets scikit-learn's vector (``_pack``: every layer's (fan_in, fan_out) weights, then
+    every layer's biases): the order changes no step exactly, but scipy's sums round in it."""
+    from sklearn.neural_network._multilayer_perceptron import _pack
+
+    from nnexp.models.mlp import MLP, load_initial_parameters
+    from nnexp.sklearn_random import SklearnDraws, draw_initial_parameters
+    from nnexp.training.lbfgs import pack, sklearn_layout
+
+    network = MLP(3, 2, hidden_sizes=[4, 5], activation="tanh")
+    load_initial_parameters(network, SklearnDraws(7, (3, 4, 5, 2), "tanh"), torch.float64)
+    drawn = draw_initial_parameters(np.random.RandomState(7), (3, 4, 5, 2), "tanh")
+    expected = _pack([weights for weights, _ in drawn], [biases for _, biases in drawn])
+    assert np.array_equal(pack(sklearn_layout(network)), expected)
+    assert sklearn_layout(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))) is None
+
+
 @pytest.mark.parametrize("problem", [
     ["data=moons", "model.hidden_sizes=[10,10,10]", "model.activation=tanh", "optim=lbfgs", "seed=0"],  # the lecture's run
     ["data=iris", "model.hidden_sizes=[10]", "optim=lbfgs", "seed=0"],

@@ -60,9 +60,10 @@ class MLP(nn.Sequential):
     """Flatten, then ``hidden_sizes`` dense layers with ``activation`` and optional dropout, then the output layer.
 
     Initialised as scikit-learn's MLP: Glorot-uniform weights and biases (``bias_init=zeros``: Keras's zero biases).
-    ``init=sklearn`` (the default): :func:`seed_initial_weights` then draws them from scikit-learn's
-    ``RandomState(seed)``, as ``MLPClassifier(random_state=seed)`` does; ``init=torch``: torch's
-    seeded generator, as drawn here.
+    ``init=sklearn`` (the default): :func:`load_initial_parameters` then gives it the ones drawn from
+    scikit-learn's ``RandomState(seed)``, as ``MLPClassifier(random_state=seed)`` does (whether it
+    does is ``nnexp.sklearn_random.uses_sklearn_draws``); ``init=torch``: torch's seeded generator,
+    as drawn here.
 
     ``input_shape`` is the number of features or the shape of one example (images are flattened).
     The output layer is linear; the task applies sigmoid or softmax in its loss and predictions.
@@ -82,7 +83,6 @@ class MLP(nn.Sequential):
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
         if init == "sklearn" and bias_init != "glorot":
             raise ValueError("init=sklearn draws the biases as scikit-learn does: set bias_init=glorot, or init=torch")
-        self.init = init
         self.activation = activation
         width = int(np.prod(input_shape))
         layers = [("flatten", nn.Flatten())] + dense_layers(width, hidden_sizes, activation, dropout, out_features)
@@ -90,19 +90,16 @@ class MLP(nn.Sequential):
         glorot_init(self, activation, bias_init)
 
 
-def seed_initial_weights(network: nn.Module, seed: int, dtype: torch.dtype = torch.float32) -> None:
-    """Give an ``init=sklearn`` MLP scikit-learn's starting weights and biases for ``random_state=seed``
-    (in ``dtype``: float64 keeps the draws exact); any other network keeps the ones it was built with."""
-    if not isinstance(network, MLP) or network.init != "sklearn":
+def load_initial_parameters(network: nn.Module, draws, dtype: torch.dtype = torch.float32) -> None:
+    """Give an MLP scikit-learn's starting weights and biases: ``draws`` is the fit's
+    :class:`~nnexp.sklearn_random.SklearnDraws` (None: the network keeps the weights it was built
+    with). In ``dtype``: float64 keeps the draws exact."""
+    if draws is None:
         return
-    from nnexp.sklearn_random import draw_initial_parameters
-
     linears = [layer for layer in network.modules() if isinstance(layer, nn.Linear)]
-    units = (linears[0].in_features, *(layer.out_features for layer in linears))
     network.to(dtype)
-    drawn = draw_initial_parameters(np.random.RandomState(seed), units, network.activation)
     with torch.no_grad():
-        for layer, (weights, biases) in zip(linears, drawn):
+        for layer, (weights, biases) in zip(linears, draws.initial_parameters(), strict=True):
             layer.weight.copy_(torch.from_numpy(weights.T.copy()))
             layer.bias.copy_(torch.from_numpy(biases))
 

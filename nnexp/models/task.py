@@ -20,13 +20,14 @@ class Task:
     def score_name(self) -> str:
         return "r2" if self.kind == "regression" else "accuracy"
 
-    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean loss over the batch. Squared loss is halved, as in scikit-learn, so alpha means the same."""
+    def loss(self, output: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """Mean loss over the batch (``reduction="sum"``: summed). Squared loss is halved, as in
+        scikit-learn, so alpha means the same."""
         if self.kind == "binary":
-            return F.binary_cross_entropy_with_logits(output.squeeze(-1), target)
+            return F.binary_cross_entropy_with_logits(output.squeeze(-1), target, reduction=reduction)
         if self.kind == "multiclass":
-            return F.cross_entropy(output, target)
-        return 0.5 * F.mse_loss(output, target)
+            return F.cross_entropy(output, target, reduction=reduction)
+        return 0.5 * F.mse_loss(output, target, reduction=reduction)
 
     def split_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The loss a split is reported with: scikit-learn's ``log_loss`` of the predicted

@@ -14,7 +14,7 @@ from torch import nn
 
 from nnexp.models.task import Task
 from nnexp.training.distributed import sum_over_processes, sync_gradients, world
-from nnexp.training.lbfgs import LBFGS, LBFGSOutcome
+from nnexp.training.lbfgs import LBFGS, LBFGSOutcome, sklearn_layout
 from nnexp.training.penalty import WeightPenalty
 
 
@@ -124,25 +124,42 @@ def full_batch_closure(
     """The closure an L-BFGS optimiser calls: zero the gradients, compute the full-batch objective
     (loss + penalty) and its gradient, and keep the detached loss and output in ``last``.
 
-    Under data parallelism each process holds every ``world``-th row of ``X``; the closure returns
-    the global loss and gradient, so that every process takes the same steps.
+    In one process both follow scikit-learn's order of operations (``_backprop``), so that fewer
+    last bits differ from its objective, which a long L-BFGS run magnifies. Under data parallelism
+    each process holds every ``world``-th row of ``X``; the closure returns the global loss and
+    gradient, so that every process takes the same steps.
     """
     rank, processes = world()
     n_rows = X.shape[0]
     if processes > 1:
         X, y = X[rank::processes], y[rank::processes]
+    parameters = list(network.parameters())
+
+    def value(output: torch.Tensor, penalty_sum: torch.Tensor) -> torch.Tensor:
+        """The objective's value as scikit-learn computes it: its clipped log loss (the line search
+        compares these values) or half the mean squared error, plus (0.5 * alpha * sum W^2) / n."""
+        data_loss = sklearn_log_loss(task, output, y) if task.kind != "regression" else task.loss(output, y)
+        return data_loss + penalty_sum / n_rows
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         output = network(X)
-        loss = task.loss(output, y)
-        if task.kind != "regression":  # the line search compares scikit-learn's value; the gradient is the same
-            loss = loss + (sklearn_log_loss(task, output.detach(), y) - loss.detach())
-        if penalty.active:
-            loss = loss + penalty(weights, n_rows)
-        loss.backward()
-        if processes > 1:
-            sync_gradients(list(network.parameters()), X.shape[0], n_rows)
+        if processes == 1:
+            # the summed loss's gradient plus alpha * W, divided by n once, as scikit-learn's is
+            penalty_sum = penalty(weights, 1) if penalty.active else output.new_zeros(())
+            (task.loss(output, y, reduction="sum") + penalty_sum).backward()
+            for parameter in parameters:
+                if parameter.grad is not None:
+                    parameter.grad.div_(n_rows)
+            loss = value(output.detach(), penalty_sum.detach())
+        else:
+            loss = task.loss(output, y)
+            if task.kind != "regression":  # the line search compares scikit-learn's value; the gradient is the same
+                loss = loss + (sklearn_log_loss(task, output.detach(), y) - loss.detach())
+            if penalty.active:
+                loss = loss + penalty(weights, n_rows)
+            loss.backward()
+            sync_gradients(parameters, X.shape[0], n_rows)
             loss = sum_over_processes(loss.detach() * X.shape[0]) / n_rows
         last["loss"], last["output"], last["y"] = loss.detach(), output.detach(), y
         return loss
@@ -178,7 +195,7 @@ def lbfgs_fit(
         on_iteration(iteration, loss, sum_over_processes(task.batch_score_sum(last["output"], last["y"])))
 
     try:
-        return optimizer.minimize(closure, iteration_done)
+        return optimizer.minimize(closure, iteration_done, sklearn_layout(network))
     finally:
         network.to(dtype)
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 # What ended an L-BFGS fit, by scipy's status and message.
 CONVERGED = "converged"  # projected gradient's largest entry <= optim.tol (scikit-learn's gtol)
@@ -52,28 +53,39 @@ class LBFGS(torch.optim.Optimizer):
         raise RuntimeError("nnexp's LBFGS runs a whole fit at once: call minimize(closure)")
 
     def minimize(self, closure: Callable[[], torch.Tensor],
-                 on_iteration: Callable[[int, float], None] | None = None) -> "LBFGSOutcome":
+                 on_iteration: Callable[[int, float], None] | None = None,
+                 layout: Sequence[tuple[torch.Tensor, bool]] | None = None) -> "LBFGSOutcome":
         """Run L-BFGS-B from the current parameters; ``closure`` zeroes the gradients, computes
         the loss and calls ``backward``. ``on_iteration(iteration, loss)`` follows every accepted
-        step. The parameters end at scipy's final point."""
+        step. ``layout`` orders the parameters in scipy's vector, each as (parameter, transposed)
+        (:func:`sklearn_layout`); by default they follow one another as given. The parameters end
+        at scipy's final point."""
         from threadpoolctl import threadpool_limits
 
         params = [p for group in self.param_groups for p in group["params"]]
+        layout = list(layout) if layout is not None else [(p, False) for p in params]
+        if sorted(map(id, params)) != sorted(id(p) for p, _ in layout):
+            raise ValueError("layout must hold each of the optimiser's parameters once")
         settings = self.settings
-        x0 = torch.cat([p.detach().reshape(-1) for p in params]).double().cpu().numpy()
+        placed = [(p, p.t() if transposed else p, transposed) for p, transposed in layout]  # views of the parameters
+        x0 = pack(layout)
 
         def load(x: np.ndarray) -> None:
             flat = torch.from_numpy(x)
             offset = 0
             with torch.no_grad():
-                for p in params:
-                    p.copy_(flat[offset: offset + p.numel()].view_as(p))
-                    offset += p.numel()
+                for _, view, _ in placed:
+                    view.copy_(flat[offset: offset + view.numel()].view(view.shape))
+                    offset += view.numel()
+
+        def gradient(p: torch.Tensor, transposed: bool) -> torch.Tensor:
+            grad = p.grad if p.grad is not None else torch.zeros_like(p)
+            return (grad.t() if transposed else grad).reshape(-1)
 
         def loss_and_grad(x: np.ndarray):
             load(x)
             loss = closure().detach()
-            grad = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+            grad = torch.cat([gradient(p, transposed) for p, _, transposed in placed])
             return float(loss), grad.double().cpu().numpy()
 
         # scipy's OpenBLAS on one thread: its threads and torch's OpenMP threads spin against each
@@ -82,6 +94,27 @@ class LBFGS(torch.optim.Optimizer):
             result, outcome = run_lbfgsb(loss_and_grad, x0, settings, on_iteration)
         load(result.x)
         return outcome
+
+
+def sklearn_layout(network: nn.Module) -> list[tuple[torch.Tensor, bool]] | None:
+    """scikit-learn's parameter vector for a dense network (``_pack``): every layer's weights as
+    (fan_in, fan_out), layer by layer, then every layer's biases; None for any other network.
+
+    The order changes no step in exact arithmetic, but scipy's sums over the vector round in it,
+    and a long L-BFGS run magnifies those last bits."""
+    params = [p for p in network.parameters() if p.requires_grad]
+    linears = [layer for layer in network.modules() if isinstance(layer, nn.Linear)]
+    if not linears or any(layer.bias is None for layer in linears):
+        return None
+    layout = [(layer.weight, True) for layer in linears] + [(layer.bias, False) for layer in linears]
+    if sorted(map(id, params)) != sorted(id(p) for p, _ in layout):
+        return None
+    return layout
+
+
+def pack(layout: Sequence[tuple[torch.Tensor, bool]]) -> np.ndarray:
+    """The parameters' values as one float64 vector, in ``layout``'s order."""
+    return torch.cat([(p.detach().t() if transposed else p.detach()).reshape(-1) for p, transposed in layout]).double().cpu().numpy()
 
 
 def run_lbfgsb(loss_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray, settings: dict,
