@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
-from nnexp.errors import NnexpError
+from nnexp.errors import NnexpError, Refusal
 
 CONFIG_NAME = "train"
 
@@ -323,6 +323,8 @@ def hydra_session() -> Iterator[Any]:
             from nnexp.errors import unwritable_path
 
             raise NnexpError(unwritable_path(error)) from None
+        except Refusal as refusal:  # refused inside Hydra's callbacks (nnexp.hydra_integration.folder_names)
+            raise refusal.error.with_traceback(None) from None
         except SystemExit:
             raise_if_interrupted()  # Lightning turns a Ctrl-C into exit(1)
             raise

@@ -17,6 +17,15 @@ class ConfigError(NnexpError):
         super().__init__(f"{key}={value!r} is not allowed: {allowed}")
 
 
+class Refusal(SystemExit):
+    """An NnexpError raised where Exceptions are turned into warnings and the work goes on (Hydra's
+    callbacks): SystemExit passes through them. Exit code 2; ``error`` is the line's NnexpError."""
+
+    def __init__(self, error: NnexpError):
+        super().__init__(error.exit_code)
+        self.error = error
+
+
 class DataError(NnexpError):
     """Data that cannot be used as given (missing file, bad column, NaN values ...)."""
 

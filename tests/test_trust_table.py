@@ -169,6 +169,11 @@ ROWS = [
     ("paths:file-task-name-up", {"conf/experiment/mine.yaml": EXP + "task_name: ../../z\n"},
      ["--config-dir", "{tmp}/conf", "experiment=mine", *VALIDATE], 2, "task_name"),
     ("paths:task-name-up-explicit-run-dir", {}, ["task_name=../../x", "hydra.run.dir={tmp}/mine", *VALIDATE], 0, ""),
+    ("paths:file-task-name-up-sweep", {"conf/experiment/mine.yaml": EXP + "task_name: ../../z\n"},
+     ["-m", "--config-dir", "{tmp}/conf", "experiment=mine", "seed=0,1", *VALIDATE], 2, "task_name"),
+    ("paths:file-job-name-up", {"conf/experiment/mine.yaml": EXP + "hydra:\n  job:\n    name: ../../../w\n"},
+     ["--config-dir", "{tmp}/conf", "experiment=mine", *VALIDATE], 2, "hydra.job.name"),
+    ("paths:job-name-up", {}, ["hydra.job.name=../../../w", *VALIDATE], 2, "hydra.job.name"),
     # 6. Resources before allocation.
     ("resources:huge-mlp", {}, ["model.hidden_sizes=[200000,200000,200000]", *VALIDATE], 2, "GiB"),
     ("resources:huge-cnn", {}, ["data=digits_images", "model=cnn_small", "model.hidden_sizes=[400000,400000]", *VALIDATE], 2, "GiB"),
@@ -200,7 +205,8 @@ ROWS = [
 
 @pytest.mark.parametrize("files, command, code, fragment", [pytest.param(*row[1:], id=row[0]) for row in ROWS])
 def test_a_users_input_ends_in_one_clear_line_or_a_correct_result(files, command, code, fragment, tmp_path, monkeypatch,
-                                                                    capsys):
+                                                                    capsys, request):
+    beside = set(tmp_path.parent.iterdir())  # where a name with ../ would put a folder
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     for name, content in files.items():
@@ -227,6 +233,10 @@ def test_a_users_input_ends_in_one_clear_line_or_a_correct_result(files, command
     if code == 2:
         assert len(lines) == 1 and lines[0].startswith("error: "), captured.err[-3000:]
     assert fragment in captured.out + captured.err, captured.err[-3000:]
+    if not any("{tmp}/.." in arg for arg in command):  # only a run dir the user chose may be outside
+        assert set(tmp_path.parent.iterdir()) == beside
+    if request.node.callspec.id.startswith("paths:") and code == 2:  # refused before any folder is made
+        assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
 
 
 def test_the_table_has_several_rows_of_every_kind():
