@@ -293,3 +293,57 @@ def test_a_live_cluster_refuses_what_it_cannot_run_in_one_line(overrides, fragme
                            *overrides], cwd=tmp_path, env=env, text=True, capture_output=True)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1 and fragment in lines[0], done.stderr[-3000:]
+
+
+GIB = 2**30
+BLOCK = {"filters": 8, "kernel": 3, "padding": 1, "pool": 2}
+GPU_ROWS = [  # (model, input shape, batch rows, the GPU it trains on, the GPU's free bytes, the key named; None: it fits)
+    ("mlp", [100], (784,), 200, 0, 8 * GIB, None),
+    ("mlp", [100000, 100000], (784,), 200, 0, 8 * GIB, "model.hidden_sizes"),
+    ("mlp", [100], (784,), 10**8, 0, 8 * GIB, "batch_size"),
+    ("mlp", [100], (784,), 10**8, None, 1, None),  # a run on the CPU: the GPU's memory is not its limit
+    ("cnn", [64], (28, 28), 128, 0, 1 * GIB, None),
+    ("cnn", [64], (28, 28), 10**6, 1, 1 * GIB, "batch_size"),
+    ("cnn", [200000], (28, 28), 2, 0, 1 * GIB, "model.hidden_sizes"),
+    ("cnn_wide", [64], (28, 28), 1, 0, 2**20, "model.blocks"),
+]
+
+
+@pytest.mark.parametrize("kind, hidden, shape, rows, cuda, cuda_free, key", GPU_ROWS)
+def test_a_network_too_large_for_its_gpus_free_memory_names_the_setting_to_change(kind, hidden, shape, rows, cuda,
+                                                                                     cuda_free, key):
+    from functools import partial
+
+    from nnexp.errors import ConfigError
+    from nnexp.models.cnn import CNN
+    from nnexp.models.mlp import MLP
+    from nnexp.resources import check_fits
+
+    blocks = [BLOCK] * 2 if kind == "cnn" else [{**BLOCK, "filters": 4096, "pool": 0}] * 2 if kind == "cnn_wide" else None
+    model = partial(MLP, hidden_sizes=hidden) if blocks is None else partial(CNN, blocks=blocks, hidden_sizes=hidden)
+    if key is None:
+        check_fits(model, shape, 10, rows, cuda, free=2**50, cuda_free=cuda_free)
+        return
+    with pytest.raises(ConfigError) as error:
+        check_fits(model, shape, 10, rows, cuda, free=2**50, cuda_free=cuda_free)
+    message = str(error.value)
+    assert error.value.key == key and "\n" not in message
+    assert f"cuda:{cuda}" in message and "trainer.accelerator=cpu" in message and "GiB is free" in message
+
+
+@pytest.mark.parametrize("trainer, gpu_present, index", [
+    ({"accelerator": "cpu", "devices": 1}, True, None),
+    ({"accelerator": "auto", "devices": 1}, False, None),
+    ({"accelerator": "auto", "devices": 1}, True, 0),
+    ({"accelerator": "gpu", "devices": [2]}, True, 2),
+    ({"accelerator": "cuda", "devices": "1,3"}, True, 1),
+    ({"accelerator": "gpu", "devices": "auto"}, True, 0),
+    ({"accelerator": "mps", "devices": 1}, True, None),
+])
+def test_the_gpu_a_run_trains_on_is_the_one_whose_memory_is_checked(trainer, gpu_present, index, monkeypatch):
+    import torch
+
+    from nnexp.resources import cuda_index
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu_present)
+    assert cuda_index(trainer) == index
