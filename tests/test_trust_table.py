@@ -347,3 +347,50 @@ def test_the_gpu_a_run_trains_on_is_the_one_whose_memory_is_checked(trainer, gpu
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu_present)
     assert cuda_index(trainer) == index
+
+
+OLD_STYLE_PARTIAL = "_target_: functools.partial\n_args_:\n  - _target_: hydra.utils.get_method\n    path: torch.optim.SGD\nlr: 0.1\n"
+ENV_ROWS = [  # (variable, value, the user's files, the command): the same outcome with the variable set as without it
+    ("HYDRA_FULL_ERROR", "0", {}, ["optim.lrr=0.1", *VALIDATE]),
+    ("SELF_WARNING_AS_ERROR", "1", {"conf/mine.yaml": "defaults:\n  - train\nseed: 1\n"},
+     ["--config-dir", "{tmp}/conf", "--config-name", "mine", *VALIDATE]),
+    ("HYDRA_DEPRECATION_WARNINGS_AS_ERRORS", "1", {"conf/optim/old.yaml": OLD_STYLE_PARTIAL},
+     ["--config-dir", "{tmp}/conf", "optim=old", "data=iris", "trainer.max_epochs=1", *FAST]),
+    ("HYDRA_MAIN_MODULE", "elsewhere.main", {}, VALIDATE),  # the job's name: its log file's
+    ("OC_CAUSE", "1", {"conf/experiment/mine.yaml": EXP + "optim:\n  lr: ${nope}\n"},  # kept: it changes tracebacks only
+     ["--config-dir", "{tmp}/conf", "experiment=mine", *VALIDATE]),
+]
+
+
+def outcome(command: list[str], tmp_path: Path, folder: str, monkeypatch, capsys) -> tuple:
+    """(exit code, stderr lines, files written) of ``nnexp COMMAND`` run in ``tmp_path/folder``, dates and times as D and T."""
+    import re
+
+    (tmp_path / folder).mkdir()
+    monkeypatch.chdir(tmp_path / folder)
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["nnexp", *(arg.replace("{tmp}", str(tmp_path)) for arg in command)])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as exit:
+        code = exit.code or 0
+    def undated(text: str) -> str:
+        return re.sub(r"\d\d-\d\d-\d\d", "T", re.sub(r"\d{4}-\d\d-\d\d", "D", text))
+    lines = [undated(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
+    files = {undated(str(path.relative_to(tmp_path / folder))) for path in (tmp_path / folder).rglob("*")}
+    return code, lines, files
+
+
+@pytest.mark.parametrize("variable, value, files, command", ENV_ROWS, ids=[row[0] for row in ENV_ROWS])
+def test_hydras_environment_variables_change_no_outcome(variable, value, files, command, tmp_path, monkeypatch, capsys):
+    from nnexp.errors import HYDRA_ENVIRONMENT
+
+    for name in {*HYDRA_ENVIRONMENT, variable}:
+        monkeypatch.delenv(name, raising=False)  # the CLI sets them for its process: put back after
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content)
+    without = outcome(command, tmp_path, "without", monkeypatch, capsys)
+    monkeypatch.setenv(variable, value)
+    assert outcome(command, tmp_path, "with", monkeypatch, capsys) == without
