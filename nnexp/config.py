@@ -267,19 +267,12 @@ CONSTANT_TARGET = "torch.optim.lr_scheduler.ConstantLR"
 
 
 def _check_solver_combination(cfg: DictConfig) -> None:
-    """Settings that scikit-learn would silently ignore are refused, with the setting that works."""
+    """Schedules that scikit-learn would silently ignore are refused, with the setting that works
+    (L-BFGS with early stopping is a pairing: ``nnexp.pairings`` decides it)."""
     schedule = _get(cfg, "schedule._target_")
-    monitor = _get(cfg, "stopping.monitor")
-    if _get(cfg, "optim._target_") == LBFGS_TARGET:
-        if schedule not in (None, CONSTANT_TARGET):
-            raise ConfigError("schedule", schedule, "schedule=constant with optim=lbfgs (L-BFGS has no learning rate)")
-        if monitor is not None and monitor != "train_loss":
-            raise ConfigError(
-                "stopping.monitor", monitor,
-                "train_loss with optim=lbfgs (use stopping=convergence): early stopping applies to sgd and adam, "
-                "L-BFGS stops on optim.tol, optim.max_iter or optim.max_fun",
-            )
-    if schedule == ADAPTIVE_TARGET and monitor is None:
+    if _get(cfg, "optim._target_") == LBFGS_TARGET and schedule not in (None, CONSTANT_TARGET):
+        raise ConfigError("schedule", schedule, "schedule=constant with optim=lbfgs (L-BFGS has no learning rate)")
+    if schedule == ADAPTIVE_TARGET and _get(cfg, "stopping.monitor") is None:
         raise ConfigError(
             "schedule", "adaptive",
             "a stopping rule with schedule=adaptive (stopping=convergence or early_stopping): "
