@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import re
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -184,9 +185,7 @@ def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first key whose value is not allowed."""
     if cfg.get("mode", "train") not in MODES:
         raise ConfigError("mode", cfg.mode, f"one of {', '.join(MODES)}")
-    from nnexp.store import resolved_settings
-
-    settings = resolved_settings(cfg)
+    settings = _resolved(cfg)
     found = non_finite_setting(settings)
     if found:  # NaN passes every comparison, and inf overflows silently: neither is a setting
         raise ConfigError(found[0], found[1], "a finite number")
@@ -250,6 +249,25 @@ def check_config(cfg: DictConfig) -> None:
     from nnexp.pairings import check_pairing
 
     check_pairing(cfg)  # optimiser x regulariser x stopping x model: the rule table in nnexp/pairings.py
+
+
+def _resolved(cfg: DictConfig) -> dict:
+    """The job's resolved settings (``nnexp.store.resolved_settings``); a ``${...}`` that cannot
+    resolve is a ConfigError naming its key (raised in the task function, Hydra adds a line of its own)."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    from nnexp.store import resolved_settings
+
+    try:
+        return resolved_settings(cfg)
+    except InterpolationResolutionError as error:
+        key = str(getattr(error, "full_key", "") or "") or "config"
+        raw = OmegaConf.to_container(cfg, resolve=False)
+        for part in re.findall(r"[^.\[\]]+", key):  # optim._args_[0]: a dict's key, then a list's index
+            raw = raw.get(part) if isinstance(raw, dict) else raw[int(part)] if isinstance(raw, list) else raw
+        reason = (getattr(error, "msg", None) or str(error)).splitlines()[0]
+        raise ConfigError(key, raw, f"an interpolation that resolves ({reason}); name a key or resolver that exists, "
+                                    "e.g. ${trainer.max_epochs} or ${oc.env:HOME}, or give the value itself") from None
 
 
 def explicit_hydra_keys() -> set[str]:

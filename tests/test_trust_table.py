@@ -194,6 +194,9 @@ ROWS = [
     ("messages:nested-typo", {}, ["optim.lrr=0.1", *VALIDATE], 2, "optim.lr"),
     ("messages:nested-typo-stopping", {}, ["stopping.patiense=3", *VALIDATE], 2, "stopping.patience"),
     ("messages:unquoted-semicolon", {"my.csv": csv_text()}, [*CSV, "data.delimiter=;", *VALIDATE], 2, "data.delimiter"),
+    ("messages:interpolation-unknown-key", {}, ["optim.lr=${nope}", *VALIDATE], 2, "optim.lr='${nope}'"),
+    ("messages:file-interpolation-unknown-resolver", {"conf/experiment/mine.yaml": EXP + "seed: ${nope:1}\n"},
+     ["--config-dir", "{tmp}/conf", "experiment=mine", *VALIDATE], 2, "seed='${nope:1}'"),
     ("messages:classify-regression", {}, ["data=diabetes", "data.task=classification", *VALIDATE], 2, "regression"),
     # 9. Hydra's variables that a user may have set change nothing.
     ("env:full-error-0-override", {"": "hydra_full_error=0"}, ["optim.lrr=0.1", *VALIDATE], 2, "lrr"),
