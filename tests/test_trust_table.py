@@ -397,3 +397,16 @@ def test_hydras_environment_variables_change_no_outcome(variable, value, files, 
     without = outcome(command, tmp_path, "without", monkeypatch, capsys)
     monkeypatch.setenv(variable, value)
     assert outcome(command, tmp_path, "with", monkeypatch, capsys) == without
+
+
+def test_the_python_api_refuses_a_name_from_a_users_file_before_any_folder_is_made(tmp_path, monkeypatch):
+    import nnexp
+    from nnexp.errors import NnexpError
+
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "mine.yaml").write_text(EXP + "task_name: ../../api_z\n")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    with pytest.raises(NnexpError, match="task_name=../../api_z would write outside"):
+        nnexp.run(f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "experiment=mine", *VALIDATE)
+    assert list((tmp_path / "work").iterdir()) == [] and not (tmp_path / "api_z").exists()
