@@ -108,25 +108,23 @@ def check_fits(model: Callable, input_shape: Sequence[int], n_outputs: int, batc
         raise ConfigError(*_size_setting(model, input_shape, n_outputs, batch_size, needed),
                           f"a network that fits in memory: this one needs about {gib(needed)} to train "
                           f"(weights, gradients, optimiser state and a batch's activations), and {gib(free)} is free; "
-                          "use fewer or narrower layers")
+                          "use fewer or narrower layers, or a smaller batch_size")
     if cuda is None:
         return
     cuda_free = cuda_free_bytes(cuda) if cuda_free is None else cuda_free
     if cuda_free is not None and needed > cuda_free:
-        key, value = _size_setting(model, input_shape, n_outputs, batch_size, needed, batch_key=True)
-        raise ConfigError(key, value,
+        raise ConfigError(*_size_setting(model, input_shape, n_outputs, batch_size, needed),
                           f"a run that fits in the free memory of GPU cuda:{cuda}: it needs about {gib(needed)} "
                           f"(weights, gradients, optimiser state and a batch's activations), and {gib(cuda_free)} is free "
                           "there; use a smaller batch_size, fewer or narrower layers (model.hidden_sizes), or "
                           "trainer.accelerator=cpu")
 
 
-def _size_setting(model: Callable, input_shape: Sequence[int], n_outputs: int, batch_size: int, needed: int,
-                  batch_key: bool = False) -> tuple[str, object]:
-    """(key, value) of the setting that needs the most of ``needed``: the conv blocks, the dense
-    layers, or (``batch_key``) the batch size when a batch's activations outweigh the network's state."""
+def _size_setting(model: Callable, input_shape: Sequence[int], n_outputs: int, batch_size: int, needed: int) -> tuple[str, object]:
+    """(key, value) of the setting that needs the most of ``needed``: the batch size when a batch's
+    activations outweigh the network's state, else the conv blocks or the dense layers."""
     settings = model.keywords
-    if batch_key and 2 * estimate_bytes(model, input_shape, n_outputs, 0) < needed:
+    if 2 * estimate_bytes(model, input_shape, n_outputs, 0) < needed:
         return "batch_size", batch_size
     key = "model.hidden_sizes"
     if "blocks" in settings:  # blame the part that needs the most: the conv blocks or the dense head

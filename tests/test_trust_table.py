@@ -410,3 +410,18 @@ def test_the_python_api_refuses_a_name_from_a_users_file_before_any_folder_is_ma
     with pytest.raises(NnexpError, match="task_name=../../api_z would write outside"):
         nnexp.run(f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "experiment=mine", *VALIDATE)
     assert list((tmp_path / "work").iterdir()) == [] and not (tmp_path / "api_z").exists()
+
+
+def test_a_batch_too_large_for_this_machines_memory_names_batch_size():
+    from functools import partial
+
+    from nnexp.errors import ConfigError
+    from nnexp.models.mlp import MLP
+    from nnexp.resources import check_fits
+
+    with pytest.raises(ConfigError) as error:
+        check_fits(partial(MLP, hidden_sizes=[100]), (784,), 10, 10**8, free=8 * GIB)
+    assert error.value.key == "batch_size" and "smaller batch_size" in str(error.value)
+    with pytest.raises(ConfigError) as error:
+        check_fits(partial(MLP, hidden_sizes=[10**5, 10**5]), (784,), 10, 200, free=8 * GIB)
+    assert error.value.key == "model.hidden_sizes"
