@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
-from nnexp.errors import NnexpError
+from nnexp.errors import NnexpError, Refusal, hydra_environment
 
 CONFIG_NAME = "train"
 
@@ -304,7 +304,7 @@ def hydra_session() -> Iterator[Any]:
     from nnexp.interrupts import raise_if_interrupted, remembered
 
     use_libyaml_for_omegaconf()
-    with _process_state_kept(), remembered():
+    with _process_state_kept(), remembered(), hydra_environment():
         register_plugins()
         GlobalHydra.instance().clear()
         try:
@@ -323,6 +323,8 @@ def hydra_session() -> Iterator[Any]:
             from nnexp.errors import unwritable_path
 
             raise NnexpError(unwritable_path(error)) from None
+        except Refusal as refusal:  # refused inside Hydra's callbacks (nnexp.hydra_integration.folder_names)
+            raise refusal.error.with_traceback(None) from None
         except SystemExit:
             raise_if_interrupted()  # Lightning turns a Ctrl-C into exit(1)
             raise

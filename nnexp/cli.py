@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from nnexp.compat import skip_mode_probe, use_libyaml_for_omegaconf
+from nnexp.errors import set_hydra_environment
 from nnexp.hydra_integration.app import hydra_app, register_plugins
 from nnexp.preflight import kept_message, one_line, unknown_group_option, user_file_problem
 from nnexp.sweeps.grid import SWEEP_RECORD
@@ -129,9 +130,9 @@ def run() -> None:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         raise SystemExit(2)
-    # Hydra raises its errors instead of printing a dozen lines, so that each is one line here,
-    # whatever the user's HYDRA_FULL_ERROR says (NNEXP_TRACEBACK=1 shows tracebacks).
-    os.environ["HYDRA_FULL_ERROR"] = "1"
+    # Hydra raises its errors instead of printing a dozen lines, so that each is one line here, whatever
+    # the user's HYDRA_FULL_ERROR and Hydra's other variables say (NNEXP_TRACEBACK=1 shows tracebacks).
+    set_hydra_environment()
     import yaml
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException

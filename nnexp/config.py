@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import re
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -184,9 +185,7 @@ def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first key whose value is not allowed."""
     if cfg.get("mode", "train") not in MODES:
         raise ConfigError("mode", cfg.mode, f"one of {', '.join(MODES)}")
-    from nnexp.store import resolved_settings
-
-    settings = resolved_settings(cfg)
+    settings = _resolved(cfg)
     found = non_finite_setting(settings)
     if found:  # NaN passes every comparison, and inf overflows silently: neither is a setting
         raise ConfigError(found[0], found[1], "a finite number")
@@ -252,6 +251,25 @@ def check_config(cfg: DictConfig) -> None:
     check_pairing(cfg)  # optimiser x regulariser x stopping x model: the rule table in nnexp/pairings.py
 
 
+def _resolved(cfg: DictConfig) -> dict:
+    """The job's resolved settings (``nnexp.store.resolved_settings``); a ``${...}`` that cannot
+    resolve is a ConfigError naming its key (raised in the task function, Hydra adds a line of its own)."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    from nnexp.store import resolved_settings
+
+    try:
+        return resolved_settings(cfg)
+    except InterpolationResolutionError as error:
+        key = str(getattr(error, "full_key", "") or "") or "config"
+        raw = OmegaConf.to_container(cfg, resolve=False)
+        for part in re.findall(r"[^.\[\]]+", key):  # optim._args_[0]: a dict's key, then a list's index
+            raw = raw.get(part) if isinstance(raw, dict) else raw[int(part)] if isinstance(raw, list) else raw
+        reason = (getattr(error, "msg", None) or str(error)).splitlines()[0]
+        raise ConfigError(key, raw, f"an interpolation that resolves ({reason}); name a key or resolver that exists, "
+                                    "e.g. ${trainer.max_epochs} or ${oc.env:HOME}, or give the value itself") from None
+
+
 def explicit_hydra_keys() -> set[str]:
     """The ``hydra.*`` keys the user set on the command line (none outside a Hydra run)."""
     from hydra.core.hydra_config import HydraConfig
@@ -267,19 +285,12 @@ CONSTANT_TARGET = "torch.optim.lr_scheduler.ConstantLR"
 
 
 def _check_solver_combination(cfg: DictConfig) -> None:
-    """Settings that scikit-learn would silently ignore are refused, with the setting that works."""
+    """Schedules that scikit-learn would silently ignore are refused, with the setting that works
+    (L-BFGS with early stopping is a pairing: ``nnexp.pairings`` decides it)."""
     schedule = _get(cfg, "schedule._target_")
-    monitor = _get(cfg, "stopping.monitor")
-    if _get(cfg, "optim._target_") == LBFGS_TARGET:
-        if schedule not in (None, CONSTANT_TARGET):
-            raise ConfigError("schedule", schedule, "schedule=constant with optim=lbfgs (L-BFGS has no learning rate)")
-        if monitor is not None and monitor != "train_loss":
-            raise ConfigError(
-                "stopping.monitor", monitor,
-                "train_loss with optim=lbfgs (use stopping=convergence): early stopping applies to sgd and adam, "
-                "L-BFGS stops on optim.tol, optim.max_iter or optim.max_fun",
-            )
-    if schedule == ADAPTIVE_TARGET and monitor is None:
+    if _get(cfg, "optim._target_") == LBFGS_TARGET and schedule not in (None, CONSTANT_TARGET):
+        raise ConfigError("schedule", schedule, "schedule=constant with optim=lbfgs (L-BFGS has no learning rate)")
+    if schedule == ADAPTIVE_TARGET and _get(cfg, "stopping.monitor") is None:
         raise ConfigError(
             "schedule", "adaptive",
             "a stopping rule with schedule=adaptive (stopping=convergence or early_stopping): "

@@ -208,8 +208,9 @@ def misspelt_override(message: str) -> str | None:
             "component that takes it)")
 
 
-NAMED_PATHS = {  # a key whose value names a folder under a root, and the explicit override that replaces that folder
+NAMED_PATHS = {  # a key whose value names a folder or file under a root, and the explicit override that replaces it
     "task_name": ("outputs/", "hydra.run.dir"),
+    "hydra.job.name": ("the run dir (it names the log file, <name>.log)", None),
     "hydra.sweeper.study_name": ("the sweep dir", None),
 }
 
@@ -242,4 +243,20 @@ def command_line_path_names(argv: list[str]) -> None:
         explicit.add(key)
         if key in NAMED_PATHS:  # a sweep's comma-separated options: the first that escapes
             values[key] = next((option for option in value.split(",") if escapes_root(option)), None)
+    check_path_names(values, explicit)
+
+
+def composed_path_names(config) -> None:
+    """``check_path_names`` on a composed config, whose names a user's config files may set, before
+    Hydra makes any folder; the hydra keys set on the command line are the user's explicit choice."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    values = {}
+    for key in NAMED_PATHS:
+        try:
+            values[key] = OmegaConf.select(config, key, default=None)
+        except OmegaConfBaseException:  # an interpolation that cannot resolve: Hydra names it when it reads it
+            continue
+    explicit = {override.split("=", 1)[0].lstrip("+~") for override in OmegaConf.select(config, "hydra.overrides.hydra") or ()}
     check_path_names(values, explicit)

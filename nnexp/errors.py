@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from typing import Iterator, MutableMapping
+
 
 class NnexpError(Exception):
     """An error caused by the user's input; shown as one line, without a traceback."""
@@ -17,6 +21,15 @@ class ConfigError(NnexpError):
         super().__init__(f"{key}={value!r} is not allowed: {allowed}")
 
 
+class Refusal(SystemExit):
+    """An NnexpError raised where Exceptions are turned into warnings and the work goes on (Hydra's
+    callbacks): SystemExit passes through them. Exit code 2; ``error`` is the line's NnexpError."""
+
+    def __init__(self, error: NnexpError):
+        super().__init__(error.exit_code)
+        self.error = error
+
+
 class DataError(NnexpError):
     """Data that cannot be used as given (missing file, bad column, NaN values ...)."""
 
@@ -25,3 +38,42 @@ def unwritable_path(error: OSError) -> str:
     """The one line for a path nnexp cannot make or write (read-only, full, not a folder)."""
     return (f"{error.strerror}: {error.filename}; make the folder writable, free space, or write elsewhere "
             "(hydra.run.dir=... or hydra.sweep.dir=...)")
+
+
+# Hydra's environment variables that change how a user's mistake is shown, or that turn a run
+# into an error, with the value nnexp runs under (None: unset). OC_CAUSE is left as the user set
+# it: it changes only tracebacks, which nnexp shows with NNEXP_TRACEBACK=1.
+HYDRA_ENVIRONMENT: dict[str, str | None] = {
+    "HYDRA_FULL_ERROR": "1",  # Hydra raises its errors (nnexp prints each as one line) instead of printing a dozen
+    "HYDRA_DEPRECATION_WARNINGS_AS_ERRORS": None,  # a Hydra deprecation would end a run that trains
+    "SELF_WARNING_AS_ERROR": None,  # a defaults list without _self_ would end a run that trains
+    "HYDRA_MAIN_MODULE": None,  # another app's module would rename the job (its log file, its cluster job)
+    "FB_PAR_MAIN_MODULE": None,
+    "FB_XAR_MAIN_MODULE": None,
+}
+
+
+def set_hydra_environment(environ: MutableMapping[str, str] = os.environ) -> dict[str, str | None]:
+    """Set Hydra's variables as ``HYDRA_ENVIRONMENT`` says, whatever the user's environment has;
+    returns what was there before (None: unset), for a caller that puts it back."""
+    before = {name: environ.get(name) for name in HYDRA_ENVIRONMENT}
+    for name, value in HYDRA_ENVIRONMENT.items():
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
+    return before
+
+
+@contextlib.contextmanager
+def hydra_environment() -> Iterator[None]:
+    """``set_hydra_environment`` for one call (the Python API's), the user's variables put back after."""
+    before = set_hydra_environment()
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -53,11 +53,11 @@ class Plan:
     def fit_data(self) -> FitData:
         """The training split (less a validation split, when the stopping rule or
         ``data.validation_fraction`` asks for one), scaled, as tensors."""
-        from nnexp.resources import check_fits
+        from nnexp.resources import check_run_fits
 
         # scikit-learn's split is drawn after its initial weights, which allocates them: a network
-        # that cannot fit is refused first, in one line.
-        check_fits(self.factories.model, self.bundle.input_shape, self.bundle.n_outputs)
+        # that cannot fit (in memory, or in its GPU's) is refused first, in one line.
+        check_run_fits(self.cfg, self.factories.model, self.bundle.input_shape, self.bundle.n_outputs, len(self.bundle.y_train))
         return make_fit_data(self.bundle, validation_fraction=self.checked.validation_fraction, seed=self.cfg.seed,
                              **fit_data_options(self.cfg, self.bundle))
 

@@ -51,16 +51,23 @@ BOOLEAN_TRUE, BOOLEAN_FALSE = ("true", "True", "1"), ("false", "False", "0")
 
 
 def join_split_values(argv: list[str]) -> list[str]:
-    """Rejoin a list value that the shell split at its spaces (``hidden_layer_sizes=[10, 10]``)."""
+    """Rejoin a list value that the shell split at its spaces (``hidden_layer_sizes=[10, 10]``). A
+    bracket that no later piece closes is left as it is, for Hydra to name that override alone: the
+    next override or flag is never swallowed into it."""
     joined: list[str] = []
-    depth = 0
-    for arg in argv:
-        if depth > 0:
+    depth, opened_at = 0, 0
+    for index, arg in enumerate(argv):
+        continues = depth > 0 and "=" not in arg and not arg.startswith("-")
+        if continues:
             joined[-1] += arg
         else:
+            if depth > 0:  # the open bracket was never closed: keep its pieces apart
+                joined[len(joined) - 1:] = argv[opened_at:index]
             joined.append(arg)
-        depth += arg.count("[") - arg.count("]")
-        depth = max(depth, 0)
+            depth, opened_at = 0, index
+        depth = max(depth + arg.count("[") - arg.count("]"), 0)
+    if depth > 0:
+        joined[len(joined) - 1:] = argv[opened_at:]
     return joined
 
 

@@ -63,6 +63,19 @@ def test_lbfgs_refuses_minibatches(run_nnexp):
         run_nnexp("optim=lbfgs", "batch_size=32")
 
 
+@pytest.mark.parametrize("overrides", [["stopping=early_stopping"], ["stopping.monitor=val_loss"], ["stopping.monitor=val_score"]])
+def test_lbfgs_with_early_stopping_is_decided_by_the_pairings_table_alone(overrides, compose_cfg, monkeypatch):
+    from nnexp import pairings
+    from nnexp.config import check_config
+
+    cfg = compose_cfg("data=iris", "optim=lbfgs", *overrides)
+    with pytest.raises(ConfigError) as error:
+        check_config(cfg)
+    assert error.value.key == "stopping" and "use stopping=convergence" in str(error.value) and "\n" not in str(error.value)
+    monkeypatch.setattr(pairings, "RULES", tuple(row for row in pairings.RULES if row[2] != "early_stopping"))
+    check_config(cfg)  # without the table's row, nothing else refuses it
+
+
 def test_csv_path_that_does_not_exist(run_nnexp, tmp_path):
     with pytest.raises(DataError, match=r"data.path='.*nope.csv': no such file"):
         run_nnexp("data=csv", f"data.path={tmp_path / 'nope.csv'}", "data.target=label")

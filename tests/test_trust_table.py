@@ -169,6 +169,11 @@ ROWS = [
     ("paths:file-task-name-up", {"conf/experiment/mine.yaml": EXP + "task_name: ../../z\n"},
      ["--config-dir", "{tmp}/conf", "experiment=mine", *VALIDATE], 2, "task_name"),
     ("paths:task-name-up-explicit-run-dir", {}, ["task_name=../../x", "hydra.run.dir={tmp}/mine", *VALIDATE], 0, ""),
+    ("paths:file-task-name-up-sweep", {"conf/experiment/mine.yaml": EXP + "task_name: ../../z\n"},
+     ["-m", "--config-dir", "{tmp}/conf", "experiment=mine", "seed=0,1", *VALIDATE], 2, "task_name"),
+    ("paths:file-job-name-up", {"conf/experiment/mine.yaml": EXP + "hydra:\n  job:\n    name: ../../../w\n"},
+     ["--config-dir", "{tmp}/conf", "experiment=mine", *VALIDATE], 2, "hydra.job.name"),
+    ("paths:job-name-up", {}, ["hydra.job.name=../../../w", *VALIDATE], 2, "hydra.job.name"),
     # 6. Resources before allocation.
     ("resources:huge-mlp", {}, ["model.hidden_sizes=[200000,200000,200000]", *VALIDATE], 2, "GiB"),
     ("resources:huge-cnn", {}, ["data=digits_images", "model=cnn_small", "model.hidden_sizes=[400000,400000]", *VALIDATE], 2, "GiB"),
@@ -189,6 +194,9 @@ ROWS = [
     ("messages:nested-typo", {}, ["optim.lrr=0.1", *VALIDATE], 2, "optim.lr"),
     ("messages:nested-typo-stopping", {}, ["stopping.patiense=3", *VALIDATE], 2, "stopping.patience"),
     ("messages:unquoted-semicolon", {"my.csv": csv_text()}, [*CSV, "data.delimiter=;", *VALIDATE], 2, "data.delimiter"),
+    ("messages:interpolation-unknown-key", {}, ["optim.lr=${nope}", *VALIDATE], 2, "optim.lr='${nope}'"),
+    ("messages:file-interpolation-unknown-resolver", {"conf/experiment/mine.yaml": EXP + "seed: ${nope:1}\n"},
+     ["--config-dir", "{tmp}/conf", "experiment=mine", *VALIDATE], 2, "seed='${nope:1}'"),
     ("messages:classify-regression", {}, ["data=diabetes", "data.task=classification", *VALIDATE], 2, "regression"),
     # 9. Hydra's variables that a user may have set change nothing.
     ("env:full-error-0-override", {"": "hydra_full_error=0"}, ["optim.lrr=0.1", *VALIDATE], 2, "lrr"),
@@ -200,7 +208,8 @@ ROWS = [
 
 @pytest.mark.parametrize("files, command, code, fragment", [pytest.param(*row[1:], id=row[0]) for row in ROWS])
 def test_a_users_input_ends_in_one_clear_line_or_a_correct_result(files, command, code, fragment, tmp_path, monkeypatch,
-                                                                    capsys):
+                                                                    capsys, request):
+    beside = set(tmp_path.parent.iterdir())  # where a name with ../ would put a folder
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     for name, content in files.items():
@@ -227,6 +236,10 @@ def test_a_users_input_ends_in_one_clear_line_or_a_correct_result(files, command
     if code == 2:
         assert len(lines) == 1 and lines[0].startswith("error: "), captured.err[-3000:]
     assert fragment in captured.out + captured.err, captured.err[-3000:]
+    if not any("{tmp}/.." in arg for arg in command):  # only a run dir the user chose may be outside
+        assert set(tmp_path.parent.iterdir()) == beside
+    if request.node.callspec.id.startswith("paths:") and code == 2:  # refused before any folder is made
+        assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
 
 
 def test_the_table_has_several_rows_of_every_kind():
@@ -283,3 +296,132 @@ def test_a_live_cluster_refuses_what_it_cannot_run_in_one_line(overrides, fragme
                            *overrides], cwd=tmp_path, env=env, text=True, capture_output=True)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1 and fragment in lines[0], done.stderr[-3000:]
+
+
+GIB = 2**30
+BLOCK = {"filters": 8, "kernel": 3, "padding": 1, "pool": 2}
+GPU_ROWS = [  # (model, input shape, batch rows, the GPU it trains on, the GPU's free bytes, the key named; None: it fits)
+    ("mlp", [100], (784,), 200, 0, 8 * GIB, None),
+    ("mlp", [100000, 100000], (784,), 200, 0, 8 * GIB, "model.hidden_sizes"),
+    ("mlp", [100], (784,), 10**8, 0, 8 * GIB, "batch_size"),
+    ("mlp", [100], (784,), 10**8, None, 1, None),  # a run on the CPU: the GPU's memory is not its limit
+    ("cnn", [64], (28, 28), 128, 0, 1 * GIB, None),
+    ("cnn", [64], (28, 28), 10**6, 1, 1 * GIB, "batch_size"),
+    ("cnn", [200000], (28, 28), 2, 0, 1 * GIB, "model.hidden_sizes"),
+    ("cnn_wide", [64], (28, 28), 1, 0, 2**20, "model.blocks"),
+]
+
+
+@pytest.mark.parametrize("kind, hidden, shape, rows, cuda, cuda_free, key", GPU_ROWS)
+def test_a_network_too_large_for_its_gpus_free_memory_names_the_setting_to_change(kind, hidden, shape, rows, cuda,
+                                                                                     cuda_free, key):
+    from functools import partial
+
+    from nnexp.errors import ConfigError
+    from nnexp.models.cnn import CNN
+    from nnexp.models.mlp import MLP
+    from nnexp.resources import check_fits
+
+    blocks = [BLOCK] * 2 if kind == "cnn" else [{**BLOCK, "filters": 4096, "pool": 0}] * 2 if kind == "cnn_wide" else None
+    model = partial(MLP, hidden_sizes=hidden) if blocks is None else partial(CNN, blocks=blocks, hidden_sizes=hidden)
+    if key is None:
+        check_fits(model, shape, 10, rows, cuda, free=2**50, cuda_free=cuda_free)
+        return
+    with pytest.raises(ConfigError) as error:
+        check_fits(model, shape, 10, rows, cuda, free=2**50, cuda_free=cuda_free)
+    message = str(error.value)
+    assert error.value.key == key and "\n" not in message
+    assert f"cuda:{cuda}" in message and "trainer.accelerator=cpu" in message and "GiB is free" in message
+
+
+@pytest.mark.parametrize("trainer, gpu_present, index", [
+    ({"accelerator": "cpu", "devices": 1}, True, None),
+    ({"accelerator": "auto", "devices": 1}, False, None),
+    ({"accelerator": "auto", "devices": 1}, True, 0),
+    ({"accelerator": "gpu", "devices": [2]}, True, 2),
+    ({"accelerator": "cuda", "devices": "1,3"}, True, 1),
+    ({"accelerator": "gpu", "devices": "auto"}, True, 0),
+    ({"accelerator": "mps", "devices": 1}, True, None),
+])
+def test_the_gpu_a_run_trains_on_is_the_one_whose_memory_is_checked(trainer, gpu_present, index, monkeypatch):
+    import torch
+
+    from nnexp.resources import cuda_index
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu_present)
+    assert cuda_index(trainer) == index
+
+
+OLD_STYLE_PARTIAL = "_target_: functools.partial\n_args_:\n  - _target_: hydra.utils.get_method\n    path: torch.optim.SGD\nlr: 0.1\n"
+ENV_ROWS = [  # (variable, value, the user's files, the command): the same outcome with the variable set as without it
+    ("HYDRA_FULL_ERROR", "0", {}, ["optim.lrr=0.1", *VALIDATE]),
+    ("SELF_WARNING_AS_ERROR", "1", {"conf/mine.yaml": "defaults:\n  - train\nseed: 1\n"},
+     ["--config-dir", "{tmp}/conf", "--config-name", "mine", *VALIDATE]),
+    ("HYDRA_DEPRECATION_WARNINGS_AS_ERRORS", "1", {"conf/optim/old.yaml": OLD_STYLE_PARTIAL},
+     ["--config-dir", "{tmp}/conf", "optim=old", "data=iris", "trainer.max_epochs=1", *FAST]),
+    ("HYDRA_MAIN_MODULE", "elsewhere.main", {}, VALIDATE),  # the job's name: its log file's
+    ("OC_CAUSE", "1", {"conf/experiment/mine.yaml": EXP + "optim:\n  lr: ${nope}\n"},  # kept: it changes tracebacks only
+     ["--config-dir", "{tmp}/conf", "experiment=mine", *VALIDATE]),
+]
+
+
+def outcome(command: list[str], tmp_path: Path, folder: str, monkeypatch, capsys) -> tuple:
+    """(exit code, stderr lines, files written) of ``nnexp COMMAND`` run in ``tmp_path/folder``, dates and times as D and T."""
+    import re
+
+    (tmp_path / folder).mkdir()
+    monkeypatch.chdir(tmp_path / folder)
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["nnexp", *(arg.replace("{tmp}", str(tmp_path)) for arg in command)])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as exit:
+        code = exit.code or 0
+    def undated(text: str) -> str:
+        return re.sub(r"\d\d-\d\d-\d\d", "T", re.sub(r"\d{4}-\d\d-\d\d", "D", text))
+    lines = [undated(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
+    files = {undated(str(path.relative_to(tmp_path / folder))) for path in (tmp_path / folder).rglob("*")}
+    return code, lines, files
+
+
+@pytest.mark.parametrize("variable, value, files, command", ENV_ROWS, ids=[row[0] for row in ENV_ROWS])
+def test_hydras_environment_variables_change_no_outcome(variable, value, files, command, tmp_path, monkeypatch, capsys):
+    from nnexp.errors import HYDRA_ENVIRONMENT
+
+    for name in {*HYDRA_ENVIRONMENT, variable}:
+        monkeypatch.delenv(name, raising=False)  # the CLI sets them for its process: put back after
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content)
+    without = outcome(command, tmp_path, "without", monkeypatch, capsys)
+    monkeypatch.setenv(variable, value)
+    assert outcome(command, tmp_path, "with", monkeypatch, capsys) == without
+
+
+def test_the_python_api_refuses_a_name_from_a_users_file_before_any_folder_is_made(tmp_path, monkeypatch):
+    import nnexp
+    from nnexp.errors import NnexpError
+
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "mine.yaml").write_text(EXP + "task_name: ../../api_z\n")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    with pytest.raises(NnexpError, match="task_name=../../api_z would write outside"):
+        nnexp.run(f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "experiment=mine", *VALIDATE)
+    assert list((tmp_path / "work").iterdir()) == [] and not (tmp_path / "api_z").exists()
+
+
+def test_a_batch_too_large_for_this_machines_memory_names_batch_size():
+    from functools import partial
+
+    from nnexp.errors import ConfigError
+    from nnexp.models.mlp import MLP
+    from nnexp.resources import check_fits
+
+    with pytest.raises(ConfigError) as error:
+        check_fits(partial(MLP, hidden_sizes=[100]), (784,), 10, 10**8, free=8 * GIB)
+    assert error.value.key == "batch_size" and "smaller batch_size" in str(error.value)
+    with pytest.raises(ConfigError) as error:
+        check_fits(partial(MLP, hidden_sizes=[10**5, 10**5]), (784,), 10, 200, free=8 * GIB)
+    assert error.value.key == "model.hidden_sizes"

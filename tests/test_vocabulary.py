@@ -99,3 +99,15 @@ def test_cli_answers_a_misspelt_key_in_one_line_with_exit_code_2(tmp_path):
         "`nnexp --help` lists the keys and groups (+ adds keys only inside a config node, e.g. +trainer.gradient_clip_val=1)"
     ]
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("argv, joined", [
+    (["hidden_layer_sizes=[10,", "10]", "seed=1"], ["hidden_layer_sizes=[10,10]", "seed=1"]),  # the shell split it at a space
+    (["-m", "model.hidden_sizes=[10],[10,", "10]", "seed=1"], ["-m", "model.hidden_sizes=[10],[10,10]", "seed=1"]),
+    (["optim.lr=[0.1", "quiet=true", "mode=validate"], ["optim.lr=[0.1", "quiet=true", "mode=validate"]),  # never closed
+    (["alpha=[0.1,", "1", "--cfg", "job"], ["alpha=[0.1,", "1", "--cfg", "job"]),
+])
+def test_a_list_the_shell_split_is_rejoined_and_an_unclosed_bracket_swallows_nothing(argv, joined):
+    from nnexp.vocabulary import join_split_values
+
+    assert join_split_values(argv) == joined
