@@ -95,14 +95,20 @@ class ClusterLauncher(BatchedLauncher):
 
     def finished_here(self, config: DictConfig) -> bool:
         """Whether a job's result is in its job dir or the store already (``Job.done``, which
-        restores it from the store here, on the submit host)."""
+        restores it from the store here, on the submit host). A job that goes to the cluster
+        loses an earlier launch's record of its failure (``Job.forget_ended``): a dead task's
+        jobs then keep only what this launch recorded."""
         from nnexp.config import is_training_config
         from nnexp.hydra_integration.sweep_job import job_dir, sweep_job, task_config
 
         task = task_config(config)
-        if not is_training_config(task) or task.get("fresh", False):
+        if not is_training_config(task):
             return False
-        return sweep_job(task, config.hydra, job_dir(config)).done() is not None
+        job = sweep_job(task, config.hydra, job_dir(config))
+        if not task.get("fresh", False) and job.done() is not None:
+            return True
+        job.forget_ended()
+        return False
 
     # -- launching ---------------------------------------------------------------------------
 

@@ -33,8 +33,9 @@ class ChunkTask:
         self.singleton_state = Singleton.get_state()  # Hydra's plugins and config store, as Hydra's submitit plugin ships them
         self.cwd = os.getcwd()  # the launcher's: a task starts elsewhere (see ClusterLauncher.executor)
 
-    def __call__(self, job_overrides: list[list[str]], numbers: list[int]) -> dict[int, JobReturn]:
-        """Run the chunk; return {job number: its return}, without its configs (the driver has them)."""
+    def __call__(self, job_overrides: list[list[str]], numbers: list[int]) -> "dict[int, JobReturn] | ChunkStopped":
+        """Run the chunk; return {job number: its return}, without its configs (the driver has
+        them), or ``ChunkStopped`` when ``fail_fast`` stopped it at a failed job."""
         os.chdir(self.cwd)
         Singleton.set_state(self.singleton_state)
         setup_globals()
