@@ -330,9 +330,6 @@ def hydra_session() -> Iterator[Any]:
             raise
         finally:
             GlobalHydra.instance().clear()
-            from nnexp.progress import stop_displays
-
-            stop_displays()  # a live sweep line left by a Ctrl-C or a stop
 
 
 @contextlib.contextmanager

@@ -166,21 +166,19 @@ def run() -> None:
         stopped(error)
         raise
     finally:
-        if "nnexp.progress" in sys.modules:  # a live sweep line left by a Ctrl-C or a stop
-            sys.modules["nnexp.progress"].stop_displays()
         # Skip the full garbage collection of every loaded module at interpreter exit (~0.7 s).
         gc.freeze()
 
 
 def stopped(error: BaseException) -> None:
-    """``fail_fast=true`` stopped the sweep: write its summary, say why; exit 1."""
+    """The sweep stopped early (``fail_fast=true``, or cluster tasks that could not start): write
+    its summary, say why in one line; exit 1 (2 for a cluster request to change)."""
     fail_fast = sys.modules.get("nnexp.fail_fast")
     if fail_fast is None or not isinstance(error, fail_fast.SweepStopped):
         return
-    sys.modules["nnexp.progress"].stop_displays()
     fail_fast.stopped_summary(error)
     print(f"error: {error}", file=sys.stderr)
-    raise SystemExit(1) from None
+    raise SystemExit(error.exit_code) from None
 
 
 def interrupted(sweep_dir: Path | None) -> None:

@@ -21,10 +21,10 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, open_dict
 
-from nnexp.claims import claim
+from nnexp.claims import DirBusy, claim
 from nnexp.errors import NnexpError
 from nnexp.interrupts import raise_if_interrupted
-from nnexp.metrics import RunRecord, write_record
+from nnexp.metrics import FAILED, RunRecord, read_record, write_record
 from nnexp.results import METRICS_FILE
 from nnexp.store import REUSED_FILE, JobStore, finished_record, job_key
 
@@ -139,19 +139,40 @@ class Job:
 
     def end(self, status: str, error: str) -> RunRecord:
         """Record how the job ended without training to the end (its task timed out, was
-        cancelled, or died): claims the dir; a finished result there is kept and returned."""
+        cancelled, or died): claims the dir; a record of this job there is kept and returned (a
+        finished result, or its own failure, whose error says why: see ``forget_ended``)."""
         with self.claimed():
             try:
                 self.key = self.key or job_key(self.cfg)
             except Exception:  # noqa: BLE001  (a config that cannot resolve: the record says how its task ended)
                 self.key = ""
-            finished = finished_record(self.dir)
-            if finished is not None and finished.job_key == self.key:
-                return finished
+            here = self._record()
+            if here is not None and here.job_key == self.key:
+                return here
             ended = RunRecord(self.key, status, None, error=error)
             write_record(self.dir / METRICS_FILE, ended)
             self.say(f"{status}: {error}")
             return ended
+
+    def forget_ended(self) -> None:
+        """Remove an earlier launch's record of how this job ended without a result (``FAILED``
+        statuses) before a launch that runs it: a record of the job in its dir when its task dies
+        is then this launch's own (``end`` keeps it). A dir another process holds is left alone."""
+        record = self._record()
+        if record is None or record.status not in FAILED:
+            return
+        try:
+            with self.claimed():
+                (self.dir / METRICS_FILE).unlink(missing_ok=True)
+        except DirBusy:
+            pass
+
+    def _record(self) -> RunRecord | None:
+        """The dir's metrics record, whatever its status; None when it has none it can read."""
+        try:
+            return read_record(self.dir / METRICS_FILE)
+        except (OSError, ValueError):
+            return None
 
     def _taken(self) -> RunRecord | None:
         """The record to return instead of training: the job's own finished one, or (a dir

@@ -16,6 +16,10 @@ from typing import Any
 from nnexp.results import read_json, write_json
 
 FINISHED = ("ok", "diverged")  # statuses of a job that trained to the end (failed and oom did not)
+# Statuses of a job that ended without training to its end: it raised (failed, oom), or its task
+# ran out of time (timeout), was cancelled (cancelled) or died otherwise (lost). A sweep's progress
+# counts them as failures, and ``fail_fast`` stops at the first.
+FAILED = ("failed", "oom", "timeout", "cancelled", "lost")
 
 
 @dataclass
@@ -71,7 +75,7 @@ class RunRecord:
     """A job's metrics.json: its identity, status and objective, and (once trained) its fit."""
 
     job_key: str
-    status: str  # ok | diverged (trained) | pruned (stopped by an Optuna pruner) | failed | oom (raised; ``error`` says why)
+    status: str  # FINISHED | pruned (stopped by an Optuna pruner) | FAILED (``error`` says why) | not_run
     objective: float | None
     fit: FitMetrics | None = None
     data: str | None = None

@@ -8,17 +8,16 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from nnexp.metrics import FAILED
 from nnexp.notebook import NotebookLive, has_ipywidgets
-
-
-_displays: "weakref.WeakSet[SweepProgress]" = None  # type: ignore[assignment]
 
 
 class SweepProgress(Callback):
     """A sweep's progress: jobs done of N (Optuna: trials of n_trials; a cluster: tasks pending,
     running and done), elapsed time, ETA, failures so far and the best objective so far. A live
     line on a terminal, an updating output in Jupyter, plain lines in a log or a pipe (at each
-    tenth of the sweep, at each failure and at the end)."""
+    tenth of the sweep, at each failure and at the end). The display is this instance's own: it
+    stops at the sweep's end, and a sweeper whose sweep ends in an error stops it (``stop_in``)."""
 
     def __init__(self, plain_steps: int = 10) -> None:
         self.plain_steps = plain_steps
@@ -46,7 +45,6 @@ class SweepProgress(Callback):
     # The display
 
     def start(self, total: int | None, unit: str = "jobs", console: Console | None = None) -> None:
-        global _displays
         import time
 
         self.total, self.unit, self.done, self.failed = total, unit, 0, 0
@@ -61,24 +59,19 @@ class SweepProgress(Callback):
             self.live = live_class(console=self.console, refresh_per_second=4, get_renderable=lambda: Text(self.line()),
                                    redirect_stdout=redirect, redirect_stderr=redirect)
             self.live.start()
-        if _displays is None:
-            import weakref
-
-            _displays = weakref.WeakSet()
-        _displays.add(self)
 
     def job_done(self, number: int, status: str, objective: float | None) -> None:
         """One job ended, with its status and objective."""
         import math
 
         self.done += 1
-        if status not in ("ok", "diverged", "pruned", "skipped"):
+        if status in FAILED:
             self.failed += 1
         if objective is not None and math.isfinite(objective) and (self.best is None or objective > self.best[0]):
             self.best = (objective, number)
         if self.live is None and self.console is not None:
             step = max(1, (self.total or 0) // self.plain_steps)
-            if status not in ("ok", "diverged", "pruned", "skipped") or self.done >= self._next_plain or self.done == self.total:
+            if status in FAILED or self.done >= self._next_plain or self.done == self.total:
                 self.console.print(f"progress: {self.line()}", soft_wrap=True)
                 self._next_plain = self.done + step
         if self.total is not None and self.done >= self.total:
@@ -113,15 +106,15 @@ class SweepProgress(Callback):
         if self.live is not None:
             live, self.live = self.live, None
             live.stop()
-        if _displays is not None:
-            _displays.discard(self)
 
 
-def stop_displays() -> None:
-    """Stop every live sweep display (an entry point's clean-up after Ctrl-C or a stopped sweep:
-    a live line left running would keep the terminal's cursor hidden and its output redirected)."""
-    for display in list(_displays or ()):
-        display.stop()
+def stop_in(hydra_context) -> None:
+    """Stop the sweep's live display, if it has one: a sweeper's clean-up when its sweep ends in
+    an error (Ctrl-C, a stopped sweep), before the entry point prints what was kept; a live line
+    left running would keep the terminal's cursor hidden and its output redirected."""
+    progress = find(hydra_context)
+    if progress is not None:
+        progress.stop()
 
 
 def find(hydra_context) -> SweepProgress | None:

@@ -55,6 +55,13 @@ def cv_scores(sweep: Path) -> dict[str, str]:
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pending-timeout-s", type=float, default=30,
+                        help="(c)'s hydra.launcher.pending_timeout_s (default 30)")
+    args = parser.parse_args()
     env = dict(os.environ)
     cluster_dir = None
     with tempfile.TemporaryDirectory() as root:
@@ -72,7 +79,7 @@ def main() -> None:
             relaunch_wall, relaunch_out = nnexp(root, env, f"resume={root / 'b'}")
             c_grid = ["optim=adam", "cv=5", "seed=range(0,64)", *GRID[3:]]  # 64 jobs: one alpha, 64 seeds
             c_wall, c_out = nnexp(root, env, *c_grid, "launcher=slurm", "hydra.launcher.jobs_per_task=1",
-                                  "hydra.launcher.pending_timeout_s=30", "hydra.sweep.dir=c", "paths.store_dir=store_c")
+                                  f"hydra.launcher.pending_timeout_s={args.pending_timeout_s:g}", "hydra.sweep.dir=c", "paths.store_dir=store_c")
             c_recorded = sum(json.loads(path.read_text())["status"] == "ok" for path in (root / "c").glob("[0-9]*/metrics.json"))
         finally:
             if cluster_dir is not None:

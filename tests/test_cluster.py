@@ -115,7 +115,7 @@ def test_a_killed_task_keeps_its_finished_jobs_and_a_relaunch_trains_only_the_re
     out = driver.communicate()[0]
     assert driver.returncode == 0, out
     statuses = {job: json.loads((tmp_path / "killed" / job / "metrics.json").read_text())["status"] for job in ("0", "1", "2")}
-    cancelled = [job for job, status in statuses.items() if status in ("failed", "cancelled")]
+    cancelled = [job for job, status in statuses.items() if status in ("lost", "cancelled")]  # SIGKILL: lost with its task
     assert statuses["0"] == "ok" and cancelled, statuses  # the finished job is kept, the others say why they are not
     assert (tmp_path / "killed" / "summary.csv").is_file()
     error = json.loads((tmp_path / "killed" / cancelled[0] / "metrics.json").read_text())["error"]
@@ -147,23 +147,49 @@ def test_a_sigtermed_driver_cancels_its_array(tmp_path, slurm_cluster):
 
 
 @pytest.mark.xdist_group("slurm")
-def test_a_task_pending_too_long_ends_the_sweep_in_one_line_and_cancels_its_array(tmp_path, slurm_cluster):
+def test_a_task_pending_on_a_busy_cluster_ends_the_sweep_in_one_line_with_its_summary(tmp_path, slurm_cluster):
     import os
 
+    # Job 0 finished earlier (in the store); job 1's task will wait behind another user's job.
+    finished(tmp_path, *GRID[:-3], "regularization.alpha=1e-3", *GRID[-2:], "hydra.sweep.dir=earlier")
     cores = str(os.cpu_count())
     blocker = subprocess.run(["sbatch", "--parsable", "-c", cores, "--wrap", "sleep 600", "-o", "/dev/null"],
                              env=slurm_cluster, capture_output=True, text=True, check=True).stdout.strip()
-    try:  # every core is taken: the sweep's task pends (Resources)
-        process = nnexp(tmp_path, *GRID, "launcher=slurm", "hydra.launcher.pending_timeout_s=1", "hydra.launcher.poll_s=0.2",
-                        env=slurm_cluster)
+    try:  # every core is taken: the sweep's task pends (Resources), which no setting of the sweep's can change
+        process = nnexp(tmp_path, *GRID[:-3], "regularization.alpha=1e-3,1e-2", *GRID[-2:], "launcher=slurm",
+                        "hydra.launcher.pending_timeout_s=1", "hydra.launcher.poll_s=0.2", "hydra.sweep.dir=busy", env=slurm_cluster)
         out = process.communicate()[0]
         errors = [line for line in out.splitlines() if line.startswith("error")]
-        assert process.returncode == 2 and len(errors) == 1, out
-        assert "still PENDING (Resources)" in errors[0] and "hydra.launcher.cpus_per_task" in errors[0]
+        assert process.returncode == 1 and len(errors) == 1, out
+        assert "the cluster is busy" in errors[0] and "still PENDING (Resources)" in errors[0], errors
+        assert "cpus_per_task" not in errors[0] and "hydra.launcher.pending_timeout_s" in errors[0]
         assert [line for line in squeue(slurm_cluster) if not line.startswith(blocker)] == []  # its array was cancelled
     finally:
         subprocess.run(["scancel", blocker], env=slurm_cluster)
         ended(blocker, slurm_cluster)
+    rows = {row["param_regularization.alpha"]: row for row in csv.DictReader((tmp_path / "busy" / "summary.csv").open())}
+    assert rows["0.001"]["status"] == "ok"  # the finished job is kept, and in the summary
+    assert rows["0.01"]["status"] == "1 cancelled" and "still PENDING (Resources)" in rows["0.01"]["error"], rows
+
+
+@pytest.mark.xdist_group("slurm")
+def test_a_scancelled_array_records_its_jobs_as_cancelled_and_the_summary_shows_why(tmp_path, slurm_cluster):
+    long = ["data=digits", "trainer.max_epochs=1000000", "stopping=none", "quiet=true", "logger=none", "hydra/job_logging=none",
+            "regularization.alpha=1e-4,1e-3", "hydra.callbacks.sweep_summary.figures=foreground"]
+    driver = nnexp(tmp_path, *long, "launcher=slurm", "hydra.launcher.jobs_per_task=1", "hydra.sweep.dir=cancelled",
+                   env=slurm_cluster)
+    output = Stream(driver.stdout)
+    wait_for(lambda: array_id(output.text), output)
+    array = array_id(output.text)
+    wait_for(lambda: "tasks: 0 pending, 2 running" in output.text, output)  # the driver's progress line, from squeue
+    subprocess.run(["scancel", array], env=slurm_cluster, check=True)
+    out = output.text + driver.communicate()[0]
+    assert driver.returncode == 0, out
+    records = [json.loads((tmp_path / "cancelled" / job / "metrics.json").read_text()) for job in ("0", "1")]
+    assert [record["status"] for record in records] == ["cancelled", "cancelled"], out
+    assert all("ended CANCELLED before this job finished" in record["error"] for record in records)
+    rows = list(csv.DictReader((tmp_path / "cancelled" / "summary.csv").open()))
+    assert [row["status"] for row in rows] == ["1 cancelled"] * 2 and all("CANCELLED" in row["error"] for row in rows), rows
 
 
 @pytest.mark.xdist_group("slurm")

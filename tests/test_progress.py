@@ -103,3 +103,25 @@ def test_the_api_raises_sweep_failed_with_what_finished(tmp_path, monkeypatch):
     summary = raised.value.sweep.summary
     assert sorted(summary["status"]) == ["1 failed", "1 missing", "ok"]
     assert [run.dir.name for run in raised.value.sweep.runs] == ["0"]
+
+
+def test_a_sweeper_whose_sweep_ends_in_an_error_stops_its_live_line():
+    from types import SimpleNamespace
+
+    from nnexp.progress import stop_in
+
+    progress = SweepProgress()
+    progress.start(3, console=Console(file=io.StringIO(), width=200, force_terminal=True))
+    progress.job_done(0, "ok", 0.5)
+    assert progress.live is not None  # the sweep is not over
+    stop_in(SimpleNamespace(callbacks=SimpleNamespace(callbacks=[object(), progress])))  # as Hydra's context holds it
+    assert progress.live is None
+
+
+def test_one_status_list_counts_failures_and_stops_fail_fast():
+    from nnexp.metrics import FAILED, FINISHED
+
+    progress, stream = plain_progress()
+    for number, status in enumerate(["lost", "not_run", "pruned"]):
+        progress.job_done(number, status, None)
+    assert progress.failed == 1 and "lost" in FAILED and not set(FAILED) & set(FINISHED)

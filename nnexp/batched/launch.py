@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -23,7 +23,7 @@ from nnexp.handoff import FitResult
 from nnexp.interrupts import raise_if_interrupted
 from nnexp.metrics import FitMetrics
 from nnexp.models.task import Task
-from nnexp.store import JobStore, job_key
+from nnexp.store import job_key
 from nnexp.training.hardware import auto_threads, step_work, torch_threads
 
 log = logging.getLogger("nnexp.batched")
@@ -43,9 +43,11 @@ def score_splits(network: torch.nn.Module, task: Task, data) -> dict[str, float]
 class BatchedSweep:
     """A sweep's jobs sorted into stacks: ``batchable`` holds the jobs that train (or trained
     earlier) as stack members; the others run as ordinary jobs, and the log says why.
-    ``skip_finished=False`` trains even jobs whose result is in the store (a refit)."""
+    ``finished(index, key)``: whether job ``index`` (identity ``key``) is done already, so that no
+    stack trains it (its launcher asks the job: ``Job.done``); None trains every job (a refit)."""
 
-    def __init__(self, task_configs: list[DictConfig], chunk_size: int, skip_finished: bool = True):
+    def __init__(self, task_configs: list[DictConfig], chunk_size: int,
+                 finished: Callable[[int, str], bool] | None = None):
         self.threads = task_configs[0].get("threads", "auto") if task_configs else "auto"
         self.chunk_size = chunk_size
         self.counts = {"jobs": len(task_configs), "batched": 0, "stacks": 0, "fits": 0}
@@ -71,7 +73,7 @@ class BatchedSweep:
                 continue
             self.batchable.add(index)
             key = self.keys[index] = job_key(cfg)
-            if key in planned or (skip_finished and JobStore(cfg.paths.store_dir).lookup(key)):
+            if key in planned or (finished is not None and finished(index, key)):
                 continue  # finished earlier (or a repeat of a job already planned): the job restores it
             planned.add(key)
             self.stacks[stack_key(cfg)].append((index, key, cfg))

@@ -10,7 +10,7 @@ from hydra.core.utils import JobReturn
 
 from nnexp.config import is_training_config
 from nnexp.hydra_integration.launcher import InProcessLauncher
-from nnexp.hydra_integration.sweep_job import task_config
+from nnexp.hydra_integration.sweep_job import job_dir, sweep_job, task_config
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,11 @@ class BatchedLauncher(InProcessLauncher):
         set_up_process()  # before the stacks: their buffers page-faulted on every step without it
         self.start()
         tasks = [task_config(config) for config in configs]
-        sweep = BatchedSweep(tasks, self.chunk_size, skip_finished=not (tasks and tasks[0].get("fresh", False)))
+
+        def finished(number: int, key: str) -> bool:  # the job says, from its dir, then the store
+            return sweep_job(tasks[number], configs[number].hydra, job_dir(configs[number]), key).done() is not None
+
+        sweep = BatchedSweep(tasks, self.chunk_size, finished)
         runs: dict[int, JobReturn] = {}
         for finished in sweep.train():  # each job is recorded as soon as all its fits are trained
             for number, result in finished:

@@ -8,52 +8,23 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import shlex
 import signal
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
-from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, setup_globals
+from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig
 
 from nnexp.errors import ConfigError
+from nnexp.fail_fast import SweepStopped
 from nnexp.hydra_integration.batched_launcher import BatchedLauncher
-from nnexp.hydra_integration.overrides import shown_overrides
+from nnexp.hydra_integration.cluster_tasks import ChunkStopped, ChunkTask, in_dir, task_result
+from nnexp.hydra_integration.cluster_wait import TaskWait
 
 log = logging.getLogger(__name__)
 ARRAYS_FILE = "arrays.txt"  # in the submitit folder: the array ids this sweep dir submitted
-
-
-def in_dir(cwd: str, function, *args):
-    """Run ``function(*args)`` in ``cwd`` (a task's: the launcher's working dir)."""
-    os.chdir(cwd)
-    return function(*args)
-
-
-class ChunkTask:
-    """What one array task runs: its chunk of jobs, through the batched launcher, in one process."""
-
-    def __init__(self, hydra_context, task_function, config: DictConfig, chunk_size: int):
-        self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
-        self.chunk_size = chunk_size
-        self.singleton_state = Singleton.get_state()  # Hydra's plugins and config store, as Hydra's submitit plugin ships them
-        self.cwd = os.getcwd()  # the launcher's: a task starts elsewhere (see ClusterLauncher.executor)
-
-    def __call__(self, job_overrides: list[list[str]], numbers: list[int]) -> dict[int, JobReturn]:
-        """Run the chunk; return {job number: its return}, without its configs (the driver has them)."""
-        os.chdir(self.cwd)
-        Singleton.set_state(self.singleton_state)
-        setup_globals()
-        launcher = BatchedLauncher(self.chunk_size)
-        launcher.setup(hydra_context=self.hydra_context, task_function=self.task_function, config=self.config)
-        runs = launcher.launch_numbered(job_overrides, numbers)
-        for run in runs:
-            run.cfg = run.hydra_cfg = None
-        return dict(zip(numbers, runs))
 
 
 class ClusterLauncher(BatchedLauncher):
@@ -124,14 +95,20 @@ class ClusterLauncher(BatchedLauncher):
 
     def finished_here(self, config: DictConfig) -> bool:
         """Whether a job's result is in its job dir or the store already (``Job.done``, which
-        restores it from the store here, on the submit host)."""
+        restores it from the store here, on the submit host). A job that goes to the cluster
+        loses an earlier launch's record of its failure (``Job.forget_ended``): a dead task's
+        jobs then keep only what this launch recorded."""
         from nnexp.config import is_training_config
         from nnexp.hydra_integration.sweep_job import job_dir, sweep_job, task_config
 
         task = task_config(config)
-        if not is_training_config(task) or task.get("fresh", False):
+        if not is_training_config(task):
             return False
-        return sweep_job(task, config.hydra, job_dir(config)).done() is not None
+        job = sweep_job(task, config.hydra, job_dir(config))
+        if not task.get("fresh", False) and job.done() is not None:
+            return True
+        job.forget_ended()
+        return False
 
     # -- launching ---------------------------------------------------------------------------
 
@@ -182,7 +159,9 @@ class ClusterLauncher(BatchedLauncher):
     def submit_and_wait(self, chunks: list[list[int]], job_overrides, numbers: list[int]) -> dict[int, JobReturn]:
         """Submit one array task per chunk, wait until every task has ended, and record the jobs
         of a task that died without finishing them (its SLURM state in their ``error``); return
-        {job number: its return}, as its task returned it or as recorded here."""
+        {job number: its return}, as its task returned it or as recorded here. Where the driver
+        cancelled the tasks (``fail_fast``, tasks that could not start), their jobs are recorded
+        ``cancelled`` and the sweep stops (``SweepStopped``: the entry point writes its summary)."""
         from nnexp.hydra_integration import slurm
 
         if self.cluster == "slurm":
@@ -200,73 +179,40 @@ class ClusterLauncher(BatchedLauncher):
             record.writelines(f"{array}\n" for array in arrays)
         log.info(f"Submitted {len(tasks)} {self.cluster} tasks for {sum(map(len, chunks))} jobs (array {', '.join(arrays)})")
         with self.cancelled_on_signal(arrays):
-            ended = self.wait(tasks, arrays)
+            ended, halt = TaskWait(self).run(tasks, arrays)
         literal = folder / "%j"  # made by submitit from its folder pattern; the tasks' folders are named by id
         if literal.is_dir() and not any(literal.iterdir()):
             literal.rmdir()
         records: dict[int, JobReturn] = {}
+        cancelled: list[int] = []  # jobs the halt cancelled
+        stops: list[SweepStopped] = []  # fail_fast's, at a dead task's job (raised once every job is recorded)
         for task_job, chunk in zip(tasks, chunks):
+            chunk_numbers, overrides = [numbers[p] for p in chunk], [job_overrides[p] for p in chunk]
             state = ended.get(task_job.job_id)
             if state is None:
                 state, returned = task_result(task_job)
-                records.update(returned or {})
-            if state is not None:
-                records.update(self.record_dead([numbers[p] for p in chunk], [job_overrides[p] for p in chunk], task_job.job_id, state))
+                if isinstance(returned, ChunkStopped):  # its failed job keeps its record; the rest are cancelled
+                    kept = [position for position, number in enumerate(chunk_numbers) if number != returned.job]
+                    chunk_numbers, overrides, state = [chunk_numbers[p] for p in kept], [overrides[p] for p in kept], "CANCELLED"
+                    halt.tasks.add(task_job.job_id)
+                else:
+                    records.update(returned or {})
+            if state is None:
+                continue
+            halted = halt is not None and task_job.job_id in halt.tasks
+            error = (f"{halt.why}; its {self.cluster} task {task_job.job_id} was cancelled before this job finished" if halted
+                     else f"{self.cluster} task {task_job.job_id} ended {state} before this job finished")
+            dead, stop = self.record_dead(chunk_numbers, overrides, task_job.job_id, slurm.job_status(state), error)
+            records.update(dead)
+            stops += [stop] if stop is not None else []
+            if halted:
+                cancelled += [number for number, ret in dead.items() if getattr(ret, "record", None) is not None
+                              and ret.record.status == "cancelled"]
+        if halt is not None:
+            raise halt.stop(Path(str(self.config.hydra.sweep.dir)), sorted(cancelled))
+        if stops:
+            raise stops[0]
         return records
-
-    def wait(self, tasks: list, arrays: list[str]) -> dict[str, str]:
-        """Wait for every task; return {task id: SLURM state} of those that ended without a result.
-        A task pending behind the sweep's own tasks waits for their slots: the pending clock
-        (``pending_timeout_s``) runs only while none of them runs or ends."""
-        from nnexp.hydra_integration import slurm
-
-        from nnexp.progress import find
-
-        progress = find(getattr(self, "hydra_context", None))
-        progress_at, ended = time.monotonic(), {}
-        unseen: dict[str, int] = {}  # polls a task has been out of the queue without a result
-        waiting = list(tasks)
-        while waiting:
-            queue = {}
-            if self.cluster == "slurm":
-                for array in arrays:
-                    queue.update(slurm.queue_states(array))
-            if any(state != "PENDING" for state, _ in queue.values()):
-                progress_at = time.monotonic()  # the sweep's own tasks hold the slots the pending ones wait for
-            for job in list(waiting):
-                if job.paths.result_pickle.exists():
-                    waiting.remove(job)
-                    progress_at = time.monotonic()
-                    continue
-                if self.cluster == "local":
-                    if job.done():
-                        waiting.remove(job)
-                        ended[job.job_id] = "CANCELLED" if job.state in ("INTERRUPTED", "CANCELLED") else "FAILED"
-                    continue
-                if job.job_id in queue:
-                    state, reason = queue[job.job_id]
-                    stuck = time.monotonic() - progress_at
-                    if state == "PENDING" and (reason in slurm.HOPELESS or stuck > self.pending_timeout_s):
-                        slurm.cancel(arrays)
-                        raise ConfigError(
-                            "hydra.launcher.cpus_per_task", self.cpus_per_task,
-                            f"a request the cluster can start: task {job.job_id} is still PENDING ({reason}) after "
-                            f"{stuck:.0f} s; lower hydra.launcher.cpus_per_task or hydra.launcher.mem_gb, "
-                            "pick another hydra.launcher.partition, or wait longer (hydra.launcher.pending_timeout_s); "
-                            "its array was cancelled")
-                    continue
-                # Out of the queue without a result: give the file system a few polls to show it.
-                unseen[job.job_id] = unseen.get(job.job_id, 0) + 1
-                if unseen[job.job_id] >= 3:
-                    waiting.remove(job)
-                    progress_at = time.monotonic()
-                    ended[job.job_id] = slurm.ended_state(job.job_id, job.paths.stderr)
-            if progress is not None:  # the sweep's live line: tasks by state
-                pending = sum(queue.get(job.job_id, ("",))[0] == "PENDING" for job in waiting)
-                progress.tasks(pending, len(waiting) - pending, len(tasks) - len(waiting))
-            if waiting:
-                time.sleep(self.poll_s)
-        return ended
 
     @contextmanager
     def cancelled_on_signal(self, arrays: list[str]):
@@ -299,35 +245,39 @@ class ClusterLauncher(BatchedLauncher):
             slurm.cancel(arrays)
         (folder / ARRAYS_FILE).unlink()
 
-    def record_dead(self, numbers: list[int], job_overrides, task_id: str, state: str) -> dict[int, JobReturn]:
-        """The jobs of a dead task that have no finished result get its SLURM state as their
-        status (``timeout``, ``cancelled``, ``oom``, ``failed``), with their job dirs as Hydra
-        makes them (the summary lists them with their error): each through its ``Job``, which
-        claims its dir first (a job still running elsewhere is left alone)."""
+    def record_dead(self, numbers: list[int], job_overrides, task_id: str, status: str,
+                    error: str) -> tuple[dict[int, JobReturn], SweepStopped | None]:
+        """The jobs of a dead task that have no finished result are recorded with ``status``
+        (``timeout``, ``cancelled``, ``lost``) and ``error`` (its SLURM state, or why the driver
+        cancelled it), with their job dirs as Hydra makes them (the summary lists them with their
+        error): each through its ``Job``, which claims its dir first (a job still running
+        elsewhere is left alone). Also returns ``fail_fast``'s stop at the first of them (raised by
+        the driver's callback: every job is recorded before it is raised)."""
         from nnexp.claims import DirBusy
         from nnexp.config import is_training_config
         from nnexp.hydra_integration.job_record import hydra_job
-        from nnexp.hydra_integration.slurm import STATUS
         from nnexp.hydra_integration.sweep_job import job_dir, sweep_job, task_config
         from nnexp.job import objective_of
 
-        status = STATUS.get(state, "failed")
-        records = {}
+        records, first_stop = {}, None
         for number, overrides in zip(numbers, job_overrides):
             config = self.number(self.job_config(list(overrides)), number)
             if not is_training_config(task_config(config)):  # another app's job: its sweeper sees the failure
                 records[number] = JobReturn(overrides=list(overrides), working_dir=os.getcwd(), status=JobStatus.FAILED,
-                                            _return_value=RuntimeError(f"its task {task_id} ended {state}"))
+                                            _return_value=RuntimeError(error))
                 continue
             job = sweep_job(task_config(config), config.hydra, job_dir(config))
             try:
                 with job.claimed(), hydra_job(config, job.cfg, self.hydra_context, self.task_function) as ended:
-                    ended.record = job.end(status, f"{self.cluster} task {task_id} ended {state} before this job finished")
+                    ended.record = job.end(status, error)
                     ended.return_value = objective_of(ended.record)
-                records[number] = ended
             except DirBusy as busy:  # its task (or another) still writes there
                 job.say(f"not recorded: {busy}")
-        return records
+                continue
+            except SweepStopped as stop:  # fail_fast's, at this job's end: the next jobs are recorded first
+                first_stop = first_stop or stop
+            records[number] = ended
+        return records, first_stop
 
     def job_return(self, config: DictConfig, overrides: list[str], returned: JobReturn | None) -> JobReturn:
         """The job's return for the sweeper, as its task returned it (or the driver recorded it
@@ -341,20 +291,6 @@ class ClusterLauncher(BatchedLauncher):
             returned.return_value = float("nan")
         returned.cfg, returned.hydra_cfg = task_config(config), config
         return returned
-
-
-def task_result(task_job) -> tuple[str | None, dict | None]:
-    """A finished task's returned job returns, or (when it ended with an error) the state its
-    jobs end with: ``TIMEOUT`` where submitit caught SLURM's time-limit warning (its USR2,
-    ``signal_delay_s`` before the limit, raises in whatever the task was doing), else ``FAILED``."""
-    try:
-        return None, task_job.result()
-    except Exception as error:  # noqa: BLE001  (submitit re-raises the task's error, whatever it was)
-        logs = "".join(path.read_text(errors="replace") for path in (task_job.paths.stderr, task_job.paths.stdout) if path.is_file())
-        timed_out = re.search(r"timed[- ]out|DUE TO TIME LIMIT", f"{error}\n{logs}", re.IGNORECASE)
-        log.warning(f"task {task_job.job_id} ended with an error{' (its time limit)' if timed_out else ''}: "
-                    f"{str(error).splitlines()[0] if str(error).strip() else type(error).__name__}")
-        return ("TIMEOUT" if timed_out else "FAILED"), None
 
 
 def cluster_refit(launcher_config: DictConfig, sweep_dir: Path):
@@ -379,7 +315,9 @@ def cluster_refit(launcher_config: DictConfig, sweep_dir: Path):
         task = launcher.executor(folder, name="refit").submit(in_dir, os.getcwd(), refit_best, job_dir, output_dir, batched)
         arrays = [task.job_id.split("_")[0]]
         with launcher.cancelled_on_signal(arrays):
-            ended = launcher.wait([task], arrays)
+            ended, halt = TaskWait(launcher).run([task], arrays)
+        if halt is not None:  # its task could not start: one line, and the sweep's summary stands
+            raise NnexpError(str(halt.stop(Path(sweep_dir), [])))
         if task.job_id in ended:
             raise NnexpError(f"the refit's {launcher.cluster} task {task.job_id} ended {ended[task.job_id]}; "
                              f"its log: {task.paths.stderr}")

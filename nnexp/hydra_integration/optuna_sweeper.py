@@ -227,7 +227,10 @@ class OptunaSweeper(Sweeper):
             with optuna_notices_off():
                 return self.run_study(space)
         except BaseException:
+            from nnexp.progress import stop_in
+
             self.claim.release()  # a notebook's traceback keeps this sweeper alive: let the dir go now
+            stop_in(self.hydra_context)  # and its live progress line stops before the entry point's last line
             raise
 
     def run_study(self, space: SearchSpace) -> list:

@@ -14,12 +14,27 @@ from pathlib import Path
 
 from nnexp.errors import ConfigError
 
-# squeue reasons under which a pending task will not start unless its request changes.
-HOPELESS = ("PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit", "ReqNodeNotAvail", "BadConstraints",
-            "InvalidQOS", "QOSMaxCpuPerJobLimit", "QOSMaxMemoryPerJob")
-# A dead task's SLURM state -> the status its unfinished jobs are recorded with.
-STATUS = {"OUT_OF_MEMORY": "oom", "TIMEOUT": "timeout", "CANCELLED": "cancelled", "PREEMPTED": "cancelled",
-          "NODE_FAIL": "failed", "FAILED": "failed", "BOOT_FAIL": "failed", "DEADLINE": "timeout"}
+# squeue reasons under which a pending task will not start unless its request changes, and the
+# launcher setting that changes it. Any other reason (Resources, Priority, QOSMaxJobsPerUserLimit
+# ...) is a busy cluster: the task starts once others end.
+HOPELESS = {"PartitionConfig": "partition", "PartitionNodeLimit": "cpus_per_task", "PartitionTimeLimit": "timeout_min",
+            "ReqNodeNotAvail": "partition", "BadConstraints": "additional_parameters", "InvalidQOS": "additional_parameters",
+            "QOSMaxCpuPerJobLimit": "cpus_per_task", "QOSMaxMemoryPerJob": "mem_gb"}
+# A dead task's SLURM state -> the status its unfinished jobs are recorded with. Every other way
+# a task dies (NODE_FAIL, BOOT_FAIL, OUT_OF_MEMORY, PREEMPTED, FAILED, a task that vanished) loses
+# its unfinished jobs with it: ``lost``, with the state in their error.
+STATUS = {"TIMEOUT": "timeout", "DEADLINE": "timeout", "CANCELLED": "cancelled"}
+
+
+def job_status(state: str) -> str:
+    """The status a dead task's unfinished jobs are recorded with: timeout, cancelled or lost."""
+    return STATUS.get(state, "lost")
+
+
+def hopeless_key(reason: str) -> str | None:
+    """The launcher setting a pending task must change to start at all (squeue's reason, e.g.
+    ``ReqNodeNotAvail, UnavailableNodes:n1``); None for a task that waits for a busy cluster."""
+    return HOPELESS.get(reason.split(",")[0].strip())
 
 
 def _run(*command: str) -> str | None:
@@ -125,10 +140,14 @@ def queue_states(array_id: str) -> dict[str, tuple[str, str]]:
 
 def ended_state(task_id: str, stderr: Path) -> str:
     """How a task that left the queue without a result ended: sacct's state where SLURM keeps
-    accounting, else what slurmstepd wrote into the task's error stream, else FAILED."""
+    accounting, else scontrol's (SLURM keeps an ended job MinJobAge seconds, 300 by default),
+    else what slurmstepd wrote into the task's error stream, else FAILED."""
     accounted = (_run("sacct", "-n", "-X", "-P", "-j", task_id, "-o", "State") or "").split()
     if accounted:
         return accounted[0].split()[0]
+    shown = re.search(r"\bJobState=(\S+)", _run("scontrol", "-o", "show", "job", task_id) or "")
+    if shown and shown.group(1) not in ("PENDING", "RUNNING", "COMPLETING", "COMPLETED"):
+        return shown.group(1)
     text = stderr.read_text(errors="replace") if stderr.is_file() else ""
     for pattern, state in (("DUE TO TIME LIMIT", "TIMEOUT"), ("oom-kill", "OUT_OF_MEMORY"), ("Out Of Memory", "OUT_OF_MEMORY"),
                            ("CANCELLED", "CANCELLED"), ("PREEMPTION", "PREEMPTED")):

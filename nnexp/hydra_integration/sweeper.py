@@ -75,14 +75,21 @@ class GridSweeper(Sweeper):
                 first += len(batch)
                 returns.append(results)
         except KeyboardInterrupt:
-            self.claim.release()
+            self.ended_early()
             raise SweepInterrupted(sweep_dir) from None
         except BaseException:
-            # A notebook's traceback keeps this sweeper alive: let the dir go now, so that
-            # `nnexp resume=DIR` is not refused by a sweep that has already ended.
-            self.claim.release()
+            self.ended_early()
             raise
         return returns
+
+    def ended_early(self) -> None:
+        """A sweep that ends in an error (Ctrl-C, a stop, a bad job) lets its dir go now: a
+        notebook's traceback keeps this sweeper alive, and ``nnexp resume=DIR`` must not be
+        refused by a sweep that has already ended. Its live progress line stops too."""
+        from nnexp.progress import stop_in
+
+        self.claim.release()
+        stop_in(self.hydra_context)
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         if not isinstance(self.launcher, InProcessLauncher):

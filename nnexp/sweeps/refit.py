@@ -41,7 +41,7 @@ def refit_best(job_dir: Path, output_dir: Path, batched: bool = False) -> RunRec
     if batched:
         from nnexp.batched.launch import BatchedSweep
 
-        trained = [result for finished in BatchedSweep([job.cfg], chunk_size=1, skip_finished=False).train()
+        trained = [result for finished in BatchedSweep([job.cfg], chunk_size=1).train()
                    for _, result in finished]
     # The stacks may not take this config: then the job trains it.
     return job.run(trained[0] if trained else None)

@@ -1,0 +1,100 @@
+"""A cluster sweep's array task: what it runs (its chunk of jobs, through the batched launcher, in
+one process), what it returns, and how the driver reads the end of a task."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, setup_globals
+from omegaconf import DictConfig
+
+from nnexp.fail_fast import JobFailed
+from nnexp.hydra_integration.batched_launcher import BatchedLauncher
+
+log = logging.getLogger(__name__)
+
+
+def in_dir(cwd: str, function, *args):
+    """Run ``function(*args)`` in ``cwd`` (a task's: the launcher's working dir)."""
+    os.chdir(cwd)
+    return function(*args)
+
+
+class ChunkTask:
+    """What one array task runs: its chunk of jobs, through the batched launcher, in one process."""
+
+    def __init__(self, hydra_context, task_function, config: DictConfig, chunk_size: int):
+        self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
+        self.chunk_size = chunk_size
+        self.singleton_state = Singleton.get_state()  # Hydra's plugins and config store, as Hydra's submitit plugin ships them
+        self.cwd = os.getcwd()  # the launcher's: a task starts elsewhere (see ClusterLauncher.executor)
+
+    def __call__(self, job_overrides: list[list[str]], numbers: list[int]) -> "dict[int, JobReturn] | ChunkStopped":
+        """Run the chunk; return {job number: its return}, without its configs (the driver has
+        them), or ``ChunkStopped`` when ``fail_fast`` stopped it at a failed job."""
+        os.chdir(self.cwd)
+        Singleton.set_state(self.singleton_state)
+        setup_globals()
+        launcher = BatchedLauncher(self.chunk_size)
+        launcher.setup(hydra_context=self.hydra_context, task_function=self.task_function, config=self.config)
+        try:
+            runs = launcher.launch_numbered(job_overrides, numbers)
+        except JobFailed as stop:  # fail_fast: the driver cancels the sweep's other tasks
+            return ChunkStopped(stop.job, stop.status, stop.error)
+        for run in runs:
+            run.cfg = run.hydra_cfg = None
+        return dict(zip(numbers, runs))
+
+
+@dataclass
+class ChunkStopped:
+    """What a task returns when ``fail_fast`` stopped it at job ``job``, which ended ``status``."""
+
+    job: int
+    status: str
+    error: str
+
+
+def end_local_task(pid: int) -> None:
+    """Kill a local task: the shell that runs its set-up (``pid``, submitit's job id), submitit's
+    controller and the task, the task first. submitit's own cancel sends SIGINT to the shell
+    alone, which does not pass it on; and a task ignores SIGTERM (submitit bypasses it, as for
+    SLURM's pre-emption warning). SIGKILL frees the task's job-dir claims as it dies."""
+    import psutil
+
+    try:
+        shell = psutil.Process(pid)
+        processes = [*reversed(shell.children(recursive=True)), shell]
+    except psutil.NoSuchProcess:  # it ended meanwhile
+        return
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def returned_value(task_job):
+    """What a finished task returned, or the error it ended with (nothing is logged)."""
+    try:
+        return task_job.result()
+    except Exception as error:  # noqa: BLE001  (submitit re-raises the task's error, whatever it was)
+        return error
+
+
+def task_result(task_job) -> tuple[str | None, dict | ChunkStopped | None]:
+    """A finished task's returned job returns (or its ``ChunkStopped``), or (when it ended with an error) the state its
+    jobs end with: ``TIMEOUT`` where submitit caught SLURM's time-limit warning (its USR2,
+    ``signal_delay_s`` before the limit, raises in whatever the task was doing), else ``FAILED``."""
+    try:
+        return None, task_job.result()
+    except Exception as error:  # noqa: BLE001  (submitit re-raises the task's error, whatever it was)
+        logs = "".join(path.read_text(errors="replace") for path in (task_job.paths.stderr, task_job.paths.stdout) if path.is_file())
+        timed_out = re.search(r"timed[- ]out|DUE TO TIME LIMIT", f"{error}\n{logs}", re.IGNORECASE)
+        log.warning(f"task {task_job.job_id} ended with an error{' (its time limit)' if timed_out else ''}: "
+                    f"{str(error).splitlines()[0] if str(error).strip() else type(error).__name__}")
+        return ("TIMEOUT" if timed_out else "FAILED"), None
