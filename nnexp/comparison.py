@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from nnexp.api import Run, Sweep, load
+from nnexp.views import Run, Sweep, load
 from nnexp.errors import NnexpError
 from nnexp.provenance import read_provenance
 from nnexp.results import HISTORY_FILE
@@ -120,7 +120,7 @@ class Comparison:
         """One figure: every run's learning curves (loss, score) overlaid, train solid, validation dashed."""
         from matplotlib.figure import Figure
 
-        from nnexp.api import _shown_figure_class
+        from nnexp.views import _shown_figure_class
 
         figure: Figure = _shown_figure_class()(figsize=(11, 4.2))
         loss_axes, score_axes = figure.subplots(1, 2)
