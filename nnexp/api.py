@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,11 +36,9 @@ def run(*overrides: str, **values: Any) -> Run:
 
         if not uses_user_config(argv):  # nnexp's packaged configs cannot change while the process runs
             _reuse_compositions(hydra)
-        _wait_for_a_new_second()  # run dirs are named by the second: two quick calls get two dirs
-        try:
-            result = hydra.run(CONFIG_NAME, _single_task, argv, with_log_configuration=False)
-        finally:
-            _last_second[0] = int(time.time())  # its run dir was named at this second or before
+        # Run dirs are named by the second: a call within the second of the last one writes beside
+        # that run's dir, which its claim keeps (RunDirClaim), so no call waits for a new second.
+        result = hydra.run(CONFIG_NAME, _single_task, argv, with_log_configuration=False)
         if isinstance(result.return_value, BaseException):
             raise result.return_value
         run_dir = Path(str(result.hydra_cfg.hydra.runtime.output_dir))
@@ -231,17 +228,6 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-_last_second = [0]  # the wall-clock second at which this process's last call named its dir (or later)
-
-
-def _wait_for_a_new_second() -> None:
-    """Run dirs are named by the second (hydra.run.dir): a call within the second in which the
-    last one named its dir would write into the same dir."""
-    while int(time.time()) <= _last_second[0]:
-        time.sleep(0.02)
-    _last_second[0] = int(time.time())
-
-
 _compositions: dict[str, bytes] = {}  # pickled configs composed by earlier calls, by what composed them
 COMPOSITIONS_KEPT = 32
 
@@ -272,11 +258,15 @@ def _reuse_compositions(hydra) -> None:
 
 
 def _fresh_sweep_dir(hydra, argv: list[str], mode) -> str:
-    """The sweep dir these overrides name (the user's, or the timestamped default). A default that
-    exists already (two sweeps within one second) is passed over for the next second's."""
-    while True:
-        _wait_for_a_new_second()
-        cfg = hydra.compose_config(CONFIG_NAME, argv, run_mode=mode)
-        sweep_dir = str(cfg.hydra.sweep.dir)
-        if any(arg.startswith("hydra.sweep.dir=") for arg in argv) or not Path(sweep_dir).exists():
-            return sweep_dir
+    """The sweep dir these overrides name: the user's, or the timestamped default; a default that
+    exists already (a sweep started within the same second) is passed over for ``<dir>-2``
+    (``-3`` ...), as a single run's dir is (``RunDirClaim``)."""
+    cfg = hydra.compose_config(CONFIG_NAME, argv, run_mode=mode)
+    wanted = Path(str(cfg.hydra.sweep.dir))
+    if any(arg.startswith("hydra.sweep.dir=") for arg in argv):
+        return str(wanted)
+    candidate, attempt = wanted, 1
+    while candidate.exists():
+        attempt += 1
+        candidate = wanted.with_name(f"{wanted.name}-{attempt}")
+    return str(candidate)

@@ -58,6 +58,32 @@ def test_same_overrides_give_the_clis_job_identity(in_tmp, compose_cfg):
     assert again.record.job_key == run.record.job_key and again.dir != run.dir
 
 
+def test_calls_within_one_second_write_beside_each_other_and_keep_both_results(in_tmp, monkeypatch):
+    # Run and sweep dirs are named by the second: with the clock frozen, every call falls in the
+    # same second, and each later one writes beside the first (its run dir's claim; no waiting).
+    import datetime
+
+    import hydra.core.utils
+
+    import nnexp
+
+    class Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 1, 2, 3, 4, 5)
+
+    monkeypatch.setattr(hydra.core.utils, "datetime", Frozen)  # the clock of Hydra's ${now:}
+    first = nnexp.run(*TINY, "seed=1")
+    kept = (first.dir / "metrics.json").read_text()
+    second = nnexp.run(*TINY, "seed=2")
+    assert first.dir.name == "03-04-05" and second.dir == first.dir.with_name("03-04-05-2")
+    assert (first.dir / "metrics.json").read_text() == kept and first.config.seed == 1
+    assert second.status == "ok" and second.config.seed == 2
+    sweeps = [nnexp.sweep(*TINY, seed=[seed]) for seed in (1, 2)]
+    assert [item.dir.name for item in sweeps] == ["03-04-05", "03-04-05-2"]
+    assert [[run.config.seed for run in item.runs] for item in sweeps] == [[1], [2]]
+
+
 def test_a_sweep_reuses_what_the_cli_stored_and_load_opens_it(in_tmp, sweep):
     import nnexp
 
