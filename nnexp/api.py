@@ -120,17 +120,14 @@ def override_value(value: Any, sweep: bool = False) -> str:
 
 
 def _single_task(cfg) -> float:
-    """Hydra's task function for one run. A diverged run returns (its metrics.json says diverged,
-    and the caller gets the Run); a user's error is returned, for the caller to raise."""
-    from nnexp.hydra_integration.app import train_task
+    """Hydra's task function for one run: the command line's, with a user's error returned for
+    the caller to raise (raised, Hydra would print its own line for it); a diverged run returns
+    NaN (its metrics.json says diverged, and the caller gets the Run)."""
+    from nnexp.hydra_integration.app import train_run
 
     try:
-        return train_task(cfg)
-    except SystemExit as exit_:
-        if exit_.code == 1:
-            return float("nan")
-        raise
-    except (NnexpError, OSError) as error:  # handed back, not raised: Hydra would print its own line for it
+        return train_run(cfg)
+    except (NnexpError, OSError) as error:
         return error
 
 
@@ -186,7 +183,7 @@ def hydra_session() -> Iterator[Any]:
 
 @contextlib.contextmanager
 def _process_state_kept() -> Iterator[None]:
-    """Put back the working dir, the root logger, the SIGINT handler, NNEXP_TRACEBACK and Hydra's version base."""
+    """Put back the working dir, the root logger, the SIGINT handler and Hydra's version base."""
     from hydra.version import VersionBase
 
     version_base_before = VersionBase.instance().version_base  # initialize_config_module sets it, and keeps it
@@ -194,15 +191,9 @@ def _process_state_kept() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     sigint = signal.getsignal(signal.SIGINT) if _main_thread() else None
-    traceback_setting = os.environ.get("NNEXP_TRACEBACK")
-    os.environ["NNEXP_TRACEBACK"] = "1"  # the task function raises a user's error instead of exiting
     try:
         yield
     finally:
-        if traceback_setting is None:
-            os.environ.pop("NNEXP_TRACEBACK", None)
-        else:
-            os.environ["NNEXP_TRACEBACK"] = traceback_setting
         if sigint is not None:
             signal.signal(signal.SIGINT, sigint)  # Lightning ignores SIGINT after a Ctrl-C
         for handler in root.handlers:
