@@ -3,7 +3,6 @@ config, model, predictions, figures) and ``Sweep`` (summary, runs, best); ``load
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -97,9 +96,12 @@ class Run:
         return predicted
 
     def plot(self, name: str = "curves"):
-        """A matplotlib Figure of one of the run's figures (``nnexp-plot``'s kinds: curves, boundary,
-        fit, confusion, weights, filters, features), drawn into the run dir; shows inline in Jupyter."""
-        return _figure_of(self.dir, name)
+        """A matplotlib Figure of the run, drawn by ``nnexp-plot``'s code (kinds: curves, boundary,
+        fit, confusion, weights, filters, features); shows inline in Jupyter, ``.savefig(path)``
+        writes it. Nothing is written into the run dir."""
+        from nnexp.drawing import run_figures
+
+        return run_figures(self._saved, name)[0][1]
 
     def __repr__(self) -> str:
         test = self.scores.get("test", {})
@@ -151,7 +153,8 @@ class Sweep:
         return Run(self.dir / str(finished.iloc[0]["best_job"]))
 
     def plot(self, name: str = "curves"):
-        """A matplotlib Figure of one of the sweep's figures (curves, grid, all's first)."""
+        """A matplotlib Figure holding the image of one of the sweep's figures (curves, grid,
+        all's first), drawn into the sweep dir as ``nnexp-plot`` draws it."""
         return _figure_of(self.dir, name)
 
     def __repr__(self) -> str:
@@ -160,11 +163,13 @@ class Sweep:
 
 def _figure_of(directory: Path, name: str):
     """A Figure holding the PNG that ``nnexp-plot DIR name`` draws, at its own size; the process's
-    matplotlib backend is put back afterwards (drawing uses Agg)."""
+    matplotlib backend is put back afterwards (drawing uses Agg). For a sweep's figures, which are
+    drawn straight to files."""
     import matplotlib
     import matplotlib.image
 
     from nnexp.drawing import draw
+    from nnexp.plots import new_figure
 
     backend = matplotlib.get_backend()
     try:
@@ -176,27 +181,8 @@ def _figure_of(directory: Path, name: str):
         raise NnexpError(f"{directory}: nothing to draw for {name}")
     image = matplotlib.image.imread(paths[0])
     dpi = 100
-    figure = _shown_figure_class()(figsize=(image.shape[1] / dpi, image.shape[0] / dpi), dpi=dpi)
+    figure = new_figure(figsize=(image.shape[1] / dpi, image.shape[0] / dpi), dpi=dpi)
     axes = figure.add_axes((0, 0, 1, 1))
     axes.imshow(image)
     axes.set_axis_off()
     return figure
-
-
-@functools.cache
-def _shown_figure_class():
-    from matplotlib.figure import Figure
-
-    class ShownFigure(Figure):
-        """A Figure that Jupyter shows as a PNG, whether or not the kernel's inline backend is on
-        (nnexp draws with Agg, so it may never have been)."""
-
-        def _repr_png_(self) -> bytes:
-            import io
-
-            buffer = io.BytesIO()
-            self.savefig(buffer, format="png")
-            return buffer.getvalue()
-
-    return ShownFigure
-

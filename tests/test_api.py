@@ -48,6 +48,25 @@ def test_run_returns_scores_history_model_and_predictions_from_the_clis_run_dir(
     assert Path(os.getcwd()) == in_tmp
 
 
+def test_run_plot_is_a_matplotlib_figure_of_the_runs_curves(in_tmp):
+    import matplotlib.figure
+
+    import nnexp
+    from nnexp.errors import NnexpError
+
+    run = nnexp.run(*TINY, "solver=adam")
+    figure = run.plot()
+    assert isinstance(figure, matplotlib.figure.Figure) and figure._repr_png_().startswith(b"\x89PNG")
+    loss_axes, score_axes = figure.axes
+    curves = {line.get_label(): line.get_ydata() for line in loss_axes.get_lines()}
+    assert np.allclose(curves["train"], run.history["train_loss"]) and score_axes.get_ylabel() == "accuracy"
+    figure.savefig(in_tmp / "curves.svg")
+    assert "<svg" in (in_tmp / "curves.svg").read_text() and not (run.dir / "curves.png").exists()
+    assert run.plot("boundary").axes[0].collections  # the other kinds too (a 2-D classifier's boundary)
+    with pytest.raises(NnexpError, match="choose one of: curves"):
+        run.plot("curve")
+
+
 def test_same_overrides_give_the_clis_job_identity(in_tmp, compose_cfg):
     import nnexp
     from nnexp.store import job_key

@@ -1,5 +1,8 @@
 """matplotlib figures (Agg backend, imported lazily so runs without plots never load it)."""
 
+import functools
+import io
+
 
 def pyplot():
     """matplotlib.pyplot on the Agg backend: no display needed."""
@@ -9,6 +12,25 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def new_figure(**kwargs):
+    """A matplotlib Figure outside pyplot (so nothing shows it twice, and nothing keeps it open)
+    that Jupyter shows as a PNG, whichever backend the kernel has (nnexp draws with Agg)."""
+    return _shown_figure_class()(**kwargs)
+
+
+@functools.cache
+def _shown_figure_class():
+    from matplotlib.figure import Figure
+
+    class ShownFigure(Figure):
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png")
+            return buffer.getvalue()
+
+    return ShownFigure
 
 
 def save_figure(fig, path, dpi: int = 100):
