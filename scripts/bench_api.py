@@ -8,8 +8,9 @@ machine's load falls on both. Prints each round, then as ratios: the warm call's
 against the CLI's fit (best against best, and the median of the rounds' ratios; target <= 1.2x),
 the call's fit against the CLI's fit (is a fit in this process slower?), and the call's wall time
 against its own fit (what the API adds), with the modules a warm call imported (none expected).
-Each run draws its figures in a background process, which the script waits for outside the
-timed region.
+Each run draws its figures in a background process; the script waits, outside the timed region,
+until that process has exited (not only finished drawing: its interpreter's teardown would
+otherwise overlap the next run's fit, which is the API's when the CLI went first).
 
     python scripts/bench_api.py [--repeats 5]
 """
@@ -29,22 +30,32 @@ import time
 from pathlib import Path
 
 
+def wait_for_drawing_process(run_dir: Path) -> None:
+    """Until the process drawing ``run_dir``'s figures has exited."""
+    from nnexp.plots.background import MARKER, running, wait_for_drawing
+
+    try:
+        pid = int((Path(run_dir) / MARKER).read_text())
+    except (OSError, ValueError):
+        return
+    wait_for_drawing(Path(run_dir))
+    while running(pid):
+        time.sleep(0.02)
+
+
 def cli_run(nnexp_command: Path, run_dir: str) -> dict:
     """The ``nnexp`` command's default run: the fit time it reports, and its wall time."""
-    from nnexp.plots.background import wait_for_drawing
-
     started = time.perf_counter()
     subprocess.run([str(nnexp_command), f"hydra.run.dir={run_dir}"], check=True, capture_output=True,
                    env={**os.environ, "NNEXP_WARM": "0"})
     wall = time.perf_counter() - started
-    wait_for_drawing(Path(run_dir))
+    wait_for_drawing_process(Path(run_dir))
     return {"fit": json.loads(Path(run_dir, "metrics.json").read_text())["fit_seconds"], "wall": wall}
 
 
 def api_run() -> dict:
     """One nnexp.run() of the default run: its wall time, its own fit time and the modules it imported."""
     import nnexp
-    from nnexp.plots.background import wait_for_drawing
 
     before = set(sys.modules)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -52,7 +63,7 @@ def api_run() -> dict:
         run = nnexp.run()
         wall = time.perf_counter() - started
     imported = len(set(sys.modules) - before)
-    wait_for_drawing(run.dir)
+    wait_for_drawing_process(run.dir)
     return {"wall": wall, "fit": run.record.fit.fit_seconds, "imported": imported}
 
 
