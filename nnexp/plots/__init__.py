@@ -1,8 +1,5 @@
 """matplotlib figures (Agg backend, imported lazily so runs without plots never load it)."""
 
-import functools
-import io
-
 
 def pyplot():
     """matplotlib.pyplot on the Agg backend: no display needed."""
@@ -17,20 +14,9 @@ def pyplot():
 def new_figure(**kwargs):
     """A matplotlib Figure outside pyplot (so nothing shows it twice, and nothing keeps it open)
     that Jupyter shows as a PNG, whichever backend the kernel has (nnexp draws with Agg)."""
-    return _shown_figure_class()(**kwargs)
+    from nnexp.plots.shown import ShownFigure
 
-
-@functools.cache
-def _shown_figure_class():
-    from matplotlib.figure import Figure
-
-    class ShownFigure(Figure):
-        def _repr_png_(self) -> bytes:
-            buffer = io.BytesIO()
-            self.savefig(buffer, format="png")
-            return buffer.getvalue()
-
-    return ShownFigure
+    return ShownFigure(**kwargs)
 
 
 def save_figure(fig, path, dpi: int = 100):
