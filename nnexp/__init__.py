@@ -1,12 +1,12 @@
 """nnexp: a command-line experiment runner for neural networks driven by Hydra configs.
 
-From Python: ``nnexp.run(...)``, ``nnexp.sweep(...)``, ``nnexp.load(path)`` (``nnexp.api``) and
+From Python: ``nnexp.run(...)``, ``nnexp.sweep(...)`` (``nnexp.api``), ``nnexp.load(path)`` (``nnexp.views``) and
 ``nnexp.compare(...)`` (``nnexp.comparison``), imported on first use so that ``import nnexp`` stays light.
 """
 
 __version__ = "0.1.0"
 
-_LAZY = {"run": "nnexp.api", "sweep": "nnexp.api", "load": "nnexp.api", "Run": "nnexp.api", "Sweep": "nnexp.api",
+_LAZY = {"run": "nnexp.api", "sweep": "nnexp.api", "load": "nnexp.views", "Run": "nnexp.views", "Sweep": "nnexp.views",
          "compare": "nnexp.comparison"}
 
 

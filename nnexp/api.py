@@ -1,4 +1,5 @@
-"""nnexp from Python: ``run``, ``sweep`` and ``load`` on the command line's configs, run dirs and store.
+"""nnexp from Python: ``run`` and ``sweep`` on the command line's configs, run dirs and store
+(what they return, and ``load``, are the views of ``nnexp.views``).
 
 ``nnexp.run("data=moons", "solver=lbfgs", seed=0)`` is ``nnexp data=moons solver=lbfgs seed=0``
 in this process: the same composition (Hydra, scikit-learn's names), the same task function, run
@@ -11,23 +12,20 @@ interfere; a mistake raises one ``NnexpError`` whose message is the command line
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import math
 import os
 import signal
-import time
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
 from nnexp.errors import NnexpError, Refusal, hydra_environment
+from nnexp.views import Run, Sweep
 
 CONFIG_NAME = "train"
 
 
-def run(*overrides: str, **values: Any) -> "Run":
+def run(*overrides: str, **values: Any) -> Run:
     """Train one configuration, as ``nnexp OVERRIDES`` would, and return its ``Run``.
 
     ``overrides``: command-line strings (``"data=moons"``, ``"solver=lbfgs"``); ``values``: keyword
@@ -38,18 +36,16 @@ def run(*overrides: str, **values: Any) -> "Run":
 
         if not uses_user_config(argv):  # nnexp's packaged configs cannot change while the process runs
             _reuse_compositions(hydra)
-        _wait_for_a_new_second()  # run dirs are named by the second: two quick calls get two dirs
-        try:
-            result = hydra.run(CONFIG_NAME, _single_task, argv, with_log_configuration=False)
-        finally:
-            _last_second[0] = int(time.time())  # its run dir was named at this second or before
+        # Run dirs are named by the second: a call within the second of the last one writes beside
+        # that run's dir, which its claim keeps (RunDirClaim), so no call waits for a new second.
+        result = hydra.run(CONFIG_NAME, _single_task, argv, with_log_configuration=False)
         if isinstance(result.return_value, BaseException):
             raise result.return_value
         run_dir = Path(str(result.hydra_cfg.hydra.runtime.output_dir))
     return Run(run_dir)
 
 
-def sweep(*overrides: str, **values: Any) -> "Sweep":
+def sweep(*overrides: str, **values: Any) -> Sweep:
     """Run a multirun in this process, as ``nnexp -m OVERRIDES`` would, on the launcher and sweeper
     the overrides choose, and return its ``Sweep`` (summary written).
 
@@ -81,154 +77,9 @@ def sweep(*overrides: str, **values: Any) -> "Sweep":
 class SweepFailed(NnexpError):
     """``fail_fast=true`` stopped a sweep at a failed job; ``.sweep`` holds what finished (summary written)."""
 
-    def __init__(self, message: str, sweep: "Sweep"):
+    def __init__(self, message: str, sweep: Sweep):
         super().__init__(message)
         self.sweep = sweep
-
-
-def load(path: str | os.PathLike) -> "Run | Sweep":
-    """Open a run dir (it has metrics.json) or a sweep dir (multirun.yaml), the CLI's or the API's."""
-    from nnexp.results import METRICS_FILE
-    from nnexp.sweeps.grid import SWEEP_RECORD
-
-    path = Path(path)
-    if (path / METRICS_FILE).is_file():
-        return Run(path)
-    if (path / SWEEP_RECORD).is_file():
-        return Sweep(path)
-    raise NnexpError(f"{path} is neither a run dir (it has no {METRICS_FILE}) nor a sweep dir (no {SWEEP_RECORD}); "
-                     "give a dir under outputs/ or multirun/")
-
-
-@dataclass
-class Run:
-    """A finished run dir: its scores, history, config, trained model and figures."""
-
-    dir: Path
-
-    def __post_init__(self) -> None:
-        self.dir = Path(self.dir)
-
-    @cached_property
-    def _saved(self):
-        from nnexp.artifacts import Run as SavedRun
-
-        return SavedRun(self.dir)
-
-    @cached_property
-    def record(self):
-        """metrics.json as a ``RunRecord`` (status, objective, fit measurements)."""
-        return self._saved.metrics
-
-    @property
-    def status(self) -> str:
-        return self.record.status
-
-    @property
-    def scores(self) -> dict[str, dict[str, float]]:
-        """split -> metric -> value: ``{"train": {"loss": .., "accuracy": ..}, "val": ..., "test": ...}``."""
-        fit = self.record.fit
-        if fit is None:
-            return {}
-        score_name = self.record.score_name or "score"
-        scores: dict[str, dict[str, float]] = {}
-        for name, value in fit.split_scores().items():
-            split, metric = name.rsplit("_", 1)
-            if split != "holdout":
-                scores.setdefault(split, {})[score_name if metric == "score" else metric] = value
-        if fit.val_score_std is not None:
-            scores["val"][f"{score_name}_std"] = fit.val_score_std
-        return scores
-
-    @cached_property
-    def history(self):
-        """history.csv as a pandas DataFrame, one row per epoch (per L-BFGS iteration)."""
-        import pandas as pd
-
-        from nnexp.results import HISTORY_FILE
-
-        return pd.read_csv(self.dir / HISTORY_FILE)
-
-    @cached_property
-    def config(self):
-        """The run's composed, resolved config (config.yaml)."""
-        return self._saved.config
-
-    @property
-    def model(self):
-        """The trained network (a torch module in eval mode), rebuilt from model.pt."""
-        return self._saved.network
-
-    def predict(self, X) -> Any:
-        """Predictions for raw inputs (scaled as in training): class labels, or regression values."""
-        import numpy as np
-
-        predicted = self._saved.predict(X)
-        classes = self._saved.saved.get("classes")
-        if self._saved.task.kind != "regression" and classes:
-            return np.asarray(classes)[predicted]
-        return predicted
-
-    def plot(self, name: str = "curves"):
-        """A matplotlib Figure of one of the run's figures (``nnexp-plot``'s kinds: curves, boundary,
-        fit, confusion, weights, filters, features), drawn into the run dir; shows inline in Jupyter."""
-        return _figure_of(self.dir, name)
-
-    def __repr__(self) -> str:
-        test = self.scores.get("test", {})
-        shown = ", ".join(f"test {metric} {value:.4f}" for metric, value in test.items() if metric != "loss")
-        return f"Run({str(self.dir)!r}, {self.status}{', ' + shown if shown else ''})"
-
-
-@dataclass
-class Sweep:
-    """A sweep dir: its summary (summary.csv), its runs and the best of them."""
-
-    dir: Path
-    _runs: list[Run] | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        self.dir = Path(self.dir)
-
-    @property
-    def summary(self):
-        """summary.csv as a DataFrame, best grid point first (written when missing: a sweep still
-        running, or one stopped before its end)."""
-        import pandas as pd
-
-        from nnexp.sweeps.summary import SUMMARY_FILE
-
-        path = self.dir / SUMMARY_FILE
-        if not path.is_file():
-            from rich.console import Console
-
-            from nnexp.sweeps.summary import summarise
-
-            summarise(self.dir, plots=False, console=Console(quiet=True))
-        return pd.read_csv(path)
-
-    @property
-    def runs(self) -> list[Run]:
-        """Every job that finished training, in job-number order."""
-        from nnexp.sweeps.summary import read_jobs
-
-        return [Run(job.path) for job in read_jobs(self.dir) if job.record is not None and job.record.fit is not None]
-
-    @property
-    def best(self) -> Run:
-        """The best grid point's best job (rank 1 of the summary)."""
-        summary = self.summary
-        finished = summary[summary["mean_val_score"].notna()]
-        if finished.empty:
-            raise NnexpError(f"{self.dir}: no grid point finished without errors, so there is no best run")
-        return Run(self.dir / str(finished.iloc[0]["best_job"]))
-
-    def plot(self, name: str = "curves"):
-        """A matplotlib Figure of one of the sweep's figures (curves, grid, all's first)."""
-        return _figure_of(self.dir, name)
-
-    def __repr__(self) -> str:
-        return f"Sweep({str(self.dir)!r})"
 
 
 def checked_overrides(overrides: tuple, values: dict, sweep: bool) -> list[str]:
@@ -269,17 +120,14 @@ def override_value(value: Any, sweep: bool = False) -> str:
 
 
 def _single_task(cfg) -> float:
-    """Hydra's task function for one run. A diverged run returns (its metrics.json says diverged,
-    and the caller gets the Run); a user's error is returned, for the caller to raise."""
-    from nnexp.hydra_integration.app import train_task
+    """Hydra's task function for one run: the command line's, with a user's error returned for
+    the caller to raise (raised, Hydra would print its own line for it); a diverged run returns
+    NaN (its metrics.json says diverged, and the caller gets the Run)."""
+    from nnexp.hydra_integration.app import train_run
 
     try:
-        return train_task(cfg)
-    except SystemExit as exit_:
-        if exit_.code == 1:
-            return float("nan")
-        raise
-    except (NnexpError, OSError) as error:  # handed back, not raised: Hydra would print its own line for it
+        return train_run(cfg)
+    except (NnexpError, OSError) as error:
         return error
 
 
@@ -334,7 +182,7 @@ def hydra_session() -> Iterator[Any]:
 
 @contextlib.contextmanager
 def _process_state_kept() -> Iterator[None]:
-    """Put back the working dir, the root logger, the SIGINT handler, NNEXP_TRACEBACK and Hydra's version base."""
+    """Put back the working dir, the root logger, the SIGINT handler and Hydra's version base."""
     from hydra.version import VersionBase
 
     version_base_before = VersionBase.instance().version_base  # initialize_config_module sets it, and keeps it
@@ -342,15 +190,9 @@ def _process_state_kept() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     sigint = signal.getsignal(signal.SIGINT) if _main_thread() else None
-    traceback_setting = os.environ.get("NNEXP_TRACEBACK")
-    os.environ["NNEXP_TRACEBACK"] = "1"  # the task function raises a user's error instead of exiting
     try:
         yield
     finally:
-        if traceback_setting is None:
-            os.environ.pop("NNEXP_TRACEBACK", None)
-        else:
-            os.environ["NNEXP_TRACEBACK"] = traceback_setting
         if sigint is not None:
             signal.signal(signal.SIGINT, sigint)  # Lightning ignores SIGINT after a Ctrl-C
         for handler in root.handlers:
@@ -374,17 +216,6 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-_last_second = [0]  # the wall-clock second at which this process's last call named its dir (or later)
-
-
-def _wait_for_a_new_second() -> None:
-    """Run dirs are named by the second (hydra.run.dir): a call within the second in which the
-    last one named its dir would write into the same dir."""
-    while int(time.time()) <= _last_second[0]:
-        time.sleep(0.02)
-    _last_second[0] = int(time.time())
 
 
 _compositions: dict[str, bytes] = {}  # pickled configs composed by earlier calls, by what composed them
@@ -417,55 +248,15 @@ def _reuse_compositions(hydra) -> None:
 
 
 def _fresh_sweep_dir(hydra, argv: list[str], mode) -> str:
-    """The sweep dir these overrides name (the user's, or the timestamped default). A default that
-    exists already (two sweeps within one second) is passed over for the next second's."""
-    while True:
-        _wait_for_a_new_second()
-        cfg = hydra.compose_config(CONFIG_NAME, argv, run_mode=mode)
-        sweep_dir = str(cfg.hydra.sweep.dir)
-        if any(arg.startswith("hydra.sweep.dir=") for arg in argv) or not Path(sweep_dir).exists():
-            return sweep_dir
-
-
-def _figure_of(directory: Path, name: str):
-    """A Figure holding the PNG that ``nnexp-plot DIR name`` draws, at its own size; the process's
-    matplotlib backend is put back afterwards (drawing uses Agg)."""
-    import matplotlib
-    import matplotlib.image
-
-    from nnexp.drawing import draw
-
-    backend = matplotlib.get_backend()
-    try:
-        paths = draw(Path(directory), name)
-    finally:
-        if matplotlib.get_backend() != backend:
-            matplotlib.use(backend)
-    if not paths:
-        raise NnexpError(f"{directory}: nothing to draw for {name}")
-    image = matplotlib.image.imread(paths[0])
-    dpi = 100
-    figure = _shown_figure_class()(figsize=(image.shape[1] / dpi, image.shape[0] / dpi), dpi=dpi)
-    axes = figure.add_axes((0, 0, 1, 1))
-    axes.imshow(image)
-    axes.set_axis_off()
-    return figure
-
-
-@functools.cache
-def _shown_figure_class():
-    from matplotlib.figure import Figure
-
-    class ShownFigure(Figure):
-        """A Figure that Jupyter shows as a PNG, whether or not the kernel's inline backend is on
-        (nnexp draws with Agg, so it may never have been)."""
-
-        def _repr_png_(self) -> bytes:
-            import io
-
-            buffer = io.BytesIO()
-            self.savefig(buffer, format="png")
-            return buffer.getvalue()
-
-    return ShownFigure
-
+    """The sweep dir these overrides name: the user's, or the timestamped default; a default that
+    exists already (a sweep started within the same second) is passed over for ``<dir>-2``
+    (``-3`` ...), as a single run's dir is (``RunDirClaim``)."""
+    cfg = hydra.compose_config(CONFIG_NAME, argv, run_mode=mode)
+    wanted = Path(str(cfg.hydra.sweep.dir))
+    if any(arg.startswith("hydra.sweep.dir=") for arg in argv):
+        return str(wanted)
+    candidate, attempt = wanted, 1
+    while candidate.exists():
+        attempt += 1
+        candidate = wanted.with_name(f"{wanted.name}-{attempt}")
+    return str(candidate)

@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from nnexp.api import Run, Sweep, load
+from nnexp.views import Run, Sweep, load
 from nnexp.errors import NnexpError
 from nnexp.provenance import read_provenance
 from nnexp.results import HISTORY_FILE
@@ -118,11 +118,9 @@ class Comparison:
 
     def figure(self):
         """One figure: every run's learning curves (loss, score) overlaid, train solid, validation dashed."""
-        from matplotlib.figure import Figure
+        from nnexp.plots import new_figure
 
-        from nnexp.api import _shown_figure_class
-
-        figure: Figure = _shown_figure_class()(figsize=(11, 4.2))
+        figure = new_figure(figsize=(11, 4.2))
         loss_axes, score_axes = figure.subplots(1, 2)
         figure.subplots_adjust(left=0.07, right=0.98, bottom=0.14, top=0.88, wspace=0.25)
         colours = [f"C{index}" for index in range(10)]

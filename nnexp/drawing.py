@@ -4,6 +4,7 @@ above both packages, so that neither imports the other's reader."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nnexp.artifacts import Run
 from nnexp.errors import DataError
@@ -13,6 +14,9 @@ from nnexp.plots import run_plots
 from nnexp.plots.background import wait_for_drawing
 from nnexp.results import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
 from nnexp.sweeps.grid import SWEEP_RECORD
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def draw(directory: Path, kind: str = "all", image: int = 0) -> list[Path]:
@@ -62,35 +66,46 @@ def draw_training_curves(directory: Path, kind: str) -> Path:
 
 
 def draw_run(run: Run, kind: str, image: int) -> list[Path]:
+    """Draw ``kind`` (every figure that applies, for ``all``) into the run's dir."""
     if kind == "all":
         return run_plots.write_run_plots(run.path)
-    bundle = run.bundle
+    return [run_plots.save(figure, run.path / name) for name, figure in run_figures(run, kind, image)]
+
+
+RUN_KINDS = ("curves", "boundary", "fit", "confusion", "weights", "filters", "features")
+
+
+def run_figures(run: Run, kind: str, image: int = 0) -> list[tuple[str, Figure]]:
+    """The figures of ``kind`` for a finished run, each with its file name in the run dir
+    (nothing is written)."""
     if kind == "curves":
-        return [run_plots.plot_curves(run, run.path / "curves.png")]
+        return [("curves.png", run_plots.curves_figure(run))]
+    if kind not in RUN_KINDS:
+        raise DataError(f"{kind} is a sweep figure; give a sweep dir" if kind == "grid" else
+                        f"{kind} is not a figure of a run; choose one of: {', '.join(RUN_KINDS)}")
+    bundle = run.bundle
     if kind == "confusion":
         if not bundle.is_classification:
             raise DataError("confusion needs a classification run")
-        return [run_plots.plot_confusion(run, run.path / "confusion.png")]
+        return [("confusion.png", run_plots.confusion_figure(run))]
     if kind == "boundary":
         if bundle.input_shape != (2,) or not bundle.is_classification:
             raise DataError(f"boundary needs 2-D classification data; this run's data has shape {bundle.input_shape}")
-        return [run_plots.plot_boundary(run, run.path / "boundary.png")]
+        return [("boundary.png", run_plots.boundary_figure(run))]
     if kind == "fit":
         if bundle.is_classification:
             raise DataError("fit needs a regression run")
-        plot = run_plots.plot_fit_1d if bundle.input_shape == (1,) else run_plots.plot_predicted_vs_true
-        return [plot(run, run.path / "fit.png")]
+        figure = run_plots.fit_1d_figure if bundle.input_shape == (1,) else run_plots.predicted_vs_true_figure
+        return [("fit.png", figure(run))]
     if kind == "weights":
         if is_convolutional(run.network) or not run_plots.linear_layers(run.network):
             raise DataError("weights needs an MLP run (a CNN's first layer: filters)")
-        return [run_plots.plot_weights(run, run.path / "weights.png")]
+        return [("weights.png", run_plots.weights_figure(run))]
     if kind == "filters":
         layers = run_plots.conv_layers(run.network)
         if not layers:
             raise DataError("filters needs a CNN run")
-        return [run_plots.plot_filters(run, run.path / ("filters.png" if n == 1 else f"filters_conv{n}.png"), n) for n in range(1, min(2, len(layers)) + 1)]
-    if kind == "features":
-        if not is_convolutional(run.network):
-            raise DataError("features needs a CNN run")
-        return [run_plots.plot_features(run, run.path / "features.png", image)]
-    raise DataError(f"{kind} is a sweep figure; give a sweep dir")
+        return [("filters.png" if n == 1 else f"filters_conv{n}.png", run_plots.filter_figure(run, n)) for n in range(1, min(2, len(layers)) + 1)]
+    if not is_convolutional(run.network):
+        raise DataError("features needs a CNN run")
+    return [("features.png", run_plots.features_figure(run, image))]

@@ -48,6 +48,25 @@ def test_run_returns_scores_history_model_and_predictions_from_the_clis_run_dir(
     assert Path(os.getcwd()) == in_tmp
 
 
+def test_run_plot_is_a_matplotlib_figure_of_the_runs_curves(in_tmp):
+    import matplotlib.figure
+
+    import nnexp
+    from nnexp.errors import NnexpError
+
+    run = nnexp.run(*TINY, "solver=adam")
+    figure = run.plot()
+    assert isinstance(figure, matplotlib.figure.Figure) and figure._repr_png_().startswith(b"\x89PNG")
+    loss_axes, score_axes = figure.axes
+    curves = {line.get_label(): line.get_ydata() for line in loss_axes.get_lines()}
+    assert np.allclose(curves["train"], run.history["train_loss"]) and score_axes.get_ylabel() == "accuracy"
+    figure.savefig(in_tmp / "curves.svg")
+    assert "<svg" in (in_tmp / "curves.svg").read_text() and not (run.dir / "curves.png").exists()
+    assert run.plot("boundary").axes[0].collections  # the other kinds too (a 2-D classifier's boundary)
+    with pytest.raises(NnexpError, match="choose one of: curves"):
+        run.plot("curve")
+
+
 def test_same_overrides_give_the_clis_job_identity(in_tmp, compose_cfg):
     import nnexp
     from nnexp.store import job_key
@@ -56,6 +75,32 @@ def test_same_overrides_give_the_clis_job_identity(in_tmp, compose_cfg):
     assert run.record.job_key == job_key(compose_cfg(*TINY, "seed=1"))
     again = nnexp.run(*TINY, "seed=1")  # composed once, reused: still a run dir of its own
     assert again.record.job_key == run.record.job_key and again.dir != run.dir
+
+
+def test_calls_within_one_second_write_beside_each_other_and_keep_both_results(in_tmp, monkeypatch):
+    # Run and sweep dirs are named by the second: with the clock frozen, every call falls in the
+    # same second, and each later one writes beside the first (its run dir's claim; no waiting).
+    import datetime
+
+    import hydra.core.utils
+
+    import nnexp
+
+    class Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 1, 2, 3, 4, 5)
+
+    monkeypatch.setattr(hydra.core.utils, "datetime", Frozen)  # the clock of Hydra's ${now:}
+    first = nnexp.run(*TINY, "seed=1")
+    kept = (first.dir / "metrics.json").read_text()
+    second = nnexp.run(*TINY, "seed=2")
+    assert first.dir.name == "03-04-05" and second.dir == first.dir.with_name("03-04-05-2")
+    assert (first.dir / "metrics.json").read_text() == kept and first.config.seed == 1
+    assert second.status == "ok" and second.config.seed == 2
+    sweeps = [nnexp.sweep(*TINY, seed=[seed]) for seed in (1, 2)]
+    assert [item.dir.name for item in sweeps] == ["03-04-05", "03-04-05-2"]
+    assert [[run.config.seed for run in item.runs] for item in sweeps] == [[1], [2]]
 
 
 def test_a_sweep_reuses_what_the_cli_stored_and_load_opens_it(in_tmp, sweep):

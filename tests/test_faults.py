@@ -17,7 +17,7 @@ import pytest
 from conftest import FAST
 from hydra.core.global_hydra import GlobalHydra
 
-from nnexp import cli
+from nnexp import cli, command
 from nnexp.store import JobStore
 
 pytestmark = pytest.mark.hydra  # sweeps, resume and the summary go through the Hydra integration
@@ -125,7 +125,7 @@ def test_resume_keeps_the_launcher_settings_it_was_launched_with(tmp_path):
     (tmp_path / "multirun.yaml").write_text(
         "hydra:\n  overrides:\n    hydra: [hydra.mode=MULTIRUN, hydra.sweep.dir=old, hydra.launcher.n_jobs=1]\n"
         "    task: [launcher=joblib, 'seed=0,1']\n")
-    argv = cli.resume_argv([f"resume={tmp_path}"])
+    argv = command.resume_argv([f"resume={tmp_path}"])
     assert argv == ["-m", "launcher=joblib", "seed=0,1", "hydra.launcher.n_jobs=1", f"hydra.sweep.dir={tmp_path}"]
 
 

@@ -62,10 +62,10 @@ def test_a_sweep_records_it_at_its_root_in_its_report_and_in_restored_jobs(sweep
 
 
 def test_version_prints_versions_host_device_git_and_compat_paths(monkeypatch, capsys):
-    from nnexp import cli
+    from nnexp import command
 
     monkeypatch.setattr(sys, "argv", ["nnexp", "--version"])
-    cli.run()
+    command.run()
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("nnexp ") and "torch" in lines[1] and "omegaconf" in lines[1]
     assert [line.split(":")[0].strip() for line in lines[2:]] == ["host", "device", "git", "compat"]

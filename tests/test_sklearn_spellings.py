@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nnexp.cli import sklearn_names
+from nnexp.command import sklearn_names
 from nnexp.sklearn_spellings import tuples_as_lists
 
 

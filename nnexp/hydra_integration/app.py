@@ -14,7 +14,8 @@ CONFIG_PACKAGE = "nnexp.configs"
 
 
 def train_task(cfg: DictConfig) -> float:
-    """Hydra's task function: one run, or one job of a multirun."""
+    """Hydra's task function for the command line: one run, or one job of a multirun. A user's
+    error in a run is one line on stderr and its exit code (``NNEXP_TRACEBACK=1``: raised)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -29,14 +30,7 @@ def train_task(cfg: DictConfig) -> float:
         job = sweep_job(cfg, hydra_cfg, Path(hydra_cfg.runtime.output_dir))
         return report(job, job.run())
     try:
-        from nnexp.checks import check_run
-
-        checked = check_run(cfg)  # before torch and Lightning are imported (seconds): a mistake costs no start-up
-        from nnexp.job import KEEP, Job, objective_of
-        from nnexp.process import set_up_process
-
-        set_up_process()
-        objective = objective_of(Job.single(cfg, finished=KEEP, plots_in_background=True, checked=checked).run())
+        objective = train_run(cfg)
     except NnexpError as error:
         if os.environ.get("NNEXP_TRACEBACK"):
             raise
@@ -50,6 +44,19 @@ def train_task(cfg: DictConfig) -> float:
     if cfg.mode == "train" and math.isnan(objective):
         raise SystemExit(1)  # diverged: metrics.json holds status "diverged"
     return objective
+
+
+def train_run(cfg: DictConfig) -> float:
+    """One run of ``cfg`` in Hydra's run mode and its objective (NaN: diverged, and recorded so);
+    a user's error is raised (``NnexpError``, ``OSError``). The Python API's task function."""
+    from nnexp.checks import check_run
+
+    checked = check_run(cfg)  # before torch and Lightning are imported (seconds): a mistake costs no start-up
+    from nnexp.job import KEEP, Job, objective_of
+    from nnexp.process import set_up_process
+
+    set_up_process()
+    return objective_of(Job.single(cfg, finished=KEEP, plots_in_background=True, checked=checked).run())
 
 
 def hydra_app() -> Callable[[], None]:

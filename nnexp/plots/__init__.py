@@ -11,6 +11,14 @@ def pyplot():
     return plt
 
 
+def new_figure(**kwargs):
+    """A matplotlib Figure outside pyplot (so nothing shows it twice, and nothing keeps it open)
+    that Jupyter shows as a PNG, whichever backend the kernel has (nnexp draws with Agg)."""
+    from nnexp.plots.shown import ShownFigure
+
+    return ShownFigure(**kwargs)
+
+
 def save_figure(fig, path, dpi: int = 100):
     """Write ``fig`` as a PNG atomically (a temporary file, then a rename) and close it."""
     from nnexp.results import atomic_path

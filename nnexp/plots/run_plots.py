@@ -11,7 +11,7 @@ import torch
 
 from nnexp.artifacts import Run
 from nnexp.models.activations import ACTIVATIONS
-from nnexp.plots import pyplot, save_figure
+from nnexp.plots import new_figure, save_figure
 
 DPI = 100
 PROBABILITY_CMAP = "RdBu_r"  # binary boundaries: P(class 1)
@@ -34,12 +34,17 @@ def save(fig, path: Path) -> Path:
 
 
 def plot_curves(run: Run, path: Path) -> Path:
+    """``curves_figure`` as a PNG at ``path``."""
+    return save(curves_figure(run), path)
+
+
+def curves_figure(run: Run):
     """Loss and score per epoch (per iteration for L-BFGS), training and validation."""
-    plt = pyplot()
     history = run.history
     epochs = [row["epoch"] for row in history]
     step_name = "iteration" if run.metrics.fit is not None and run.metrics.fit.iterations is not None else "epoch"
-    fig, (loss_ax, score_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = new_figure(figsize=(10, 4))
+    loss_ax, score_ax = fig.subplots(1, 2)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.85, wspace=0.25)
     for ax, metric in ((loss_ax, "loss"), (score_ax, "score")):
         for split, style in (("train", "-"), ("val", "--")):
@@ -54,19 +59,24 @@ def plot_curves(run: Run, path: Path) -> Path:
     loss_ax.set_title("loss (train includes the penalty)")
     score_ax.set_title(f"{run.metrics.score_name or 'score'}")
     fig.suptitle(f"learning curves: {describe(run)}")
-    return save(fig, path)
+    return fig
 
 
 def plot_confusion(run: Run, path: Path) -> Path:
+    """``confusion_figure`` as a PNG at ``path``."""
+    return save(confusion_figure(run), path)
+
+
+def confusion_figure(run: Run):
     """Confusion matrix on the test split, with counts in the cells."""
     from sklearn.metrics import confusion_matrix
 
-    plt = pyplot()
     bundle = run.bundle
     predicted = run.predict(bundle.X_test)
     matrix = confusion_matrix(bundle.y_test, predicted, labels=range(len(bundle.classes)))
     size = max(4.5, 0.45 * len(bundle.classes) + 3)
-    fig, ax = plt.subplots(figsize=(size, size - 0.5))
+    fig = new_figure(figsize=(size, size - 0.5))
+    ax = fig.subplots()
     # The colour bar takes its room from the matrix's axes: leave 0.6 inch for its ticks and label.
     fig.subplots_adjust(left=0.18, right=1 - 0.6 / size, bottom=0.15, top=0.88)
     image = ax.imshow(matrix, cmap=MATRIX_CMAP)
@@ -86,16 +96,21 @@ def plot_confusion(run: Run, path: Path) -> Path:
     note = "" if f"{recorded:.4f}" == f"{accuracy:.4f}" else f"\n(matrix from the saved model in float32: {accuracy:.4f})"
     ax.set_title(f"test confusion matrix, accuracy {recorded:.4f}{note}")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="count")
-    return save(fig, path)
+    return fig
 
 
 def plot_predicted_vs_true(run: Run, path: Path) -> Path:
+    """``predicted_vs_true_figure`` as a PNG at ``path``."""
+    return save(predicted_vs_true_figure(run), path)
+
+
+def predicted_vs_true_figure(run: Run):
     """Regression: predicted against true values on the test split, with the diagonal."""
-    plt = pyplot()
     bundle = run.bundle
     predicted = run.predict(bundle.X_test).reshape(len(bundle.y_test), -1)[:, 0]
     true = bundle.y_test.reshape(len(bundle.y_test), -1)[:, 0]
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig = new_figure(figsize=(5.5, 5))
+    ax = fig.subplots()
     fig.subplots_adjust(left=0.15, right=0.95, bottom=0.12, top=0.9)
     ax.scatter(true, predicted, s=14, alpha=0.7)
     low, high = float(min(true.min(), predicted.min())), float(max(true.max(), predicted.max()))
@@ -105,17 +120,22 @@ def plot_predicted_vs_true(run: Run, path: Path) -> Path:
     ax.set_title(f"test R2 {run.test_score:.4f}")
     ax.legend()
     ax.grid(alpha=0.3)
-    return save(fig, path)
+    return fig
 
 
 def plot_fit_1d(run: Run, path: Path) -> Path:
+    """``fit_1d_figure`` as a PNG at ``path``."""
+    return save(fit_1d_figure(run), path)
+
+
+def fit_1d_figure(run: Run):
     """1-D regression: training and test points and the fitted curve."""
-    plt = pyplot()
     bundle = run.bundle
     low, high = bundle.X_train.min(), bundle.X_train.max()
     margin = 0.05 * (high - low)
     grid = np.linspace(low - margin, high + margin, 400)[:, None]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = new_figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     fig.subplots_adjust(left=0.1, right=0.97, bottom=0.12, top=0.9)
     ax.scatter(bundle.X_train[:, 0], bundle.y_train, s=14, label="train", color="tab:blue", alpha=0.7)
     ax.scatter(bundle.X_test[:, 0], bundle.y_test, s=18, marker="^", label="test", color="tab:orange")
@@ -125,7 +145,7 @@ def plot_fit_1d(run: Run, path: Path) -> Path:
     ax.set_title(f"{describe(run)}\ntest R2 {run.test_score:.4f}", fontsize=10)
     ax.legend()
     ax.grid(alpha=0.3)
-    return save(fig, path)
+    return fig
 
 
 def boundary_grid(bundle, resolution: int = 200):
@@ -141,6 +161,7 @@ def boundary_grid(bundle, resolution: int = 200):
 def draw_boundary(ax, run: Run, resolution: int = 200, title: str | None = None):
     """Predicted probability (binary) or class (multiclass) as filled contours, with the training
     (circles) and test (triangles) points; returns the contour set for a colour bar."""
+    import matplotlib
     from matplotlib.colors import ListedColormap
 
     bundle = run.bundle
@@ -153,7 +174,7 @@ def draw_boundary(ax, run: Run, resolution: int = 200, title: str | None = None)
     else:
         k = len(bundle.classes)
         surface = run.predict(points).reshape(xx.shape)
-        colours = ListedColormap(pyplot().get_cmap(CLASS_CMAP).colors[:k])
+        colours = ListedColormap(matplotlib.colormaps[CLASS_CMAP].colors[:k])
         contours = ax.contourf(xx, yy, surface, levels=np.arange(k + 1) - 0.5, cmap=colours, alpha=0.35)
     ax.scatter(bundle.X_train[:, 0], bundle.X_train[:, 1], c=bundle.y_train, cmap=colours, s=12, edgecolors="k", linewidths=0.3,
                vmin=0, vmax=max(1, len(bundle.classes) - 1))
@@ -164,16 +185,21 @@ def draw_boundary(ax, run: Run, resolution: int = 200, title: str | None = None)
 
 
 def plot_boundary(run: Run, path: Path) -> Path:
+    """``boundary_figure`` as a PNG at ``path``."""
+    return save(boundary_figure(run), path)
+
+
+def boundary_figure(run: Run):
     """The decision boundary of a 2-D classifier, titled with its parameters and test score."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig = new_figure(figsize=(6.5, 5.5))
+    ax = fig.subplots()
     fig.subplots_adjust(left=0.1, right=0.9, bottom=0.1, top=0.88)
     contours = draw_boundary(ax, run, title=f"{describe(run)}\ntest accuracy {run.test_score:.3f}")
     names = run.bundle.feature_names or ["x0", "x1"]
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
     fig.colorbar(contours, ax=ax, label="P(class 1)" if run.bundle.task == "binary" else "predicted class")
-    return save(fig, path)
+    return fig
 
 
 def conv_layers(network: torch.nn.Module) -> list[tuple[str, torch.nn.Conv2d]]:
@@ -188,7 +214,6 @@ def plot_filters(run: Run, path: Path, layer_number: int = 1) -> Path:
 
 def filter_figure(run: Run, layer_number: int = 1):
     """The filter grid of conv layer ``layer_number`` (1-based) as a matplotlib figure."""
-    plt = pyplot()
     layers = conv_layers(run.network)
     if layer_number > len(layers):
         raise ValueError(f"the network has {len(layers)} conv layers")
@@ -197,7 +222,8 @@ def filter_figure(run: Run, layer_number: int = 1):
     count = len(weights)
     columns = min(8, count)
     rows = math.ceil(count / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.2 * columns + 1.2, 1.2 * rows + 0.8), squeeze=False)
+    fig = new_figure(figsize=(1.2 * columns + 1.2, 1.2 * rows + 0.8))
+    axes = fig.subplots(rows, columns, squeeze=False)
     fig.subplots_adjust(left=0.02, right=0.86, bottom=0.02, top=0.86, wspace=0.1, hspace=0.1)
     limit = float(np.abs(weights).max()) or 1.0
     for index, ax in enumerate(axes.flat):
@@ -209,10 +235,14 @@ def filter_figure(run: Run, layer_number: int = 1):
     return fig
 
 
-@torch.no_grad()
 def plot_features(run: Run, path: Path, index: int = 0) -> Path:
+    """``features_figure`` as a PNG at ``path``."""
+    return save(features_figure(run, index), path)
+
+
+@torch.no_grad()
+def features_figure(run: Run, index: int = 0):
     """The feature maps of test image ``index`` after each conv block's activation, layer by layer."""
-    plt = pyplot()
     network, bundle = run.network, run.bundle
     image = bundle.X_test[index : index + 1]
     maps, hooks = [], []
@@ -225,7 +255,8 @@ def plot_features(run: Run, path: Path, index: int = 0) -> Path:
     maps = [(name, m) for name, m in maps if m.ndim == 3]
     columns = 8
     rows = 1 + sum(math.ceil(len(m) / columns) for _, m in maps)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.2 * columns, 1.25 * rows + 0.6), squeeze=False)
+    fig = new_figure(figsize=(1.2 * columns, 1.25 * rows + 0.6))
+    axes = fig.subplots(rows, columns, squeeze=False)
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.92, wspace=0.08, hspace=0.3)
     for ax in axes.flat:
         ax.axis("off")
@@ -240,7 +271,7 @@ def plot_features(run: Run, path: Path, index: int = 0) -> Path:
                 ax.set_title(name, fontsize=8, loc="left")
         row += math.ceil(len(feature_maps) / columns)
     fig.suptitle(f"feature maps of test image {index}", fontsize=10)
-    return save(fig, path)
+    return fig
 
 
 def linear_layers(network: torch.nn.Module) -> list[tuple[str, torch.nn.Linear]]:
@@ -251,9 +282,13 @@ IMAGE_UNITS = 16  # first-layer units shown as images
 
 
 def plot_weights(run: Run, path: Path) -> Path:
+    """``weights_figure`` as a PNG at ``path``."""
+    return save(weights_figure(run), path)
+
+
+def weights_figure(run: Run):
     """An MLP's weights: a histogram per dense layer (L1 piles them up at zero, L2 narrows them)
     and, for image data, the first layer's first units as images of their input weights."""
-    plt = pyplot()
     layers = linear_layers(run.network)
     shape = tuple(run.bundle.input_shape)
     images = len(shape) == 3 and len(layers) > 1
@@ -261,7 +296,7 @@ def plot_weights(run: Run, path: Path) -> Path:
     columns = max(len(layers), 8 if images else 0)
     rows = 1 + (math.ceil(units / 8) if images else 0)
     width, height = max(2.6 * len(layers), 9 if images else 0) + 0.8, 3.2 + 1.25 * (rows - 1)
-    fig = plt.figure(figsize=(width, height))
+    fig = new_figure(figsize=(width, height))
     # Margins in inches: tick labels and axis labels fit at any number of layers.
     grid = fig.add_gridspec(rows, columns, height_ratios=[2.2] + [1] * (rows - 1), left=0.6 / width, right=1 - 0.15 / width,
                             bottom=(0.2 if images else 0.55) / height, top=1 - 0.75 / height, hspace=0.6, wspace=0.45)
@@ -286,7 +321,7 @@ def plot_weights(run: Run, path: Path) -> Path:
             ax.axis("off")
     alpha = run.config.get("regularization", {})
     fig.suptitle(f"weights: {describe(run)}, l1={alpha.get('l1', 0):g}")
-    return save(fig, path)
+    return fig
 
 
 def write_run_plots(run_dir: Path) -> list[Path]:

@@ -29,7 +29,7 @@ from nnexp.warm import DEFAULT_IDLE_SECONDS
 
 # What a command imports before it trains: the time a warm command saves.
 PRELOAD = ("torch", "pytorch_lightning", "hydra", "omegaconf", "sklearn.datasets", "rich.console",
-           "nnexp.cli", "nnexp.runner", "nnexp.hydra_integration.app", "nnexp.plan", "nnexp.fit", "nnexp.record",
+           "nnexp.command", "nnexp.runner", "nnexp.hydra_integration.app", "nnexp.plan", "nnexp.fit", "nnexp.record",
            "nnexp.job", "nnexp.checks", "nnexp.claims", "nnexp.progress", "nnexp.provenance")
 HEADER = struct.Struct("!Q")  # the request's length, in front of its JSON
 REQUEST_SECONDS = 10.0  # a request is sent at once: one that takes longer is dropped
@@ -89,7 +89,7 @@ def become_command(request: dict, fds: list[int]) -> None:
     import numpy
 
     numpy.random.seed()  # a fresh process draws numpy's global state from the OS (random reseeds itself at fork)
-    from nnexp.cli import run
+    from nnexp.command import run
 
     run()
     raise SystemExit(0)
