@@ -13,6 +13,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import os
 from types import ModuleType
 from typing import Any, Iterator
 
@@ -237,6 +238,52 @@ def hydra_version_base() -> dict[str, str]:
     import hydra.errors
 
     return {} if hasattr(hydra.errors, "Hydra15MigrationWarning") else {"version_base": "1.3"}
+
+
+# The packages whose callables nnexp's configs and documented options name as ``_target_``; a user
+# adds their own packages through NNEXP_TRUSTED_TARGETS (comma-separated, e.g. ``mylab.*``).
+TRUSTED_TARGETS = ("nnexp.*", "hydra_plugins.nnexp_launcher.*", "torch.*", "sklearn.*", "pytorch_lightning.*",
+                   "lightning.*", "torchmetrics.*", "optuna.*")
+TRUSTED_TARGETS_VARIABLE = "NNEXP_TRUSTED_TARGETS"
+
+
+@functools.cache
+def trusted_targets() -> tuple[str, ...] | None:
+    """Hydra 1.4's execution whitelist for the ``_target_``s configs may name (it warns for every
+    target instantiated without one, and 1.5 refuses them); None on Hydra 1.3, which has none."""
+    import hydra.utils
+
+    if not hasattr(hydra.utils, "execution_whitelist"):
+        return None
+    extra = [name.strip() for name in os.environ.get(TRUSTED_TARGETS_VARIABLE, "").split(",") if name.strip()]
+    return (*TRUSTED_TARGETS, *extra)
+
+
+def hydra_main_whitelist() -> dict[str, Any]:
+    """Keyword arguments that give ``hydra.main`` the trusted targets (none on Hydra 1.3)."""
+    targets = trusted_targets()
+    return {} if targets is None else {"execution_whitelist": targets}
+
+
+def instantiate_whitelist() -> dict[str, Any]:
+    """Keyword arguments that give ``hydra.utils.instantiate`` the trusted targets, for calls
+    outside ``hydra.main`` (a launcher's worker process, the Python API); none on Hydra 1.3."""
+    targets = trusted_targets()
+    return {} if targets is None else {"_execution_whitelist_": targets}
+
+
+@contextlib.contextmanager
+def targets_trusted() -> Iterator[None]:
+    """The trusted targets for every ``instantiate`` in this block, Hydra's own included (its
+    callbacks); nothing on Hydra 1.3."""
+    targets = trusted_targets()
+    if targets is None:
+        yield
+        return
+    import hydra.utils
+
+    with hydra.utils.execution_whitelist(targets):
+        yield
 
 
 def compatibility_paths() -> dict[str, str]:

@@ -135,3 +135,57 @@ def test_the_version_base_gives_hydras_current_defaults_without_a_deprecation_wa
     from hydra.version import getbase
 
     assert str(getbase()) == ".".join(hydra.__version__.split(".")[:2])
+
+
+def config_targets() -> set[str]:
+    targets = set()
+    for path in sorted((ROOT / "configs").rglob("*.yaml")):
+        for line in path.read_text().splitlines():
+            stripped = line.strip()
+            if stripped.startswith("_target_:"):
+                targets.add(stripped.split(":", 1)[1].split("#")[0].strip())
+    return targets
+
+
+def test_every_target_nnexps_configs_name_is_trusted_on_hydra_14_and_none_is_asked_of_13():
+    targets = compat.trusted_targets()
+    if targets is None:  # Hydra 1.3 has no execution whitelist: nothing is passed to it
+        assert compat.hydra_main_whitelist() == {} and compat.instantiate_whitelist() == {}
+        return
+    assert all(pattern.endswith(".*") for pattern in targets)
+    named = config_targets()
+    assert {"nnexp.models.mlp.MLP", "torch.optim.Adam", "sklearn.datasets.make_moons", "pytorch_lightning.Trainer"} <= named
+    untrusted = [t for t in named if not any(t.startswith(p[:-1]) for p in targets)]
+    assert untrusted == []
+
+
+def test_instantiating_nnexps_default_config_raises_no_hydra_whitelist_warning():
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from nnexp.factory import instantiate
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module("nnexp.configs", **compat.hydra_version_base()):
+        cfg = compose("train", overrides=["data=moons"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Hydra 1.4 warns for each target instantiated with no whitelist
+        assert instantiate(cfg.model) is not None and instantiate(cfg.stopping) is not None
+
+
+def test_an_untrusted_target_on_hydra_14_is_one_line_naming_the_variable_that_trusts_it(monkeypatch):
+    if compat.trusted_targets() is None:
+        pytest.skip("Hydra 1.3 has no execution whitelist")
+    from nnexp.errors import NnexpError
+    from nnexp.factory import instantiate
+
+    with pytest.raises(NnexpError) as refused:
+        instantiate(OmegaConf.create({"data": {"_target_": "collections.OrderedDict"}}).data)
+    line = str(refused.value)
+    assert "\n" not in line and "collections.OrderedDict" in line and compat.TRUSTED_TARGETS_VARIABLE in line
+    monkeypatch.setenv(compat.TRUSTED_TARGETS_VARIABLE, "collections.*")
+    compat.trusted_targets.cache_clear()
+    try:
+        assert instantiate(OmegaConf.create({"_target_": "collections.OrderedDict"})) == {}
+    finally:
+        compat.trusted_targets.cache_clear()
