@@ -85,6 +85,34 @@ def test_a_store_entry_is_synced_before_its_rename_and_the_store_after(tmp_path,
     assert events[rename + 1:] == [("fsync folder", "store")]
 
 
+def test_a_jobs_files_sync_their_folder_before_the_metrics_that_mark_them_finished_and_once_after(tmp_path, monkeypatch):
+    import nnexp.results
+
+    events = recorder(monkeypatch, nnexp.results)
+    run = tmp_path / "run"
+    with durable.one_folder_sync_each():
+        for name in ("config.yaml", "history.csv", "model.pt", METRICS_FILE):
+            write_text_atomic(run / name, name)
+        assert events[-1] == ("replace", METRICS_FILE)  # its own rename's sync is put off to the block's end
+    whats = [what for what, _ in events]
+    assert whats == ["fsync file", "replace"] * 3 + ["fsync file", "fsync folder", "replace", "fsync folder"]
+    assert events[-3] == ("fsync folder", "run") and events[-1] == ("fsync folder", "run")
+    events.clear()
+    write_text_atomic(run / "summary.csv", "")  # outside a block: synced at once
+    assert [what for what, _ in events] == ["fsync file", "replace", "fsync folder"]
+
+
+def test_renames_put_off_are_synced_when_the_block_raises(tmp_path, monkeypatch):
+    import nnexp.results
+
+    events = recorder(monkeypatch, nnexp.results)
+    with pytest.raises(RuntimeError), durable.one_folder_sync_each():
+        write_text_atomic(tmp_path / "a" / "history.csv", "")
+        write_text_atomic(tmp_path / "b" / "history.csv", "")
+        raise RuntimeError("the fit failed")
+    assert [event for event in events if event[0] == "fsync folder"] == [("fsync folder", "a"), ("fsync folder", "b")]
+
+
 def test_the_durable_helpers_really_sync(tmp_path, monkeypatch):
     synced = []
     real = os.fsync
