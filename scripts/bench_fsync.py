@@ -2,10 +2,11 @@
 "nnexp adam batched, 8 seeds": alpha grid x 5 folds x 8 seeds, Adam, plus the refit), in three
 variants run in turn, in this one process, each round in a rotated order:
 
-- "per job": as nnexp does it, each file's data synced before its rename, and a job dir's folder
-  once before its metrics.json and once after (``durable.one_folder_sync_each``);
-- "per file": as before, each file's folder synced after its rename;
-- "none": the fsyncs turned off.
+- "per job": as nnexp does it, each file's data synced before its rename, a job dir's folder once
+  before its metrics.json and once after (``durable.one_folder_sync_each``), and the store entry's
+  files hard-linked from the run dir (synced there) rather than copied and synced again;
+- "per file": as before, each file's folder synced after its rename, the store's files copied;
+- "none": the fsyncs turned off (files linked into the store, as nnexp does).
 
 It prints each run's wall time and the time spent inside the fsyncs, then per variant the median
 and best walls, their ratios to "none", the median time in fsyncs as a share of "none"'s median
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_sweep import nnexp_grid  # noqa: E402
 
-from nnexp import durable  # noqa: E402
+from nnexp import durable, store  # noqa: E402
 
 VARIANTS = ("per job", "per file", "none")
 
@@ -40,6 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     real = {name: getattr(durable, name) for name in ("fsync_file", "fsync_folder", "renamed_into", "sync_renames_into")}
+    real_linked = store.linked
     spent = {"seconds": 0.0, "fsync_file": 0, "fsync_folder": 0}
 
     def timed(name):
@@ -53,6 +55,7 @@ def main() -> None:
     def use(variant: str) -> None:
         for name, fn in real.items():
             setattr(durable, name, fn)
+        store.linked = real_linked
         if variant == "none":
             durable.fsync_file = durable.fsync_folder = lambda path: None
             return
@@ -60,6 +63,7 @@ def main() -> None:
         if variant == "per file":  # the folder synced after every rename, nothing put off
             durable.renamed_into = durable.fsync_folder
             durable.sync_renames_into = lambda path: None
+            store.linked = lambda source, target: False  # copied into the store, and each copy synced
 
     walls = {variant: [] for variant in VARIANTS}
     inside = {variant: [] for variant in VARIANTS}
@@ -82,6 +86,7 @@ def main() -> None:
                       f"load {os.getloadavg()[0]:.2f}", flush=True)
     for name, fn in real.items():
         setattr(durable, name, fn)
+    store.linked = real_linked
     base_median, base_best = statistics.median(walls["none"]), min(walls["none"])
     print()
     for variant in VARIANTS:
