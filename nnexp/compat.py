@@ -294,4 +294,7 @@ def compatibility_paths() -> dict[str, str]:
     _composing_mode_probe()
     _shared_hydra_node()
     base = hydra_version_base().get("version_base")
-    return {**_paths, "hydra version_base": f"{base!r}" if base else "omitted: Hydra's current defaults"}
+    targets = trusted_targets()
+    trusted = ", ".join(targets) if targets else f"{NOT_NEEDED}: this Hydra instantiates any target"
+    return {**_paths, "hydra version_base": f"{base!r}" if base else "omitted: Hydra's current defaults",
+            "hydra execution whitelist": trusted}
