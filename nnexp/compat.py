@@ -240,6 +240,22 @@ def hydra_version_base() -> dict[str, str]:
     return {} if hasattr(hydra.errors, "Hydra15MigrationWarning") else {"version_base": "1.3"}
 
 
+def keep_task_traceback(job_return: Any, error: BaseException) -> None:
+    """Keep a failed task's traceback and chained causes in its ``JobReturn``, as Hydra 1.4's
+    ``run_job`` does (the return pickles them, so a cluster task's failure shows the task's own
+    frames in the driver); nothing where Hydra's return has no such fields (1.3)."""
+    import hydra.core.utils as hydra_utils
+
+    if not hasattr(job_return, "_remote_traceback"):
+        return
+    try:
+        job_return._remote_traceback = hydra_utils._serialize_traceback(error.__traceback__)
+        job_return._remote_exception_chain = hydra_utils._serialize_exception_chain(error)
+        job_return._remote_exception_group = hydra_utils._serialize_exception_group(error)
+    except Exception:  # noqa: BLE001  (as run_job: a traceback that cannot be kept leaves the error as it is)
+        pass
+
+
 # The packages whose callables nnexp's configs and documented options name as ``_target_``; a user
 # adds their own packages through NNEXP_TRUSTED_TARGETS (comma-separated, e.g. ``mylab.*``).
 TRUSTED_TARGETS = ("nnexp.*", "hydra_plugins.nnexp_launcher.*", "torch.*", "sklearn.*", "pytorch_lightning.*",

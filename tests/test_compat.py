@@ -189,3 +189,26 @@ def test_an_untrusted_target_on_hydra_14_is_one_line_naming_the_variable_that_tr
         assert instantiate(OmegaConf.create({"_target_": "collections.OrderedDict"})) == {}
     finally:
         compat.trusted_targets.cache_clear()
+
+
+def test_a_failed_jobs_return_keeps_its_tasks_frames_through_a_pickle_on_hydra_14():
+    """As Hydra 1.4's run_job: a cluster task's failure reaches the driver with the task's frames."""
+    import pickle
+    import traceback
+
+    from hydra.core.utils import JobReturn, JobStatus
+
+    def failing_task():
+        raise RuntimeError("the task failed")
+
+    returned = JobReturn(overrides=[])
+    try:
+        failing_task()
+    except RuntimeError as error:
+        returned.return_value, returned.status = error, JobStatus.FAILED
+        compat.keep_task_traceback(returned, error)
+    if not hasattr(returned, "_remote_traceback"):  # Hydra 1.3: nothing to keep it in
+        return
+    with pytest.raises(RuntimeError, match="the task failed") as raised:
+        pickle.loads(pickle.dumps(returned)).return_value
+    assert "failing_task" in [frame.name for frame in traceback.extract_tb(raised.value.__traceback__)]

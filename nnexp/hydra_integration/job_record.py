@@ -21,7 +21,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from nnexp.compat import set_hydra_config
+from nnexp.compat import keep_task_traceback, set_hydra_config
 from nnexp.durable import one_folder_sync_each
 from nnexp.results import CONFIG_FILE, write_text_atomic, yaml_text
 
@@ -75,6 +75,7 @@ def hydra_job(config: DictConfig, task: DictConfig, hydra_context: HydraContext,
             ret.status = JobStatus.COMPLETED
         except Exception as error:  # as run_job: the sweeper sees the failure, the sweep goes on
             ret.return_value, ret.status = error, JobStatus.FAILED
+            keep_task_traceback(ret, error)  # Hydra 1.4 ships it with the return to another process
         ret.task_name = str(config.hydra.job.name)
         hydra_context.callbacks.on_job_end(config=config, job_return=ret)
     finally:
