@@ -143,7 +143,7 @@ def hydra_session() -> Iterator[Any]:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from nnexp.compat import use_libyaml_for_omegaconf
+    from nnexp.compat import targets_trusted, use_libyaml_for_omegaconf
     from nnexp.preflight import one_line
     from nnexp.provenance import git_state
 
@@ -156,7 +156,7 @@ def hydra_session() -> Iterator[Any]:
         register_plugins()
         GlobalHydra.instance().clear()
         try:
-            with initialize_config_module(CONFIG_PACKAGE, **version_base()):
+            with initialize_config_module(CONFIG_PACKAGE, **version_base()), targets_trusted():
                 yield GlobalHydra.instance().hydra
         except NnexpError as error:
             raise error.with_traceback(None) from None  # the message is all: no frames from Hydra's stack

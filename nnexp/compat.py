@@ -13,6 +13,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import os
 from types import ModuleType
 from typing import Any, Iterator
 
@@ -239,6 +240,68 @@ def hydra_version_base() -> dict[str, str]:
     return {} if hasattr(hydra.errors, "Hydra15MigrationWarning") else {"version_base": "1.3"}
 
 
+def keep_task_traceback(job_return: Any, error: BaseException) -> None:
+    """Keep a failed task's traceback and chained causes in its ``JobReturn``, as Hydra 1.4's
+    ``run_job`` does (the return pickles them, so a cluster task's failure shows the task's own
+    frames in the driver); nothing where Hydra's return has no such fields (1.3)."""
+    import hydra.core.utils as hydra_utils
+
+    if not hasattr(job_return, "_remote_traceback"):
+        return
+    try:
+        job_return._remote_traceback = hydra_utils._serialize_traceback(error.__traceback__)
+        job_return._remote_exception_chain = hydra_utils._serialize_exception_chain(error)
+        job_return._remote_exception_group = hydra_utils._serialize_exception_group(error)
+    except Exception:  # noqa: BLE001  (as run_job: a traceback that cannot be kept leaves the error as it is)
+        pass
+
+
+# The packages whose callables nnexp's configs and documented options name as ``_target_``; a user
+# adds their own packages through NNEXP_TRUSTED_TARGETS (comma-separated, e.g. ``mylab.*``).
+TRUSTED_TARGETS = ("nnexp.*", "hydra_plugins.nnexp_launcher.*", "torch.*", "sklearn.*", "pytorch_lightning.*",
+                   "lightning.*", "torchmetrics.*", "optuna.*")
+TRUSTED_TARGETS_VARIABLE = "NNEXP_TRUSTED_TARGETS"
+
+
+@functools.cache
+def trusted_targets() -> tuple[str, ...] | None:
+    """Hydra 1.4's execution whitelist for the ``_target_``s configs may name (it warns for every
+    target instantiated without one, and 1.5 refuses them); None on Hydra 1.3, which has none."""
+    import hydra.utils
+
+    if not hasattr(hydra.utils, "execution_whitelist"):
+        return None
+    extra = [name.strip() for name in os.environ.get(TRUSTED_TARGETS_VARIABLE, "").split(",") if name.strip()]
+    return (*TRUSTED_TARGETS, *extra)
+
+
+def hydra_main_whitelist() -> dict[str, Any]:
+    """Keyword arguments that give ``hydra.main`` the trusted targets (none on Hydra 1.3)."""
+    targets = trusted_targets()
+    return {} if targets is None else {"execution_whitelist": targets}
+
+
+def instantiate_whitelist() -> dict[str, Any]:
+    """Keyword arguments that give ``hydra.utils.instantiate`` the trusted targets, for calls
+    outside ``hydra.main`` (a launcher's worker process, the Python API); none on Hydra 1.3."""
+    targets = trusted_targets()
+    return {} if targets is None else {"_execution_whitelist_": targets}
+
+
+@contextlib.contextmanager
+def targets_trusted() -> Iterator[None]:
+    """The trusted targets for every ``instantiate`` in this block, Hydra's own included (its
+    callbacks); nothing on Hydra 1.3."""
+    targets = trusted_targets()
+    if targets is None:
+        yield
+        return
+    import hydra.utils
+
+    with hydra.utils.execution_whitelist(targets):
+        yield
+
+
 def compatibility_paths() -> dict[str, str]:
     """Each speed-up over Hydra's and OmegaConf's internals, and the path it takes here
     (``fast path``, ``public path`` or ``not needed``, with why), for ``nnexp --version``."""
@@ -247,4 +310,7 @@ def compatibility_paths() -> dict[str, str]:
     _composing_mode_probe()
     _shared_hydra_node()
     base = hydra_version_base().get("version_base")
-    return {**_paths, "hydra version_base": f"{base!r}" if base else "omitted: Hydra's current defaults"}
+    targets = trusted_targets()
+    trusted = ", ".join(targets) if targets else f"{NOT_NEEDED}: this Hydra instantiates any target"
+    return {**_paths, "hydra version_base": f"{base!r}" if base else "omitted: Hydra's current defaults",
+            "hydra execution whitelist": trusted}

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import hydra.utils
 from hydra.errors import InstantiationException
 
+from nnexp.compat import TRUSTED_TARGETS_VARIABLE, instantiate_whitelist
 from nnexp.errors import NnexpError
 
 
@@ -20,6 +21,8 @@ def instantiate(node: Any, *args, **kwargs) -> Any:
     reads it through OmegaConf on every step (20% of a small net's epoch).
     """
     kwargs.setdefault("_convert_", "all")
+    for name, value in instantiate_whitelist().items():  # Hydra 1.4's trusted targets, also where no hydra.main ran
+        kwargs.setdefault(name, value)
     try:
         return hydra.utils.instantiate(node, *args, **kwargs)
     except InstantiationException as error:
@@ -38,6 +41,9 @@ def instantiation_line(error: InstantiationException) -> str:
     if cause is not None and str(cause) not in text:
         text += f" ({type(cause).__name__}: {' '.join(str(cause).split())})"
     fix = "give a _target_ that can be imported" if "Error locating target" in text else f"fix the {key}.* settings"
+    if "execution whitelist" in text:  # Hydra 1.4 instantiates only targets nnexp trusts
+        text = text.split(" Pass _execution_whitelist_")[0].rstrip(".")  # Hydra's advice is for the program's author
+        fix = f"name a target in {key} from nnexp, torch, scikit-learn, Lightning or Optuna, or add its package to {TRUSTED_TARGETS_VARIABLE} (e.g. mylab.*)"
     return f"{key}: {text}; {fix}"
 
 

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from omegaconf import DictConfig, open_dict
 
 from nnexp.claims import DirBusy, claim
+from nnexp.durable import one_folder_sync_each
 from nnexp.errors import NnexpError
 from nnexp.interrupts import raise_if_interrupted
 from nnexp.metrics import FAILED, RunRecord, read_record, write_record
@@ -206,15 +207,16 @@ class Job:
         from nnexp.runner import describe, draw_plots, produce, show_plan, show_results
         from nnexp.training.hardware import torch_threads
 
-        plan = prepare(self.cfg, self.key, self.checked)
-        with torch_threads(plan.threads):
-            if self.cfg.mode != "train":
-                describe(plan, self.console)
-                return None
-            if result is None:
-                show_plan(plan, self.console)
-                result = produce(plan, self.console)
-            finished = record(plan, result)
+        with one_folder_sync_each():  # the dir's files: one folder sync before metrics.json, one after
+            plan = prepare(self.cfg, self.key, self.checked)
+            with torch_threads(plan.threads):
+                if self.cfg.mode != "train":
+                    describe(plan, self.console)
+                    return None
+                if result is None:
+                    show_plan(plan, self.console)
+                    result = produce(plan, self.console)
+                finished = record(plan, result)
         if finished.status == "pruned":  # not a finished result: not stored, and a later sweep trains it whole
             self.say(f"pruned by Optuna after {finished.fit.epochs:g} epochs, score {finished.objective_value:.4f}")
         elif finished.finished and self.store is not None:

@@ -41,8 +41,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         yield tmp
         durable.fsync_file(tmp)  # its contents on disk before the rename makes it the file
+        if path.name == METRICS_FILE:  # it marks the dir's files finished: their renames reach the disk first
+            durable.sync_renames_into(path.parent)
         os.replace(tmp, path)
-        durable.fsync_folder(path.parent)  # and the rename itself
+        durable.renamed_into(path.parent)  # and the rename itself (now, or once for the job's files)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -91,6 +91,19 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def linked(source: Path, target: Path) -> bool:
+    """Hard-link a run dir's result file into a store entry, False where the file systems differ
+    or refuse links (then the caller copies it). The run dir's file was synced before its rename
+    into place (``results.atomic_path``), so a link needs neither a copy nor a second sync; and
+    nnexp replaces a run dir's files only by renames, never in place, so the entry keeps what was
+    committed (its manifest's SHA-256s catch a file changed in place by hand)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        return False
+    return True
+
+
 class JobStore:
     """Finished jobs by key: ``<root>/<key>/`` holds the job's result files and their manifest."""
 
@@ -123,18 +136,20 @@ class JobStore:
         return None
 
     def commit(self, key: str, run_dir: Path, replace: bool = False) -> None:
-        """Copy the result files and their manifest into the store; the directory rename is the
-        commit point. ``replace``: this result takes the place of a stored one (a fresh run's, or
-        a damaged entry's), which is moved aside first and then removed."""
+        """Link (else copy) the result files and write their manifest into the store; the
+        directory rename is the commit point. ``replace``: this result takes the place of a stored
+        one (a fresh run's, or a damaged entry's), which is moved aside first and then removed."""
         self.root.mkdir(parents=True, exist_ok=True)
         staging = durable.new_folder(self.root, prefix=f".{key}.")  # the umask's mode, not 0700
-        manifest = {}
+        manifest, copied = {}, []
         for name in RESULT_FILES:
             if (Path(run_dir) / name).is_file():
-                shutil.copy2(Path(run_dir) / name, staging / name)
+                if not linked(Path(run_dir) / name, staging / name):
+                    shutil.copy2(Path(run_dir) / name, staging / name)
+                    copied.append(name)
                 manifest[name] = {"size": (staging / name).stat().st_size, "sha256": file_digest(staging / name)}
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
-        for name in [*manifest, MANIFEST_FILE]:  # the entry's files and names on disk before the rename
+        for name in [*copied, MANIFEST_FILE]:  # the entry's new files and names on disk before the rename
             durable.fsync_file(staging / name)
         durable.fsync_folder(staging)
         old = None

@@ -26,6 +26,7 @@ from hydra import compose, initialize_config_module
 
 from nnexp.batched.plan import build_members, stack_spec
 from nnexp.batched.trainer import train_stack
+from nnexp.compat import hydra_version_base
 from nnexp.data.loading import load_data
 
 
@@ -34,7 +35,7 @@ def member_configs(root: str, count: int) -> list:
     alphas = [10.0**e for e in range(-5, 3)]
     lrs = [1e-3, 3e-4, 3e-3, 1e-4]
     configs = []
-    with initialize_config_module("nnexp.configs", version_base="1.3"):
+    with initialize_config_module("nnexp.configs", **hydra_version_base()):
         for number in range(count):
             alpha, lr = alphas[number % len(alphas)], lrs[(number // len(alphas)) % len(lrs)]
             configs.append(compose("train", overrides=[

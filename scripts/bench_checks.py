@@ -43,13 +43,14 @@ def checks_alone(repeats: int = 20) -> float:
     """Seconds per call of the checks this tree runs on the default config (after a first, cached call)."""
     from hydra import compose, initialize_config_module
 
+    from nnexp.compat import hydra_version_base
     from nnexp.config import check_config
     from nnexp.config_files import command_line_path_names
     from nnexp.data.loading import load_data
     from nnexp.resources import check_fits
     from nnexp.training.stopping import divergence_reference
 
-    with initialize_config_module("nnexp.configs", version_base="1.3"):
+    with initialize_config_module("nnexp.configs", **hydra_version_base()):
         cfg = compose("train", overrides=["mode=validate"])
     bundle = load_data(cfg.data)
     from functools import partial

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_module
 
+from nnexp.compat import hydra_version_base
 from nnexp.data.images import IdxImageSource
 from nnexp.data.splits import make_fit_data
 from nnexp.models.cnn import CNN
@@ -48,7 +49,7 @@ CNN_BLOCKS = [dict(filters=32, kernel=3, pool=2), dict(filters=32, kernel=3, poo
 
 def nnexp_run(root: str, out: Path, *overrides: str, device: str = "cpu") -> dict:
     trainer = ["trainer=gpu"] if device == "cuda" else []
-    with initialize_config_module("nnexp.configs", version_base="1.3"):
+    with initialize_config_module("nnexp.configs", **hydra_version_base()):
         cfg = compose("train", overrides=[f"data.root={root}", "quiet=true", "logger=none", "plots=false",
                                           f"paths.output_dir={out}", *trainer, *overrides])
     with contextlib.redirect_stdout(io.StringIO()):

@@ -64,6 +64,7 @@ def one_row(data: str, solver: str, net: str, seeds: int, own_init: bool) -> dic
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     from threadpoolctl import threadpool_limits
 
+    from nnexp.compat import hydra_version_base
     from nnexp.data.loading import load_data
     from nnexp.data.splits import make_fit_data
     from nnexp.factory import instantiate
@@ -79,7 +80,7 @@ def one_row(data: str, solver: str, net: str, seeds: int, own_init: bool) -> dic
     ours, theirs, our_epochs, their_epochs = [], [], [], []
     for seed in range(seeds):
         GlobalHydra.instance().clear()
-        with initialize_config_module("nnexp.configs", version_base="1.3"):
+        with initialize_config_module("nnexp.configs", **hydra_version_base()):
             cfg = compose("train", overrides=[
                 f"data={data}", *overrides, f"model.hidden_sizes=[{','.join(map(str, sizes))}]",
                 f"model.activation={activation}", f"seed={seed}", "quiet=true", "logger=none", "plots=false",
@@ -204,6 +205,7 @@ def same_random_state(name: str, seed: int) -> dict:
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     from threadpoolctl import threadpool_limits
 
+    from nnexp.compat import hydra_version_base
     from nnexp.data.bundle import fit_validation_fraction
     from nnexp.data.loading import load_data
     from nnexp.data.splits import make_fit_data
@@ -220,7 +222,7 @@ def same_random_state(name: str, seed: int) -> dict:
     regression = name.startswith("regression")
     data = ["data=wave", "data.scale_target=false"] if regression else ["data=moons"]
     GlobalHydra.instance().clear()
-    with initialize_config_module("nnexp.configs", version_base="1.3"):
+    with initialize_config_module("nnexp.configs", **hydra_version_base()):
         cfg = compose("train", overrides=[*data, *nnexp_overrides(params), f"seed={seed}", "quiet=true", "logger=none",
                                           "plots=false", "paths.output_dir=/tmp/nnexp-parity"])
     bundle = load_data(cfg.data)
@@ -377,8 +379,10 @@ def report_grids(presets: list[str]) -> None:
         if bundle is None:
             from hydra import compose, initialize_config_module
 
+            from nnexp.compat import hydra_version_base
+
             GlobalHydra.instance().clear()
-            with initialize_config_module("nnexp.configs", version_base="1.3"):
+            with initialize_config_module("nnexp.configs", **hydra_version_base()):
                 cfg = compose("train", overrides=["paths.output_dir=/tmp/nnexp-parity"])
             bundle = load_data(cfg.data)
         search = GridSearchCV(make_pipeline(StandardScaler(), MLPClassifier(solver="lbfgs", random_state=1)),

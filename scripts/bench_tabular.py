@@ -40,6 +40,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from nnexp.compat import hydra_version_base
 from nnexp.data.sources import BundledSource
 from nnexp.data.splits import make_fit_data
 from nnexp.models.mlp import MLP
@@ -79,7 +80,7 @@ def sklearn_fit(name: str, solver: str):
 
 
 def nnexp_fit(name: str, overrides: list[str], out: Path):
-    with initialize_config_module("nnexp.configs", version_base="1.3"):
+    with initialize_config_module("nnexp.configs", **hydra_version_base()):
         cfg = compose("train", overrides=[f"data={name}", "quiet=true", "logger=none", "plots=false", f"paths.output_dir={out}", *overrides])
     with contextlib.redirect_stdout(io.StringIO()):
         started = time.perf_counter()

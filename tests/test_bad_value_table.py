@@ -18,6 +18,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from nnexp import cli
+from nnexp.compat import hydra_version_base
 
 BASES = {
     "default": [],
@@ -74,7 +75,7 @@ def cases() -> list:
     state = copy.deepcopy(Singleton.get_state())
     GlobalHydra.instance().clear()
     rows, seen = [], set()
-    with initialize_config_module("nnexp.configs", version_base="1.3"):
+    with initialize_config_module("nnexp.configs", **hydra_version_base()):
         for base, overrides in BASES.items():
             config = OmegaConf.to_container(compose("train", overrides=overrides), resolve=False)
             for key, value in leaves(config):

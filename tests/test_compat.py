@@ -104,7 +104,7 @@ def test_the_hydra_job_config_takes_the_fast_path_on_both_supported_omegaconfs()
 def test_compatibility_paths_name_every_speed_up_and_its_path():
     paths = compat.compatibility_paths()
     assert set(paths) == {compat.LIBYAML_LOADER, compat.STRING_QUOTING, compat.MODE_PROBE, compat.HYDRA_CONFIG,
-                          "hydra version_base"}
+                          "hydra version_base", "hydra execution whitelist"}
     for name in (compat.LIBYAML_LOADER, compat.STRING_QUOTING, compat.MODE_PROBE, compat.HYDRA_CONFIG):
         assert paths[name].split(":")[0] in (compat.FAST, compat.PUBLIC, compat.NOT_NEEDED), name
 
@@ -135,3 +135,80 @@ def test_the_version_base_gives_hydras_current_defaults_without_a_deprecation_wa
     from hydra.version import getbase
 
     assert str(getbase()) == ".".join(hydra.__version__.split(".")[:2])
+
+
+def config_targets() -> set[str]:
+    targets = set()
+    for path in sorted((ROOT / "configs").rglob("*.yaml")):
+        for line in path.read_text().splitlines():
+            stripped = line.strip()
+            if stripped.startswith("_target_:"):
+                targets.add(stripped.split(":", 1)[1].split("#")[0].strip())
+    return targets
+
+
+def test_every_target_nnexps_configs_name_is_trusted_on_hydra_14_and_none_is_asked_of_13():
+    targets = compat.trusted_targets()
+    if targets is None:  # Hydra 1.3 has no execution whitelist: nothing is passed to it
+        assert compat.hydra_main_whitelist() == {} and compat.instantiate_whitelist() == {}
+        return
+    assert all(pattern.endswith(".*") for pattern in targets)
+    named = config_targets()
+    assert {"nnexp.models.mlp.MLP", "torch.optim.Adam", "sklearn.datasets.make_moons", "pytorch_lightning.Trainer"} <= named
+    untrusted = [t for t in named if not any(t.startswith(p[:-1]) for p in targets)]
+    assert untrusted == []
+
+
+def test_instantiating_nnexps_default_config_raises_no_hydra_whitelist_warning():
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from nnexp.factory import instantiate
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module("nnexp.configs", **compat.hydra_version_base()):
+        cfg = compose("train", overrides=["data=moons"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Hydra 1.4 warns for each target instantiated with no whitelist
+        assert instantiate(cfg.model) is not None and instantiate(cfg.stopping) is not None
+
+
+def test_an_untrusted_target_on_hydra_14_is_one_line_naming_the_variable_that_trusts_it(monkeypatch):
+    if compat.trusted_targets() is None:
+        pytest.skip("Hydra 1.3 has no execution whitelist")
+    from nnexp.errors import NnexpError
+    from nnexp.factory import instantiate
+
+    with pytest.raises(NnexpError) as refused:
+        instantiate(OmegaConf.create({"data": {"_target_": "collections.OrderedDict"}}).data)
+    line = str(refused.value)
+    assert "\n" not in line and "collections.OrderedDict" in line and compat.TRUSTED_TARGETS_VARIABLE in line
+    monkeypatch.setenv(compat.TRUSTED_TARGETS_VARIABLE, "collections.*")
+    compat.trusted_targets.cache_clear()
+    try:
+        assert instantiate(OmegaConf.create({"_target_": "collections.OrderedDict"})) == {}
+    finally:
+        compat.trusted_targets.cache_clear()
+
+
+def test_a_failed_jobs_return_keeps_its_tasks_frames_through_a_pickle_on_hydra_14():
+    """As Hydra 1.4's run_job: a cluster task's failure reaches the driver with the task's frames."""
+    import pickle
+    import traceback
+
+    from hydra.core.utils import JobReturn, JobStatus
+
+    def failing_task():
+        raise RuntimeError("the task failed")
+
+    returned = JobReturn(overrides=[])
+    try:
+        failing_task()
+    except RuntimeError as error:
+        returned.return_value, returned.status = error, JobStatus.FAILED
+        compat.keep_task_traceback(returned, error)
+    if not hasattr(returned, "_remote_traceback"):  # Hydra 1.3: nothing to keep it in
+        return
+    with pytest.raises(RuntimeError, match="the task failed") as raised:
+        pickle.loads(pickle.dumps(returned)).return_value
+    assert "failing_task" in [frame.name for frame in traceback.extract_tb(raised.value.__traceback__)]

@@ -72,17 +72,65 @@ def test_a_result_file_is_synced_before_its_rename_and_its_folder_after(tmp_path
     assert events[0][1].startswith(f".{METRICS_FILE}.") and events[1][1] == METRICS_FILE and events[2][1] == "run"
 
 
-def test_a_store_entry_is_synced_before_its_rename_and_the_store_after(tmp_path, monkeypatch):
+@pytest.mark.parametrize("links", [True, False], ids=["linked", "copied"])
+def test_a_store_entry_is_synced_before_its_rename_and_the_store_after(tmp_path, monkeypatch, links):
+    """A result file linked from the run dir was synced there; a copy (another file system) is synced here."""
     import nnexp.store
 
     run_dir = tmp_path / "run"
     write_text_atomic(run_dir / METRICS_FILE, '{"status": "ok"}')
+    write_text_atomic(run_dir / "history.csv", "epoch\n1\n")
+    if not links:
+        monkeypatch.setattr(nnexp.store, "linked", lambda source, target: False)
     events = recorder(monkeypatch, nnexp.store)
     nnexp.store.JobStore(tmp_path / "store").commit("k1", run_dir)
-    whats = [what for what, _ in events]
-    rename = whats.index("rename")
-    assert whats[:rename] == ["fsync file"] * (rename - 1) + ["fsync folder"] and rename >= 3  # metrics, manifest, folder
+    rename = [what for what, _ in events].index("rename")
+    synced = ["history.csv", METRICS_FILE] if not links else []
+    assert events[:rename] == [("fsync file", name) for name in [*synced, "manifest.json"]] + [("fsync folder", events[rename - 1][1])]
     assert events[rename + 1:] == [("fsync folder", "store")]
+    entry = tmp_path / "store" / "k1"
+    assert (entry / "history.csv").read_text() == "epoch\n1\n"
+    same_file = (entry / METRICS_FILE).stat().st_ino == (run_dir / METRICS_FILE).stat().st_ino
+    assert same_file is links
+
+
+def test_a_run_dir_file_replaced_after_its_commit_leaves_the_store_entry_as_committed(tmp_path):
+    from nnexp.store import JobStore
+
+    run_dir = tmp_path / "run"
+    write_text_atomic(run_dir / "history.csv", "first")
+    write_text_atomic(run_dir / METRICS_FILE, '{"status": "ok"}')
+    JobStore(tmp_path / "store").commit("k1", run_dir)
+    write_text_atomic(run_dir / "history.csv", "second")  # nnexp replaces run-dir files by renames only
+    assert (tmp_path / "store" / "k1" / "history.csv").read_text() == "first"
+
+
+def test_a_jobs_files_sync_their_folder_before_the_metrics_that_mark_them_finished_and_once_after(tmp_path, monkeypatch):
+    import nnexp.results
+
+    events = recorder(monkeypatch, nnexp.results)
+    run = tmp_path / "run"
+    with durable.one_folder_sync_each():
+        for name in ("config.yaml", "history.csv", "model.pt", METRICS_FILE):
+            write_text_atomic(run / name, name)
+        assert events[-1] == ("replace", METRICS_FILE)  # its own rename's sync is put off to the block's end
+    whats = [what for what, _ in events]
+    assert whats == ["fsync file", "replace"] * 3 + ["fsync file", "fsync folder", "replace", "fsync folder"]
+    assert events[-3] == ("fsync folder", "run") and events[-1] == ("fsync folder", "run")
+    events.clear()
+    write_text_atomic(run / "summary.csv", "")  # outside a block: synced at once
+    assert [what for what, _ in events] == ["fsync file", "replace", "fsync folder"]
+
+
+def test_renames_put_off_are_synced_when_the_block_raises(tmp_path, monkeypatch):
+    import nnexp.results
+
+    events = recorder(monkeypatch, nnexp.results)
+    with pytest.raises(RuntimeError), durable.one_folder_sync_each():
+        write_text_atomic(tmp_path / "a" / "history.csv", "")
+        write_text_atomic(tmp_path / "b" / "history.csv", "")
+        raise RuntimeError("the fit failed")
+    assert [event for event in events if event[0] == "fsync folder"] == [("fsync folder", "a"), ("fsync folder", "b")]
 
 
 def test_the_durable_helpers_really_sync(tmp_path, monkeypatch):

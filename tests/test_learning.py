@@ -117,6 +117,8 @@ def test_user_config_dir_adds_options(tmp_path):
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
+    from nnexp.compat import hydra_version_base
+
     user = tmp_path / "my_configs" / "data"
     user.mkdir(parents=True)
     (user / "tiny_moons.yaml").write_text(
@@ -125,7 +127,7 @@ def test_user_config_dir_adds_options(tmp_path):
         "generator:\n  _target_: sklearn.datasets.make_moons\n  _partial_: true\n  n_samples: 40\n"
     )
     GlobalHydra.instance().clear()
-    with initialize_config_module("nnexp.configs", version_base="1.3"):
+    with initialize_config_module("nnexp.configs", **hydra_version_base()):
         cfg = compose("train", overrides=[f"hydra.searchpath=[file://{tmp_path / 'my_configs'}]", "data=tiny_moons"])
     assert cfg.data.name == "tiny_moons" and cfg.data.test_size == 0.25
 

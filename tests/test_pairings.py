@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from nnexp.compat import hydra_version_base
 from nnexp.errors import ConfigError
 from nnexp.pairings import check_pairing
 
@@ -31,7 +32,7 @@ def group_nodes() -> dict:
     """Each group option's composed node, composed once (not once per pairing)."""
     nodes = {}
     GlobalHydra.instance().clear()
-    with initialize_config_module("nnexp.configs", version_base="1.3"):
+    with initialize_config_module("nnexp.configs", **hydra_version_base()):
         for optim in OPTIMS:
             nodes["optim", optim] = compose("train", overrides=[f"optim={optim}"]).optim
         for name, overrides in REGULARISERS.items():

@@ -216,7 +216,7 @@ def test_in_process_launcher_builds_the_configs_hydra_would(launch):
     job_dirs = sorted(p.parent.parent for p in sweep.glob("*/.hydra/overrides.yaml"))
     assert len(job_dirs) == 4
     GlobalHydra.instance().clear()
-    with initialize_config_module("nnexp.configs", version_base="1.3"):
+    with initialize_config_module("nnexp.configs", **compat.hydra_version_base()):
         for job_dir in job_dirs:
             overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text())
             saved = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
@@ -246,7 +246,7 @@ def test_job_configs_equal_hydras_own_composition(command, job, tmp_path):
 
     GlobalHydra.instance().clear()
     setup_globals()
-    with initialize_config_module("nnexp.configs", version_base="1.3"):
+    with initialize_config_module("nnexp.configs", **compat.hydra_version_base()):
         loader = GlobalHydra.instance().config_loader()
         master = loader.load_configuration("train", [*command, "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path}"], RunMode.MULTIRUN)
         launcher = InProcessLauncher()
@@ -285,7 +285,7 @@ def test_jobs_are_composed_once_per_distinct_structure(command, jobs, composed, 
 
     GlobalHydra.instance().clear()
     setup_globals()
-    with initialize_config_module("nnexp.configs", version_base="1.3"):
+    with initialize_config_module("nnexp.configs", **compat.hydra_version_base()):
         loader = CountingLoader(GlobalHydra.instance().config_loader())
         master = loader.load_configuration("train", [*command, "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path}"], RunMode.MULTIRUN)
         launcher = InProcessLauncher()

@@ -10,13 +10,14 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from nnexp.compat import hydra_version_base
 from nnexp.errors import NnexpError
 from nnexp.vocabulary import translate
 
 
 def composed(overrides: list[str]) -> dict:
     GlobalHydra.instance().clear()
-    with initialize_config_module("nnexp.configs", version_base="1.3"):
+    with initialize_config_module("nnexp.configs", **hydra_version_base()):
         cfg = compose("train", overrides=overrides)
     return OmegaConf.to_container(cfg, resolve=False)
 

@@ -64,9 +64,9 @@ def hydra_app() -> Callable[[], None]:
     sets Hydra's process-wide version base, which importing nnexp must not change."""
     import hydra
 
-    from nnexp.compat import hydra_version_base
+    from nnexp.compat import hydra_main_whitelist, hydra_version_base
 
-    return hydra.main(config_path=f"pkg://{CONFIG_PACKAGE}", config_name="train", **hydra_version_base())(train_task)
+    return hydra.main(config_path=f"pkg://{CONFIG_PACKAGE}", config_name="train", **hydra_version_base(), **hydra_main_whitelist())(train_task)
 
 
 def register_plugins() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from nnexp.errors import ConfigError
 from nnexp.fail_fast import SweepStopped
@@ -289,6 +289,9 @@ class ClusterLauncher(BatchedLauncher):
             returned = RecordedReturn(overrides=overrides, working_dir=os.getcwd(), task_name=str(config.hydra.job.name),
                                       status=JobStatus.COMPLETED)
             returned.return_value = float("nan")
+        if OmegaConf.is_missing(config.hydra.runtime, "output_dir"):  # set in the task's process, as run_job does there
+            with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+                config.hydra.runtime.output_dir = os.path.abspath(Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir))
         returned.cfg, returned.hydra_cfg = task_config(config), config
         return returned
 

@@ -21,7 +21,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from nnexp.compat import set_hydra_config
+from nnexp.compat import keep_task_traceback, set_hydra_config
+from nnexp.durable import one_folder_sync_each
 from nnexp.results import CONFIG_FILE, write_text_atomic, yaml_text
 
 
@@ -57,9 +58,10 @@ def hydra_job(config: DictConfig, task: DictConfig, hydra_context: HydraContext,
         output_dir.mkdir(parents=True, exist_ok=True)
         if config.hydra.output_subdir is not None:
             folder = output_dir / str(config.hydra.output_subdir)
-            write_text_atomic(folder / CONFIG_FILE, yaml_text(saved))  # Hydra's name, the run dir's too
-            write_text_atomic(folder / "hydra.yaml", yaml_text({"hydra": hydra_node}))
-            write_text_atomic(folder / "overrides.yaml", yaml_text(hydra_node["overrides"]["task"]))
+            with one_folder_sync_each():  # one sync of the folder for its three files
+                write_text_atomic(folder / CONFIG_FILE, yaml_text(saved))  # Hydra's name, the run dir's too
+                write_text_atomic(folder / "hydra.yaml", yaml_text({"hydra": hydra_node}))
+                write_text_atomic(folder / "overrides.yaml", yaml_text(hydra_node["overrides"]["task"]))
         if job_logging:
             configure_log(config.hydra.job_logging, config.hydra.verbose)
         else:
@@ -73,6 +75,7 @@ def hydra_job(config: DictConfig, task: DictConfig, hydra_context: HydraContext,
             ret.status = JobStatus.COMPLETED
         except Exception as error:  # as run_job: the sweeper sees the failure, the sweep goes on
             ret.return_value, ret.status = error, JobStatus.FAILED
+            keep_task_traceback(ret, error)  # Hydra 1.4 ships it with the return to another process
         ret.task_name = str(config.hydra.job.name)
         hydra_context.callbacks.on_job_end(config=config, job_return=ret)
     finally:

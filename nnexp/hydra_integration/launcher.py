@@ -133,7 +133,7 @@ class InProcessLauncher(Launcher):
     def number(config: DictConfig, idx: int) -> DictConfig:
         """Give a job config its number (``hydra.job.id`` and ``num``)."""
         with read_write(config.hydra), open_dict(config):
-            config.hydra.job.id = idx
+            config.hydra.job.id = str(idx)  # a str field: OmegaConf 2.4 deprecates assigning it an int
             config.hydra.job.num = idx
         return config
 
