@@ -10,6 +10,7 @@ import math
 import os
 import shlex
 import signal
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
@@ -267,16 +268,20 @@ class ClusterLauncher(BatchedLauncher):
                                             _return_value=RuntimeError(error))
                 continue
             job = sweep_job(task_config(config), config.hydra, job_dir(config))
-            try:
-                with job.claimed(), hydra_job(config, job.cfg, self.hydra_context, self.task_function) as ended:
-                    ended.record = job.end(status, error)
-                    ended.return_value = objective_of(ended.record)
-            except DirBusy as busy:  # its task (or another) still writes there
-                job.say(f"not recorded: {busy}")
-                continue
-            except SweepStopped as stop:  # fail_fast's, at this job's end: the next jobs are recorded first
-                first_stop = first_stop or stop
-            records[number] = ended
+            for attempt in range(2):
+                try:
+                    with job.claimed(), hydra_job(config, job.cfg, self.hydra_context, self.task_function) as ended:
+                        ended.record = job.end(status, error)
+                        ended.return_value = objective_of(ended.record)
+                except DirBusy as busy:  # its task (or another) still writes there
+                    if attempt == 0 and holder_ended(busy.holder):
+                        continue  # the dead task's process, still exiting: its claim is free now
+                    job.say(f"not recorded: {busy}")
+                    break
+                except SweepStopped as stop:  # fail_fast's, at this job's end: the next jobs are recorded first
+                    first_stop = first_stop or stop
+                records[number] = ended
+                break
         return records, first_stop
 
     def job_return(self, config: DictConfig, overrides: list[str], returned: JobReturn | None) -> JobReturn:
@@ -294,6 +299,23 @@ class ClusterLauncher(BatchedLauncher):
                 config.hydra.runtime.output_dir = os.path.abspath(Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir))
         returned.cfg, returned.hydra_cfg = task_config(config), config
         return returned
+
+
+def holder_ended(holder: dict, wait_s: float = 60.0) -> bool:
+    """Whether a claim's holder on this host has ended, waiting up to ``wait_s`` for it: a task
+    killed with its controller (SIGKILL of the whole tree) is seen dead before its own process
+    has finished exiting, and the kernel frees its claims only at the end of that exit."""
+    import psutil
+
+    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+        return False
+    try:
+        psutil.Process(holder["pid"]).wait(timeout=wait_s)
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.TimeoutExpired:  # a live process holds it: not the dead task's
+        return False
+    return True
 
 
 def cluster_refit(launcher_config: DictConfig, sweep_dir: Path):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from hydra.core.singleton import Singleton
@@ -42,12 +44,41 @@ class ChunkTask:
         launcher = BatchedLauncher(self.chunk_size)
         launcher.setup(hydra_context=self.hydra_context, task_function=self.task_function, config=self.config)
         try:
-            runs = launcher.launch_numbered(job_overrides, numbers)
+            with time_limit_ends_the_task():
+                runs = launcher.launch_numbered(job_overrides, numbers)
         except JobFailed as stop:  # fail_fast: the driver cancels the sweep's other tasks
             return ChunkStopped(stop.job, stop.status, stop.error)
         for run in runs:
             run.cfg = run.hydra_cfg = None
         return dict(zip(numbers, runs))
+
+
+class TimeLimit(BaseException):
+    """SLURM's time-limit warning reached a task: it ends the task, not the job it interrupts (a
+    BaseException, so that no job records it as its own failure)."""
+
+
+@contextmanager
+def time_limit_ends_the_task():
+    """Inside the block, the time-limit warning (USR2, which submitit's handler turns into an
+    error raised wherever the task is: inside a job, which would record it as failed) leaves the
+    jobs unrecorded, and then goes to submitit's handler, which ends the task ``timed-out``: the
+    driver records its unfinished jobs ``timeout``."""
+    submitits = signal.getsignal(signal.SIGUSR2)
+
+    def on_time_limit(signum, frame):
+        raise TimeLimit
+
+    signal.signal(signal.SIGUSR2, on_time_limit)
+    try:
+        yield
+    except TimeLimit:
+        signal.signal(signal.SIGUSR2, submitits)
+        if callable(submitits):
+            submitits(signal.SIGUSR2, None)
+        raise
+    finally:
+        signal.signal(signal.SIGUSR2, submitits)
 
 
 @dataclass
