@@ -19,7 +19,6 @@ scripts/slurm_local.sh (root, Debian's slurm-wlm and munge) and stops it at the 
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess

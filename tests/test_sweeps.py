@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import OmegaConf
 
 from nnexp import cli, compat
 

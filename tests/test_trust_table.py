@@ -11,7 +11,6 @@ from __future__ import annotations
 import bz2
 import errno
 import gzip
-import json
 import lzma
 import os
 import sys
@@ -223,13 +222,7 @@ def test_a_users_input_ends_in_one_clear_line_or_a_correct_result(files, command
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             content(path) if callable(content) else path.write_text(content)
-    GlobalHydra.instance().clear()
-    monkeypatch.setattr(sys, "argv", ["nnexp", *(arg.replace("{tmp}", str(tmp_path)) for arg in command)])
-    exit_code = 0
-    try:
-        cli.main()
-    except SystemExit as exit:
-        exit_code = exit.code or 0
+    exit_code = cli_exit_code(command, tmp_path, monkeypatch)
     captured = capsys.readouterr()
     lines = [line for line in captured.err.splitlines() if line.strip()]
     assert exit_code == code, captured.err[-3000:]
@@ -365,19 +358,24 @@ ENV_ROWS = [  # (variable, value, the user's files, the command): the same outco
 ]
 
 
+def cli_exit_code(command: list[str], tmp_path: Path, monkeypatch) -> int:
+    """The exit code of ``nnexp COMMAND`` run in this process, ``{tmp}`` standing for ``tmp_path``."""
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["nnexp", *(arg.replace("{tmp}", str(tmp_path)) for arg in command)])
+    try:
+        cli.main()
+    except SystemExit as exit:
+        return exit.code or 0
+    return 0
+
+
 def outcome(command: list[str], tmp_path: Path, folder: str, monkeypatch, capsys) -> tuple:
     """(exit code, stderr lines, files written) of ``nnexp COMMAND`` run in ``tmp_path/folder``, dates and times as D and T."""
     import re
 
     (tmp_path / folder).mkdir()
     monkeypatch.chdir(tmp_path / folder)
-    GlobalHydra.instance().clear()
-    monkeypatch.setattr(sys, "argv", ["nnexp", *(arg.replace("{tmp}", str(tmp_path)) for arg in command)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exit:
-        code = exit.code or 0
+    code = cli_exit_code(command, tmp_path, monkeypatch)
     def undated(text: str) -> str:
         return re.sub(r"\d\d-\d\d-\d\d", "T", re.sub(r"\d{4}-\d\d-\d\d", "D", text))
     lines = [undated(line) for line in capsys.readouterr().err.splitlines() if line.strip()]

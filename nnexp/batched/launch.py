@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from typing import Callable, Iterator
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from nnexp.batched.plan import (
     OPTIMIZERS, build_members, stack_key, stack_spec, training_device, why_not_batchable, why_not_stacked,

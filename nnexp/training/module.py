@@ -11,7 +11,6 @@ callbacks) and to the loggers.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from typing import Callable
 
