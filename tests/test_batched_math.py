@@ -168,7 +168,7 @@ def test_batched_dcstep_equals_scipys_bit_for_bit():
     import numpy as np
     from scipy.optimize._dcsrch import dcstep as scipy_dcstep
 
-    from nnexp.batched.lbfgsb import dcstep
+    from nnexp.batched.line_search import dcstep
 
     rng = np.random.default_rng(0)
     rows = []
@@ -192,7 +192,7 @@ def test_batched_line_searches_take_scipys_dcsrch_steps():
     import numpy as np
     from scipy.optimize._dcsrch import DCSRCH
 
-    from nnexp.batched.lbfgsb import LS_FTOL, LS_GTOL, LS_XTOL, STEP_MAX, LineSearches
+    from nnexp.batched.line_search import LS_FTOL, LS_GTOL, LS_XTOL, STEP_MAX, LineSearches
 
     # 1-D functions phi(step) with phi'(0) < 0: a quadratic, a steep well, a nearly flat one and a
     # cubic that needs bracketing from above.
