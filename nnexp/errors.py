@@ -56,13 +56,7 @@ HYDRA_ENVIRONMENT: dict[str, str | None] = {
 def set_hydra_environment(environ: MutableMapping[str, str] = os.environ) -> dict[str, str | None]:
     """Set Hydra's variables as ``HYDRA_ENVIRONMENT`` says, whatever the user's environment has;
     returns what was there before (None: unset), for a caller that puts it back."""
-    before = {name: environ.get(name) for name in HYDRA_ENVIRONMENT}
-    for name, value in HYDRA_ENVIRONMENT.items():
-        if value is None:
-            environ.pop(name, None)
-        else:
-            environ[name] = value
-    return before
+    return _apply(HYDRA_ENVIRONMENT, environ)
 
 
 @contextlib.contextmanager
@@ -72,8 +66,15 @@ def hydra_environment() -> Iterator[None]:
     try:
         yield
     finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _apply(before, os.environ)
+
+
+def _apply(values: dict[str, str | None], environ: MutableMapping[str, str]) -> dict[str, str | None]:
+    """Set each variable of ``values`` in ``environ`` (None: unset it); return what was there before."""
+    before = {name: environ.get(name) for name in values}
+    for name, value in values.items():
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
+    return before
