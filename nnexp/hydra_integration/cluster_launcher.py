@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 ARRAYS_FILE = "arrays.txt"  # in the submitit folder: the array ids this sweep dir submitted
 
 
+def warning_delay_s(timeout_min: int) -> int:
+    """Seconds before a task's time limit that SLURM warns it: submitit's 90, or half of a limit
+    of 3 minutes or less (so that the warning never comes before the task has started)."""
+    return min(90, timeout_min * 60 // 2)
+
+
 class ClusterLauncher(BatchedLauncher):
     """``launcher=slurm`` / ``launcher=submitit_local``: chunks of ``jobs_per_task`` jobs, one
     array task each (null: the pending jobs spread evenly over ``max_tasks`` tasks, by default
@@ -150,6 +156,10 @@ class ClusterLauncher(BatchedLauncher):
                 parameters["slurm_partition"] = self.partition
             if self.additional_parameters:
                 parameters["slurm_additional_parameters"] = self.additional_parameters
+            # SLURM sends the time-limit warning (USR2) this long before the limit; submitit's 90 s
+            # default is the whole of a short limit, so the warning would come as the task starts,
+            # before any handler is installed, and kill it as FAILED rather than end it TIMEOUT.
+            parameters["slurm_signal_delay_s"] = warning_delay_s(self.timeout_min)
         # A task's Python starts in the submitit folder, not in the submit dir: `python -m` puts its
         # start dir first on sys.path, and a source checkout there (nnexp/ without its configs)
         # would shadow the installed nnexp the launcher runs. Tasks chdir back (ChunkTask, in_dir).
