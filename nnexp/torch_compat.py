@@ -75,6 +75,16 @@ def foreach_mul_(targets: Tensors, factor: float) -> None:
         target.mul_(factor)
 
 
+def foreach_div_(targets: Tensors, divisor: float) -> None:
+    """``target /= divisor`` for each tensor (a true division, not a product by ``1 / divisor``)."""
+    fast = _private("_foreach_div_")
+    if fast is not None:
+        fast(targets, divisor)
+        return
+    for target in targets:
+        target.div_(divisor)
+
+
 def foreach_mul(tensors: Tensors, factor: float) -> list[torch.Tensor]:
     """Each tensor times ``factor``, as new tensors."""
     fast = _private("_foreach_mul")

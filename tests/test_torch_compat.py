@@ -14,7 +14,7 @@ def path(request, monkeypatch):
     if request.param == "public fallback":
         monkeypatch.setattr(torch_compat, "_private", lambda dotted: None)
     else:
-        for name in ("_foreach_norm", "_foreach_add_", "_foreach_mul_", "_foreach_mul", "_foreach_sign",
+        for name in ("_foreach_norm", "_foreach_add_", "_foreach_mul_", "_foreach_div_", "_foreach_mul", "_foreach_sign",
                      "_utils._flatten_dense_tensors", "_fused_adam_"):
             assert torch_compat._private(name) is not None, name  # this torch has them: the fast path is tested
     return request.param
@@ -40,6 +40,8 @@ def test_foreach_updates(path):
     torch_compat.foreach_mul_(targets, 2.0)
     assert all(torch.equal(a, 2.0 * b) for a, b in zip(targets, expected))
     assert all(torch.equal(a, 3.0 * b) for a, b in zip(torch_compat.foreach_mul(targets, 1.5), expected))
+    torch_compat.foreach_div_(targets, 3.0)
+    assert all(torch.equal(a, (2.0 * b) / 3.0) for a, b in zip(targets, expected))  # divided, as div_ rounds
     assert all(torch.equal(a, b.sign()) for a, b in zip(torch_compat.foreach_sign(others), others))
 
 

@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from nnexp import torch_compat
 from nnexp.models.task import Task
 from nnexp.training.distributed import sum_over_processes, sync_gradients, world
 from nnexp.training.lbfgs import LBFGS, LBFGSOutcome, sklearn_layout
@@ -106,15 +107,14 @@ def sklearn_log_loss(task: Task, output: torch.Tensor, y: torch.Tensor) -> torch
     eps = torch.finfo(output.dtype).eps
     probabilities = task.output_activation(output).clamp(eps, 1 - eps)
     if task.kind == "binary":
-        positive = y.to(output.dtype)
-        return -(torch.xlogy(positive, probabilities) + torch.xlogy(1 - positive, 1 - probabilities)).mean()
+        # xlogy(y, p) + xlogy(1 - y, 1 - p) for labels 0 and 1, to the bit: one log a row, not two
+        return -torch.where(y.bool(), probabilities, 1 - probabilities).log().mean()
     return -probabilities.gather(-1, y.long().unsqueeze(-1)).log().mean()
 
 
 def full_batch_closure(
     network: nn.Module,
     task: Task,
-    optimizer: torch.optim.Optimizer,
     X: torch.Tensor,
     y: torch.Tensor,
     penalty: WeightPenalty,
@@ -142,15 +142,13 @@ def full_batch_closure(
         return data_loss + penalty_sum / n_rows
 
     def closure() -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
+        network.zero_grad(set_to_none=True)  # the optimiser's parameters (its zero_grad adds a profiler span a call)
         output = network(X)
         if processes == 1:
             # the summed loss's gradient plus alpha * W, divided by n once, as scikit-learn's is
             penalty_sum = penalty(weights, 1) if penalty.active else output.new_zeros(())
             (task.loss(output, y, reduction="sum") + penalty_sum).backward()
-            for parameter in parameters:
-                if parameter.grad is not None:
-                    parameter.grad.div_(n_rows)
+            torch_compat.foreach_div_([p.grad for p in parameters if p.grad is not None], n_rows)
             loss = value(output.detach(), penalty_sum.detach())
         else:
             loss = task.loss(output, y)
@@ -189,7 +187,7 @@ def lbfgs_fit(
         X = X.double()
         y = y.double() if y.is_floating_point() else y
     last: dict[str, torch.Tensor] = {}
-    closure = full_batch_closure(network, task, optimizer, X, y, penalty, weights, last)
+    closure = full_batch_closure(network, task, X, y, penalty, weights, last)
 
     def iteration_done(iteration: int, loss: float) -> None:
         on_iteration(iteration, loss, sum_over_processes(task.batch_score_sum(last["output"], last["y"])))
@@ -214,7 +212,7 @@ def torch_lbfgs_epoch(
     ``tolerance_grad`` or the step ended on its change test with both budgets left: the step also
     returns when it runs out of function evaluations (``max_eval``), and that is no convergence."""
     last: dict[str, torch.Tensor] = {}
-    closure = full_batch_closure(network, task, optimizer, X, y, penalty, weights, last)
+    closure = full_batch_closure(network, task, X, y, penalty, weights, last)
     state = optimizer.state[optimizer.param_groups[0]["params"][0]]
     iterations_before, evaluations_before = state.get("n_iter", 0), state.get("func_evals", 0)
     optimizer.step(closure)
