@@ -1,22 +1,37 @@
 """Files that survive a crash and can be shared: new files and folders with the modes the umask
-gives (``tempfile`` makes them 0600 and 0700), and ``fsync`` of a file before it is renamed into
-place and of its folder after, so that a power loss leaves the old file or the whole new one.
+gives (``tempfile`` makes them 0600 and 0700), and ``fsync`` of a file's data and of its folder's
+entries, so that a power loss leaves the old file or the whole new one, and never a finished
+result with an empty file in it.
 
-A job writes several files into its dir; inside ``one_folder_sync_each()`` the folder syncs after
-their renames are put off and done once per folder (before a rename that marks the others
-finished, and when the block ends), which is as durable and costs a fraction of the syncs."""
+A job writes several new files into its dir, then ``metrics.json``, which marks them finished.
+Inside ``one_folder_sync_each()`` the syncs of those new files' data and of their folders are put
+off, and made together, concurrently, before the rename of ``metrics.json`` (and when the block
+ends): the file system commits concurrent syncs together, at a fraction of the cost of one after
+another. A file that replaces an existing one is synced before its rename, as outside a block."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
-# The folders with renames not yet synced, inside ``one_folder_sync_each()`` (per thread and task).
-_unsynced: ContextVar[dict[Path, None] | None] = ContextVar("nnexp_unsynced_folders", default=None)
+
+@dataclass
+class _PutOff:
+    """What a ``one_folder_sync_each()`` block has not synced yet."""
+
+    files: dict[Path, None] = field(default_factory=dict)  # new files renamed into place, data not yet synced
+    folders: dict[Path, None] = field(default_factory=dict)  # folders with renames not yet synced
+
+
+# The syncs put off inside ``one_folder_sync_each()`` (per thread and task).
+_put_off: ContextVar[_PutOff | None] = ContextVar("nnexp_put_off_syncs", default=None)
 
 
 def new_file(folder: Path, prefix: str, suffix: str = "") -> Path:
@@ -65,37 +80,80 @@ def fsync_folder(path: Path) -> None:
         os.close(fd)
 
 
+@functools.cache
+def _sync_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="nnexp-fsync")
+
+
+if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's threads: it starts its own pool
+    os.register_at_fork(after_in_child=_sync_pool.cache_clear)
+
+
+def sync(files: Iterable[Path] = (), folders: Iterable[Path] = ()) -> None:
+    """fsync the files' data and the folders' entries, concurrently where there are several (the
+    file system commits them together); a file removed meanwhile needs no sync."""
+    calls = [(fsync_file, Path(path)) for path in files] + [(fsync_folder, Path(path)) for path in folders]
+
+    def call(pair) -> None:
+        function, path = pair
+        try:
+            function(path)
+        except FileNotFoundError:
+            pass
+
+    if len(calls) > 1:
+        list(_sync_pool().map(call, calls))
+    elif calls:
+        call(calls[0])
+
+
+def data_sync_put_off(path: Path) -> bool:
+    """Inside ``one_folder_sync_each()``, put off the data sync of a new file about to be renamed
+    onto ``path`` (none is there yet, so a crash can at worst leave it empty in a dir that has no
+    finished result), until ``sync_before_marking_finished`` or the block's end; False elsewhere,
+    or where the rename replaces a file: then sync it before the rename."""
+    put_off = _put_off.get()
+    if put_off is None or os.path.lexists(path):
+        return False
+    put_off.files[Path(path)] = None
+    return True
+
+
 def renamed_into(folder: Path) -> None:
-    """Make a rename into ``folder`` durable: its folder is synced now, or once at the end of the
-    enclosing ``one_folder_sync_each()`` block."""
-    unsynced = _unsynced.get()
-    if unsynced is None:
-        fsync_folder(folder)
+    """Make a rename into ``folder`` durable: its folder is synced now, or with the others the
+    enclosing ``one_folder_sync_each()`` block put off."""
+    put_off = _put_off.get()
+    if put_off is None:
+        sync(folders=[folder])
     else:
-        unsynced[Path(folder)] = None
+        put_off.folders[Path(folder)] = None
 
 
-def sync_renames_into(folder: Path) -> None:
-    """Sync now the renames into ``folder`` that a ``one_folder_sync_each()`` block put off: before
-    a rename that must not reach the disk ahead of them (the file that marks a dir finished)."""
-    unsynced = _unsynced.get()
-    if unsynced is not None and Path(folder) in unsynced:
-        del unsynced[Path(folder)]
-        fsync_folder(folder)
+def sync_before_marking_finished(marker: Path) -> None:
+    """Before the rename of a file that marks its dir's files finished (``marker``, its temporary
+    file): sync its data and everything the block put off, together."""
+    put_off = _put_off.get()
+    if put_off is None:
+        sync(files=[marker])
+        return
+    files, folders = [*put_off.files, Path(marker)], list(put_off.folders)
+    put_off.files.clear()
+    put_off.folders.clear()
+    sync(files, folders)
 
 
 @contextlib.contextmanager
 def one_folder_sync_each() -> Iterator[None]:
-    """Put off the folder syncs after renames in this block, and sync each folder once when it ends
-    (also when it raises). A block inside another leaves the syncs to the outer one."""
-    if _unsynced.get() is not None:
+    """Put off the data syncs of new files and the folder syncs after renames in this block, and
+    make them together before a marker's rename and when the block ends (also when it raises). A
+    block inside another leaves the syncs to the outer one."""
+    if _put_off.get() is not None:
         yield
         return
-    token = _unsynced.set({})
+    token = _put_off.set(_PutOff())
     try:
         yield
     finally:
-        unsynced = _unsynced.get()
-        _unsynced.reset(token)
-        for folder in unsynced:
-            fsync_folder(folder)
+        put_off = _put_off.get()
+        _put_off.reset(token)
+        sync(put_off.files, put_off.folders)

@@ -40,11 +40,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = durable.new_file(path.parent, prefix=f".{path.name}.", suffix=".tmp")  # the umask's mode, not 0600
     try:
         yield tmp
-        durable.fsync_file(tmp)  # its contents on disk before the rename makes it the file
-        if path.name == METRICS_FILE:  # it marks the dir's files finished: their renames reach the disk first
-            durable.sync_renames_into(path.parent)
+        if path.name == METRICS_FILE:  # it marks the dir's files finished: their data and names reach the disk first
+            durable.sync_before_marking_finished(tmp)
+        elif not durable.data_sync_put_off(path):
+            durable.sync(files=[tmp])  # its contents on disk before the rename makes it the file
         os.replace(tmp, path)
-        durable.renamed_into(path.parent)  # and the rename itself (now, or once for the job's files)
+        durable.renamed_into(path.parent)  # and the rename itself (now, or with the job's other syncs)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -149,16 +149,15 @@ class JobStore:
                     copied.append(name)
                 manifest[name] = {"size": (staging / name).stat().st_size, "sha256": file_digest(staging / name)}
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
-        for name in [*copied, MANIFEST_FILE]:  # the entry's new files and names on disk before the rename
-            durable.fsync_file(staging / name)
-        durable.fsync_folder(staging)
+        # the entry's new files and names on disk before the rename (linked files were synced in the run dir)
+        durable.sync(files=[staging / name for name in [*copied, MANIFEST_FILE]], folders=[staging])
         old = None
         if replace and (self.root / key).is_dir():
             old = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}.old."))
             os.replace(self.root / key, old / key)
         try:
             os.rename(staging, self.root / key)
-            durable.fsync_folder(self.root)  # and the rename itself
+            durable.sync(folders=[self.root])  # and the rename itself
         except OSError:  # another worker committed the same config first
             shutil.rmtree(staging, ignore_errors=True)
         if old is not None:

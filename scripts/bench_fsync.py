@@ -2,15 +2,18 @@
 "nnexp adam batched, 8 seeds": alpha grid x 5 folds x 8 seeds, Adam, plus the refit), in three
 variants run in turn, in this one process, each round in a rotated order:
 
-- "per job": as nnexp does it, each file's data synced before its rename, a job dir's folder once
-  before its metrics.json and once after (``durable.one_folder_sync_each``), and the store entry's
-  files hard-linked from the run dir (synced there) rather than copied and synced again;
-- "per file": as before, each file's folder synced after its rename, the store's files copied;
-- "none": the fsyncs turned off (files linked into the store, as nnexp does).
+- "together": as nnexp does it, a job's new files renamed into place at once and their data
+  synced, with their folder's, all together (concurrently) before the rename of the metrics.json
+  that marks them finished, then the folder once more (``durable.one_folder_sync_each``); store
+  entries hard-linked from the run dir, their manifest and folder synced together;
+- "one by one": as before, each file's data synced before its rename, one after another, the
+  folder once before metrics.json and once after;
+- "none": the fsyncs turned off.
 
-It prints each run's wall time and the time spent inside the fsyncs, then per variant the median
-and best walls, their ratios to "none", the median time in fsyncs as a share of "none"'s median
-wall (the least noisy figure on a shared machine), and the fsyncs per grid; and the load average.
+It prints each run's wall time and the wall time spent inside ``durable.sync`` (the concurrent
+syncs count once), then per variant the median and best walls, their ratios to "none", the median
+time in syncs as a share of "none"'s median wall (the least noisy figure on a shared machine), and
+the files and folders synced per grid; and the load average.
 
     python scripts/bench_fsync.py [--rounds 3]
 """
@@ -30,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_sweep import nnexp_grid  # noqa: E402
 
-from nnexp import durable, store  # noqa: E402
+from nnexp import durable  # noqa: E402
 
-VARIANTS = ("per job", "per file", "none")
+VARIANTS = ("together", "one by one", "none")
 
 
 def main() -> None:
@@ -40,30 +43,33 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    real = {name: getattr(durable, name) for name in ("fsync_file", "fsync_folder", "renamed_into", "sync_renames_into")}
-    real_linked = store.linked
-    spent = {"seconds": 0.0, "fsync_file": 0, "fsync_folder": 0}
+    real_sync, real_put_off = durable.sync, durable.data_sync_put_off
+    spent = {"seconds": 0.0, "files": 0, "folders": 0}
 
-    def timed(name):
-        def call(path):
+    def one_by_one(files=(), folders=()):
+        for path in files:
+            real_sync(files=[path])
+        for path in folders:
+            real_sync(folders=[path])
+
+    def timed(sync):
+        def call(files=(), folders=()):
+            files, folders = list(files), list(folders)
             started = time.perf_counter()
-            real[name](path)
+            sync(files, folders)
             spent["seconds"] += time.perf_counter() - started
-            spent[name] += 1
+            spent["files"] += len(files)
+            spent["folders"] += len(folders)
         return call
 
     def use(variant: str) -> None:
-        for name, fn in real.items():
-            setattr(durable, name, fn)
-        store.linked = real_linked
+        durable.sync, durable.data_sync_put_off = real_sync, real_put_off
         if variant == "none":
-            durable.fsync_file = durable.fsync_folder = lambda path: None
-            return
-        durable.fsync_file, durable.fsync_folder = timed("fsync_file"), timed("fsync_folder")
-        if variant == "per file":  # the folder synced after every rename, nothing put off
-            durable.renamed_into = durable.fsync_folder
-            durable.sync_renames_into = lambda path: None
-            store.linked = lambda source, target: False  # copied into the store, and each copy synced
+            durable.sync = lambda files=(), folders=(): None
+        elif variant == "one by one":
+            durable.sync, durable.data_sync_put_off = timed(one_by_one), lambda path: False
+        else:
+            durable.sync = timed(real_sync)
 
     walls = {variant: [] for variant in VARIANTS}
     inside = {variant: [] for variant in VARIANTS}
@@ -75,18 +81,16 @@ def main() -> None:
             order = VARIANTS[round_ % 3:] + VARIANTS[:round_ % 3]
             for variant in order:
                 use(variant)
-                spent.update(seconds=0.0, fsync_file=0, fsync_folder=0)
+                spent.update(seconds=0.0, files=0, folders=0)
                 tag = f"_{round_}_{variant.replace(' ', '_')}"
                 result = nnexp_grid("batched", Path(folder), "seed=range(0,8)", optim="adam", tag=tag)
                 walls[variant].append(result["wall"])
                 inside[variant].append(spent["seconds"])
-                counts[variant] = (spent["fsync_file"], spent["fsync_folder"])
+                counts[variant] = (spent["files"], spent["folders"])
                 print(f"round {round_} {variant:8}: {result['wall']:7.2f} s, {spent['seconds']:5.2f} s in "
-                      f"{spent['fsync_file']} file + {spent['fsync_folder']} folder fsyncs ({result['n_jobs']} jobs); "
+                      f"{spent['files']} file + {spent['folders']} folder fsyncs ({result['n_jobs']} jobs); "
                       f"load {os.getloadavg()[0]:.2f}", flush=True)
-    for name, fn in real.items():
-        setattr(durable, name, fn)
-    store.linked = real_linked
+    durable.sync, durable.data_sync_put_off = real_sync, real_put_off
     base_median, base_best = statistics.median(walls["none"]), min(walls["none"])
     print()
     for variant in VARIANTS:
@@ -94,7 +98,7 @@ def main() -> None:
         line = f"{variant:8}: median {median:7.2f} s ({median / base_median:.3f}x none), best {best:7.2f} s ({best / base_best:.3f}x none)"
         if variant != "none":
             in_fsync = statistics.median(inside[variant])
-            line += (f"; in fsyncs {in_fsync:5.2f} s = {100 * in_fsync / base_median:.2f}% of none's median;"
+            line += (f"; in syncs {in_fsync:5.2f} s = {100 * in_fsync / base_median:.2f}% of none's median;"
                      f" {counts[variant][0]} file + {counts[variant][1]} folder fsyncs")
         print(line)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -105,7 +105,7 @@ def test_a_run_dir_file_replaced_after_its_commit_leaves_the_store_entry_as_comm
     assert (tmp_path / "store" / "k1" / "history.csv").read_text() == "first"
 
 
-def test_a_jobs_files_sync_their_folder_before_the_metrics_that_mark_them_finished_and_once_after(tmp_path, monkeypatch):
+def test_a_jobs_new_files_sync_together_before_the_metrics_that_mark_them_finished_and_their_folder_after(tmp_path, monkeypatch):
     import nnexp.results
 
     events = recorder(monkeypatch, nnexp.results)
@@ -114,15 +114,24 @@ def test_a_jobs_files_sync_their_folder_before_the_metrics_that_mark_them_finish
         for name in ("config.yaml", "history.csv", "model.pt", METRICS_FILE):
             write_text_atomic(run / name, name)
         assert events[-1] == ("replace", METRICS_FILE)  # its own rename's sync is put off to the block's end
-    whats = [what for what, _ in events]
-    assert whats == ["fsync file", "replace"] * 3 + ["fsync file", "fsync folder", "replace", "fsync folder"]
-    assert events[-3] == ("fsync folder", "run") and events[-1] == ("fsync folder", "run")
+    assert events[:3] == [("replace", "config.yaml"), ("replace", "history.csv"), ("replace", "model.pt")]
+    # before metrics.json's rename: the three files' data, its own, and their folder, in one go
+    together = events[3:8]
+    data = sorted(name for what, name in together if what == "fsync file")
+    assert data[0].startswith(f".{METRICS_FILE}.") and data[1:] == ["config.yaml", "history.csv", "model.pt"]
+    assert ("fsync folder", "run") in together
+    assert events[8:] == [("replace", METRICS_FILE), ("fsync folder", "run")]
     events.clear()
     write_text_atomic(run / "summary.csv", "")  # outside a block: synced at once
     assert [what for what, _ in events] == ["fsync file", "replace", "fsync folder"]
+    events.clear()
+    with durable.one_folder_sync_each():  # a file that replaces one is synced before its rename, in a block too
+        write_text_atomic(run / "history.csv", "again")
+        assert [what for what, _ in events] == ["fsync file", "replace"]
+    assert events[-1] == ("fsync folder", "run")
 
 
-def test_renames_put_off_are_synced_when_the_block_raises(tmp_path, monkeypatch):
+def test_syncs_put_off_are_made_when_the_block_raises(tmp_path, monkeypatch):
     import nnexp.results
 
     events = recorder(monkeypatch, nnexp.results)
@@ -130,7 +139,18 @@ def test_renames_put_off_are_synced_when_the_block_raises(tmp_path, monkeypatch)
         write_text_atomic(tmp_path / "a" / "history.csv", "")
         write_text_atomic(tmp_path / "b" / "history.csv", "")
         raise RuntimeError("the fit failed")
-    assert [event for event in events if event[0] == "fsync folder"] == [("fsync folder", "a"), ("fsync folder", "b")]
+    assert sorted(event for event in events if event[0].startswith("fsync")) == [
+        ("fsync file", "history.csv"), ("fsync file", "history.csv"), ("fsync folder", "a"), ("fsync folder", "b")]
+
+
+def test_concurrent_syncs_reach_every_file_and_folder(tmp_path, monkeypatch):
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_ino), real(fd)))
+    files = [durable.new_file(tmp_path, f".{n}.") for n in range(5)]
+    files[-1].unlink()  # removed meanwhile: nothing to sync
+    durable.sync(files, [tmp_path])
+    assert sorted(synced) == sorted([path.stat().st_ino for path in files[:-1]] + [tmp_path.stat().st_ino])
 
 
 def test_the_durable_helpers_really_sync(tmp_path, monkeypatch):

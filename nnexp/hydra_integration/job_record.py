@@ -53,30 +53,32 @@ def hydra_job(config: DictConfig, task: DictConfig, hydra_context: HydraContext,
     previous = HydraConfig.instance().cfg
     set_hydra_config(config)  # ${hydra:...} in the task resolves to this job
     try:
-        saved = OmegaConf.to_container(config, enum_to_str=True)  # unresolved, as run_job saves it (to_yaml)
-        hydra_node = saved.pop("hydra")
-        output_dir.mkdir(parents=True, exist_ok=True)
-        if config.hydra.output_subdir is not None:
-            folder = output_dir / str(config.hydra.output_subdir)
-            with one_folder_sync_each():  # one sync of the folder for its three files
+        # The job's syncs, its .hydra files' included, are made together before its metrics.json
+        # marks it finished, and once more when it ends (durable.one_folder_sync_each).
+        with one_folder_sync_each():
+            saved = OmegaConf.to_container(config, enum_to_str=True)  # unresolved, as run_job saves it (to_yaml)
+            hydra_node = saved.pop("hydra")
+            output_dir.mkdir(parents=True, exist_ok=True)
+            if config.hydra.output_subdir is not None:
+                folder = output_dir / str(config.hydra.output_subdir)
                 write_text_atomic(folder / CONFIG_FILE, yaml_text(saved))  # Hydra's name, the run dir's too
                 write_text_atomic(folder / "hydra.yaml", yaml_text({"hydra": hydra_node}))
                 write_text_atomic(folder / "overrides.yaml", yaml_text(hydra_node["overrides"]["task"]))
-        if job_logging:
-            configure_log(config.hydra.job_logging, config.hydra.verbose)
-        else:
-            log_file = OmegaConf.select(config, "hydra.job_logging.handlers.file.filename", default=None)
-            if log_file:  # the file Hydra's job logging opens; a recorded job logs nothing into it
-                Path(str(log_file)).touch()
-        ret = RecordedReturn(overrides=list(hydra_node["overrides"]["task"]), cfg=task, hydra_cfg=config, working_dir=os.getcwd())
-        hydra_context.callbacks.on_job_start(config=config, task_function=task_function)
-        try:
-            yield ret
-            ret.status = JobStatus.COMPLETED
-        except Exception as error:  # as run_job: the sweeper sees the failure, the sweep goes on
-            ret.return_value, ret.status = error, JobStatus.FAILED
-            keep_task_traceback(ret, error)  # Hydra 1.4 ships it with the return to another process
-        ret.task_name = str(config.hydra.job.name)
-        hydra_context.callbacks.on_job_end(config=config, job_return=ret)
+            if job_logging:
+                configure_log(config.hydra.job_logging, config.hydra.verbose)
+            else:
+                log_file = OmegaConf.select(config, "hydra.job_logging.handlers.file.filename", default=None)
+                if log_file:  # the file Hydra's job logging opens; a recorded job logs nothing into it
+                    Path(str(log_file)).touch()
+            ret = RecordedReturn(overrides=list(hydra_node["overrides"]["task"]), cfg=task, hydra_cfg=config, working_dir=os.getcwd())
+            hydra_context.callbacks.on_job_start(config=config, task_function=task_function)
+            try:
+                yield ret
+                ret.status = JobStatus.COMPLETED
+            except Exception as error:  # as run_job: the sweeper sees the failure, the sweep goes on
+                ret.return_value, ret.status = error, JobStatus.FAILED
+                keep_task_traceback(ret, error)  # Hydra 1.4 ships it with the return to another process
+            ret.task_name = str(config.hydra.job.name)
+            hydra_context.callbacks.on_job_end(config=config, job_return=ret)
     finally:
         HydraConfig.instance().cfg = previous  # as run_job leaves it
