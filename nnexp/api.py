@@ -87,7 +87,14 @@ def checked_overrides(overrides: tuple, values: dict, sweep: bool) -> list[str]:
     options checked as the CLI checks them; a mistake is an NnexpError with the CLI's one line."""
     from nnexp.preflight import rewritten, unknown_group_option, user_file_problem
 
-    argv = [str(item) for item in overrides] + [f"{key}={override_value(value, sweep)}" for key, value in values.items()]
+    strings = []
+    for item in overrides:  # a list of overrides, as a command line is often kept, stands for its items
+        for override in (item if isinstance(item, (list, tuple)) else [item]):
+            if not isinstance(override, str):
+                raise NnexpError(f"{override!r}: nnexp.run and nnexp.sweep take overrides as strings (\"data=moons\"); "
+                                 "give a value by its key instead, e.g. nnexp.run(**{\"optim.lr\": 0.1})")
+            strings.append(override)
+    argv = strings + [f"{key}={override_value(value, sweep)}" for key, value in values.items()]
     flags = [arg for arg in argv if arg.startswith("-")]
     if flags:
         raise NnexpError(f"{flags[0]}: nnexp.run and nnexp.sweep take overrides (key=value), not command-line flags")

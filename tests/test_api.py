@@ -132,6 +132,18 @@ def test_a_bad_override_raises_the_clis_one_line(in_tmp, override, message):
     assert raised.value.__cause__ is None and (raised.value.__context__ is None or raised.value.__suppress_context__)
 
 
+def test_overrides_come_as_strings_or_one_list_of_them(in_tmp):
+    import nnexp
+    from nnexp.api import checked_overrides
+    from nnexp.errors import NnexpError
+
+    assert checked_overrides((["data=moons", "seed=1"], "optim=adam"), {}, sweep=False) == checked_overrides(
+        ("data=moons", "seed=1", "optim=adam"), {}, sweep=False)
+    with pytest.raises(NnexpError, match=r"^5: nnexp.run and nnexp.sweep take overrides as strings") as raised:
+        nnexp.run(*TINY, 5)
+    assert "\n" not in str(raised.value)
+
+
 def test_load_refuses_a_dir_that_is_neither(in_tmp):
     import nnexp
     from nnexp.errors import NnexpError
