@@ -127,7 +127,7 @@ def run() -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from nnexp.errors import NnexpError
+    from nnexp.errors import NnexpError, Refusal
     from nnexp.interrupts import remembered
 
     try:
@@ -152,6 +152,10 @@ def run() -> None:
 
         print(f"error: {unwritable_path(error)}", file=sys.stderr)
         raise SystemExit(1) from None
+    except Refusal as refusal:  # refused inside Hydra's callbacks (nnexp.hydra_integration.folder_names)
+        if os.environ.get("NNEXP_TRACEBACK"):
+            raise refusal.error from None
+        refuse(str(refusal.error))
     except BaseException as error:  # fail_fast's stop (nnexp.fail_fast is imported only by sweeps)
         stopped(error)
         raise

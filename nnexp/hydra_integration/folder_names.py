@@ -4,9 +4,6 @@ Hydra composes the config and before it makes any folder."""
 
 from __future__ import annotations
 
-import os
-import sys
-
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -17,8 +14,8 @@ from nnexp.errors import NnexpError, Refusal
 class FolderNamesChecked(Callback):
     """Runs first among nnexp's callbacks (``configs/hydra/default.yaml``): the run dir's claim makes
     the folder. Hydra turns an Exception raised in a callback into a warning and goes on, so the
-    refusal leaves as ``Refusal`` (a SystemExit), its line printed here unless NNEXP_TRACEBACK is set
-    (the Python API raises the NnexpError it carries)."""
+    refusal leaves as ``Refusal`` (a SystemExit), which the entry points turn back into its line
+    (the command prints it, the Python API raises the NnexpError it carries)."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         refuse_names_outside_roots(config)
@@ -32,6 +29,4 @@ def refuse_names_outside_roots(config: DictConfig) -> None:
     try:
         composed_path_names(config)
     except NnexpError as error:
-        if not os.environ.get("NNEXP_TRACEBACK"):
-            print(f"error: {error}", file=sys.stderr)
         raise Refusal(error) from None
