@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from functools import partial
 from typing import Any, Callable
@@ -24,11 +25,47 @@ def instantiate(node: Any, *args, **kwargs) -> Any:
     for name, value in instantiate_whitelist().items():  # Hydra 1.4's trusted targets, also where no hydra.main ran
         kwargs.setdefault(name, value)
     try:
-        return hydra.utils.instantiate(node, *args, **kwargs)
+        return shippable(hydra.utils.instantiate(node, *args, **kwargs))
     except InstantiationException as error:
         if isinstance(error.__cause__, NnexpError):
             raise error.__cause__ from None
         raise NnexpError(instantiation_line(error)) from error.__cause__  # callers may judge the cause
+
+
+class ShippableFactory(partial):
+    """A ``_partial_`` factory from Hydra 1.4, which checks each call against its execution policy
+    (in this process it calls through Hydra's factory) but refuses to be pickled: a copy sent to
+    another process of this run (DDP's spawned workers) is a plain ``functools.partial`` of the
+    same target, which Hydra authorized when it built the factory."""
+
+    def __new__(cls, deferred: partial):
+        factory = super().__new__(cls, deferred.func, *deferred.args, **(deferred.keywords or {}))
+        factory.deferred = deferred
+        return factory
+
+    def __call__(self, *args, **kwargs):
+        return self.deferred(*args, **kwargs)
+
+    def __reduce__(self):
+        return plain_partial, (self.func, self.args, dict(self.keywords))
+
+    def __copy__(self) -> "ShippableFactory":
+        return ShippableFactory(copy.copy(self.deferred))
+
+    def __deepcopy__(self, memo: dict) -> "ShippableFactory":
+        return ShippableFactory(copy.deepcopy(self.deferred, memo))
+
+
+def plain_partial(func: Callable, args: tuple, keywords: dict) -> partial:
+    """``functools.partial(func, *args, **keywords)`` (what a ``ShippableFactory`` unpickles to)."""
+    return partial(func, *args, **keywords)
+
+
+def shippable(value: Any) -> Any:
+    """``value``, or, for a Hydra factory that cannot be pickled (Hydra 1.4), its ``ShippableFactory``."""
+    if isinstance(value, partial) and type(value) not in (partial, ShippableFactory):
+        return ShippableFactory(value)
+    return value
 
 
 def instantiation_line(error: InstantiationException) -> str:

@@ -212,3 +212,22 @@ def test_a_failed_jobs_return_keeps_its_tasks_frames_through_a_pickle_on_hydra_1
     with pytest.raises(RuntimeError, match="the task failed") as raised:
         pickle.loads(pickle.dumps(returned)).return_value
     assert "failing_task" in [frame.name for frame in traceback.extract_tb(raised.value.__traceback__)]
+
+
+def test_factories_cross_to_ddp_workers_as_the_same_partial_on_both_hydras():
+    """Hydra 1.4's _partial_ factories refuse pickling; DDP's spawned workers get the module pickled."""
+    import copy
+    import pickle
+    from functools import partial
+
+    import torch
+
+    from nnexp.factory import instantiate
+
+    factory = instantiate(OmegaConf.create({"_target_": "nnexp.training.optimizers.SGD", "_partial_": True, "lr": 0.1}))
+    shipped = pickle.loads(pickle.dumps(factory))
+    assert isinstance(factory, partial) and isinstance(shipped, partial)
+    assert (shipped.func, shipped.args, shipped.keywords) == (factory.func, factory.args, factory.keywords)
+    parameters = [torch.nn.Parameter(torch.zeros(2))]
+    for made in (factory(parameters), shipped(parameters), copy.deepcopy(factory)(parameters)):
+        assert type(made) is factory.func and made.defaults["lr"] == 0.1
