@@ -10,7 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from omegaconf import OmegaConf, open_dict
 
-pytestmark = pytest.mark.hydra  # also run on Hydra's latest pre-release in CI
+pytestmark = pytest.mark.hydra  # also run on the oldest releases in CI
 
 
 def assert_same_fits(batched: dict, sequential: dict, keys=("train_loss", "train_score", "val_loss", "val_score")) -> None:

@@ -17,7 +17,7 @@ import sys
 import pytest
 from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, IntegrationTestSuite, LauncherTestSuite
 
-pytestmark = pytest.mark.hydra  # also run on Hydra's latest pre-release in CI
+pytestmark = pytest.mark.hydra  # also run on the oldest releases in CI
 
 SEARCH_PATH = "hydra.searchpath=[pkg://nnexp.configs]"
 LAUNCHERS = ["nnexp", "nnexp_batched"]
