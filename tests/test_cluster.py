@@ -146,6 +146,27 @@ def test_a_sigtermed_driver_cancels_its_array(tmp_path, slurm_cluster):
     assert not [line for line in squeue(slurm_cluster) if line.startswith(f"{array}_")]
 
 
+def test_a_sigtermed_driver_ends_its_local_tasks(tmp_path):
+    import psutil
+
+    long = ["data=digits", "trainer.max_epochs=100000", "stopping=none", "quiet=true", "logger=none", "hydra/job_logging=none",
+            "regularization.alpha=1e-4,1e-3"]
+    driver = nnexp(tmp_path, *long, "launcher=submitit_local", "hydra.launcher.jobs_per_task=1", "hydra.sweep.dir=term")
+    output = Stream(driver.stdout)
+    wait_for(lambda: re.search(r"array (\d+), (\d+)\)", output.text), output)
+    shells = [int(pid) for pid in re.search(r"array (\d+), (\d+)\)", output.text).groups()]  # a local task's id is its shell's pid
+    term = tmp_path / "term" / ".submitit"
+    for shell in shells:  # submitit's first line says the task runs
+        with followed(term / str(shell) / f"{shell}_0_log.err") as err, followed(term / str(shell) / f"{shell}_0_log.out") as out:
+            wait_for(lambda: "Starting with JobEnvironment" in out.text + err.text, out, err, output)
+    processes = [process for shell in shells for process in [psutil.Process(shell), *psutil.Process(shell).children(recursive=True)]]
+    driver.send_signal(signal.SIGTERM)
+    out = output.text + driver.communicate()[0]
+    assert driver.returncode == 130 and "cancelled local tasks" in out, out
+    alive = [process for process in processes if process.is_running() and process.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, alive
+
+
 @pytest.mark.xdist_group("slurm")
 def test_a_task_pending_on_a_busy_cluster_ends_the_sweep_in_one_line_with_its_summary(tmp_path, slurm_cluster):
     import os

@@ -189,7 +189,7 @@ class ClusterLauncher(BatchedLauncher):
         with open(folder / ARRAYS_FILE, "a") as record:
             record.writelines(f"{array}\n" for array in arrays)
         log.info(f"Submitted {len(tasks)} {self.cluster} tasks for {sum(map(len, chunks))} jobs (array {', '.join(arrays)})")
-        with self.cancelled_on_signal(arrays):
+        with self.cancelled_on_signal(arrays, tasks):
             ended, halt = TaskWait(self).run(tasks, arrays)
         literal = folder / "%j"  # made by submitit from its folder pattern; the tasks' folders are named by id
         if literal.is_dir() and not any(literal.iterdir()):
@@ -226,9 +226,11 @@ class ClusterLauncher(BatchedLauncher):
         return records
 
     @contextmanager
-    def cancelled_on_signal(self, arrays: list[str]):
-        """SIGTERM (as SIGINT) while waiting cancels the sweep's arrays before the driver exits."""
+    def cancelled_on_signal(self, arrays: list[str], tasks: list):
+        """SIGTERM (as SIGINT) while waiting cancels the sweep's tasks before the driver exits: its
+        arrays on SLURM, each task's processes locally (they would train on, unwatched)."""
         from nnexp.hydra_integration import slurm
+        from nnexp.hydra_integration.cluster_tasks import end_local_task
 
         def on_term(signum, frame):
             raise KeyboardInterrupt
@@ -239,7 +241,10 @@ class ClusterLauncher(BatchedLauncher):
         except KeyboardInterrupt:
             if self.cluster == "slurm":
                 slurm.cancel(arrays)
-                log.warning(f"cancelled array {', '.join(arrays)}")
+            else:
+                for task in tasks:
+                    end_local_task(int(task.job_id))
+            log.warning(f"cancelled {'array' if self.cluster == 'slurm' else 'local tasks'} {', '.join(arrays)}")
             raise
         finally:
             signal.signal(signal.SIGTERM, previous)
