@@ -67,22 +67,22 @@ def foreach_add_(targets: Tensors, others: Tensors | float, alpha: float = 1) ->
 
 def foreach_mul_(targets: Tensors, factor: float) -> None:
     """``target *= factor`` for each tensor."""
-    fast = _private("_foreach_mul_")
-    if fast is not None:
-        fast(targets, factor)
-        return
-    for target in targets:
-        target.mul_(factor)
+    _each_in_place("mul_", targets, factor)
 
 
 def foreach_div_(targets: Tensors, divisor: float) -> None:
     """``target /= divisor`` for each tensor (a true division, not a product by ``1 / divisor``)."""
-    fast = _private("_foreach_div_")
+    _each_in_place("div_", targets, divisor)
+
+
+def _each_in_place(method: str, targets: Tensors, number: float) -> None:
+    """``target.<method>(number)`` for each tensor, through ``torch._foreach_<method>`` where it exists."""
+    fast = _private(f"_foreach_{method}")
     if fast is not None:
-        fast(targets, divisor)
+        fast(targets, number)
         return
     for target in targets:
-        target.div_(divisor)
+        getattr(target, method)(number)
 
 
 def foreach_mul(tensors: Tensors, factor: float) -> list[torch.Tensor]:
