@@ -21,12 +21,15 @@ def quiet_lightning() -> None:
 
 
 def set_up_process() -> None:
-    """Quiet Lightning, tune the allocator, and freeze the imports out of the garbage collector's
-    reach (each once per process; see ``tune_malloc`` and ``freeze_imports``). The runner (torch,
-    Lightning, scikit-learn) is imported first: objects imported after the freeze are walked by
-    every full collection (measured: a sequential Adam sweep took 1.35x as long)."""
+    """Quiet Lightning, have it list its callback entry points once (``compat``), tune the
+    allocator, and freeze the imports out of the garbage collector's reach (each once per process;
+    see ``tune_malloc`` and ``freeze_imports``). The runner (torch, Lightning, scikit-learn) is
+    imported first: objects imported after the freeze are walked by every full collection
+    (measured: a sequential Adam sweep took 1.35x as long)."""
     import nnexp.runner  # noqa: F401  (imported for its imports)
+    from nnexp.compat import scan_lightning_callbacks_once
 
     quiet_lightning()
+    scan_lightning_callbacks_once()
     tune_malloc()
     freeze_imports()

@@ -104,8 +104,9 @@ def test_the_hydra_job_config_takes_the_fast_path_on_both_supported_omegaconfs()
 def test_compatibility_paths_name_every_speed_up_and_its_path():
     paths = compat.compatibility_paths()
     assert set(paths) == {compat.LIBYAML_LOADER, compat.STRING_QUOTING, compat.MODE_PROBE, compat.HYDRA_CONFIG,
-                          "hydra version_base", "hydra execution whitelist"}
-    for name in (compat.LIBYAML_LOADER, compat.STRING_QUOTING, compat.MODE_PROBE, compat.HYDRA_CONFIG):
+                          compat.LIGHTNING_CALLBACK_SCAN, "hydra version_base", "hydra execution whitelist"}
+    for name in (compat.LIBYAML_LOADER, compat.STRING_QUOTING, compat.MODE_PROBE, compat.HYDRA_CONFIG,
+                 compat.LIGHTNING_CALLBACK_SCAN):
         assert paths[name].split(":")[0] in (compat.FAST, compat.PUBLIC, compat.NOT_NEEDED), name
 
 
@@ -231,3 +232,30 @@ def test_factories_cross_to_ddp_workers_as_the_same_partial_on_both_hydras():
     parameters = [torch.nn.Parameter(torch.zeros(2))]
     for made in (factory(parameters), shipped(parameters), copy.deepcopy(factory)(parameters)):
         assert type(made) is factory.func and made.defaults["lr"] == 0.1
+
+
+def test_lightning_lists_its_callback_entry_points_once_and_still_calls_each_factory(monkeypatch):
+    from lightning_fabric.utilities import registry
+
+    made, listed = [], []
+
+    class Factory:  # an installed package's entry point: a factory of callbacks
+        name = "probe"
+
+        def load(self):
+            return lambda: made.append(object()) or [made[-1]]
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: listed.append(group) or [Factory()])
+    assert compat.scan_lightning_callbacks_once() and compat.scan_lightning_callbacks_once()  # once is enough
+    first, second = (registry._load_external_callbacks("pytorch_lightning.callbacks_factory") for _ in range(2))
+    assert listed == ["pytorch_lightning.callbacks_factory"]  # listed once
+    assert first == [made[0]] and second == [made[1]] and made[0] is not made[1]  # a fresh callback each Trainer
+
+
+def test_lightnings_scan_takes_the_public_path_where_it_finds_factories_another_way(monkeypatch):
+    from lightning_fabric.utilities import registry
+
+    monkeypatch.delattr(registry, "entry_points")
+    monkeypatch.setattr(compat, "_paths", {})
+    assert not compat.scan_lightning_callbacks_once()
+    assert compat.compatibility_paths()[compat.LIGHTNING_CALLBACK_SCAN].startswith(compat.PUBLIC)
