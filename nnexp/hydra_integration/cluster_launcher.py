@@ -354,7 +354,7 @@ def cluster_refit(launcher_config: DictConfig, sweep_dir: Path):
         folder.mkdir(parents=True, exist_ok=True)
         task = launcher.executor(folder, name="refit").submit(in_dir, os.getcwd(), refit_best, job_dir, output_dir, batched)
         arrays = [task.job_id.split("_")[0]]
-        with launcher.cancelled_on_signal(arrays):
+        with launcher.cancelled_on_signal(arrays, [task]):
             ended, halt = TaskWait(launcher).run([task], arrays)
         if halt is not None:  # its task could not start: one line, and the sweep's summary stands
             raise NnexpError(str(halt.stop(Path(sweep_dir), [])))
