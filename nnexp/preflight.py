@@ -90,6 +90,10 @@ def plugin_installed(module: str) -> bool:
 def one_line(error: BaseException) -> str:
     """An exception's message as one line: its own first line, and its cause's when that says more
     (a YAML file's syntax error names the file, line and column)."""
+    from nnexp.errors import NnexpError
+
+    if isinstance(error.__cause__, NnexpError):  # a plugin's own check, which Hydra wrapped in its instantiation error
+        return str(error.__cause__)
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     text = " ".join(lines[:2]) if lines else type(error).__name__
     if getattr(error, "override", None):  # Hydra's override grammar: say which override

@@ -173,6 +173,10 @@ ROWS = [
     ("paths:file-job-name-up", {"conf/experiment/mine.yaml": EXP + "hydra:\n  job:\n    name: ../../../w\n"},
      ["--config-dir", "{tmp}/conf", "experiment=mine", *VALIDATE], 2, "hydra.job.name"),
     ("paths:job-name-up", {}, ["hydra.job.name=../../../w", *VALIDATE], 2, "hydra.job.name"),
+    ("launcher:timeout-text", {}, ["-m", "launcher=submitit_local", "hydra.launcher.timeout_min=abc", "seed=0,1", *VALIDATE],
+     2, "hydra.launcher.timeout_min='abc' is not allowed: a positive whole number of minutes"),
+    ("launcher:poll-negative", {}, ["-m", "launcher=submitit_local", "hydra.launcher.poll_s=-1", "seed=0,1", *VALIDATE],
+     2, "hydra.launcher.poll_s=-1 is not allowed: a positive number of seconds"),
     # 6. Resources before allocation.
     ("resources:huge-mlp", {}, ["model.hidden_sizes=[200000,200000,200000]", *VALIDATE], 2, "GiB"),
     ("resources:huge-cnn", {}, ["data=digits_images", "model=cnn_small", "model.hidden_sizes=[400000,400000]", *VALIDATE], 2, "GiB"),
@@ -269,6 +273,30 @@ def test_a_cluster_request_that_cannot_run_names_its_key_and_what_the_cluster_of
     with pytest.raises(ConfigError) as error:
         slurm.check_request(**request_)
     assert error.value.key == f"hydra.launcher.{key}" and fragment in str(error.value) and "\n" not in str(error.value)
+
+
+LAUNCHER_SETTING_ROWS = [  # (setting, value, what the line says is allowed)
+    ("timeout_min", 0, "a positive whole number of minutes"),
+    ("timeout_min", -5, "a positive whole number of minutes"),
+    ("timeout_min", "abc", "a positive whole number of minutes"),
+    ("timeout_min", 1.5, "a positive whole number of minutes"),
+    ("pending_timeout_s", 0, "a positive number of seconds (inf waits for ever)"),
+    ("pending_timeout_s", "soon", "a positive number of seconds"),
+    ("poll_s", -1, "a positive number of seconds"),
+    ("jobs_per_task", 0, "a positive whole number, or null"),
+    ("cpus_per_task", "many", "a positive whole number"),
+]
+
+
+@pytest.mark.parametrize("setting, value, fragment", LAUNCHER_SETTING_ROWS)
+def test_a_bad_cluster_launcher_setting_is_one_line_naming_it(setting, value, fragment):
+    from nnexp.errors import ConfigError
+    from nnexp.hydra_integration.cluster_launcher import ClusterLauncher
+
+    with pytest.raises(ConfigError) as error:
+        ClusterLauncher(cluster="local", **{setting: value})
+    assert error.value.key == f"hydra.launcher.{setting}" and fragment in str(error.value) and "\n" not in str(error.value)
+    assert ClusterLauncher(cluster="local", timeout_min=1, pending_timeout_s=float("inf")).timeout_min == 1
 
 
 LIVE_CLUSTER_ROWS = [  # on the local one-node SLURM cluster (no GPUs, partition "debug" or as it says)

@@ -57,7 +57,13 @@ class ClusterLauncher(BatchedLauncher):
             raise ConfigError("hydra.launcher.cpus_per_task", cpus_per_task, "a positive whole number (the threads each job uses)")
         if mem_gb not in (None, "auto") and (isinstance(mem_gb, bool) or not isinstance(mem_gb, (int, float)) or mem_gb <= 0):
             raise ConfigError("hydra.launcher.mem_gb", mem_gb, "a positive number of GB, or auto (sized from the data)")
-        self.timeout_min, self.cpus_per_task, self.mem_gb = int(timeout_min), int(cpus_per_task), mem_gb
+        if isinstance(timeout_min, bool) or not isinstance(timeout_min, int) or timeout_min < 1:
+            raise ConfigError("hydra.launcher.timeout_min", timeout_min, "a positive whole number of minutes (each task's time limit)")
+        for key, value in (("pending_timeout_s", pending_timeout_s), ("poll_s", poll_s)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"hydra.launcher.{key}", value, "a positive number of seconds" + (
+                    " (inf waits for ever)" if key == "pending_timeout_s" else ""))
+        self.timeout_min, self.cpus_per_task, self.mem_gb = timeout_min, int(cpus_per_task), mem_gb
         self.gpus_per_node, self.partition = gpus_per_node, partition
         self.pending_timeout_s, self.poll_s = float(pending_timeout_s), float(poll_s)
         self.additional_parameters = dict(additional_parameters or {})
