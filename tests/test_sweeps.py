@@ -342,3 +342,13 @@ def test_two_validation_fractions_are_one_config_error(run_nnexp):
         run_nnexp("data=iris", "data.validation_fraction=0.2", "stopping=early_stopping", "stopping.validation_fraction=0.1")
     metrics = run_nnexp("data=iris", "data.validation_fraction=0.1", "stopping=early_stopping", "stopping.validation_fraction=0.1")
     assert "val_score" in metrics
+
+
+def test_an_in_process_sweep_sets_up_the_process_for_its_training_jobs(launch, monkeypatch):
+    """As a run does: Lightning quiet, the allocator tuned, the imports frozen out of the collector."""
+    import nnexp.process
+
+    calls = []
+    monkeypatch.setattr(nnexp.process, "set_up_process", lambda: calls.append("set up"))
+    sweep = launch("data=iris", "model=logistic", "optim=lbfgs", "regularization.alpha=0.1,1", "launcher=basic")
+    assert len(summary_rows(sweep)) == 2 and calls

@@ -157,6 +157,9 @@ class InProcessLauncher(Launcher):
         task = task if task is not None else task_config(config)
         if not is_training_config(task):  # another app's task function (Hydra's launcher test suites)
             return self.hydra_job(config, task, self.task_function)
+        from nnexp.process import set_up_process
+
+        set_up_process()  # once per process: without its collector freeze a sequential sweep runs 1.1-1.35x as long
         job = sweep_job(task, config.hydra, job_dir(config), key, checked)
         try:
             with job.claimed():  # before anything is written into its dir
