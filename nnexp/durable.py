@@ -28,6 +28,7 @@ class _PutOff:
 
     files: dict[Path, None] = field(default_factory=dict)  # new files renamed into place, data not yet synced
     folders: dict[Path, None] = field(default_factory=dict)  # folders with renames not yet synced
+    marked: bool = False  # a marker (metrics.json) was renamed: files written after it are synced at once
 
 
 # The syncs put off inside ``one_folder_sync_each()`` (per thread and task).
@@ -111,9 +112,9 @@ def data_sync_put_off(path: Path) -> bool:
     """Inside ``one_folder_sync_each()``, put off the data sync of a new file about to be renamed
     onto ``path`` (none is there yet, so a crash can at worst leave it empty in a dir that has no
     finished result), until ``sync_before_marking_finished`` or the block's end; False elsewhere,
-    or where the rename replaces a file: then sync it before the rename."""
+    where the rename replaces a file, or after a marker's rename: then sync it before the rename."""
     put_off = _put_off.get()
-    if put_off is None or os.path.lexists(path):
+    if put_off is None or put_off.marked or os.path.lexists(path):
         return False
     put_off.files[Path(path)] = None
     return True
@@ -139,6 +140,7 @@ def sync_before_marking_finished(marker: Path) -> None:
     files, folders = [*put_off.files, Path(marker)], list(put_off.folders)
     put_off.files.clear()
     put_off.folders.clear()
+    put_off.marked = True  # what follows it (sklearn.json, figures) lands beside a finished result
     sync(files, folders)
 
 

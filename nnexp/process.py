@@ -3,6 +3,7 @@ never inside a run: a library call must not change its caller's logging, allocat
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import warnings
@@ -10,6 +11,7 @@ import warnings
 from nnexp.training.hardware import freeze_imports, tune_malloc
 
 
+@functools.cache  # once: each filterwarnings call resets which warnings Python has shown once
 def quiet_lightning() -> None:
     """Silence Lightning's start-up chatter; nnexp prints its own summary. Lightning's hint that
     ``srun`` is installed but unused is silenced too, outside a SLURM job (inside one it matters)."""

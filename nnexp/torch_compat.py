@@ -78,7 +78,7 @@ def foreach_div_(targets: Tensors, divisor: float) -> None:
 def _each_in_place(method: str, targets: Tensors, number: float) -> None:
     """``target.<method>(number)`` for each tensor, through ``torch._foreach_<method>`` where it exists."""
     fast = _private(f"_foreach_{method}")
-    if fast is not None:
+    if fast is not None and targets:  # torch's refuses an empty list
         fast(targets, number)
         return
     for target in targets:

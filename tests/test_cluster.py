@@ -163,8 +163,13 @@ def test_a_sigtermed_driver_ends_its_local_tasks(tmp_path):
     driver.send_signal(signal.SIGTERM)
     out = output.text + driver.communicate()[0]
     assert driver.returncode == 130 and "cancelled local tasks" in out, out
-    alive = [process for process in processes if process.is_running() and process.status() != psutil.STATUS_ZOMBIE]
-    assert not alive, alive
+    def alive(process) -> bool:
+        try:
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:  # reaped meanwhile
+            return False
+
+    assert not [process for process in processes if alive(process)]
 
 
 @pytest.mark.xdist_group("slurm")

@@ -114,6 +114,10 @@ def test_a_jobs_new_files_sync_together_before_the_metrics_that_mark_them_finish
         for name in ("config.yaml", "history.csv", "model.pt", METRICS_FILE):
             write_text_atomic(run / name, name)
         assert events[-1] == ("replace", METRICS_FILE)  # its own rename's sync is put off to the block's end
+        write_text_atomic(run / "sklearn.json", "{}")  # beside a finished result: synced before its rename
+        assert events[-2:] == [("fsync file", events[-2][1]), ("replace", "sklearn.json")]
+        assert events[-2][1].startswith(".sklearn.json.")
+        del events[-2:]
     assert events[:3] == [("replace", "config.yaml"), ("replace", "history.csv"), ("replace", "model.pt")]
     # before metrics.json's rename: the three files' data, its own, and their folder, in one go
     together = events[3:8]

@@ -280,7 +280,7 @@ LAUNCHER_SETTING_ROWS = [  # (setting, value, what the line says is allowed)
     ("timeout_min", -5, "a positive whole number of minutes"),
     ("timeout_min", "abc", "a positive whole number of minutes"),
     ("timeout_min", 1.5, "a positive whole number of minutes"),
-    ("pending_timeout_s", 0, "a positive number of seconds (inf waits for ever)"),
+    ("pending_timeout_s", 0, "a positive number of seconds (.inf in a file, inf on the command line: wait for ever)"),
     ("pending_timeout_s", "soon", "a positive number of seconds"),
     ("poll_s", -1, "a positive number of seconds"),
     ("jobs_per_task", 0, "a positive whole number, or null"),
@@ -296,7 +296,8 @@ def test_a_bad_cluster_launcher_setting_is_one_line_naming_it(setting, value, fr
     with pytest.raises(ConfigError) as error:
         ClusterLauncher(cluster="local", **{setting: value})
     assert error.value.key == f"hydra.launcher.{setting}" and fragment in str(error.value) and "\n" not in str(error.value)
-    assert ClusterLauncher(cluster="local", timeout_min=1, pending_timeout_s=float("inf")).timeout_min == 1
+    for minutes in (1, "60", 60.0):  # a number, or digits from an environment variable (${oc.env:...})
+        assert ClusterLauncher(cluster="local", timeout_min=minutes, pending_timeout_s="inf").timeout_min == int(minutes)
 
 
 LIVE_CLUSTER_ROWS = [  # on the local one-node SLURM cluster (no GPUs, partition "debug" or as it says)

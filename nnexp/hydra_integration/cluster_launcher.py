@@ -28,6 +28,29 @@ log = logging.getLogger(__name__)
 ARRAYS_FILE = "arrays.txt"  # in the submitit folder: the array ids this sweep dir submitted
 
 
+def positive_whole(value) -> int | None:
+    """``value`` as a whole number of at least 1 (an int, a whole float, digits in a string from
+    an environment variable), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and value >= 1 else None
+
+
+def positive_seconds(value) -> float | None:
+    """``value`` as a positive number of seconds (``inf`` included), or None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds > 0 else None  # NaN is not
+
+
 def warning_delay_s(timeout_min: int) -> int:
     """Seconds before a task's time limit that SLURM warns it: submitit's 90, or half of a limit
     of 3 minutes or less (so that the warning never comes before the task has started)."""
@@ -57,15 +80,17 @@ class ClusterLauncher(BatchedLauncher):
             raise ConfigError("hydra.launcher.cpus_per_task", cpus_per_task, "a positive whole number (the threads each job uses)")
         if mem_gb not in (None, "auto") and (isinstance(mem_gb, bool) or not isinstance(mem_gb, (int, float)) or mem_gb <= 0):
             raise ConfigError("hydra.launcher.mem_gb", mem_gb, "a positive number of GB, or auto (sized from the data)")
-        if isinstance(timeout_min, bool) or not isinstance(timeout_min, int) or timeout_min < 1:
+        minutes = positive_whole(timeout_min)
+        if minutes is None:
             raise ConfigError("hydra.launcher.timeout_min", timeout_min, "a positive whole number of minutes (each task's time limit)")
+        seconds = {key: positive_seconds(value) for key, value in (("pending_timeout_s", pending_timeout_s), ("poll_s", poll_s))}
         for key, value in (("pending_timeout_s", pending_timeout_s), ("poll_s", poll_s)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            if seconds[key] is None:
                 raise ConfigError(f"hydra.launcher.{key}", value, "a positive number of seconds" + (
-                    " (inf waits for ever)" if key == "pending_timeout_s" else ""))
-        self.timeout_min, self.cpus_per_task, self.mem_gb = timeout_min, int(cpus_per_task), mem_gb
+                    " (.inf in a file, inf on the command line: wait for ever)" if key == "pending_timeout_s" else ""))
+        self.timeout_min, self.cpus_per_task, self.mem_gb = minutes, int(cpus_per_task), mem_gb
         self.gpus_per_node, self.partition = gpus_per_node, partition
-        self.pending_timeout_s, self.poll_s = float(pending_timeout_s), float(poll_s)
+        self.pending_timeout_s, self.poll_s = seconds["pending_timeout_s"], seconds["poll_s"]
         self.additional_parameters = dict(additional_parameters or {})
         self.refit_on_cluster = bool(refit_on_cluster)
 
@@ -249,7 +274,8 @@ class ClusterLauncher(BatchedLauncher):
                 slurm.cancel(arrays)
             else:
                 for task in tasks:
-                    end_local_task(int(task.job_id))
+                    if not task.done():  # an ended task's pid may be another process's by now
+                        end_local_task(int(task.job_id))
             log.warning(f"cancelled {'array' if self.cluster == 'slurm' else 'local tasks'} {', '.join(arrays)}")
             raise
         finally:

@@ -100,12 +100,12 @@ def end_local_task(pid: int) -> None:
     try:
         shell = psutil.Process(pid)
         processes = [*reversed(shell.children(recursive=True)), shell]
-    except psutil.NoSuchProcess:  # it ended meanwhile
+    except (psutil.NoSuchProcess, psutil.AccessDenied):  # it ended meanwhile
         return
     for process in processes:
         try:
             process.kill()
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, psutil.AccessDenied):  # gone, or no longer ours
             pass
 
 
