@@ -4,7 +4,7 @@ entries, so that a power loss leaves the old file or the whole new one, and neve
 result with an empty file in it.
 
 A job writes several new files into its dir, then ``metrics.json``, which marks them finished.
-Inside ``one_folder_sync_each()`` the syncs of those new files' data and of their folders are put
+Inside ``job_syncs_together()`` the syncs of those new files' data and of their folders are put
 off, and made together, concurrently, before the rename of ``metrics.json`` (and when the block
 ends): the file system commits concurrent syncs together, at a fraction of the cost of one after
 another. A file that replaces an existing one is synced before its rename, as outside a block."""
@@ -24,14 +24,14 @@ from typing import Iterable, Iterator
 
 @dataclass
 class _PutOff:
-    """What a ``one_folder_sync_each()`` block has not synced yet."""
+    """What a ``job_syncs_together()`` block has not synced yet."""
 
     files: dict[Path, None] = field(default_factory=dict)  # new files renamed into place, data not yet synced
     folders: dict[Path, None] = field(default_factory=dict)  # folders with renames not yet synced
     marked: bool = False  # a marker (metrics.json) was renamed: files written after it are synced at once
 
 
-# The syncs put off inside ``one_folder_sync_each()`` (per thread and task).
+# The syncs put off inside ``job_syncs_together()`` (per thread and task).
 _put_off: ContextVar[_PutOff | None] = ContextVar("nnexp_put_off_syncs", default=None)
 
 
@@ -109,7 +109,7 @@ def sync(files: Iterable[Path] = (), folders: Iterable[Path] = ()) -> None:
 
 
 def data_sync_put_off(path: Path) -> bool:
-    """Inside ``one_folder_sync_each()``, put off the data sync of a new file about to be renamed
+    """Inside ``job_syncs_together()``, put off the data sync of a new file about to be renamed
     onto ``path`` (none is there yet, so a crash can at worst leave it empty in a dir that has no
     finished result), until ``sync_before_marking_finished`` or the block's end; False elsewhere,
     where the rename replaces a file, or after a marker's rename: then sync it before the rename."""
@@ -122,7 +122,7 @@ def data_sync_put_off(path: Path) -> bool:
 
 def renamed_into(folder: Path) -> None:
     """Make a rename into ``folder`` durable: its folder is synced now, or with the others the
-    enclosing ``one_folder_sync_each()`` block put off."""
+    enclosing ``job_syncs_together()`` block put off."""
     put_off = _put_off.get()
     if put_off is None:
         sync(folders=[folder])
@@ -145,7 +145,7 @@ def sync_before_marking_finished(marker: Path) -> None:
 
 
 @contextlib.contextmanager
-def one_folder_sync_each() -> Iterator[None]:
+def job_syncs_together() -> Iterator[None]:
     """Put off the data syncs of new files and the folder syncs after renames in this block, and
     make them together before a marker's rename and when the block ends (also when it raises). A
     block inside another leaves the syncs to the outer one."""

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from omegaconf import DictConfig, open_dict
 
 from nnexp.claims import DirBusy, claim
-from nnexp.durable import one_folder_sync_each
+from nnexp.durable import job_syncs_together
 from nnexp.errors import NnexpError
 from nnexp.interrupts import raise_if_interrupted
 from nnexp.metrics import FAILED, RunRecord, read_record, write_record
@@ -207,7 +207,7 @@ class Job:
         from nnexp.runner import describe, draw_plots, produce, show_plan, show_results
         from nnexp.training.hardware import torch_threads
 
-        with one_folder_sync_each():  # the dir's files: one folder sync before metrics.json, one after
+        with job_syncs_together():  # the dir's files synced together before metrics.json, its folder once after
             plan = prepare(self.cfg, self.key, self.checked)
             with torch_threads(plan.threads):
                 if self.cfg.mode != "train":

@@ -93,8 +93,8 @@ def file_digest(path: Path) -> str:
 
 def linked(source: Path, target: Path) -> bool:
     """Hard-link a run dir's result file into a store entry, False where the file systems differ
-    or refuse links (then the caller copies it). The run dir's file was synced before its rename
-    into place (``results.atomic_path``), so a link needs neither a copy nor a second sync; and
+    or refuse links (then the caller copies it). The run dir's file was synced before the
+    metrics.json that finished the job (``durable``), so a link needs neither a copy nor a second sync; and
     nnexp replaces a run dir's files only by renames, never in place, so the entry keeps what was
     committed (its manifest's SHA-256s catch a file changed in place by hand)."""
     try:

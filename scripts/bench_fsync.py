@@ -4,7 +4,7 @@ variants run in turn, in this one process, each round in a rotated order:
 
 - "together": as nnexp does it, a job's new files renamed into place at once and their data
   synced, with their folder's, all together (concurrently) before the rename of the metrics.json
-  that marks them finished, then the folder once more (``durable.one_folder_sync_each``); store
+  that marks them finished, then the folder once more (``durable.job_syncs_together``); store
   entries hard-linked from the run dir, their manifest and folder synced together;
 - "one by one": as before, each file's data synced before its rename, one after another, the
   folder once before metrics.json and once after;

@@ -110,7 +110,7 @@ def test_a_jobs_new_files_sync_together_before_the_metrics_that_mark_them_finish
 
     events = recorder(monkeypatch, nnexp.results)
     run = tmp_path / "run"
-    with durable.one_folder_sync_each():
+    with durable.job_syncs_together():
         for name in ("config.yaml", "history.csv", "model.pt", METRICS_FILE):
             write_text_atomic(run / name, name)
         assert events[-1] == ("replace", METRICS_FILE)  # its own rename's sync is put off to the block's end
@@ -129,7 +129,7 @@ def test_a_jobs_new_files_sync_together_before_the_metrics_that_mark_them_finish
     write_text_atomic(run / "summary.csv", "")  # outside a block: synced at once
     assert [what for what, _ in events] == ["fsync file", "replace", "fsync folder"]
     events.clear()
-    with durable.one_folder_sync_each():  # a file that replaces one is synced before its rename, in a block too
+    with durable.job_syncs_together():  # a file that replaces one is synced before its rename, in a block too
         write_text_atomic(run / "history.csv", "again")
         assert [what for what, _ in events] == ["fsync file", "replace"]
     assert events[-1] == ("fsync folder", "run")
@@ -139,7 +139,7 @@ def test_syncs_put_off_are_made_when_the_block_raises(tmp_path, monkeypatch):
     import nnexp.results
 
     events = recorder(monkeypatch, nnexp.results)
-    with pytest.raises(RuntimeError), durable.one_folder_sync_each():
+    with pytest.raises(RuntimeError), durable.job_syncs_together():
         write_text_atomic(tmp_path / "a" / "history.csv", "")
         write_text_atomic(tmp_path / "b" / "history.csv", "")
         raise RuntimeError("the fit failed")

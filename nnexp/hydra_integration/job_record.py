@@ -22,7 +22,7 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from nnexp.compat import keep_task_traceback, set_hydra_config
-from nnexp.durable import one_folder_sync_each
+from nnexp.durable import job_syncs_together
 from nnexp.results import CONFIG_FILE, write_text_atomic, yaml_text
 
 
@@ -54,8 +54,8 @@ def hydra_job(config: DictConfig, task: DictConfig, hydra_context: HydraContext,
     set_hydra_config(config)  # ${hydra:...} in the task resolves to this job
     try:
         # The job's syncs, its .hydra files' included, are made together before its metrics.json
-        # marks it finished, and once more when it ends (durable.one_folder_sync_each).
-        with one_folder_sync_each():
+        # marks it finished, and once more when it ends (durable.job_syncs_together).
+        with job_syncs_together():
             saved = OmegaConf.to_container(config, enum_to_str=True)  # unresolved, as run_job saves it (to_yaml)
             hydra_node = saved.pop("hydra")
             output_dir.mkdir(parents=True, exist_ok=True)

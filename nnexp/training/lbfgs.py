@@ -114,7 +114,8 @@ def sklearn_layout(network: nn.Module) -> list[tuple[torch.Tensor, bool]] | None
 
 def pack(layout: Sequence[tuple[torch.Tensor, bool]]) -> np.ndarray:
     """The parameters' values as one float64 vector, in ``layout``'s order."""
-    return torch.cat([(p.detach().t() if transposed else p.detach()).reshape(-1) for p, transposed in layout]).double().cpu().numpy()
+    native = torch.cat([p.detach().reshape(-1) for p, _ in layout])
+    return torch.index_select(native, 0, scipy_order(layout).to(native.device)).double().cpu().numpy()
 
 
 def scipy_order(layout: Sequence[tuple[torch.Tensor, bool]]) -> torch.Tensor:
