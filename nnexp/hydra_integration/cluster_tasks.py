@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import signal
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -90,11 +91,12 @@ class ChunkStopped:
     error: str
 
 
-def end_local_task(pid: int) -> None:
+def end_local_task(pid: int, exit_wait_s: float = 10.0) -> None:
     """Kill a local task: the shell that runs its set-up (``pid``, submitit's job id), submitit's
-    controller and the task, the task first. submitit's own cancel sends SIGINT to the shell
-    alone, which does not pass it on; and a task ignores SIGTERM (submitit bypasses it, as for
-    SLURM's pre-emption warning). SIGKILL frees the task's job-dir claims as it dies."""
+    controller and the task, the task first, and wait (up to ``exit_wait_s``) until they have
+    exited. submitit's own cancel sends SIGINT to the shell alone, which does not pass it on; and
+    a task ignores SIGTERM (submitit bypasses it, as for SLURM's pre-emption warning). SIGKILL
+    frees the task's job-dir claims as it dies."""
     import psutil
 
     try:
@@ -107,6 +109,22 @@ def end_local_task(pid: int) -> None:
             process.kill()
         except (psutil.NoSuchProcess, psutil.AccessDenied):  # gone, or no longer ours
             pass
+    # SIGKILL is delivered at once, but a process holding torch's memory takes a moment to be
+    # torn down: wait, so that when the driver returns its tasks no longer hold cores or memory.
+    # Not psutil.wait_procs: a killed shell's zombie may never be reaped in a container whose
+    # init does not reap, and a zombie holds nothing.
+    deadline = time.monotonic() + exit_wait_s
+    while any(_running(process) for process in processes) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _running(process) -> bool:
+    import psutil
+
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):  # reaped (its pid may be another's by now)
+        return False
 
 
 def returned_value(task_job):
