@@ -277,6 +277,56 @@ def test_random_state_draws_sklearns_network_split_and_minibatches(compose_cfg, 
         np.testing.assert_allclose([row["val_score"] for row in result.history], reference.validation_scores_, atol=1e-12)
 
 
+@pytest.mark.parametrize("problem, seed, params", [
+    (["model.hidden_sizes=[100]"], 2, dict(hidden_layer_sizes=(100,))),
+    (["model.hidden_sizes=[10,10]", "model.activation=tanh"], 1, dict(hidden_layer_sizes=(10, 10), activation="tanh")),
+    (["model.hidden_sizes=[10]", "model.activation=identity"], 0, dict(hidden_layer_sizes=(10,), activation="identity")),
+    (["data=iris", "model.hidden_sizes=[10]", "model.activation=logistic"], 0,
+     dict(hidden_layer_sizes=(10,), activation="logistic")),
+    (["data=wave", "data.scale_target=false", "model.hidden_sizes=[10]"], 1, dict(hidden_layer_sizes=(10,))),
+], ids=["moons-relu-long", "moons-tanh", "moons-identity", "iris-logistic", "wave-regression"])
+def test_long_lbfgs_fits_are_sklearns_to_the_bit(compose_cfg, problem, seed, params):
+    """A long L-BFGS fit follows its objective's last bits (the first three fits part from
+    scikit-learn's after 26-45 iterations where torch's arithmetic computes it): nnexp's dense
+    objective is scikit-learn's own arithmetic, so every iterate, the final loss, the iteration
+    count and the final weights are scikit-learn's, bit for bit."""
+    overrides = [*LECTURE_MOONS, *problem] if not any(o.startswith("data=") for o in problem) else problem
+    cfg, bundle, stopping, data, factories, network = nnexp_start(compose_cfg, [*overrides, "optim=lbfgs", f"seed={seed}"])
+    regression = bundle.task == "regression"
+    reference, scaled = sklearns_own_fit(bundle, data, dict(params, solver="lbfgs", random_state=seed), regression)
+    result = fit_and_score(cfg, factories, bundle, data, stopping, instantiate(cfg.regularization), describe=False)
+    assert result.metrics.iterations == reference.n_iter_
+    assert result.history[-1]["train_loss"] == reference.loss_
+    linears = [m for m in result.network.modules() if isinstance(m, torch.nn.Linear)]
+    for ours, theirs in zip(linears, reference.coefs_, strict=True):
+        assert torch.equal(ours.weight.detach(), torch.from_numpy(theirs.T).to(ours.weight.dtype))
+    expected = reference.score(scaled(bundle.X_test), bundle.y_test)
+    # the same predictions; a regression's R2 differs in float32's last digits (the trained network keeps its dtype)
+    assert result.metrics.test_score == (pytest.approx(expected, rel=1e-7) if regression else expected)
+
+
+def test_a_network_scikit_learn_has_not_is_left_to_torch():
+    """The numpy objective takes only what scikit-learn's MLP computes: a dense net of its
+    activations, float64 on the CPU, with an L2 penalty on every weight."""
+    from torch import nn
+
+    from nnexp.training.numpy_objective import dense_objective
+    from nnexp.training.penalty import WeightPenalty
+
+    task = Task("binary", 1)
+    X, y = torch.randn(8, 3, dtype=torch.float64), torch.randint(0, 2, (8,)).double()
+    dense = nn.Sequential(nn.Flatten(), nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+    weights = [dense[1].weight, dense[3].weight]
+    assert dense_objective(dense, task, X, y, WeightPenalty(alpha=1e-4), weights) is not None
+    assert dense_objective(dense, task, X.float(), y, WeightPenalty(alpha=1e-4), weights) is None
+    assert dense_objective(dense, task, X, y, WeightPenalty(alpha=1e-4, l1=1e-3), weights) is None
+    assert dense_objective(dense, task, X, y, WeightPenalty(alpha=1e-4), weights[:1]) is None
+    gelu = nn.Sequential(nn.Linear(3, 4), nn.GELU(), nn.Linear(4, 1)).double()
+    assert dense_objective(gelu, task, X, y, WeightPenalty(), [gelu[0].weight, gelu[2].weight]) is None
+    dropout = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Dropout(0.2), nn.Linear(4, 1)).double()
+    assert dense_objective(dropout, task, X, y, WeightPenalty(), [dropout[0].weight, dropout[3].weight]) is None
+
+
 def test_init_torch_keeps_torchs_draws(compose_cfg):
     """``model.init=torch``: torch's seeded generator draws the weights, not scikit-learn's."""
     *_, sklearn_net = nnexp_start(compose_cfg, [*LECTURE_MOONS, "model.hidden_sizes=[5]", "seed=10"])

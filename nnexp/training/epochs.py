@@ -181,6 +181,8 @@ def lbfgs_fit(
     rows' summed score at that step. With ``float64`` on, the network trains in double precision
     and returns to its dtype.
     """
+    from nnexp.training.numpy_objective import dense_objective  # scipy's special functions: only for L-BFGS
+
     dtype = next(network.parameters()).dtype
     if optimizer.settings["float64"]:
         network.double()
@@ -188,12 +190,17 @@ def lbfgs_fit(
         y = y.double() if y.is_floating_point() else y
     last: dict[str, torch.Tensor] = {}
     closure = full_batch_closure(network, task, X, y, penalty, weights, last)
+    layout = sklearn_layout(network)
+    # scikit-learn's own arithmetic where it has the same fit (a long fit follows its last bits)
+    objective = dense_objective(network, task, X, y, penalty, weights) if layout and world()[1] == 1 else None
 
     def iteration_done(iteration: int, loss: float) -> None:
+        if objective is not None:
+            last["output"], last["y"] = torch.from_numpy(objective.logits), y
         on_iteration(iteration, loss, sum_over_processes(task.batch_score_sum(last["output"], last["y"])))
 
     try:
-        return optimizer.minimize(closure, iteration_done, sklearn_layout(network))
+        return optimizer.minimize(closure, iteration_done, layout, objective)
     finally:
         network.to(dtype)
 

@@ -11,7 +11,9 @@ scikit-learn does on float64 data.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -54,14 +56,14 @@ class LBFGS(torch.optim.Optimizer):
 
     def minimize(self, closure: Callable[[], torch.Tensor],
                  on_iteration: Callable[[int, float], None] | None = None,
-                 layout: Sequence[tuple[torch.Tensor, bool]] | None = None) -> "LBFGSOutcome":
+                 layout: Sequence[tuple[torch.Tensor, bool]] | None = None,
+                 objective: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None) -> "LBFGSOutcome":
         """Run L-BFGS-B from the current parameters; ``closure`` zeroes the gradients, computes
-        the loss and calls ``backward``. ``on_iteration(iteration, loss)`` follows every accepted
-        step. ``layout`` orders the parameters in scipy's vector, each as (parameter, transposed)
+        the loss and calls ``backward``; or ``objective`` gives the loss and gradient at scipy's
+        vector itself (the closure is then not called). ``on_iteration(iteration, loss)`` follows
+        every accepted step. ``layout`` orders the parameters in scipy's vector, each as (parameter, transposed)
         (:func:`sklearn_layout`); by default they follow one another as given. The parameters end
         at scipy's final point."""
-        from threadpoolctl import threadpool_limits
-
         params = [p for group in self.param_groups for p in group["params"]]
         layout = list(layout) if layout is not None else [(p, False) for p in params]
         if sorted(map(id, params)) != sorted(id(p) for p, _ in layout):
@@ -88,12 +90,29 @@ class LBFGS(torch.optim.Optimizer):
             grad = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in native])
             return float(loss), torch.index_select(grad, 0, to_scipy).double().cpu().numpy()
 
-        # scipy's OpenBLAS on one thread: its threads and torch's OpenMP threads spin against each
-        # other between the small calls of a fit (moons, 200 iterations: 2.7 s against 0.25 s).
-        with threadpool_limits(limits={"libscipy_openblas": 1}):
-            result, outcome = run_lbfgsb(loss_and_grad, x0, settings, on_iteration)
+        with _blas_threads_for(objective is not None):
+            result, outcome = run_lbfgsb(objective or loss_and_grad, x0, settings, on_iteration)
         load(result.x)
         return outcome
+
+
+@contextmanager
+def _blas_threads_for(numpy_objective: bool):
+    """scipy's OpenBLAS on one thread: its threads and torch's OpenMP threads spin against each
+    other between the small calls of a fit (moons, 200 iterations: 2.7 s against 0.25 s). Where
+    numpy computes the objective, numpy's own OpenBLAS gets the run's thread count (``threads``,
+    torch's): a wide net's matmuls use them (digits, (1000,): 1.20x faster with 2 threads than 1).
+    OpenBLAS's sums on some shapes depend on its thread count; on the lecture's sizes they do not."""
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
+    by_package = {package: [info["filepath"] for info in controller.info()  # scipy.libs/, or scipy/.dylibs/ on macOS
+                            if any(part.startswith(package) for part in Path(info["filepath"]).parts[-3:-1])]
+                  for package in ("scipy", "numpy")}
+    numpy_threads = torch.get_num_threads() if numpy_objective else 1
+    with controller.select(filepath=by_package["scipy"]).limit(limits=1), \
+            controller.select(filepath=by_package["numpy"]).limit(limits=numpy_threads):
+        yield
 
 
 def sklearn_layout(network: nn.Module) -> list[tuple[torch.Tensor, bool]] | None:
