@@ -321,6 +321,9 @@ def report_same_random_state(seeds: int, workers: int) -> None:
     gaps = np.array([u for r in results if r["lbfgs"] for u in r["loss_ulps"]])
     print(f"nnexp's L-BFGS loss at scikit-learn's {len(gaps)} iterates: median {np.median(gaps):.0f} ulps, "
           f"99th percentile {np.quantile(gaps, 0.99):.0f}, largest {gaps.max():.0f}; identical at {np.mean(gaps == 0):.0%}")
+    if len(equal) == len(results):
+        print("\nThe rest: none.")
+        return
     print(f"\nThe rest: 'parts at' is the first iteration (epoch) whose loss differs from scikit-learn's by more than "
           f"{DIVERGENCE['lbfgs']:g} relative ({DIVERGENCE['stochastic']:g} for SGD/Adam, which nnexp trains in float32).\n")
     print("| one-liner | seed | nnexp train / test / n_iter | scikit-learn | X * (1 + 1e-15) | rows reversed | first divergence | why |")

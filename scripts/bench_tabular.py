@@ -14,7 +14,12 @@ scikit-learn fit, quiet and with two busy processes of the script's own (bounded
 ``threads=auto`` (the default) and ``threads=null`` (one per core, the old default), in
 ``--repeats`` interleaved rounds (best and median; ``--repeats 8`` for a steadier figure).
 
-    python scripts/bench_tabular.py [--repeats 3] [--no-cli | --cli-only] [--busy]
+``--lbfgs-objective`` times single L-BFGS fits three ways, side by side: nnexp with scikit-learn's
+arithmetic (its numpy objective, the default on the CPU), nnexp with torch's autograd objective
+(the previous approach, patched in for the comparison), and scikit-learn's own estimator (BLAS on
+one thread, and on its default threads); with each fit's iterations, which must agree.
+
+    python scripts/bench_tabular.py [--repeats 3] [--no-cli | --cli-only] [--busy] [--lbfgs-objective]
 """
 
 from __future__ import annotations
@@ -184,6 +189,53 @@ def busy_section(repeats: int, out: Path) -> None:
         print(f"  {label:28} {quiet:.2f} s quiet, {busy:.2f} s busy: {busy / quiet:.2f}x")
 
 
+LBFGS_FITS = {  # name: (nnexp overrides, scikit-learn's data loader, estimator parameters)
+    "moons (100,), seed 2": (["data=moons", "model.hidden_sizes=[100]", "seed=2"], dict(hidden_layer_sizes=(100,), random_state=2)),
+    "moons (10,10) tanh, seed 1": (["data=moons", "model.hidden_sizes=[10,10]", "model.activation=tanh", "seed=1"],
+                                   dict(hidden_layer_sizes=(10, 10), activation="tanh", random_state=1)),
+    "breast_cancer (100,)": (["data=breast_cancer", "model.hidden_sizes=[100]", "seed=0"], dict(hidden_layer_sizes=(100,), random_state=0)),
+    "digits (100,)": (["data=digits", "model.hidden_sizes=[100]", "seed=0"], dict(hidden_layer_sizes=(100,), random_state=0)),
+    "digits (1000,)": (["data=digits", "model.hidden_sizes=[1000]", "seed=0"], dict(hidden_layer_sizes=(1000,), random_state=0)),
+}
+
+
+def lbfgs_objective_section(repeats: int, out: Path) -> None:
+    """One L-BFGS fit: nnexp's numpy objective, torch's autograd objective, scikit-learn's estimator."""
+    from unittest import mock
+
+    from nnexp.data.loading import load_data
+
+    print("\nOne L-BFGS fit (best of", repeats, "alternating; fit seconds; iterations in brackets):")
+    print(f"  {'fit':28} {'nnexp numpy':>12} {'nnexp torch':>12} {'sk 1 thread':>12} {'sk default':>12} | "
+          f"{'torch/numpy':>11} {'numpy/sk 1':>10} {'numpy/sk def':>12}")
+    for name, (overrides, params) in LBFGS_FITS.items():
+        with initialize_config_module("nnexp.configs", **hydra_version_base()):
+            bundle = load_data(compose("train", overrides=[*overrides, "optim=lbfgs"]).data)
+        scaler = make_fit_data(bundle).feature_scaler  # nnexp's scaling of the training rows, where the data config scales
+        X_train = scaler.transform(bundle.X_train) if scaler is not None else bundle.X_train
+        times: dict[str, list[tuple[float, int]]] = {}
+        for _ in range(repeats):
+            for way in ("numpy", "torch", "sk1", "skdefault"):
+                if way in ("numpy", "torch"):
+                    patch = (mock.patch("nnexp.training.numpy_objective.dense_objective", return_value=None)
+                             if way == "torch" else contextlib.nullcontext())
+                    with patch:
+                        fit = nnexp_fit(overrides[0].split("=")[1], [*overrides[1:], "optim=lbfgs"], out)
+                    times.setdefault(way, []).append((fit["seconds"], fit["epochs"]))
+                    continue
+                model = MLPClassifier(solver="lbfgs", **params)
+                limits = threadpool_limits(1) if way == "sk1" else contextlib.nullcontext()
+                with limits, warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    started = time.perf_counter()
+                    model.fit(X_train, bundle.y_train)
+                    times.setdefault(way, []).append((time.perf_counter() - started, model.n_iter_))
+        best = {way: min(runs) for way, runs in times.items()}
+        cells = " ".join(f"{best[way][0]:7.3f} ({best[way][1]:3d})" for way in ("numpy", "torch", "sk1", "skdefault"))
+        print(f"  {name:28} {cells} | {best['torch'][0] / best['numpy'][0]:10.2f}x {best['numpy'][0] / best['sk1'][0]:9.2f}x "
+              f"{best['numpy'][0] / best['skdefault'][0]:11.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -191,6 +243,7 @@ def main() -> None:
     parser.add_argument("--cli-only", action="store_true", help="only the CLI wall times")
     parser.add_argument("--busy", action="store_true", help="add the busy-machine section")
     parser.add_argument("--busy-only", action="store_true", help="only the busy-machine section")
+    parser.add_argument("--lbfgs-objective", action="store_true", help="only one L-BFGS fit's three objectives")
     args = parser.parse_args()
     set_up_process()  # as the nnexp command does
     warnings.filterwarnings("ignore")
@@ -199,6 +252,9 @@ def main() -> None:
         out = Path(folder)
         if not args.cli_only:
             nnexp_fit("breast_cancer", ["trainer.max_epochs=2"], out)  # warm-up: first-use costs
+        if args.lbfgs_objective:
+            lbfgs_objective_section(args.repeats, out)
+            return
         if not (args.busy_only or args.cli_only):
             print(f"{'dataset':14} {'solver':6} | {'sk acc':>7} {'nnexp acc':>9} {'diff':>6} | {'sk fit s':>8} {'nnexp fit s':>11} "
                   f"{'ratio':>6} | {'sk ep':>5} {'nx ep':>5}")
