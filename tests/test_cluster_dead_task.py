@@ -35,7 +35,7 @@ def test_a_jobs_own_failure_is_kept_and_an_earlier_launchs_is_forgotten(compose_
 @pytest.mark.server  # local tasks: processes that import torch, as the cluster tests
 @pytest.mark.hydra
 def test_a_dead_task_keeps_its_jobs_own_failure_and_records_the_rest(tmp_path):
-    from nnexp.hydra_integration.cluster_tasks import end_local_task
+    from nnexp.hydra_integration.cluster_tasks import end_local_tasks
 
     sweep = tmp_path / "dead"
     # One task, two ordinary jobs in turn (a step schedule is not stacked): job 0 fails (a negative
@@ -50,7 +50,7 @@ def test_a_dead_task_keeps_its_jobs_own_failure_and_records_the_rest(tmp_path):
     task = re.search(r"\(array (\d+)\)", output.text).group(1)
     with followed(sweep / ".submitit" / task / f"{task}_0_log.out") as log:  # the task reports each job as it ends
         wait_for(lambda: re.search(r"job 0: .* -> failed: ", log.text), log, output)
-    end_local_task(int(task))  # as the kernel kills a task out of memory: SIGKILL
+    end_local_tasks([int(task)])  # as the kernel kills a task out of memory: SIGKILL
     out = output.text + driver.communicate()[0]
     assert driver.returncode == 0, out
     records = [json.loads((sweep / job / "metrics.json").read_text()) for job in ("0", "1")]

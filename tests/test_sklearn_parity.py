@@ -305,6 +305,19 @@ def test_long_lbfgs_fits_are_sklearns_to_the_bit(compose_cfg, problem, seed, par
     assert result.metrics.test_score == (pytest.approx(expected, rel=1e-7) if regression else expected)
 
 
+def test_each_lbfgs_iterations_validation_scores_are_at_its_own_weights(compose_cfg):
+    """numpy's objective never runs the network: each accepted iterate is loaded into it before its
+    history row is scored, so the validation split's row follows the fit, and the last row is the
+    recorded result."""
+    cfg, bundle, stopping, _, factories, network = nnexp_start(compose_cfg, ["data=moons", "optim=lbfgs", "model.hidden_sizes=[10]", "seed=0"])
+    data = make_fit_data(bundle, validation_fraction=0.2, seed=cfg.seed, **fit_data_options(cfg, bundle))  # data.validation_fraction's split
+    result = fit_and_score(cfg, factories, bundle, data, stopping, instantiate(cfg.regularization), describe=False)
+    val_scores = [row["val_score"] for row in result.history]
+    assert len(set(val_scores)) > 1
+    assert result.history[-1]["val_score"] == result.metrics.val_score
+    assert result.history[-1]["val_loss"] == pytest.approx(result.metrics.val_loss, rel=1e-6)
+
+
 def test_a_network_scikit_learn_has_not_is_left_to_torch():
     """The numpy objective takes only what scikit-learn's MLP computes: a dense net of its
     activations, float64 on the CPU, with an L2 penalty on every weight."""
@@ -325,6 +338,15 @@ def test_a_network_scikit_learn_has_not_is_left_to_torch():
     assert dense_objective(gelu, task, X, y, WeightPenalty(), [gelu[0].weight, gelu[2].weight]) is None
     dropout = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Dropout(0.2), nn.Linear(4, 1)).double()
     assert dense_objective(dropout, task, X, y, WeightPenalty(), [dropout[0].weight, dropout[3].weight]) is None
+
+    class Residual(nn.Sequential):  # its own forward: not the layers one after another
+        def forward(self, x):
+            return super().forward(x) + x[:, :1]
+
+    residual = Residual(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+    assert dense_objective(residual, task, X, y, WeightPenalty(), [residual[0].weight, residual[2].weight]) is None
+    dense[3].register_forward_hook(lambda module, inputs, output: output * 2)
+    assert dense_objective(dense, task, X, y, WeightPenalty(alpha=1e-4), weights) is None
 
 
 def test_init_torch_keeps_torchs_draws(compose_cfg):

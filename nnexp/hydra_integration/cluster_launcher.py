@@ -261,7 +261,7 @@ class ClusterLauncher(BatchedLauncher):
         """SIGTERM (as SIGINT) while waiting cancels the sweep's tasks before the driver exits: its
         arrays on SLURM, each task's processes locally (they would train on, unwatched)."""
         from nnexp.hydra_integration import slurm
-        from nnexp.hydra_integration.cluster_tasks import end_local_task
+        from nnexp.hydra_integration.cluster_tasks import end_local_tasks
 
         def on_term(signum, frame):
             raise KeyboardInterrupt
@@ -273,9 +273,8 @@ class ClusterLauncher(BatchedLauncher):
             if self.cluster == "slurm":
                 slurm.cancel(arrays)
             else:
-                for task in tasks:
-                    if not task.done():  # an ended task's pid may be another process's by now
-                        end_local_task(int(task.job_id))
+                # only running ones: an ended task's pid may be another process's by now
+                end_local_tasks([int(task.job_id) for task in tasks if not task.done()])
             log.warning(f"cancelled {'array' if self.cluster == 'slurm' else 'local tasks'} {', '.join(arrays)}")
             raise
         finally:

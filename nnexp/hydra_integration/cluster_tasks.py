@@ -91,38 +91,43 @@ class ChunkStopped:
     error: str
 
 
-def end_local_task(pid: int, exit_wait_s: float = 10.0) -> None:
-    """Kill a local task: the shell that runs its set-up (``pid``, submitit's job id), submitit's
-    controller and the task, the task first, and wait (up to ``exit_wait_s``) until they have
-    exited. submitit's own cancel sends SIGINT to the shell alone, which does not pass it on; and
-    a task ignores SIGTERM (submitit bypasses it, as for SLURM's pre-emption warning). SIGKILL
-    frees the task's job-dir claims as it dies."""
+def end_local_tasks(pids: list[int], exit_wait_s: float = 10.0) -> None:
+    """Kill local tasks: for each, the shell that runs its set-up (its pid, submitit's job id),
+    submitit's controller and the task, tasks first; then wait (up to ``exit_wait_s`` for all)
+    until they have exited. submitit's own cancel sends SIGINT to the shell alone, which does not
+    pass it on; and a task ignores SIGTERM (submitit bypasses it, as for SLURM's pre-emption
+    warning). SIGKILL frees the task's job-dir claims as it dies."""
     import psutil
 
-    try:
-        shell = psutil.Process(pid)
-        processes = [*reversed(shell.children(recursive=True)), shell]
-    except (psutil.NoSuchProcess, psutil.AccessDenied):  # it ended meanwhile
-        return
-    for process in processes:
+    killed = []
+    for pid in pids:
         try:
-            process.kill()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):  # gone, or no longer ours
-            pass
-    # SIGKILL is delivered at once, but a process holding torch's memory takes a moment to be
-    # torn down: wait, so that when the driver returns its tasks no longer hold cores or memory.
-    # Not psutil.wait_procs: a killed shell's zombie may never be reaped in a container whose
-    # init does not reap, and a zombie holds nothing.
+            shell = psutil.Process(pid)
+            processes = [*reversed(shell.children(recursive=True)), shell]
+        except (psutil.NoSuchProcess, psutil.AccessDenied):  # it ended meanwhile
+            continue
+        for process in processes:
+            try:
+                process.kill()
+                killed.append(process)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):  # gone, or no longer ours
+                pass
+    # SIGKILL is delivered at once, but a process holding torch's threads and memory takes a
+    # moment to be torn down: wait, so that when the driver returns its tasks no longer hold
+    # cores or memory. Not psutil.wait_procs: a killed shell's zombie may never be reaped in a
+    # container whose init does not reap, and a zombie holds nothing once its threads are gone.
     deadline = time.monotonic() + exit_wait_s
-    while any(_running(process) for process in processes) and time.monotonic() < deadline:
+    while any(_running(process) for process in killed) and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
 def _running(process) -> bool:
+    """Whether a killed process still runs: not yet a zombie, or a zombie whose other threads are
+    still exiting (its main thread turns zombie first, while the rest still hold its memory)."""
     import psutil
 
     try:
-        return process.status() != psutil.STATUS_ZOMBIE
+        return process.status() != psutil.STATUS_ZOMBIE or process.num_threads() > 1
     except (psutil.NoSuchProcess, psutil.AccessDenied):  # reaped (its pid may be another's by now)
         return False
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from nnexp.fail_fast import JobFailed, SweepStopped
-from nnexp.hydra_integration.cluster_tasks import ChunkStopped, end_local_task, returned_value
+from nnexp.hydra_integration.cluster_tasks import ChunkStopped, end_local_tasks, returned_value
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,7 @@ class TaskWait:
         if self.launcher.cluster == "slurm":
             slurm.cancel(arrays)
         else:
-            for job in waiting:
-                end_local_task(int(job.job_id))
+            end_local_tasks([int(job.job_id) for job in waiting])
         log.warning(f"cancelled {self.launcher.cluster} array {', '.join(arrays)}")
 
     def fail_fast_halt(self, stopped: ChunkStopped, task_id: str) -> Halt:

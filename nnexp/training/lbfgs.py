@@ -11,7 +11,6 @@ scikit-learn does on float64 data.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -90,29 +89,32 @@ class LBFGS(torch.optim.Optimizer):
             grad = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in native])
             return float(loss), torch.index_select(grad, 0, to_scipy).double().cpu().numpy()
 
+        def iteration_done(iteration: int, loss: float, x: np.ndarray) -> None:
+            if objective is not None:  # the network is at the accepted point: its validation scores, checkpoints
+                load(x)
+            if on_iteration is not None:
+                on_iteration(iteration, loss)
+
         with _blas_threads_for(objective is not None):
-            result, outcome = run_lbfgsb(objective or loss_and_grad, x0, settings, on_iteration)
+            result, outcome = run_lbfgsb(objective or loss_and_grad, x0, settings, iteration_done)
         load(result.x)
         return outcome
 
 
-@contextmanager
 def _blas_threads_for(numpy_objective: bool):
     """scipy's OpenBLAS on one thread: its threads and torch's OpenMP threads spin against each
     other between the small calls of a fit (moons, 200 iterations: 2.7 s against 0.25 s). Where
-    numpy computes the objective, numpy's own OpenBLAS gets the run's thread count (``threads``,
-    torch's): a wide net's matmuls use them (digits, (1000,): 1.20x faster with 2 threads than 1).
-    OpenBLAS's sums on some shapes depend on its thread count; on the lecture's sizes they do not."""
-    from threadpoolctl import ThreadpoolController
+    numpy computes the objective torch is idle, and numpy's own OpenBLAS keeps its default
+    threads, as in a scikit-learn script: OpenBLAS's sums on wide matrices depend on its thread
+    count, and a fixed count keeps a seed's fit the same from run to run, and scikit-learn's."""
+    from threadpoolctl import ThreadpoolController, threadpool_limits
 
+    if not numpy_objective:
+        return threadpool_limits(limits={"libscipy_openblas": 1})
     controller = ThreadpoolController()
-    by_package = {package: [info["filepath"] for info in controller.info()  # scipy.libs/, or scipy/.dylibs/ on macOS
-                            if any(part.startswith(package) for part in Path(info["filepath"]).parts[-3:-1])]
-                  for package in ("scipy", "numpy")}
-    numpy_threads = torch.get_num_threads() if numpy_objective else 1
-    with controller.select(filepath=by_package["scipy"]).limit(limits=1), \
-            controller.select(filepath=by_package["numpy"]).limit(limits=numpy_threads):
-        yield
+    scipys = [info["filepath"] for info in controller.info()  # scipy.libs/, or scipy/.dylibs/ on macOS
+              if any(part.startswith("scipy") for part in Path(info["filepath"]).parts[-3:-1])]
+    return controller.select(filepath=scipys).limit(limits=1)
 
 
 def sklearn_layout(network: nn.Module) -> list[tuple[torch.Tensor, bool]] | None:
@@ -150,9 +152,9 @@ def scipy_order(layout: Sequence[tuple[torch.Tensor, bool]]) -> torch.Tensor:
 
 
 def run_lbfgsb(loss_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray, settings: dict,
-               on_iteration: Callable[[int, float], None] | None = None):
+               on_iteration: Callable[[int, float, np.ndarray], None] | None = None):
     """scipy's L-BFGS-B from ``x0`` with an optimiser's ``settings`` (scikit-learn's call);
-    ``on_iteration(iteration, loss)`` follows every accepted step. Returns scipy's result and
+    ``on_iteration(iteration, loss, x)`` follows every accepted step. Returns scipy's result and
     nnexp's :class:`LBFGSOutcome`. The caller pins scipy's BLAS threads (process-wide)."""
     import scipy.optimize
 
@@ -162,7 +164,7 @@ def run_lbfgsb(loss_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray]], 
         nonlocal iterations
         iterations += 1
         if on_iteration is not None:
-            on_iteration(iterations, float(intermediate_result.fun))
+            on_iteration(iterations, float(intermediate_result.fun), intermediate_result.x)
 
     result = scipy.optimize.minimize(
         loss_and_grad, x0, method="L-BFGS-B", jac=True, callback=callback,

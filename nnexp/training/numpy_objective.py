@@ -5,13 +5,15 @@ differently from numpy's BLAS, ``np.tanh`` and scipy's ``expit``, by a few ulps;
 iterations such a fit takes another path than scikit-learn's, and about one long fit in two ends
 elsewhere (scikit-learn does the same against itself with its data times 1 + 1e-15). So on the
 CPU in float64, a plain MLP's objective and gradient are computed here with numpy and scipy, with
-the same operations in the same order as scikit-learn's ``MLP*._backprop`` on its packed vector:
-``random_state=0`` then gives scikit-learn's own fit, and a small net skips autograd's overhead.
+the same operations in the same order as scikit-learn's ``MLP*._backprop`` on its packed vector
+(the installed version's formulas): the same ``random_state`` then gives scikit-learn's own fit,
+and a small net skips autograd's overhead.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 import torch
@@ -68,6 +70,7 @@ class DenseObjective:
     hidden: type
     task: Task
     alpha: float
+    averaged: bool = True  # scikit-learn >= 1.7's losses (np.average over rows); before, sums over n
     logits: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
@@ -117,9 +120,13 @@ class DenseObjective:
 
     def _data_loss(self, output: np.ndarray) -> float:
         """Apply the output activation in place and return scikit-learn's loss of it: its
-        clipped (binary) log loss, or half the mean squared error."""
+        clipped (binary) log loss, or half the mean squared error, as the installed version sums
+        it (the line search compares these values, so their last bits count)."""
+        n = output.shape[0]
         if self.task.kind == "regression":
-            return 0.5 * np.average((self.Y - output) ** 2, axis=0).mean()
+            if self.averaged:
+                return 0.5 * np.average((self.Y - output) ** 2, axis=0).mean()
+            return ((self.Y - output) ** 2).mean() / 2
         if self.task.kind == "binary":
             expit(output, out=output)
         else:
@@ -127,8 +134,22 @@ class DenseObjective:
         eps = np.finfo(output.dtype).eps
         probabilities = np.clip(output, eps, 1 - eps)
         if self.task.kind == "binary":
-            return -np.average(xlogy(self.Y, probabilities) + xlogy(1 - self.Y, 1 - probabilities), axis=0).sum()
-        return -np.average(xlogy(self.Y, probabilities), axis=0).sum()
+            if self.averaged:
+                return -np.average(xlogy(self.Y, probabilities) + xlogy(1 - self.Y, 1 - probabilities), axis=0).sum()
+            return -(xlogy(self.Y, probabilities).sum() + xlogy(1 - self.Y, 1 - probabilities).sum()) / n
+        if self.averaged:
+            return -np.average(xlogy(self.Y, probabilities), axis=0).sum()
+        return -xlogy(self.Y, probabilities).sum() / n
+
+
+@cache
+def sklearn_averages_losses() -> bool:
+    """Whether the installed scikit-learn's MLP losses average over rows (1.7 and later, with
+    sample weights) rather than sum and divide."""
+    from importlib.metadata import version
+
+    major, minor = (int(part) for part in version("scikit-learn").split(".")[:2])
+    return (major, minor) >= (1, 7)
 
 
 def dense_objective(network: nn.Module, task: Task, X: torch.Tensor, y: torch.Tensor, penalty: WeightPenalty,
@@ -139,9 +160,13 @@ def dense_objective(network: nn.Module, task: Task, X: torch.Tensor, y: torch.Te
     not float64."""
     if X.device.type != "cpu" or X.dtype != torch.float64:
         return None
-    layers = [module for module in network.children() if not isinstance(module, nn.Flatten)]
+    layers = list(network.children())
+    if layers and type(layers[0]) is nn.Flatten and layers[0].start_dim == 1 and layers[0].end_dim == -1:
+        layers = layers[1:]  # images flattened to rows, as X is reshaped below
     linears, between = layers[::2], layers[1::2]  # dense, activation, dense, ..., dense
-    if not isinstance(network, nn.Sequential) or len(layers) % 2 == 0 or penalty.l1 > 0:
+    if not isinstance(network, nn.Sequential) or type(network).forward is not nn.Sequential.forward:
+        return None  # a subclass with its own forward computes something else
+    if len(layers) % 2 == 0 or penalty.l1 > 0 or any(_has_hooks(module) for module in network.modules()):
         return None
     if any(type(layer) is not nn.Linear or layer.bias is None for layer in linears):
         return None
@@ -158,4 +183,8 @@ def dense_objective(network: nn.Module, task: Task, X: torch.Tensor, y: torch.Te
     else:
         targets = y.detach().double().reshape(X.shape[0], -1).numpy()
     return DenseObjective(np.ascontiguousarray(features), np.ascontiguousarray(targets), widths,
-                          type(between[0]) if between else nn.Identity, task, float(penalty.alpha))
+                          type(between[0]) if between else nn.Identity, task, float(penalty.alpha), sklearn_averages_losses())
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks)
