@@ -86,7 +86,7 @@ def test_importing_nnexp_leaves_hydras_version_base_alone():
     """hydra.main sets Hydra's process-wide version base; nnexp applies it only when it runs."""
     import subprocess
 
-    script = ("import nnexp.cli, hydra_plugins.nnexp_launcher\n"
+    script = ("import nnexp.cli, nnexp.command, hydra_plugins.nnexp_launcher\n"
               "from hydra.version import VersionBase\n"
               "print(type(VersionBase.instance().getbase()).__name__)")
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout

@@ -62,8 +62,8 @@ def peer_uid(connection: socket.socket) -> int:
 def become_command(request: dict, fds: list[int]) -> None:
     """In the forked child (the server's descriptors closed): take the caller's streams, folder,
     environment, import path and arguments, and run ``nnexp``'s command. Never returns: the
-    command ends in SystemExit (or its uncaught exception), which ends this process as it ends
-    a fresh one. Its standard streams are made as the interpreter makes them at start-up: line
+    command's SystemExit (or its uncaught exception) ends this process with the status a fresh
+    one would end with (:func:`end_command`). Its standard streams are made as the interpreter makes them at start-up: line
     by line on a terminal (stderr always), in blocks otherwise, unbuffered with PYTHONUNBUFFERED;
     the encoding is the server's (the locale is part of its fingerprint)."""
     signal.set_wakeup_fd(-1)
@@ -91,8 +91,47 @@ def become_command(request: dict, fds: list[int]) -> None:
     numpy.random.seed()  # a fresh process draws numpy's global state from the OS (random reseeds itself at fork)
     from nnexp.command import run
 
-    run()
-    raise SystemExit(0)
+    try:
+        run()
+        status = 0
+    except SystemExit as ended:
+        status = exit_status(ended)
+    except KeyboardInterrupt:
+        status = 128 + signal.SIGINT
+    except BaseException:  # noqa: BLE001  (a bug: reported as Python reports an uncaught exception)
+        sys.excepthook(*sys.exc_info())
+        status = 1
+    end_command(status)
+
+
+def exit_status(ended: SystemExit) -> int:
+    """The status Python exits with for ``SystemExit(code)``, printing a message code as it does."""
+    if ended.code is None:
+        return 0
+    if isinstance(ended.code, int):
+        return ended.code & 0xFF
+    print(ended.code, file=sys.stderr)
+    return 1
+
+
+def end_command(status: int) -> None:
+    """End the forked command as the interpreter ends: its threads joined, its exit handlers run
+    (logging's flush among them), its streams flushed; but without tearing down the server's
+    imports, which took 0.37-0.44 s a command here (torch and Lightning's modules and objects,
+    copied on write page by page) against 0.07 s for this."""
+    import atexit
+    import threading
+
+    try:
+        threading._shutdown()  # what Py_Finalize does first: wait for non-daemon threads  # noqa: SLF001
+        atexit._run_exitfuncs()  # noqa: SLF001
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe, as at a normal exit
+                pass
+    finally:
+        os._exit(status)
 
 
 class Server:
