@@ -11,6 +11,7 @@ import os
 import shlex
 import signal
 import socket
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
@@ -53,7 +54,7 @@ def positive_seconds(value) -> float | None:
 
 def warning_delay_s(timeout_min: int) -> int:
     """Seconds before a task's time limit that SLURM warns it: submitit's 90, or half of a limit
-    of 3 minutes or less (so that the warning never comes before the task has started)."""
+    of 3 minutes or less (SLURM may still send it up to 60 s earlier: see ``executor``)."""
     return min(90, timeout_min * 60 // 2)
 
 
@@ -175,7 +176,14 @@ class ClusterLauncher(BatchedLauncher):
     def executor(self, folder: Path, name: str | None = None):
         import submitit
 
-        executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=self.cluster)
+        # SLURM may send its time-limit warning (USR2) up to 60 s before the time asked ("the
+        # resolution of event handling", sbatch(1)): with a short limit, while the task's Python
+        # is still starting, when USR2's default action kills it (FAILED, its jobs lost). The task
+        # starts with USR2 ignored (inherited through exec) until submitit installs its handler;
+        # a warning that early is lost, and the task ends at its limit, TIMEOUT as asked.
+        python = {"slurm_python": f"/bin/sh -c 'trap \"\" USR2; exec \"$0\" \"$@\"' {shlex.quote(sys.executable)}"} \
+            if self.cluster == "slurm" else {}
+        executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=self.cluster, **python)
         parameters = dict(timeout_min=self.timeout_min, cpus_per_task=self.cpus_per_task, nodes=1, tasks_per_node=1,
                           name=name or str(self.config.hydra.job.name))
         if self.mem_gb:  # auto is resolved from the data before a sweep's tasks; a refit task asks for 4 GB
@@ -188,8 +196,7 @@ class ClusterLauncher(BatchedLauncher):
             if self.additional_parameters:
                 parameters["slurm_additional_parameters"] = self.additional_parameters
             # SLURM sends the time-limit warning (USR2) this long before the limit; submitit's 90 s
-            # default is the whole of a short limit, so the warning would come as the task starts,
-            # before any handler is installed, and kill it as FAILED rather than end it TIMEOUT.
+            # default is the whole of a short limit.
             parameters["slurm_signal_delay_s"] = warning_delay_s(self.timeout_min)
         # A task's Python starts in the submitit folder, not in the submit dir: `python -m` puts its
         # start dir first on sys.path, and a source checkout there (nnexp/ without its configs)
