@@ -113,7 +113,7 @@ def grid(runs: int) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_sweep import wait_for_background_drawing
 
-    from nnexp import cli
+    from nnexp import command
     import nnexp.batched.launch, nnexp.batched.lbfgs, nnexp.batched.trainer, nnexp.fit, nnexp.plan  # noqa: E401,F401
     import nnexp.training.module  # noqa: F401  (imported before the wrapping, so that their names are wrapped)
 
@@ -128,7 +128,7 @@ def grid(runs: int) -> None:
             sys.argv = ["nnexp", *GRID, f"hydra.sweep.dir={folder}/sweep", f"paths.store_dir={folder}/store"]
             started = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()):
-                cli.run()
+                command.run()
             wall = time.perf_counter() - started
             wait_for_background_drawing(Path(folder, "sweep"))  # the sweep's figures, drawn after it returns (untimed)
             fits = sum(1 for _ in Path(folder, "sweep").glob("[0-9]*/metrics.json"))

@@ -181,7 +181,10 @@ class ClusterLauncher(BatchedLauncher):
         # is still starting, when USR2's default action kills it (FAILED, its jobs lost). The task
         # starts with USR2 ignored (inherited through exec) until submitit installs its handler;
         # a warning that early is lost, and the task ends at its limit, TIMEOUT as asked.
-        python = {"slurm_python": f"/bin/sh -c 'trap \"\" USR2; exec \"$0\" \"$@\"' {shlex.quote(sys.executable)}"} \
+        from submitit.slurm.slurm import SlurmJobEnvironment
+
+        warning = SlurmJobEnvironment.USR_SIG  # USR2, or submitit's SUBMITIT_PREEMPT_SIGNAL
+        python = {"slurm_python": f"/bin/sh -c 'trap \"\" {warning}; exec \"$0\" \"$@\"' {shlex.quote(sys.executable)}"} \
             if self.cluster == "slurm" else {}
         executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=self.cluster, **python)
         parameters = dict(timeout_min=self.timeout_min, cpus_per_task=self.cpus_per_task, nodes=1, tasks_per_node=1,
