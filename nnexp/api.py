@@ -38,11 +38,39 @@ def run(*overrides: str, **values: Any) -> Run:
             _reuse_compositions(hydra)
         # Run dirs are named by the second: a call within the second of the last one writes beside
         # that run's dir, which its claim keeps (RunDirClaim), so no call waits for a new second.
-        result = hydra.run(CONFIG_NAME, _single_task, argv, with_log_configuration=False)
+        result = _run_once(hydra, argv)
         if isinstance(result.return_value, BaseException):
             raise result.return_value
         run_dir = Path(str(result.hydra_cfg.hydra.runtime.output_dir))
     return Run(run_dir)
+
+
+def _run_once(hydra, argv: list[str]):
+    """``Hydra.run`` of ``argv`` with the single-run task: the same config, callbacks (the run
+    dir's claim among them), run dir and ``.hydra`` files, made by ``hydra_job`` as the in-process
+    launchers make a job's, without run_job's copies of the config. A run that changes its working
+    dir or environment, or a Hydra whose callbacks are not as expected, goes through Hydra.run."""
+    from hydra.types import HydraContext, RunMode
+    from omegaconf import read_write
+
+    from nnexp.compat import run_callbacks
+    from nnexp.hydra_integration.job_record import hydra_job
+    from nnexp.hydra_integration.sweep_job import task_config
+
+    config = hydra.compose_config(config_name=CONFIG_NAME, overrides=argv, with_log_configuration=False, run_mode=RunMode.RUN)
+    callbacks = run_callbacks(config) if config.hydra.job.chdir is False and not config.hydra.job.env_set else None
+    if callbacks is None:
+        return hydra.run(CONFIG_NAME, _single_task, argv, with_log_configuration=False)
+    if config.hydra.mode is None:
+        with read_write(config.hydra):
+            config.hydra.mode = RunMode.RUN
+    callbacks.on_run_start(config=config, config_name=CONFIG_NAME)
+    context = HydraContext(config_loader=hydra.config_loader, callbacks=callbacks)
+    with hydra_job(config, task_config(config), context, _single_task, run_mode=True) as result:
+        result.return_value = _single_task(result.cfg)
+    callbacks.on_run_end(config=config, config_name=CONFIG_NAME, job_return=result)
+    _ = result.return_value  # as Hydra.run: a failed job's exception is raised here
+    return result
 
 
 def sweep(*overrides: str, **values: Any) -> Sweep:

@@ -31,6 +31,7 @@ STRING_QUOTING = "omegaconf string quoting"
 MODE_PROBE = "hydra mode probe"
 HYDRA_CONFIG = "hydra job config"
 LIGHTNING_CALLBACK_SCAN = "lightning callback entry points"
+RUN_CALLBACKS = "hydra run callbacks"
 
 _paths: dict[str, str] = {}
 
@@ -243,6 +244,31 @@ def hydra_version_base() -> dict[str, str]:
     return {} if hasattr(hydra.errors, "Hydra15MigrationWarning") else {"version_base": "1.3"}
 
 
+@functools.cache
+def _hydra_callbacks_class() -> type | None:
+    """Hydra's ``Callbacks`` class, where it has the run and job hooks ``Hydra.run`` calls."""
+    try:
+        from hydra._internal.callbacks import Callbacks
+    except ImportError as error:
+        _take(RUN_CALLBACKS, PUBLIC, f"no hydra._internal.callbacks.Callbacks ({error})")
+        return None
+    hooks = ("on_run_start", "on_run_end", "on_job_start", "on_job_end")
+    if not all(callable(getattr(Callbacks, hook, None)) for hook in hooks):
+        _take(RUN_CALLBACKS, PUBLIC, "Hydra's Callbacks lacks a run or job hook")
+        return None
+    _take(RUN_CALLBACKS, FAST, "a single run's dir made without run_job's copies of the config")
+    return Callbacks
+
+
+def run_callbacks(config: DictConfig) -> Any | None:
+    """Hydra's callbacks for a single run of ``config``, as ``Hydra.run`` makes them, so that
+    ``nnexp.run`` can make the run's dir as Hydra does without ``run_job``'s three copies of the
+    config (``hydra_job``). None where Hydra's ``Callbacks`` is not there as expected: the public
+    path, ``Hydra.run`` itself."""
+    callbacks = _hydra_callbacks_class()
+    return None if callbacks is None else callbacks(config)
+
+
 def keep_task_traceback(job_return: Any, error: BaseException) -> None:
     """Keep a failed task's traceback and chained causes in its ``JobReturn``, as Hydra 1.4's
     ``run_job`` does (the return pickles them, so a cluster task's failure shows the task's own
@@ -343,6 +369,7 @@ def compatibility_paths() -> dict[str, str]:
     yaml_string_representer(yaml.SafeDumper(None), "probe")
     _composing_mode_probe()
     _shared_hydra_node()
+    _hydra_callbacks_class()
     scan_lightning_callbacks_once()
     base = hydra_version_base().get("version_base")
     targets = trusted_targets()

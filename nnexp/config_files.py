@@ -96,12 +96,11 @@ def packaged_keys() -> dict[tuple[str, str | None], frozenset[str]]:
     return {key: frozenset(keys | shared.get(key[0], set()) | {"defaults"}) for key, keys in known.items()}
 
 
-@functools.cache
 def root_keys() -> frozenset[str]:
-    """nnexp's root keys (``nnexp.vocabulary.root_keys``), read once per process."""
+    """nnexp's root keys (``nnexp.vocabulary.root_keys``, read once per process)."""
     from nnexp.vocabulary import root_keys as keys
 
-    return frozenset(keys())
+    return keys()
 
 
 def interpolated_names(container) -> set[str]:

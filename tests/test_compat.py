@@ -104,9 +104,9 @@ def test_the_hydra_job_config_takes_the_fast_path_on_both_supported_omegaconfs()
 def test_compatibility_paths_name_every_speed_up_and_its_path():
     paths = compat.compatibility_paths()
     assert set(paths) == {compat.LIBYAML_LOADER, compat.STRING_QUOTING, compat.MODE_PROBE, compat.HYDRA_CONFIG,
-                          compat.LIGHTNING_CALLBACK_SCAN, "hydra version_base", "hydra execution whitelist"}
+                          compat.LIGHTNING_CALLBACK_SCAN, compat.RUN_CALLBACKS, "hydra version_base", "hydra execution whitelist"}
     for name in (compat.LIBYAML_LOADER, compat.STRING_QUOTING, compat.MODE_PROBE, compat.HYDRA_CONFIG,
-                 compat.LIGHTNING_CALLBACK_SCAN):
+                 compat.LIGHTNING_CALLBACK_SCAN, compat.RUN_CALLBACKS):
         assert paths[name].split(":")[0] in (compat.FAST, compat.PUBLIC, compat.NOT_NEEDED), name
 
 

@@ -58,6 +58,23 @@ def print_study_best(sweep_dir: Path) -> None:
         print(f"best of study {study.study_name} (every worker's trials; trial {best.number}, value {best.value:.4f}): {command}")
 
 
+def run_dir_as_run_job_names_it(config: DictConfig) -> Path:
+    """``hydra.run.dir`` as Hydra's run_job will resolve it, with ``HydraConfig`` pointed at this
+    run (``${hydra:job.override_dirname}`` in it); Hydra calls ``on_run_start`` before that."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from nnexp.compat import set_hydra_config
+
+    previous, readonly = HydraConfig.instance().cfg, config.hydra._get_node_flag("readonly")
+    try:
+        set_hydra_config(config)
+        return Path(str(config.hydra.run.dir))
+    finally:
+        HydraConfig.instance().cfg = previous
+        OmegaConf.set_readonly(config.hydra, readonly)
+
+
 class RunDirClaim(Callback):
     """A single run claims its run dir before Hydra writes into it (``nnexp.claims``). A dir
     that another run is writing, or that holds a finished run, is kept as it is: this run
@@ -69,7 +86,7 @@ class RunDirClaim(Callback):
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         from nnexp.store import finished_record
 
-        wanted = Path(str(config.hydra.run.dir))
+        wanted = run_dir_as_run_job_names_it(config)
         for attempt in range(1, 1000):
             candidate = wanted if attempt == 1 else wanted.with_name(f"{wanted.name}-{attempt}")
             if finished_record(candidate) is not None:

@@ -35,24 +35,29 @@ class RecordedReturn(JobReturn):
 
 @contextmanager
 def hydra_job(config: DictConfig, task: DictConfig, hydra_context: HydraContext, task_function: Callable[[DictConfig], Any],
-              job_logging: bool = False) -> Iterator[RecordedReturn]:
+              job_logging: bool = False, run_mode: bool = False) -> Iterator[RecordedReturn]:
     """Make job ``config``'s dir as ``run_job`` would, and yield its return, whose value the block
     sets where run_job would call ``task_function``; an exception in the block fails the job, as
     in run_job. ``task`` is ``config`` without its hydra node (a copy, which the block may change).
     ``job_logging``: configure Hydra's job logging for the block, as run_job does (a job that
     trains logs into its own log file); else the log file is only made. ``config`` must be the
     job's own (the in-process launchers' are fresh copies): nothing is copied, where run_job
-    deep-copies it three times (about 70 ms a job here). Jobs with ``hydra.job.chdir`` or
-    ``hydra.job.env_set`` keep Hydra's run_job."""
+    deep-copies it three times (about 70 ms a job here). ``run_mode``: a single run's dir
+    (``hydra.run.dir``, as ``Hydra.run`` hands run_job), not a sweep job's. Jobs with
+    ``hydra.job.chdir`` or ``hydra.job.env_set`` keep Hydra's run_job."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.utils import configure_log
 
-    output_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir"))) / str(OmegaConf.select(config, "hydra.sweep.subdir"))
-    with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
-        config.hydra.runtime.output_dir = os.path.abspath(output_dir)
     previous = HydraConfig.instance().cfg
-    set_hydra_config(config)  # ${hydra:...} in the task resolves to this job
     try:
+        set_hydra_config(config)  # ${hydra:...} resolves to this job, in its dir's name too (as in run_job)
+        if run_mode:
+            output_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
+        else:
+            output_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir"))) / str(OmegaConf.select(config, "hydra.sweep.subdir"))
+        with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+            config.hydra.runtime.output_dir = os.path.abspath(output_dir)
+        set_hydra_config(config)  # again: Hydra's public set_config holds a copy, made before the output dir
         # The job's syncs, its .hydra files' included, are made together before its metrics.json
         # marks it finished, and once more when it ends (durable.job_syncs_together).
         with job_syncs_together():
@@ -66,7 +71,7 @@ def hydra_job(config: DictConfig, task: DictConfig, hydra_context: HydraContext,
                 write_text_atomic(folder / "overrides.yaml", yaml_text(hydra_node["overrides"]["task"]))
             if job_logging:
                 configure_log(config.hydra.job_logging, config.hydra.verbose)
-            else:
+            elif not run_mode:  # run_job without logging, as Hydra.run calls it here, makes no log file
                 log_file = OmegaConf.select(config, "hydra.job_logging.handlers.file.filename", default=None)
                 if log_file:  # the file Hydra's job logging opens; a recorded job logs nothing into it
                     Path(str(log_file)).touch()
