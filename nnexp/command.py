@@ -131,7 +131,7 @@ def run() -> None:
     from nnexp.interrupts import remembered
 
     try:
-        with remembered(), skip_mode_probe() if multirun else contextlib.nullcontext():
+        with remembered(), skip_mode_probe() if multirun or mode_is_unset(sys.argv[1:]) else contextlib.nullcontext():
             hydra_app()()
     except KeyboardInterrupt as error:
         interrupted(getattr(error, "sweep_dir", None))
@@ -162,6 +162,15 @@ def run() -> None:
     finally:
         # Skip the full garbage collection of every loaded module at interpreter exit (~0.7 s).
         gc.freeze()
+
+
+def mode_is_unset(argv: list[str]) -> bool:
+    """Whether Hydra's mode probe (which composes the whole config once more) can only find
+    ``hydra.mode`` unset: nnexp's packaged configs never set it (tests/test_configs.py checks), so
+    only an override of it or a config dir of the user's can."""
+    from nnexp.preflight import uses_user_config
+
+    return not uses_user_config(argv) and not any(arg.lstrip("+~").startswith("hydra.mode=") for arg in argv)
 
 
 def stopped(error: BaseException) -> None:

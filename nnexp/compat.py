@@ -175,8 +175,10 @@ def _composing_mode_probe() -> type | None:
 @contextlib.contextmanager
 def skip_mode_probe() -> Iterator[None]:
     """Before a run, Hydra 1.3 composes the whole config once only to read ``hydra.mode`` (~75 ms).
-    With ``-m`` the answer cannot change what runs (every mode, or none, makes it a multirun), so
-    the probe reports "unset" without composing. Public path: Hydra probes as usual."""
+    For the caller's command the answer is known: with ``-m`` it cannot change what runs (every
+    mode, or none, makes it a multirun), and without it nnexp's own configs leave the mode unset
+    (``command.mode_is_unset``); the probe reports "unset" without composing. Public path: Hydra
+    probes as usual."""
     hydra_class = _composing_mode_probe()
     if hydra_class is None:
         yield

@@ -5,14 +5,26 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 from pathlib import Path
 
-import numpy as np
-import pytest
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # read when a BLAS loads (scipy's may load later); see below
 
-from nnexp.compat import hydra_version_base
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import threadpoolctl  # noqa: E402
+from hydra import compose, initialize_config_module  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+
+from nnexp.compat import hydra_version_base, use_libyaml_for_omegaconf  # noqa: E402
+
+# Process-wide set-up, once, as nnexp's entry points make it: OmegaConf reads the configs through
+# libyaml (the tests compose hundreds of configs; the command line and the API do this too), and
+# BLAS runs on one thread: pytest's two workers share two cores, and OpenBLAS threads that spin
+# against the other worker's made L-BFGS tests several times slower. Results do not change: each
+# test compares nnexp with scikit-learn in one process, on the same threads.
+use_libyaml_for_omegaconf()
+threadpoolctl.threadpool_limits(limits=1, user_api="blas")  # the BLAS loaded already (numpy's)
 
 # No figures unless a test asks for them (plots=true): drawing a run's four PNGs took 1-4 s of
 # each in-process run, more than the run itself on the small data sets.

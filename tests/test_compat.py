@@ -259,3 +259,23 @@ def test_lightnings_scan_takes_the_public_path_where_it_finds_factories_another_
     monkeypatch.setattr(compat, "_paths", {})
     assert not compat.scan_lightning_callbacks_once()
     assert compat.compatibility_paths()[compat.LIGHTNING_CALLBACK_SCAN].startswith(compat.PUBLIC)
+
+
+def test_a_single_run_composes_its_config_once(tmp_path, monkeypatch):
+    """Hydra 1.3 composes the whole config once more only to probe hydra.mode (1.4 reads it
+    without composing): a single nnexp run composes once on both."""
+    import sys
+
+    from hydra._internal.hydra import Hydra
+    from hydra.core.global_hydra import GlobalHydra
+
+    from nnexp import cli
+
+    composed = []
+    compose_config = Hydra.compose_config
+    monkeypatch.setattr(Hydra, "compose_config", lambda self, *args, **kwargs: composed.append(1) or compose_config(self, *args, **kwargs))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["nnexp", "data=moons", "mode=validate", "quiet=true", "plots=false", "logger=none"])
+    GlobalHydra.instance().clear()
+    cli.main()
+    assert len(composed) == 1

@@ -86,3 +86,24 @@ def test_missing_logger_package_is_a_config_error(run_nnexp):
 
     with pytest.raises(ConfigError, match="logger='tensorboard'.*install"):
         run_nnexp("logger=tensorboard")
+
+
+def test_no_packaged_config_sets_hydra_mode():
+    """A single run skips Hydra's mode probe on this promise (nnexp.command.mode_is_unset)."""
+    from importlib import resources
+
+    import yaml
+
+    def files(folder):
+        for item in folder.iterdir():
+            if item.is_dir():
+                yield from files(item)
+            elif item.name.endswith(".yaml"):
+                yield item
+
+    configs = list(files(resources.files("nnexp.configs")))
+    assert len(configs) > 50
+    for config in configs:
+        text = yaml.safe_load(config.read_text()) or {}
+        assert "mode" not in (text.get("hydra") or {}), config.name
+        assert "hydra.mode" not in config.read_text(), config.name

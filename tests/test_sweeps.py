@@ -352,3 +352,21 @@ def test_an_in_process_sweep_sets_up_the_process_for_its_training_jobs(launch, m
     monkeypatch.setattr(nnexp.process, "set_up_process", lambda: calls.append("set up"))
     sweep = launch("data=iris", "model=logistic", "optim=lbfgs", "regularization.alpha=0.1,1", "launcher=basic")
     assert len(summary_rows(sweep)) == 2 and calls
+
+
+@pytest.mark.parametrize("where", ["override", "config dir"])
+def test_hydra_mode_multirun_without_dash_m_still_sweeps(where, tmp_path, monkeypatch):
+    """Single runs skip Hydra's mode probe (nnexp's configs never set hydra.mode); a mode set on
+    the command line or in a user's config dir is still honoured: the command sweeps."""
+    monkeypatch.chdir(tmp_path)
+    grid = ["data=moons", "regularization.alpha=0.1,1.0", "trainer.max_epochs=2", "plots=false", *FAST, "hydra.sweep.dir=sweep"]
+    if where == "override":
+        argv = ["nnexp", "hydra.mode=MULTIRUN", *grid]
+    else:
+        (tmp_path / "mine").mkdir()  # a primary config of the user's that sets the mode (Hydra reads it there)
+        (tmp_path / "mine" / "mine.yaml").write_text("defaults:\n  - train\n  - _self_\nhydra:\n  mode: MULTIRUN\n")
+        argv = ["nnexp", "--config-dir", str(tmp_path / "mine"), "--config-name", "mine", *grid]
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", argv)
+    cli.main()
+    assert sorted(path.parent.name for path in (tmp_path / "sweep").glob("[0-9]*/metrics.json")) == ["0", "1"]
