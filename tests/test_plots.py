@@ -66,6 +66,28 @@ def test_plots_false_never_imports_matplotlib(run_nnexp, monkeypatch):
     assert not (Path(metrics["run_dir"]) / "curves.png").exists()
 
 
+def test_a_sweep_with_plots_false_draws_nothing_and_never_imports_matplotlib(tmp_path, monkeypatch, capsys):
+    """plots=false holds for the sweep too: its summary and a report of tables, no figure, no
+    drawing process, and no matplotlib (the refit included)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    import nnexp.runner  # noqa: F401  (Lightning's own imports bring matplotlib where it is installed)
+    from nnexp import cli
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # any import of it by nnexp would now fail
+    monkeypatch.chdir(tmp_path)
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["nnexp", "-m", "hydra.sweep.dir=sweep", "quiet=true", "logger=none", "plots=false",
+                                      "refit=true", "data=moons", "trainer.max_epochs=2", "regularization.alpha=0.1,1"])
+    cli.main()
+    sweep = tmp_path / "sweep"
+    assert "drawing in the background" not in capsys.readouterr().out
+    assert (sweep / "summary.csv").is_file() and (sweep / "refit" / "metrics.json").is_file()
+    report = (sweep / "report.html").read_text()
+    assert "<table" in report and "data:image/png" not in report
+    assert not list(sweep.rglob("*.png")) and not (sweep / "figures.log").exists()
+
+
 def test_nnexp_plot_redraws_and_refuses_what_does_not_apply(run_nnexp):
     metrics = run_nnexp("data=diabetes", "optim=lbfgs", "plots=false")
     run_dir = Path(metrics["run_dir"])

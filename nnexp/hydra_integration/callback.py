@@ -16,7 +16,8 @@ from nnexp.claims import Claim, DirBusy
 class SweepSummary(Callback):
     """Writes summary.csv at the sweep root, prints the ranking and refits; the figures and
     report.html are drawn in the background (``figures: background``) or before returning
-    (``foreground``)."""
+    (``foreground``); with the sweep's ``plots=false`` no figure is drawn (report.html has the
+    tables only) and matplotlib is never imported."""
 
     def __init__(self, figures: str = "background"):
         self.figures = figures
@@ -36,7 +37,9 @@ class SweepSummary(Callback):
                 from nnexp.hydra_integration.cluster_launcher import cluster_refit
 
                 runner = cluster_refit(config.hydra.launcher, sweep_dir)
-            summarise(sweep_dir, refit=bool(config.get("refit", False)), figures=self.figures, batched=batched, refit_runner=runner)
+            # plots=false: no figures for the sweep either (summary.csv and a report of tables only)
+            summarise(sweep_dir, refit=bool(config.get("refit", False)), plots=bool(config.get("plots", True)),
+                      figures=self.figures, batched=batched, refit_runner=runner)
             print_study_best(sweep_dir)
 
 
