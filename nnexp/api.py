@@ -58,17 +58,20 @@ def _run_once(hydra, argv: list[str]):
     from nnexp.hydra_integration.sweep_job import task_config
 
     config = hydra.compose_config(config_name=CONFIG_NAME, overrides=argv, with_log_configuration=False, run_mode=RunMode.RUN)
-    callbacks = run_callbacks(config) if config.hydra.job.chdir is False and not config.hydra.job.env_set else None
-    if callbacks is None:
+    plain = config.hydra.job.chdir is False and not config.hydra.job.env_set and config.hydra.mode in (None, RunMode.RUN)
+    callbacks = run_callbacks(config) if plain else None
+    if callbacks is None:  # (Hydra.run refuses a mode other than RUN in its own words)
         return hydra.run(CONFIG_NAME, _single_task, argv, with_log_configuration=False)
-    if config.hydra.mode is None:
-        with read_write(config.hydra):
-            config.hydra.mode = RunMode.RUN
+    with read_write(config.hydra):
+        config.hydra.mode = RunMode.RUN
     callbacks.on_run_start(config=config, config_name=CONFIG_NAME)
     context = HydraContext(config_loader=hydra.config_loader, callbacks=callbacks)
-    with hydra_job(config, task_config(config), context, _single_task, run_mode=True) as result:
-        result.return_value = _single_task(result.cfg)
-    callbacks.on_run_end(config=config, config_name=CONFIG_NAME, job_return=result)
+    result = None
+    try:
+        with hydra_job(config, task_config(config), context, _single_task, run_mode=True) as result:
+            result.return_value = _single_task(result.cfg)
+    finally:  # after a Ctrl-C too, as Hydra 1.4: the run dir's claim is let go (RunDirClaim)
+        callbacks.on_run_end(config=config, config_name=CONFIG_NAME, job_return=result)
     _ = result.return_value  # as Hydra.run: a failed job's exception is raised here
     return result
 

@@ -170,7 +170,9 @@ def mode_is_unset(argv: list[str]) -> bool:
     only an override of it or a config dir of the user's can."""
     from nnexp.preflight import uses_user_config
 
-    return not uses_user_config(argv) and not any(arg.lstrip("+~").startswith("hydra.mode=") for arg in argv)
+    if uses_user_config(argv) or any(arg.startswith(("--config", "-c")) for arg in argv):  # argparse takes --config-d too
+        return False
+    return not any(arg.lstrip("+~").startswith("hydra.mode=") for arg in argv)
 
 
 def stopped(error: BaseException) -> None:

@@ -35,7 +35,7 @@ def config_groups() -> dict[str, list[str]]:
 
 def uses_user_config(argv: list[str]) -> bool:
     """Whether the command adds a config dir of the user's (its groups and keys are unknown here)."""
-    return any(arg.split("=")[0] in USER_CONFIG_FLAGS for arg in argv)
+    return any(arg.split("=")[0].lstrip("+~") in USER_CONFIG_FLAGS for arg in argv)
 
 
 def unknown_group_option(argv: list[str]) -> str | None:

@@ -18,11 +18,11 @@ from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 
 from nnexp.compat import hydra_version_base, use_libyaml_for_omegaconf  # noqa: E402
 
-# Process-wide set-up, once, as nnexp's entry points make it: OmegaConf reads the configs through
-# libyaml (the tests compose hundreds of configs; the command line and the API do this too), and
-# BLAS runs on one thread: pytest's two workers share two cores, and OpenBLAS threads that spin
-# against the other worker's made L-BFGS tests several times slower. Results do not change: each
-# test compares nnexp with scikit-learn in one process, on the same threads.
+# Process-wide set-up, once: OmegaConf reads the configs through libyaml, as nnexp's entry points
+# make it (the tests compose hundreds of configs). And, unlike a user's process, BLAS runs on one
+# thread, in the tests' subprocesses too: pytest's two workers share two cores, and OpenBLAS
+# threads spinning against the other worker's made L-BFGS tests several times slower. Comparisons
+# with scikit-learn still hold: both run in one process, on the same threads.
 use_libyaml_for_omegaconf()
 threadpoolctl.threadpool_limits(limits=1, user_api="blas")  # the BLAS loaded already (numpy's)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from omegaconf import OmegaConf
 
 from conftest import QUIET
@@ -101,6 +102,31 @@ def test_calls_within_one_second_write_beside_each_other_and_keep_both_results(i
     sweeps = [nnexp.sweep(*TINY, seed=[seed]) for seed in (1, 2)]
     assert [item.dir.name for item in sweeps] == ["03-04-05", "03-04-05-2"]
     assert [[run.config.seed for run in item.runs] for item in sweeps] == [[1], [2]]
+
+
+def test_a_run_dir_is_made_as_hydra_run_makes_it(in_tmp, monkeypatch):
+    """nnexp.run makes its run dir without Hydra's run_job (no copies of the config): the same
+    .hydra files as Hydra.run (the public path, forced here), HydraConfig let go after the call,
+    and a run dir named by ${hydra:...} claimed as run_job names it (a second run writes beside)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    import nnexp
+    from nnexp import compat
+
+    named = [*TINY, "seed=4", "hydra.run.dir=out/${hydra:job.override_dirname}"]
+    fast = nnexp.run(*named)
+    assert not HydraConfig.initialized() and fast.dir == in_tmp / "out" / fast.dir.name
+    beside = nnexp.run(*named)
+    assert beside.dir == fast.dir.with_name(fast.dir.name + "-2") and beside.status == "ok"
+    monkeypatch.setattr(compat, "run_callbacks", lambda config: None)  # as on a Hydra without the fast path
+    public = nnexp.run(*TINY, "seed=4", "hydra.run.dir=public")
+    for name in ("config.yaml", "overrides.yaml"):
+        assert (fast.dir / ".hydra" / name).read_text() == (public.dir / ".hydra" / name).read_text(), name
+    hydra_fast, hydra_public = (yaml.safe_load((run.dir / ".hydra" / "hydra.yaml").read_text())["hydra"] for run in (fast, public))
+    for config in (hydra_fast, hydra_public):  # where the two runs differ: their dirs, as asked
+        config.pop("run"), config["runtime"].pop("output_dir"), config["overrides"].pop("hydra")
+    assert hydra_fast == hydra_public
+    assert (fast.dir / "metrics.json").is_file() and public.status == "ok"
 
 
 def test_a_sweep_reuses_what_the_cli_stored_and_load_opens_it(in_tmp, sweep):

@@ -103,7 +103,10 @@ def test_no_packaged_config_sets_hydra_mode():
 
     configs = list(files(resources.files("nnexp.configs")))
     assert len(configs) > 50
+    hydra_group = resources.files("nnexp.configs").joinpath("hydra")
     for config in configs:
         text = yaml.safe_load(config.read_text()) or {}
         assert "mode" not in (text.get("hydra") or {}), config.name
         assert "hydra.mode" not in config.read_text(), config.name
+        if str(config).startswith(str(hydra_group)):  # packaged under the hydra node
+            assert "mode" not in text, config.name

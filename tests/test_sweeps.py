@@ -365,7 +365,7 @@ def test_hydra_mode_multirun_without_dash_m_still_sweeps(where, tmp_path, monkey
     else:
         (tmp_path / "mine").mkdir()  # a primary config of the user's that sets the mode (Hydra reads it there)
         (tmp_path / "mine" / "mine.yaml").write_text("defaults:\n  - train\n  - _self_\nhydra:\n  mode: MULTIRUN\n")
-        argv = ["nnexp", "--config-dir", str(tmp_path / "mine"), "--config-name", "mine", *grid]
+        argv = ["nnexp", "--config-d", str(tmp_path / "mine"), "--config-name", "mine", *grid]  # argparse's abbreviation
     GlobalHydra.instance().clear()
     monkeypatch.setattr(sys, "argv", argv)
     cli.main()
