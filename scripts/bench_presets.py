@@ -9,7 +9,10 @@ In this one process, side by side (breast cancer, 5-fold CV, refit, wall time of
 Prints the times, the ratios and each one's best parameter. A tiny sweep runs first so that no
 variant pays the imports.
 
-    python scripts/bench_presets.py [--repeats 3] [--lbfgs-only]
+With ``--seeds N`` it times only the L-BFGS alpha grid over N seeds (``seed=range(0,N)``: 7 x 5 x N
+fits), against ``GridSearchCV`` over the same alphas and ``random_state`` in ``range(N)``.
+
+    python scripts/bench_presets.py [--repeats 3] [--lbfgs-only | --seeds 8]
 """
 
 from __future__ import annotations
@@ -60,8 +63,9 @@ def nnexp_sweep(*overrides: str) -> tuple[float, str]:
     return wall, " ".join(word for word in best["command"].split() if word.startswith(("regularization.alpha=", "model.hidden_sizes=")))
 
 
-def sklearn_search(preset: str, solver: str = "adam", n_jobs: int | None = None) -> tuple[float, str]:
-    """Wall time of GridSearchCV over the preset's grid (5-fold, refit), BLAS on one thread."""
+def sklearn_search(preset: str, solver: str = "adam", n_jobs: int | None = None, seeds: int = 0) -> tuple[float, str]:
+    """Wall time of GridSearchCV over the preset's grid (5-fold, refit), BLAS on one thread;
+    ``seeds``: over ``random_state`` in ``range(seeds)`` too."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import GridSearchCV, train_test_split
@@ -75,7 +79,7 @@ def sklearn_search(preset: str, solver: str = "adam", n_jobs: int | None = None)
     key, values = GRIDS[preset]
     seed = 1 if solver == "lbfgs" else 0  # the lecture's grids: MLPClassifier(solver='lbfgs', random_state=1), as the presets
     search = GridSearchCV(make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(100,), solver=solver, random_state=seed)),
-                          {key: values}, cv=5, n_jobs=n_jobs)
+                          {key: values, **({"mlpclassifier__random_state": list(range(seeds))} if seeds else {})}, cv=5, n_jobs=n_jobs)
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         started = time.perf_counter()
@@ -91,6 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs of each L-BFGS variant (alternating); the fastest counts")
     parser.add_argument("--lbfgs-only", action="store_true", help="only the L-BFGS grids")
+    parser.add_argument("--seeds", type=int, default=0, help="only the L-BFGS alpha grid over this many seeds")
     args = parser.parse_args()
     repeats = args.repeats
 
@@ -99,6 +104,9 @@ def main() -> None:
     nnexp_sweep("data=iris", "trainer.max_epochs=2", "seed=0,1")  # warm-up
     sklearn_search("alpha_grid", "lbfgs", 2)  # GridSearchCV's two workers up (loky keeps them for the next search)
     print("breast cancer, 5-fold CV, refit; wall time of each command in this process")
+    if args.seeds:
+        seeded_alpha_grid(args.seeds, repeats)
+        return
     for preset in GRIDS if not args.lbfgs_only else ():
         batched, best_batched = nnexp_sweep(f"sweep={preset}")
         basic, best_basic = nnexp_sweep(f"sweep={preset}", "launcher=basic")
@@ -125,6 +133,24 @@ def main() -> None:
         sklearn = min(("GridSearchCV n_jobs=None", "GridSearchCV n_jobs=2"), key=lambda name: fastest[name][0])
         print(f"  as written: {fastest['launcher=basic'][0] / fastest['as written'][0]:.2f}x faster than launcher=basic, "
               f"{fastest['as written'][0] / fastest[sklearn][0]:.2f}x the fastest GridSearchCV ({sklearn})")
+
+def seeded_alpha_grid(seeds: int, repeats: int) -> None:
+    """The L-BFGS alpha grid over ``seeds`` seeds, as written, against GridSearchCV (n_jobs None and 2)."""
+    variants = {
+        "as written": lambda: nnexp_sweep("sweep=alpha_grid", f"seed=range(0,{seeds})"),
+        "GridSearchCV n_jobs=None": lambda: sklearn_search("alpha_grid", "lbfgs", None, seeds),
+        "GridSearchCV n_jobs=2": lambda: sklearn_search("alpha_grid", "lbfgs", 2, seeds),
+    }
+    runs = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, measure in variants.items():
+            runs[name].append(measure()[0])
+    fits = 7 * 5 * seeds
+    for name, walls in runs.items():
+        print(f"  sweep=alpha_grid over {seeds} seeds ({fits} fits) {name:26} {min(walls):6.2f} s  [runs: {', '.join(f'{w:.2f}' for w in walls)}]")
+    for name in ("GridSearchCV n_jobs=None", "GridSearchCV n_jobs=2"):
+        print(f"  as written / {name}: {min(runs['as written']) / min(runs[name]):.2f}x")
+
 
 if __name__ == "__main__":
     main()
