@@ -18,6 +18,9 @@ def test_pyproject_lists_every_subpackage():
         mapped.get(path.parent.relative_to(ROOT).as_posix(), ".".join(path.parent.relative_to(ROOT).parts))
         for path in (ROOT / "nnexp").rglob("__init__.py")
     } | {"nnexp.configs"}
+    # configs/' folders too: setuptools warns at every install about importable folders it was not told of
+    found |= {".".join(("nnexp.configs", *folder.relative_to(ROOT / "configs").parts))
+              for folder in (ROOT / "configs").rglob("*") if folder.is_dir() and folder.name != "__pycache__"}
     assert listed == found
 
 
