@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from nnexp.errors import NnexpError
+from nnexp.vocabulary import root_keys
 
 DIR_FLAGS = ("--config-dir", "-cd")
 # Groups whose nodes are handed to their component whole: their keys are the component's to check.
@@ -94,13 +95,6 @@ def packaged_keys() -> dict[tuple[str, str | None], frozenset[str]]:
         else:
             known.setdefault((group, node.get("_target_")), set()).update(node)
     return {key: frozenset(keys | shared.get(key[0], set()) | {"defaults"}) for key, keys in known.items()}
-
-
-def root_keys() -> frozenset[str]:
-    """nnexp's root keys (``nnexp.vocabulary.root_keys``, read once per process)."""
-    from nnexp.vocabulary import root_keys as keys
-
-    return keys()
 
 
 def interpolated_names(container) -> set[str]:

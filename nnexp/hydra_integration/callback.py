@@ -65,17 +65,17 @@ def run_dir_as_run_job_names_it(config: DictConfig) -> Path:
     """``hydra.run.dir`` as Hydra's run_job will resolve it, with ``HydraConfig`` pointed at this
     run (``${hydra:job.override_dirname}`` in it); Hydra calls ``on_run_start`` before that."""
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
+    from omegaconf import flag_override
 
     from nnexp.compat import set_hydra_config
 
-    previous, readonly = HydraConfig.instance().cfg, config.hydra._get_node_flag("readonly")
+    previous = HydraConfig.instance().cfg
     try:
-        set_hydra_config(config)
-        return Path(str(config.hydra.run.dir))
+        with flag_override(config.hydra, "readonly", True):  # set_hydra_config sets it; put back as it was
+            set_hydra_config(config)
+            return Path(str(config.hydra.run.dir))
     finally:
         HydraConfig.instance().cfg = previous
-        OmegaConf.set_readonly(config.hydra, readonly)
 
 
 class RunDirClaim(Callback):

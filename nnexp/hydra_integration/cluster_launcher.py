@@ -11,7 +11,6 @@ import os
 import shlex
 import signal
 import socket
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
@@ -50,12 +49,6 @@ def positive_seconds(value) -> float | None:
     except (TypeError, ValueError):
         return None
     return seconds if seconds > 0 else None  # NaN is not
-
-
-def warning_delay_s(timeout_min: int) -> int:
-    """Seconds before a task's time limit that SLURM warns it: submitit's 90, or half of a limit
-    of 3 minutes or less (SLURM may still send it up to 60 s earlier: see ``executor``)."""
-    return min(90, timeout_min * 60 // 2)
 
 
 class ClusterLauncher(BatchedLauncher):
@@ -176,16 +169,9 @@ class ClusterLauncher(BatchedLauncher):
     def executor(self, folder: Path, name: str | None = None):
         import submitit
 
-        # SLURM may send its time-limit warning (USR2) up to 60 s before the time asked ("the
-        # resolution of event handling", sbatch(1)): with a short limit, while the task's Python
-        # is still starting, when USR2's default action kills it (FAILED, its jobs lost). The task
-        # starts with USR2 ignored (inherited through exec) until submitit installs its handler;
-        # a warning that early is lost, and the task ends at its limit, TIMEOUT as asked.
-        from submitit.slurm.slurm import SlurmJobEnvironment
+        from nnexp.hydra_integration.slurm import task_python, warning_delay_s
 
-        warning = SlurmJobEnvironment.USR_SIG  # USR2, or submitit's SUBMITIT_PREEMPT_SIGNAL
-        python = {"slurm_python": f"/bin/sh -c 'trap \"\" {warning}; exec \"$0\" \"$@\"' {shlex.quote(sys.executable)}"} \
-            if self.cluster == "slurm" else {}
+        python = {"slurm_python": task_python()} if self.cluster == "slurm" else {}
         executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=self.cluster, **python)
         parameters = dict(timeout_min=self.timeout_min, cpus_per_task=self.cpus_per_task, nodes=1, tasks_per_node=1,
                           name=name or str(self.config.hydra.job.name))

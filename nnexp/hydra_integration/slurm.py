@@ -7,8 +7,10 @@ it asks ``sacct`` for a job's state, and waits forever for a task that died with
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,25 @@ HOPELESS = {"PartitionConfig": "partition", "PartitionNodeLimit": "cpus_per_task
 # a task dies (NODE_FAIL, BOOT_FAIL, OUT_OF_MEMORY, PREEMPTED, FAILED, a task that vanished) loses
 # its unfinished jobs with it: ``lost``, with the state in their error.
 STATUS = {"TIMEOUT": "timeout", "DEADLINE": "timeout", "CANCELLED": "cancelled"}
+
+
+def warning_delay_s(timeout_min: int) -> int:
+    """Seconds before a task's time limit that SLURM warns it: submitit's 90, or half of a limit
+    of 3 minutes or less (SLURM may still send it up to 60 s earlier: see ``task_python``)."""
+    return min(90, timeout_min * 60 // 2)
+
+
+def task_python() -> str:
+    """The command a SLURM task's Python starts as (submitit's ``slurm_python``): this interpreter,
+    with submitit's time-limit warning signal ignored until submitit installs its handler. SLURM
+    may send the warning up to 60 s before the time asked ("the resolution of event handling",
+    sbatch(1)): with a short limit, while the task's Python is still starting, when the signal's
+    default action kills it (FAILED, its jobs lost). Ignored (inherited through exec), a warning
+    that early is lost, and the task ends at its limit, TIMEOUT as asked."""
+    from submitit.slurm.slurm import SlurmJobEnvironment
+
+    warning = SlurmJobEnvironment.USR_SIG  # USR2, or submitit's SUBMITIT_PREEMPT_SIGNAL
+    return f"/bin/sh -c 'trap \"\" {warning}; exec \"$0\" \"$@\"' {shlex.quote(sys.executable)}"
 
 
 def job_status(state: str) -> str:
