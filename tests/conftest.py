@@ -41,11 +41,38 @@ def hydra_plugins_scanned():
     Plugins.instance()
 
 
+def stored_config_nodes(repo: dict) -> list:
+    """Every ConfigNode in ConfigStore's repo (a tree of dicts)."""
+    return [node for value in repo.values()
+            for node in (stored_config_nodes(value) if isinstance(value, dict) else [value])]
+
+
 @pytest.fixture(autouse=True)
-def hydra_state(hydra_plugins_scanned, hydra_restore_singletons):
+def hydra_state(request, hydra_plugins_scanned):
     """Each test leaves Hydra's process-wide state (version base, GlobalHydra, plugins, config
-    store) as it found it: composing with a version base must not change what a later
-    test (Hydra's own suites included) gets by default."""
+    store, OmegaConf's resolvers) as it found it: composing with a version base must not change
+    what a later test (Hydra's own suites included) gets by default.
+
+    As Hydra's ``hydra_restore_singletons`` does, but that fixture deep-copies every stored config
+    node twice and rescans the plugins around each test: about 18 ms a test, 1600 tests here
+    (test_pairings' 481 cases took 19.5 s with it, 9.7 s without; their bodies, 1 s). Here the stored nodes are shared
+    with the saved state, not copied: ConfigStore replaces a node on ``store`` and hands out
+    copies on ``load``, so none is changed in place; the rest is copied as Hydra copies it.
+    Tests that use Hydra's fixture (its own suites) get only Hydra's: its plugin rescan re-executes
+    plugin modules, and their config classes must then be the ones the store holds."""
+    if "hydra_restore_singletons" in request.fixturenames:
+        yield
+        return
+    from copy import deepcopy
+
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.singleton import Singleton
+    from omegaconf.basecontainer import BaseContainer
+
+    shared = {id(node): node for node in stored_config_nodes(ConfigStore.instance().repo)}
+    instances, resolvers = deepcopy(Singleton._instances, shared), deepcopy(BaseContainer._resolvers)
+    yield
+    Singleton._instances, BaseContainer._resolvers = instances, resolvers
 
 
 from hydra.version import VersionBase  # noqa: E402  (read before any test module composes a config)
