@@ -12,7 +12,11 @@ variant pays the imports.
 With ``--seeds N`` it times only the L-BFGS alpha grid over N seeds (``seed=range(0,N)``: 7 x 5 x N
 fits), against ``GridSearchCV`` over the same alphas and ``random_state`` in ``range(N)``.
 
-    python scripts/bench_presets.py [--repeats 3] [--lbfgs-only | --seeds 8]
+With ``--budget`` it splits the L-BFGS alpha grid's wall time: the function evaluations scipy makes
+for ``GridSearchCV``'s fits against those of nnexp's stacks, and nnexp's time inside its L-BFGS-B
+stacks against the rest of the command (composing, recording, summary and refit).
+
+    python scripts/bench_presets.py [--repeats 3] [--lbfgs-only | --seeds 8 | --budget]
 """
 
 from __future__ import annotations
@@ -96,6 +100,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each L-BFGS variant (alternating); the fastest counts")
     parser.add_argument("--lbfgs-only", action="store_true", help="only the L-BFGS grids")
     parser.add_argument("--seeds", type=int, default=0, help="only the L-BFGS alpha grid over this many seeds")
+    parser.add_argument("--budget", action="store_true", help="where the L-BFGS alpha grid's time goes, against GridSearchCV's")
     args = parser.parse_args()
     repeats = args.repeats
 
@@ -106,6 +111,9 @@ def main() -> None:
     print("breast cancer, 5-fold CV, refit; wall time of each command in this process")
     if args.seeds:
         seeded_alpha_grid(args.seeds, repeats)
+        return
+    if args.budget:
+        alpha_grid_budget(repeats)
         return
     for preset in GRIDS if not args.lbfgs_only else ():
         batched, best_batched = nnexp_sweep(f"sweep={preset}")
@@ -150,6 +158,49 @@ def seeded_alpha_grid(seeds: int, repeats: int) -> None:
         print(f"  sweep=alpha_grid over {seeds} seeds ({fits} fits) {name:26} {min(walls):6.2f} s  [runs: {', '.join(f'{w:.2f}' for w in walls)}]")
     for name in ("GridSearchCV n_jobs=None", "GridSearchCV n_jobs=2"):
         print(f"  as written / {name}: {min(runs['as written']) / min(runs[name]):.2f}x")
+
+
+def alpha_grid_budget(repeats: int) -> None:
+    """The L-BFGS alpha grid as written: scipy's function evaluations for GridSearchCV (35 fits and
+    the refit) against the evaluations of nnexp's stacks, and nnexp's wall split into the time in
+    its L-BFGS-B stacks and the rest; fastest of ``repeats`` runs each."""
+    import scipy.optimize
+
+    import nnexp.batched.lbfgs as stack_lbfgs
+
+    minimize, minimize_stack = scipy.optimize.minimize, stack_lbfgs.minimize_stack
+    counts = {"scipy": 0, "stack": 0, "stack_s": 0.0}
+
+    def counted_minimize(*args, **kwargs):  # scikit-learn calls scipy.optimize.minimize once per L-BFGS fit
+        result = minimize(*args, **kwargs)
+        counts["scipy"] += int(result.nfev)
+        return result
+
+    def timed_minimize_stack(*args, **kwargs):
+        started = time.perf_counter()
+        result = minimize_stack(*args, **kwargs)
+        counts["stack_s"] += time.perf_counter() - started
+        counts["stack"] += int(result.evaluations.sum())
+        return result
+
+    sklearn_walls, nnexp_runs = [], []
+    scipy.optimize.minimize, stack_lbfgs.minimize_stack = counted_minimize, timed_minimize_stack
+    try:
+        for _ in range(repeats):
+            counts.update(scipy=0, stack=0, stack_s=0.0)
+            sklearn_walls.append(sklearn_search("alpha_grid", "lbfgs", None)[0])
+            wall = nnexp_sweep("sweep=alpha_grid")[0]
+            nnexp_runs.append((wall, counts["stack_s"], counts["scipy"], counts["stack"]))
+    finally:
+        scipy.optimize.minimize, stack_lbfgs.minimize_stack = minimize, minimize_stack
+    sklearn = min(sklearn_walls)
+    wall, in_stacks, scipy_evaluations, stack_evaluations = min(nnexp_runs)
+    print(f"  GridSearchCV, 1 process: {sklearn:.2f} s, {scipy_evaluations} function evaluations "
+          f"({1e3 * sklearn / scipy_evaluations:.2f} ms each, the whole search counted)")
+    print(f"  nnexp -m sweep=alpha_grid: {wall:.2f} s ({wall / sklearn:.2f}x): {in_stacks:.2f} s in its L-BFGS-B stacks "
+          f"({stack_evaluations} member evaluations, {1e3 * in_stacks / stack_evaluations:.2f} ms each), "
+          f"{wall - in_stacks:.2f} s the rest of the command")
+    print(f"  0.5x one process is {0.5 * sklearn:.2f} s: the rest of the command alone is {(wall - in_stacks) / sklearn:.2f}x")
 
 
 if __name__ == "__main__":
