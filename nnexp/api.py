@@ -25,11 +25,13 @@ from nnexp.views import Run, Sweep
 CONFIG_NAME = "train"
 
 
-def run(*overrides: str, **values: Any) -> Run:
+def run(*overrides: str, **values: Any) -> Run | None:
     """Train one configuration, as ``nnexp OVERRIDES`` would, and return its ``Run``.
 
     ``overrides``: command-line strings (``"data=moons"``, ``"solver=lbfgs"``); ``values``: keyword
-    overrides, dotted keys through ``**{"model.hidden_sizes": [10, 10]}``."""
+    overrides, dotted keys through ``**{"model.hidden_sizes": [10, 10]}``. ``mode=validate`` and
+    ``mode=params`` train nothing: they print their check, raise as a run would on a bad config,
+    and return None."""
     argv = checked_overrides(overrides, values, sweep=False)
     with hydra_session() as hydra:
         from nnexp.preflight import uses_user_config
@@ -42,7 +44,7 @@ def run(*overrides: str, **values: Any) -> Run:
         if isinstance(result.return_value, BaseException):
             raise result.return_value
         run_dir = Path(str(result.hydra_cfg.hydra.runtime.output_dir))
-    return Run(run_dir)
+    return Run(run_dir) if result.cfg.mode == "train" else None
 
 
 def _run_once(hydra, argv: list[str]):
@@ -202,7 +204,9 @@ def hydra_session() -> Iterator[Any]:
             cause = error.__cause__ or error.__context__
             if isinstance(cause, NnexpError):  # the task function's own check, wrapped by Hydra
                 raise NnexpError(str(cause)) from None
-            raise NnexpError(one_line(error)) from None
+            from nnexp.config_files import misspelt_override
+
+            raise NnexpError(misspelt_override(one_line(error)) or one_line(error)) from None
         except OSError as error:
             if error.filename is None:
                 raise

@@ -33,7 +33,7 @@ class Run:
     dir: Path
 
     def __post_init__(self) -> None:
-        self.dir = Path(self.dir)
+        self.dir = Path(self.dir).absolute()  # a notebook may change its working dir later
 
     @cached_property
     def _saved(self):
@@ -117,7 +117,7 @@ class Sweep:
     _runs: list[Run] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self.dir = Path(self.dir)
+        self.dir = Path(self.dir).absolute()  # a notebook may change its working dir later
 
     @property
     def summary(self):

@@ -142,11 +142,29 @@ def test_a_sweep_reuses_what_the_cli_stored_and_load_opens_it(in_tmp, sweep):
     assert isinstance(nnexp.load(result.best.dir), nnexp.Run)
 
 
+def test_results_stay_readable_after_a_chdir_and_a_check_returns_none(in_tmp, monkeypatch, capsys):
+    """A notebook may %cd after a call: Run and Sweep hold absolute dirs (load of a relative path
+    too). mode=validate and mode=params train nothing: they print their check and return None."""
+    import nnexp
+
+    done = nnexp.sweep(*TINY, seed=[0])
+    ran = nnexp.run(*TINY, "seed=0")
+    loaded = nnexp.load(done.dir.relative_to(in_tmp))
+    elsewhere = in_tmp / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert done.dir.is_absolute() and ran.dir.is_absolute() and loaded.dir == done.dir
+    assert len(done.summary) == 1 and done.best.status == "ok" and ran.history.shape[0] == 5
+    assert nnexp.run(*TINY, "mode=validate") is None and "config OK" in capsys.readouterr().out
+    assert nnexp.run(*TINY, "mode=params") is None
+
+
 @pytest.mark.parametrize("override, message", [
     ("data=moonz", "data=moonz is not an option; choose one of: "),
     ("optim.lr=-1", "optim.lr=-1 is not allowed"),
     ("model.hidden_sizes=[10", "model.hidden_sizes=[10: "),
     ("colour=red", "nnexp has no key colour"),
+    ("model.hiden_sizes=[10]", "model.hiden_sizes: model has no setting hiden_sizes (did you mean model.hidden_sizes?)"),
 ])
 def test_a_bad_override_raises_the_clis_one_line(in_tmp, override, message):
     import nnexp
