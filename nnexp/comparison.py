@@ -25,13 +25,15 @@ SUMMARY_COLUMNS = {"mean_val_score": "val", "std_val_score": "val std", "mean_te
                    "mean_fit_time": "fit s", "status": "status"}
 
 
-def compare(*paths) -> "Comparison":
-    """Open two or more run or sweep dirs (the CLI's or the API's) side by side."""
+def compare(*results) -> "Comparison":
+    """Two or more runs or sweeps side by side: their dirs (the CLI's or the API's), or the
+    ``Run`` and ``Sweep`` objects that ``nnexp.run``, ``nnexp.sweep`` and ``nnexp.load`` return."""
+    paths = results
     if len(paths) < 2:
         raise NnexpError("compare takes two or more run or sweep dirs, e.g. nnexp-compare outputs/A outputs/B")
     if len(paths) > len(string.ascii_uppercase):
         raise NnexpError(f"compare takes at most {len(string.ascii_uppercase)} dirs; {len(paths)} were given")
-    return Comparison([load(path) for path in paths])
+    return Comparison([path if isinstance(path, (Run, Sweep)) else load(path) for path in paths])
 
 
 @dataclass
@@ -55,7 +57,7 @@ class Comparison:
         """The config keys whose values differ (one row per dotted key, one column per label)."""
         import pandas as pd
 
-        flat = {label: _settings(item) for label, item in self.labels.items()}
+        flat = {label: _settings(item, self.runs[label]) for label, item in self.labels.items()}
         keys = sorted({key for settings in flat.values() for key in settings})
         rows = {key: [flat[label].get(key, "-") for label in flat] for key in keys}
         differing = {key: values for key, values in rows.items() if len({str(v) for v in values}) > 1}
@@ -85,6 +87,8 @@ class Comparison:
     def summaries(self):
         """The sweeps' summaries joined on their parameters (an outer join: a grid point one sweep
         lacks shows NaN there); None unless at least two sweeps are compared."""
+        import pandas as pd
+
         sweeps = {label: item for label, item in self.labels.items() if isinstance(item, Sweep)}
         if len(sweeps) < 2:
             return None
@@ -95,13 +99,15 @@ class Comparison:
             part = summary[params + [column for column in SUMMARY_COLUMNS if column in summary.columns]]
             part = part.rename(columns={column: f"{SUMMARY_COLUMNS[column]} {label}" for column in part.columns if column not in params})
             part = part.rename(columns={column: column[len("param_"):] for column in params})
-            part = part.astype({column[len("param_"):]: str for column in params})
             keys = [column[len("param_"):] for column in params]
+            for key in keys:  # one sweep's 1 is another's 1.0 (pandas reads each file's column on its own)
+                part[key] = part[key].map(_grid_value)
             if joined is None:
                 joined, joined_keys = part, keys
             else:
                 on = [key for key in keys if key in joined_keys]
-                joined = joined.merge(part, on=on, how="outer") if on else joined.join(part, how="outer", rsuffix=f" {label}")
+                # no parameter in common: each sweep's rows on their own, never paired by position
+                joined = joined.merge(part, on=on, how="outer") if on else pd.concat([joined, part], ignore_index=True)
                 joined_keys = list(dict.fromkeys(joined_keys + keys))
         return joined
 
@@ -115,6 +121,26 @@ class Comparison:
         frame = pd.DataFrame(columns)
         differing = [key for key in frame.index if len({str(v) for v in frame.loc[key]}) > 1]
         return frame.loc[differing]
+
+    def tables(self) -> list[tuple[str, Any, str]]:
+        """(title, DataFrame or None, what an empty table means), in the order a reader asks: what
+        differs, how it scored, how the sweeps' grids compare, where the results came from."""
+        sweeps = any(isinstance(item, Sweep) for item in self.items)
+        return [("config keys that differ", self.config_differences, "(the configs are the same)"),
+                ("scores" + (" (a sweep's best run)" if sweeps else ""), self.scores, "(no finished run)"),
+                *([("sweep summaries joined on their parameters", self.summaries, "(no grid points)")] if self.summaries is not None else []),
+                ("where the results came from (what differs)", self.provenance, "(the same versions, host, device, commit and data)")]
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows a comparison as its tables (``figure()`` draws the curves)."""
+        import html
+
+        parts = [f"<p><b>{label}</b> = {'sweep' if isinstance(item, Sweep) else 'run'} <code>{html.escape(str(item.dir))}</code></p>"
+                 for label, item in self.labels.items()]
+        for title, frame, empty in self.tables():
+            parts.append(f"<h4>{html.escape(title)}</h4>")
+            parts.append(f"<p><i>{html.escape(empty)}</i></p>" if frame.empty else frame.to_html(na_rep="-"))
+        return "\n".join(parts)
 
     def figure(self):
         """One figure: every run's learning curves (loss, score) overlaid, train solid, validation dashed."""
@@ -158,19 +184,21 @@ def _short(path: Path, parts: int = 3) -> str:
     return "/".join(Path(path).parts[-parts:])
 
 
-def _settings(item: Run | Sweep) -> dict[str, Any]:
-    """What a result computed from, as dotted keys: a run's config; a sweep's recorded config and
-    its command line's overrides (``sweep``)."""
+def _settings(item: Run | Sweep, run: Run | None) -> dict[str, Any]:
+    """What a result computed from, as dotted keys: a run's config; for a sweep, its best run's
+    config (the run its scores and curves show; the sweep's recorded config when no job
+    finished) and its command line's overrides (``sweep``)."""
     from omegaconf import OmegaConf
 
-    if isinstance(item, Run):
-        config = OmegaConf.to_container(item.config, resolve=False)
-        overrides = None
-    else:
+    overrides = None
+    if isinstance(item, Sweep):
         from nnexp.sweeps.grid import SWEEP_RECORD
 
         recorded = OmegaConf.load(item.dir / SWEEP_RECORD)
         overrides = " ".join(recorded.hydra.overrides.task)
+    if run is not None:
+        config = OmegaConf.to_container(run.config, resolve=False)
+    else:
         config = OmegaConf.to_container(recorded, resolve=False)
     settings = _flatten({key: value for key, value in config.items() if key not in VOLATILE_KEYS})
     if overrides is not None:
@@ -213,13 +241,7 @@ def print_comparison(comparison: Comparison, console) -> None:
     for label, item in comparison.labels.items():
         kind = "sweep" if isinstance(item, Sweep) else "run"
         console.print(f"[bold]{label}[/] = {kind} {item.dir}")
-    tables = [("config keys that differ", comparison.config_differences, "(the configs are the same)"),
-              ("scores" + (" (a sweep's best run)" if any(isinstance(i, Sweep) for i in comparison.items) else ""),
-               comparison.scores, "(no finished run)")]
-    if comparison.summaries is not None:
-        tables.append(("sweep summaries joined on their parameters", comparison.summaries, "(no grid points)"))
-    tables.append(("where the results came from (what differs)", comparison.provenance, "(the same versions, host, device, commit and data)"))
-    for title, frame, empty in tables:
+    for title, frame, empty in comparison.tables():
         if frame.empty:
             console.print(f"[bold]{title}[/]: [dim]{empty}")
             continue
@@ -236,16 +258,27 @@ def print_comparison(comparison: Comparison, console) -> None:
         console.print(table)
 
 
+def _grid_value(value) -> str:
+    """A swept value as one string whichever type pandas read it as: 1, 1.0 and "1" are "1"."""
+    if type(value).__name__ in ("bool", "bool_"):
+        return str(bool(value))
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)
+
+
 def _cell(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
+    if isinstance(value, float):  # 4 decimals for scores; small and large values (alpha=1e-5, eps) as 4 digits
+        return f"{value:.4f}" if value == 0 or 1e-3 <= abs(value) < 1e4 else f"{value:.4g}"
     return str(value)
 
 
 def main() -> None:
-    """``nnexp-compare A B [C ...]``: runs or sweeps side by side, and their learning curves in one figure."""
+    """nnexp-compare A B [C ...]: runs or sweeps side by side, and their learning curves in one figure."""
     import argparse
     import sys
 

@@ -50,14 +50,40 @@ def test_provenance_shows_where_results_came_from_when_it_differs(in_tmp):
 def test_sweeps_summaries_are_joined_on_their_parameters(in_tmp):
     import nnexp
 
-    a = nnexp.sweep(*TINY, **{"regularization.alpha": [0.1, 1.0]})
-    b = nnexp.sweep(*TINY, "optim.lr=0.01", **{"regularization.alpha": [1.0, 3.0]})
-    comparison = nnexp.compare(a.dir, b.dir)
+    a = nnexp.sweep(*TINY, **{"regularization.alpha": [0.1, 1, 10]})  # summary.csv reads as floats
+    b = nnexp.sweep(*TINY, "optim.lr=0.01", **{"regularization.alpha": [1, 10, 100]})  # as integers
+    comparison = nnexp.compare(a, b)  # the API's objects, or their dirs
     joined = comparison.summaries.set_index("regularization.alpha")
-    assert sorted(joined.index) == ["0.1", "1.0", "3.0"]
-    assert joined["val A"].isna().sort_index().tolist() == [False, False, True]
-    assert joined.loc["1.0", "val B"] == pytest.approx(b.summary.set_index("param_regularization.alpha").loc[1.0, "mean_val_score"])
+    assert sorted(joined.index, key=float) == ["0.1", "1", "10", "100"]  # 1 and 1.0 are one grid point
+    assert joined["val A"].isna().sort_index(key=lambda index: index.astype(float)).tolist() == [False, False, False, True]
+    assert joined.loc["10", "val B"] == pytest.approx(b.summary.set_index("param_regularization.alpha").loc[10, "mean_val_score"])
     assert "sweep" in comparison.config_differences.index and "optim.lr" in comparison.config_differences.index
+    # A sweep's config is its best run's, the run whose scores are shown beside it
+    best = comparison.config_differences.loc["regularization.alpha"]
+    assert list(best) == [a.best.config.regularization.alpha, b.best.config.regularization.alpha]
+    html = comparison._repr_html_()
+    assert "config keys that differ" in html and "<table" in html
+
+
+def test_sweeps_with_no_parameter_in_common_are_not_paired_row_by_row(in_tmp):
+    import nnexp
+
+    a = nnexp.sweep(*TINY, **{"regularization.alpha": [0.1, 1]})
+    b = nnexp.sweep(*TINY, **{"optim.lr": [0.01, 0.1]})
+    joined = nnexp.compare(a.dir, b.dir).summaries
+    assert len(joined) == 4
+    assert joined["regularization.alpha"].notna().tolist() == [True, True, False, False]
+    assert joined["optim.lr"].notna().tolist() == [False, False, True, True]
+
+
+def test_small_values_keep_their_digits(in_tmp, capsys):
+    import nnexp
+    from nnexp.comparison import _cell
+
+    assert [_cell(v) for v in (1e-5, 1e-8, 0.0, 0.12345, 12345.0)] == ["1e-05", "1e-08", "0.0000", "0.1235", "1.234e+04"]
+    a = nnexp.run(*TINY, "regularization.alpha=1e-5")
+    b = nnexp.run(*TINY, "regularization.alpha=1e-6")
+    assert list(nnexp.compare(a, b).config_differences.loc["regularization.alpha"]) == [1e-5, 1e-6]
 
 
 def test_the_command_prints_the_tables_and_writes_the_figure(in_tmp, monkeypatch, capsys):
