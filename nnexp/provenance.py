@@ -142,6 +142,6 @@ def version_lines() -> list[str]:
     lines.append(f"  host: {record['host']['name']} ({record['host']['os']})")
     lines.append(f"  device: {record['device']}")
     git = record.get("git")
-    lines.append(f"  git: {git['commit'][:12]}{' (uncommitted changes)' if git['dirty'] else ''}" if git else "  git: not a git repository here")
+    lines.append(f"  git: {git['commit'][:12]}{' (uncommitted changes)' if git['dirty'] else ''}" if git else "  git: none recorded (no git repository here, or no git to ask)")
     lines.append("  compat: " + "; ".join(f"{name}: {path}" for name, path in compat_paths().items()))
     return lines

@@ -25,10 +25,8 @@ def record(plan: Plan, result: FitResult) -> RunRecord:
 
 
 def report(console, cfg: DictConfig, run: RunRecord) -> None:
-    """The final table and the notes a user should act on."""
+    """The notes a user should act on, then the final table: the output ends with the scores."""
     fit = run.fit
-    console.print(show.results_table(run))
-    console.print(show.results_caption(run))
     if run.status == "diverged":
         console.print(
             "[bold red]diverged[/]: the training loss became NaN, infinite, or far above the trivial predictor's (stopping.divergence_factor); "
@@ -45,3 +43,5 @@ def report(console, cfg: DictConfig, run: RunRecord) -> None:
             f"[yellow]note[/]: stopped at trainer.max_epochs={fit.max_epochs} before "
             f"{cfg.stopping.monitor} settled; raise trainer.max_epochs or optim.lr if the scores are still improving"
         )
+    console.print(show.results_table(run))
+    console.print(show.results_caption(run))

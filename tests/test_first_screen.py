@@ -23,7 +23,10 @@ def test_the_default_run_fits_40_lines_and_ends_with_the_scores(compose_cfg):
     lines, run_dir = screen(compose_cfg)
     assert len(lines) <= 40
     tail = "\n".join(lines[-10:])
-    assert "results (breast_cancer)" in tail and "│ test" in tail and "ok: " in tail
+    assert "results (breast_cancer)" in tail and "│ test" in tail and lines[-1].startswith("ok: ")
+    notes = [index for index, line in enumerate(lines) if line.startswith("note: ")]  # 5 epochs: one note
+    table = next(index for index, line in enumerate(lines) if line.startswith("results ("))
+    assert notes and max(notes) < table  # what to act on comes before the scores, which end the output
     assert not any(line.startswith("config") for line in lines)
     saved = OmegaConf.load(run_dir / "config.yaml")
     assert {"data", "model", "optim", "schedule", "regularization", "stopping", "trainer"} <= set(saved)
