@@ -32,6 +32,7 @@ class SweepProgress(Callback):
 
     def on_multirun_start(self, config, **kwargs) -> None:
         self.start(planned_jobs(config), "trials" if is_optuna(config) else "jobs")
+        self.maximize = str(config.hydra.sweeper.get("direction", "maximize")) != "minimize"  # Optuna's direction
 
     def on_job_end(self, config, job_return, **kwargs) -> None:
         if self.console is None:  # a single run: no sweep display
@@ -49,6 +50,7 @@ class SweepProgress(Callback):
 
         self.total, self.unit, self.done, self.failed = total, unit, 0, 0
         self.best: tuple[float, int] | None = None
+        self.maximize = True
         self.tasks_line = ""
         self.started = time.monotonic()
         self.console = console or Console(highlight=False)
@@ -67,7 +69,7 @@ class SweepProgress(Callback):
         self.done += 1
         if status in FAILED:
             self.failed += 1
-        if objective is not None and math.isfinite(objective) and (self.best is None or objective > self.best[0]):
+        if objective is not None and math.isfinite(objective) and (self.best is None or self._better(objective, self.best[0])):
             self.best = (objective, number)
         if self.live is None and self.console is not None:
             step = max(1, (self.total or 0) // self.plain_steps)
@@ -76,6 +78,18 @@ class SweepProgress(Callback):
                 self._next_plain = self.done + step
         if self.total is not None and self.done >= self.total:
             self.stop()  # before the summary prints
+
+    def count_earlier(self, done: int, best: tuple[float, int] | None) -> None:
+        """Jobs that ended before this launch (a study's trials, which a relaunch tops up to
+        n_trials) and the best of them: the count goes on from them."""
+        if self.console is None:
+            return
+        self.done, self._next_plain = done, done + 1
+        if best is not None and (self.best is None or self._better(best[0], self.best[0])):
+            self.best = best
+
+    def _better(self, objective: float, than: float) -> bool:
+        return objective > than if self.maximize else objective < than
 
     def tasks(self, pending: int, running: int, done: int) -> None:
         """A cluster sweep's tasks by state (its jobs end in other processes)."""

@@ -76,7 +76,7 @@ def test_search_space_speaks_the_optuna_plugins_syntax():
         search_space(OverridesParser.create().parse_overrides(["g=3"]))
 
 
-def test_study_records_every_trial_and_a_relaunch_tops_it_up(sweep, tmp_path):
+def test_study_records_every_trial_and_a_relaunch_tops_it_up(sweep, tmp_path, capsys):
     first = sweep("hydra.sweeper.n_trials=3")
     study = load(tmp_path)
     trials = study.get_trials()
@@ -91,8 +91,13 @@ def test_study_records_every_trial_and_a_relaunch_tops_it_up(sweep, tmp_path):
     assert len(rows) == 4 and rows[0].startswith("number,state,value")
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 3
 
+    capsys.readouterr()
     second = sweep("hydra.sweeper.n_trials=4", name="again")  # the study's total: one more trial
     assert [t.number for t in load(tmp_path).get_trials()] == [0, 1, 2, 3]
+    # its progress counts on from the study's three trials, to its best (the trial run elsewhere included)
+    best = load(tmp_path).best_trial
+    last = [line for line in capsys.readouterr().out.splitlines() if line.startswith("progress: ")][-1]
+    assert last.startswith("progress: sweep: 4/4 trials, ") and last.endswith(f"best {best.value:.4f} (job {best.number})")
     assert sorted(p.name for p in second.iterdir() if p.name.isdigit()) == ["3"]
     sweep("hydra.sweeper.n_trials=2", "hydra.sweeper.n_trials_scope=run", name="more")  # two more, whatever the total
     assert len(load(tmp_path).get_trials()) == 6
