@@ -80,6 +80,15 @@ def test_fail_fast_stops_at_the_first_failed_job_keeps_what_finished_and_writes_
     assert "missing" in summary and "failed" in summary
 
 
+def test_fail_fast_stops_a_batched_sweep_before_its_stacks_train_when_a_job_is_refused(sweep, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        sweep("stacked", *GRID, "launcher=batched", "fail_fast=true", "optim.lr=0.1,-1,0.2")
+    assert exit_.value.code == 1
+    assert "fail_fast=true: the sweep stopped at job 1, which failed (" in capsys.readouterr().err
+    assert not any((tmp_path / "stacked" / str(n) / "metrics.json").exists() for n in (0, 2))  # no stack trained
+    assert "missing" in (tmp_path / "stacked" / "summary.csv").read_text()
+
+
 def test_without_fail_fast_a_failed_job_does_not_stop_the_sweep(sweep):
     jobs = sweep("on", *GRID, "optim.lr=-1,0.2")
     assert [jobs[str(n)]["status"] for n in range(2)] == ["failed", "ok"]

@@ -55,6 +55,7 @@ class BatchedSweep:
         self.stacks: dict[str, list] = defaultdict(list)
         self.keys: dict[int, str] = {}  # each batchable job's identity, computed once
         self.checked: dict[int, Checked] = {}  # what each job's light checks found: its job does not check again
+        self.refused: list[int] = []  # jobs whose checks refused their config: they fail whatever the stacks do
         self.trials: dict[str, object] = {}  # job key -> its Optuna trial link (jobs of nnexp's Optuna sweeper with a pruner)
         self.pruned: set[str] = set()  # jobs whose trial was pruned: their folds left in later chunks are not trained
         self.reporting: set[str] = set()  # jobs reporting from a chunk already (a step is reported once)
@@ -68,6 +69,7 @@ class BatchedSweep:
                 reason = why_not_batchable(cfg) or why_not_stacked(cfg, self.checked[index].bundle)
             except NnexpError as error:  # the ordinary job reports it, with the key and the fix
                 reason = str(error)
+                self.refused.append(index)
             if reason:
                 log.info(f"job {index} runs as an ordinary job: {reason}")
                 continue

@@ -44,6 +44,9 @@ class BatchedLauncher(InProcessLauncher):
 
         sweep = BatchedSweep(tasks, self.chunk_size, finished)
         runs: dict[int, JobReturn] = {}
+        if any(task.get("fail_fast", False) for task in tasks):  # a refused job fails: it stops the sweep before any stack trains
+            for number in sweep.refused:
+                runs[number] = self.run_one(configs[number], numbers[number], tasks[number], sweep.keys.get(number))
         for finished in sweep.train():  # each job is recorded as soon as all its fits are trained
             for number, result in finished:
                 runs[number] = self.run_one(configs[number], numbers[number], tasks[number], sweep.keys[number], result,
