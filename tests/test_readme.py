@@ -106,6 +106,17 @@ def readme_commands(path: Path = README, tables: bool = True) -> list[ReadmeComm
 COMMANDS = readme_commands() + readme_commands(SCRIPTS_README, tables=False)
 
 
+def test_the_readmes_python_example_runs(tmp_path, monkeypatch):
+    """The Python API section's example, as written (its load of a CLI run dir opens the example's own run)."""
+    block = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
+    code = re.sub(r'nnexp\.load\("outputs/[^"]+"\)', "nnexp.load(run.dir)", block)
+    assert code != block and "nnexp.run(" in code and "nnexp.sweep(" in code
+    monkeypatch.chdir(tmp_path)
+    names: dict = {}
+    exec(compile(code, f"{README.name}: the Python example", "exec"), names)
+    assert names["run"].status == "ok" and len(names["grid"].summary) == 3 and names["grid"].best.status == "ok"
+
+
 def test_the_readme_reads_in_ten_minutes():
     """README.md is for users (under 400 lines); benchmark figures live in scripts/README.md."""
     assert len(README.read_text().splitlines()) < 400
