@@ -33,6 +33,10 @@ def compare(*results) -> "Comparison":
         raise NnexpError("compare takes two or more run or sweep dirs, e.g. nnexp-compare outputs/A outputs/B")
     if len(paths) > len(string.ascii_uppercase):
         raise NnexpError(f"compare takes at most {len(string.ascii_uppercase)} dirs; {len(paths)} were given")
+    for path in paths:
+        if not isinstance(path, (Run, Sweep, str, Path)):
+            raise NnexpError(f"compare takes run or sweep dirs, or the Run and Sweep objects of nnexp.run, nnexp.sweep "
+                             f"and nnexp.load; got {path!r}")
     return Comparison([path if isinstance(path, (Run, Sweep)) else load(path) for path in paths])
 
 
@@ -60,7 +64,7 @@ class Comparison:
         flat = {label: _settings(item, self.runs[label]) for label, item in self.labels.items()}
         keys = sorted({key for settings in flat.values() for key in settings})
         rows = {key: [flat[label].get(key, "-") for label in flat] for key in keys}
-        differing = {key: values for key, values in rows.items() if len({str(v) for v in values}) > 1}
+        differing = {key: values for key, values in rows.items() if len({_grid_value(v) for v in values}) > 1}  # 1 is 1.0
         return pd.DataFrame.from_dict(differing, orient="index", columns=list(flat))
 
     @cached_property
@@ -123,7 +127,7 @@ class Comparison:
         return frame.loc[differing]
 
     def tables(self) -> list[tuple[str, Any, str]]:
-        """(title, DataFrame or None, what an empty table means), in the order a reader asks: what
+        """(title, DataFrame, what an empty table means), in the order a reader asks: what
         differs, how it scored, how the sweeps' grids compare, where the results came from."""
         sweeps = any(isinstance(item, Sweep) for item in self.items)
         return [("config keys that differ", self.config_differences, "(the configs are the same)"),

@@ -32,7 +32,6 @@ class SweepProgress(Callback):
 
     def on_multirun_start(self, config, **kwargs) -> None:
         self.start(planned_jobs(config), "trials" if is_optuna(config) else "jobs")
-        self.maximize = str(config.hydra.sweeper.get("direction", "maximize")) != "minimize"  # Optuna's direction
 
     def on_job_end(self, config, job_return, **kwargs) -> None:
         if self.console is None:  # a single run: no sweep display
@@ -41,6 +40,8 @@ class SweepProgress(Callback):
         self.job_done(int(config.hydra.job.num), status, objective)
 
     def on_multirun_end(self, config, **kwargs) -> None:
+        if self.live is None and self.console is not None and self._printed != self.done:  # the last count, once
+            self.console.print(f"progress: {self.line()}", soft_wrap=True)
         self.stop()
 
     # The display
@@ -50,7 +51,8 @@ class SweepProgress(Callback):
 
         self.total, self.unit, self.done, self.failed = total, unit, 0, 0
         self.best: tuple[float, int] | None = None
-        self.maximize = True
+        self.earlier = 0  # jobs that ended before this launch (a study's trials): no part of its rate
+        self._printed: int | None = None
         self.tasks_line = ""
         self.started = time.monotonic()
         self.console = console or Console(highlight=False)
@@ -69,13 +71,14 @@ class SweepProgress(Callback):
         self.done += 1
         if status in FAILED:
             self.failed += 1
-        if objective is not None and math.isfinite(objective) and (self.best is None or self._better(objective, self.best[0])):
+        # nnexp's objective is a score: summary.csv ranks the highest first, and so does this line
+        if objective is not None and math.isfinite(objective) and (self.best is None or objective > self.best[0]):
             self.best = (objective, number)
         if self.live is None and self.console is not None:
             step = max(1, (self.total or 0) // self.plain_steps)
             if status in FAILED or self.done >= self._next_plain or self.done == self.total:
                 self.console.print(f"progress: {self.line()}", soft_wrap=True)
-                self._next_plain = self.done + step
+                self._next_plain, self._printed = self.done + step, self.done
         if self.total is not None and self.done >= self.total:
             self.stop()  # before the summary prints
 
@@ -84,12 +87,10 @@ class SweepProgress(Callback):
         n_trials) and the best of them: the count goes on from them."""
         if self.console is None:
             return
-        self.done, self._next_plain = done, done + 1
-        if best is not None and (self.best is None or self._better(best[0], self.best[0])):
+        self.done = self.earlier = done
+        self._next_plain = done + 1
+        if best is not None and (self.best is None or best[0] > self.best[0]):
             self.best = best
-
-    def _better(self, objective: float, than: float) -> bool:
-        return objective > than if self.maximize else objective < than
 
     def tasks(self, pending: int, running: int, done: int) -> None:
         """A cluster sweep's tasks by state (its jobs end in other processes)."""
@@ -109,8 +110,9 @@ class SweepProgress(Callback):
         if self.tasks_line:
             parts.append(self.tasks_line)
         parts.append(f"{timedelta(seconds=round(elapsed))} elapsed")
-        if self.total and 0 < self.done < self.total:
-            parts.append(f"ETA {timedelta(seconds=round(elapsed / self.done * (self.total - self.done)))}")
+        ran = self.done - self.earlier  # this launch's jobs: its rate
+        if self.total and ran > 0 and self.done < self.total:
+            parts.append(f"ETA {timedelta(seconds=round(elapsed / ran * (self.total - self.done)))}")
         parts.append(f"{self.failed} failed")
         if self.best is not None:
             parts.append(f"best {self.best[0]:.4f} (job {self.best[1]})")

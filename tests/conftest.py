@@ -58,8 +58,8 @@ def hydra_state(request, hydra_plugins_scanned):
     (test_pairings' 481 cases took 19.5 s with it, 9.7 s without; their bodies, 1 s). Here the stored nodes are shared
     with the saved state, not copied: ConfigStore replaces a node on ``store`` and hands out
     copies on ``load``, so none is changed in place; the rest is copied as Hydra copies it.
-    Tests that use Hydra's fixture (its own suites) get only Hydra's: its plugin rescan re-executes
-    plugin modules, and their config classes must then be the ones the store holds."""
+    Tests that use Hydra's fixture (its own suites) get only Hydra's: on Hydra 1.3 its plugin rescan
+    re-executes plugin modules, and their config classes must then be the ones the store holds."""
     if "hydra_restore_singletons" in request.fixturenames:
         yield
         return

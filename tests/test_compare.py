@@ -59,8 +59,12 @@ def test_sweeps_summaries_are_joined_on_their_parameters(in_tmp):
     assert joined.loc["10", "val B"] == pytest.approx(b.summary.set_index("param_regularization.alpha").loc[10, "mean_val_score"])
     assert "sweep" in comparison.config_differences.index and "optim.lr" in comparison.config_differences.index
     # A sweep's config is its best run's, the run whose scores are shown beside it
-    best = comparison.config_differences.loc["regularization.alpha"]
-    assert list(best) == [a.best.config.regularization.alpha, b.best.config.regularization.alpha]
+    best = [a.best.config.regularization.alpha, b.best.config.regularization.alpha]
+    differences = comparison.config_differences
+    if best[0] != best[1]:
+        assert list(differences.loc["regularization.alpha"]) == best
+    else:
+        assert "regularization.alpha" not in differences.index
     html = comparison._repr_html_()
     assert "config keys that differ" in html and "<table" in html
 
@@ -76,14 +80,26 @@ def test_sweeps_with_no_parameter_in_common_are_not_paired_row_by_row(in_tmp):
     assert joined["optim.lr"].notna().tolist() == [False, False, True, True]
 
 
-def test_small_values_keep_their_digits(in_tmp, capsys):
+def test_small_values_keep_their_digits_and_1_is_1_0(in_tmp):
+    import io
+
+    from rich.console import Console
+
     import nnexp
-    from nnexp.comparison import _cell
+    from nnexp.comparison import _cell, print_comparison
+    from nnexp.errors import NnexpError
 
     assert [_cell(v) for v in (1e-5, 1e-8, 0.0, 0.12345, 12345.0)] == ["1e-05", "1e-08", "0.0000", "0.1235", "1.234e+04"]
-    a = nnexp.run(*TINY, "regularization.alpha=1e-5")
-    b = nnexp.run(*TINY, "regularization.alpha=1e-6")
-    assert list(nnexp.compare(a, b).config_differences.loc["regularization.alpha"]) == [1e-5, 1e-6]
+    a = nnexp.run(*TINY, "regularization.alpha=1e-5", "optim.lr=1")
+    b = nnexp.run(*TINY, "regularization.alpha=1e-6", "optim.lr=1.0")
+    comparison = nnexp.compare(a, b)
+    stream = io.StringIO()
+    print_comparison(comparison, Console(file=stream, width=120))
+    row = next(line for line in stream.getvalue().splitlines() if "regularization.alpha" in line)
+    assert "1e-05" in row and "1e-06" in row
+    assert "optim.lr" not in comparison.config_differences.index  # 1 and 1.0 are one value
+    with pytest.raises(NnexpError, match="compare takes run or sweep dirs"):
+        nnexp.compare(a, None)
 
 
 def test_the_command_prints_the_tables_and_writes_the_figure(in_tmp, monkeypatch, capsys):

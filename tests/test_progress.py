@@ -34,6 +34,23 @@ def test_plain_lines_count_jobs_failures_and_the_best_so_far():
     assert "4/4 jobs" in stream.getvalue().splitlines()[-1] and progress.live is None
 
 
+def test_a_relaunch_counts_on_from_earlier_jobs_and_its_eta_is_its_own_rate(monkeypatch):
+    """An Optuna study topped up from 90 to 100 trials: 91/100 after one new trial of 10 s, so
+    9 trials (90 s) are left, whatever the earlier trials took; their best stands until beaten."""
+    import time
+
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    stream = io.StringIO()
+    progress = SweepProgress()
+    progress.start(100, "trials", console=Console(file=stream, width=200))
+    progress.count_earlier(90, (0.8, 41))
+    clock[0] += 10
+    progress.job_done(90, "ok", 0.7)
+    line = stream.getvalue().splitlines()[-1]
+    assert line.startswith("progress: sweep: 91/100 trials, 0:00:10 elapsed, ETA 0:01:30, 0 failed, best 0.8000 (job 41)")
+
+
 def test_cluster_tasks_are_counted_by_state():
     progress, stream = plain_progress()
     progress.tasks(pending=2, running=1, done=0)

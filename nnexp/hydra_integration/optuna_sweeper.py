@@ -289,8 +289,7 @@ class OptunaSweeper(Sweeper):
             return
         ended = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
         values = [(trial.value, trial.number) for trial in ended if trial.state == TrialState.COMPLETE and trial.value is not None]
-        pick = max if self.direction == "maximize" else min
-        progress.count_earlier(len(ended), pick(values) if values else None)
+        progress.count_earlier(len(ended), max(values) if values else None)  # the highest, as summary.csv ranks
 
     def next_batch_size(self, study, launched: int) -> int:
         """How many trials to ask for next: up to ``n_jobs``, within the study's (or this run's)
