@@ -40,7 +40,7 @@ class SweepProgress(Callback):
         self.job_done(int(config.hydra.job.num), status, objective)
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        if self.live is None and self.console is not None and self._printed != self.done:  # the last count, once
+        if self.console is not None and self.plain and self._printed != self.done:  # the last count, once
             self.console.print(f"progress: {self.line()}", soft_wrap=True)
         self.stop()
 
@@ -57,7 +57,8 @@ class SweepProgress(Callback):
         self.started = time.monotonic()
         self.console = console or Console(highlight=False)
         self._next_plain = 1
-        if self.console.is_terminal or self.console.is_jupyter:
+        self.plain = not (self.console.is_terminal or self.console.is_jupyter)  # lines, not a live display
+        if not self.plain:
             live_class = NotebookLive if self.console.is_jupyter and not has_ipywidgets() else Live
             redirect = live_class is Live  # job lines print above the live line
             self.live = live_class(console=self.console, refresh_per_second=4, get_renderable=lambda: Text(self.line()),

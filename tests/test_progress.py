@@ -31,7 +31,9 @@ def test_plain_lines_count_jobs_failures_and_the_best_so_far():
     assert "2/4 jobs" in lines[1] and "1 failed" in lines[1]  # a failure is reported at once
     assert "3/4 jobs" in lines[2] and "best 0.9000 (job 2)" in lines[2]
     progress.job_done(3, "diverged", None)
+    progress.on_multirun_end(None)  # the last count was printed: not again
     assert "4/4 jobs" in stream.getvalue().splitlines()[-1] and progress.live is None
+    assert sum("4/4 jobs" in line for line in stream.getvalue().splitlines()) == 1
 
 
 def test_a_relaunch_counts_on_from_earlier_jobs_and_its_eta_is_its_own_rate(monkeypatch):
@@ -49,6 +51,10 @@ def test_a_relaunch_counts_on_from_earlier_jobs_and_its_eta_is_its_own_rate(monk
     progress.job_done(90, "ok", 0.7)
     line = stream.getvalue().splitlines()[-1]
     assert line.startswith("progress: sweep: 91/100 trials, 0:00:10 elapsed, ETA 0:01:30, 0 failed, best 0.8000 (job 41)")
+    progress.job_done(91, "ok", 0.6)  # no line: the next is due at a tenth of the sweep more
+    assert len(stream.getvalue().splitlines()) == 1
+    progress.on_multirun_end(None)  # other workers ran the other trials: this launch's last count still prints
+    assert stream.getvalue().splitlines()[-1].startswith("progress: sweep: 92/100 trials, 0:00:10 elapsed")
 
 
 def test_cluster_tasks_are_counted_by_state():
@@ -67,6 +73,7 @@ def test_a_terminal_gets_one_live_line_that_ends_with_the_sweep():
     assert progress.live is not None
     progress.job_done(0, "ok", 0.5)
     progress.job_done(1, "ok", 0.7)
+    progress.on_multirun_end(None)
     assert progress.live is None and "2/2 jobs" in stream.getvalue() and "progress:" not in stream.getvalue()
 
 
