@@ -89,7 +89,9 @@ def sweep(*overrides: str, **values: Any) -> Sweep:
 
     argv = [*checked_overrides(overrides, values, sweep=True), "hydra.mode=MULTIRUN"]  # as `nnexp -m` adds it
     with hydra_session() as hydra:
-        sweep_dir = _fresh_sweep_dir(hydra, argv, RunMode.MULTIRUN)
+        config = hydra.compose_config(CONFIG_NAME, argv, run_mode=RunMode.MULTIRUN)  # the swept keys at their defaults
+        _refuse_items_of_a_list_setting(config, values)
+        sweep_dir = _fresh_sweep_dir(config, argv)
         argv = [*argv, f"hydra.sweep.dir={sweep_dir}"]
         from nnexp.hydra_integration.app import train_task
 
@@ -289,11 +291,24 @@ def _reuse_compositions(hydra) -> None:
     hydra.compose_config = compose_config  # this call's Hydra only (Hydra.run composes through it)
 
 
-def _fresh_sweep_dir(hydra, argv: list[str], mode) -> str:
-    """The sweep dir these overrides name: the user's, or the timestamped default; a default that
-    exists already (a sweep started within the same second) is passed over for ``<dir>-2``
-    (``-3`` ...), as a single run's dir is (``RunDirClaim``)."""
-    cfg = hydra.compose_config(CONFIG_NAME, argv, run_mode=mode)
+def _refuse_items_of_a_list_setting(config, values: dict) -> None:
+    """A flat list given for a list-valued setting (``"model.hidden_sizes": [10, 10]``) would be
+    swept item by item (hidden_sizes=10, twice): the user meant one list, or a list of them."""
+    from omegaconf import OmegaConf
+
+    for key, value in values.items():
+        if (isinstance(value, (list, tuple)) and value and not any(isinstance(item, (list, tuple)) for item in value)
+                and OmegaConf.is_list(OmegaConf.select(config, key, default=None))):
+            given = override_value(list(value))
+            raise NnexpError(f"{key}={given}: {key} takes a list, and nnexp.sweep sweeps a list's items "
+                             f"({key}={override_value(value[0])}, ...); give [{given}] to run this list, "
+                             f"or a list of lists to sweep several, e.g. [[10], [10, 10]]")
+
+
+def _fresh_sweep_dir(cfg, argv: list[str]) -> str:
+    """The sweep dir these overrides name (``cfg``, composed from them): the user's, or the
+    timestamped default; a default that exists already (a sweep started within the same second)
+    is passed over for ``<dir>-2`` (``-3`` ...), as a single run's dir is (``RunDirClaim``)."""
     wanted = Path(str(cfg.hydra.sweep.dir))
     if any(arg.startswith("hydra.sweep.dir=") for arg in argv):
         return str(wanted)

@@ -176,6 +176,18 @@ def test_a_bad_override_raises_the_clis_one_line(in_tmp, override, message):
     assert raised.value.__cause__ is None and (raised.value.__context__ is None or raised.value.__suppress_context__)
 
 
+def test_a_flat_list_for_a_list_setting_is_refused_before_any_job(in_tmp):
+    import nnexp
+    from nnexp.errors import NnexpError
+
+    with pytest.raises(NnexpError, match=r"^model.hidden_sizes=\[10,10\]: model.hidden_sizes takes a list, and nnexp.sweep "
+                                         r"sweeps a list's items \(model.hidden_sizes=10, ...\); give \[\[10,10\]\]"):
+        nnexp.sweep(*TINY, **{"model.hidden_sizes": [10, 10]})
+    assert not (in_tmp / "multirun").exists()
+    done = nnexp.sweep(*TINY, **{"model.hidden_sizes": [[10, 10]], "regularization.alpha": [0.1]})
+    assert [list(run.config.model.hidden_sizes) for run in done.runs] == [[10, 10]]
+
+
 def test_overrides_come_as_strings_or_one_list_of_them(in_tmp):
     import nnexp
     from nnexp.api import checked_overrides
