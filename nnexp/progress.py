@@ -40,7 +40,8 @@ class SweepProgress(Callback):
         self.job_done(int(config.hydra.job.num), status, objective)
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        if self.console is not None and self.plain and self._printed != self.done:  # the last count, once
+        # the last count, once; none where this process saw no job end (joblib's workers run them)
+        if self.console is not None and self.plain and self.done > self.earlier and self._printed != self.done:
             self.console.print(f"progress: {self.line()}", soft_wrap=True)
         self.stop()
 

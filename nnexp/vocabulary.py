@@ -123,6 +123,7 @@ def translate(argv: list[str], check_keys: bool = True) -> tuple[list[str], list
         prefix = key[: len(key) - len(key.lstrip("+~"))]
         pairs.append((prefix, key[len(prefix):], value))
     overrides = [pair for pair in pairs if pair is not None]
+    refuse_validation_fraction_without_early_stopping(overrides)
     solvers = solvers_named(overrides)
     known = root_keys() if check_keys else set()
     result, notes = [], []
@@ -137,6 +138,18 @@ def translate(argv: list[str], check_keys: bool = True) -> tuple[list[str], list
             prefix = prefix.replace("+", "")  # nnexp's key exists: no need to add it
         result.append(f"{prefix}{new_key}={new_value}")
     return result, notes
+
+
+def refuse_validation_fraction_without_early_stopping(overrides: list[tuple[str, str, str]]) -> None:
+    """scikit-learn holds out ``validation_fraction`` only with ``early_stopping=True``; otherwise the
+    name has no effect there, while nnexp's key would hold rows out: a silent change of result."""
+    given = [value for _, key, value in overrides if key == "validation_fraction"]
+    early = any((key == "early_stopping" and any(v in BOOLEAN_TRUE for v in value.split(",")))
+                or (key == "stopping" and "early_stopping" in value.split(",")) for _, key, value in overrides)
+    if given and not early:
+        raise NnexpError(f"validation_fraction={given[0]}: scikit-learn uses validation_fraction only with "
+                         "early_stopping=True (without it the name has no effect); add early_stopping=true, or hold "
+                         "rows out in nnexp's own terms with data.validation_fraction (a validation split scored each epoch)")
 
 
 def nnexp_key(key: str, value: str, solvers: set[str], known: set[str], prefix: str) -> tuple[str, str]:

@@ -77,6 +77,13 @@ def test_a_terminal_gets_one_live_line_that_ends_with_the_sweep():
     assert progress.live is None and "2/2 jobs" in stream.getvalue() and "progress:" not in stream.getvalue()
 
 
+def test_no_count_is_printed_where_no_job_ended_in_this_process():
+    """launcher=joblib: the jobs end in its workers, and this process saw none: no '0/7 jobs' line."""
+    progress, stream = plain_progress()
+    progress.on_multirun_end(None)
+    assert stream.getvalue() == ""
+
+
 def test_the_planned_count_is_the_grid_or_optunas_n_trials():
     grid = OmegaConf.create({"hydra": {"sweeper": {"_target_": "nnexp.hydra_integration.sweeper.GridSweeper", "params": {"seed": "0,1"}},
                                        "overrides": {"task": ["data=iris", "regularization.alpha=0.1,1,10"]}}})

@@ -14,6 +14,8 @@ from nnexp.sklearn_spellings import tuples_as_lists
     ("model.hidden_sizes=(10, 10)", "model.hidden_sizes=[10,10]"),
     ("hidden_layer_sizes=(10,),(50,)", "model.hidden_sizes=[10],[50]"),
     ("hidden_layer_sizes=[5]", "model.hidden_sizes=[5]"),
+    ("hidden_layer_sizes=100", "model.hidden_sizes=[100]"),  # scikit-learn's int: one hidden layer
+    ("hidden_layer_sizes=10,50", "model.hidden_sizes=[10],[50]"),
 ])
 def test_the_lectures_tuples_mean_nnexps_lists(arg, expected):
     assert sklearn_names([arg]) == [expected]

@@ -92,6 +92,17 @@ def test_scikit_learn_names_without_an_nnexp_key_say_so(name):
     assert name.split("=")[0] in str(error.value)
 
 
+def test_validation_fraction_takes_effect_only_with_early_stopping_as_in_scikit_learn():
+    """scikit-learn ignores validation_fraction without early_stopping=True; nnexp's key would hold
+    rows out and change the result: refused in one line instead."""
+    with pytest.raises(NnexpError, match=r"^validation_fraction=0.2: scikit-learn uses validation_fraction only with "
+                                         r"early_stopping=True") as error:
+        translate(["solver=adam", "validation_fraction=0.2"])
+    assert "\n" not in str(error.value)
+    for early in ("early_stopping=true", "stopping=early_stopping"):
+        assert "stopping.validation_fraction=0.2" in translate([early, "validation_fraction=0.2"])[0]
+
+
 def test_cli_answers_a_misspelt_key_in_one_line_with_exit_code_2(tmp_path):
     result = subprocess.run([sys.executable, "-m", "nnexp.cli", "hiden_layer_sizes=[5]"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2
