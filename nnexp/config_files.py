@@ -194,6 +194,12 @@ def misspelt_override(message: str) -> str | None:
 
         return f"{key}: nnexp has no key {key}{did_you_mean(key, root_keys())}; `nnexp --help` lists the keys and groups"
     root = group.split(".")[0]
+    if group == root:  # another option of the group takes it (optim.momentum under optim=adam): name those
+        takers = sorted(name.removesuffix(".yaml") for option_group, name, node, _ in packaged_options()
+                        if option_group == root and not name.startswith("_") and rest in node)
+        if takers:
+            return (f"{key}: the chosen {root} has no setting {rest}; {' and '.join(f'{root}={name}' for name in takers[:3])}"
+                    f"{' ...' if len(takers) > 3 else ''} take{'s' if len(takers) == 1 else ''} it: choose one, or remove {key}")
     names = set().union(*(keys for (name, _), keys in packaged_keys().items() if name == root))
     names -= {"defaults", "_target_", "_partial_"}
     hint = nearest(rest, names, prefix=group + ".") if group == root else ""

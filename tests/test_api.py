@@ -165,6 +165,9 @@ def test_results_stay_readable_after_a_chdir_and_a_check_returns_none(in_tmp, mo
     ("model.hidden_sizes=[10", "model.hidden_sizes=[10: "),
     ("colour=red", "nnexp has no key colour"),
     ("model.hiden_sizes=[10]", "model.hiden_sizes: model has no setting hiden_sizes (did you mean model.hidden_sizes?)"),
+    # a setting of another option of the group (the default optim is adam): name the options that take it
+    ("optim.momentum=0.9", "optim.momentum: the chosen optim has no setting momentum; optim=rmsprop and optim=sgd and "
+                           "optim=sgd_torch take it: choose one, or remove optim.momentum"),
 ])
 def test_a_bad_override_raises_the_clis_one_line(in_tmp, override, message):
     import nnexp
