@@ -43,7 +43,10 @@ def build_loggers(cfg: DictConfig) -> list:
             cause = error.__cause__ or error
             if not isinstance(cause, ImportError):
                 raise
-            raise ConfigError("logger", name, f"a logger whose package is installed ({cause})") from None
+            package = getattr(cause, "name", None) or {"tensorboard": "tensorboard", "mlflow": "mlflow"}.get(name)
+            fix = f"pip install {package}" if package else "install its package"
+            first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+            raise ConfigError("logger", name, f"a logger whose package is installed: {fix} ({first_line.rstrip('.')})") from None
     return loggers
 
 
