@@ -46,7 +46,7 @@ BY_SOLVER = {
 NOT_AVAILABLE = {
     "shuffle": "nnexp always reshuffles minibatches each epoch (scikit-learn's shuffle=True)",
     "warm_start": "each nnexp run starts from freshly seeded weights; resume a sweep with resume=DIR",
-    "verbose": "nnexp prints a progress bar and a table; quiet=true prints only the table",
+    "verbose": "nnexp prints a progress bar and tables; quiet=true leaves out the bar and the layer table",
     "loss": "the loss follows the data's task (data.task): cross-entropy or half squared error",
 }
 BOOLEAN_TRUE, BOOLEAN_FALSE = ("true", "True", "1"), ("false", "False", "0")
