@@ -382,3 +382,7 @@ def test_sklearn_true_says_why_it_cannot(compose_cfg):
     run(compose_cfg("data=moons", "optim=adam", "model.dropout=0.2", "sklearn=true"), console=Console(file=buffer, width=200))
     lines = [line for line in buffer.getvalue().splitlines() if "sklearn=true" in line]
     assert len(lines) == 1 and "no dropout (model.dropout)" in lines[0]
+    buffer = io.StringIO()  # a setting scikit-learn's L-BFGS cannot take: no fit, and the key named
+    run(compose_cfg("data=moons", "optim=lbfgs", "optim.history_size=20", "sklearn=true"), console=Console(file=buffer, width=200))
+    assert "scikit-learn's L-BFGS keeps 10 pairs (optim.history_size=20)" in buffer.getvalue()
+
