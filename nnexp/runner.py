@@ -38,7 +38,7 @@ def show_results(console, cfg: DictConfig, run_record, output_dir) -> None:
     """The run dir, then the scores table and the notes a user should act on."""
     if console.quiet:
         return
-    console.print(f"[dim]run dir: {output_dir}")
+    console.print(f"[dim]run dir: {output_dir}", soft_wrap=True)  # a path to copy: never broken
     report(console, cfg, run_record)
 
 

@@ -119,5 +119,5 @@ def fit_beside(plan, result, console) -> dict | None:
     why = ("long L-BFGS runs part by rounding" if SOLVERS.get(plan.cfg.optim.get("_target_")) == "lbfgs"
            else "their epochs part by rounding: nnexp trains in float32 unless told otherwise, scikit-learn in float64")
     console.print(f"[dim]{rows['estimator']} on the same split -> {plan.output_dir / SKLEARN_FILE}"
-                  + ("" if rows["same"] else f"; they differ ({why}: scripts/bench_parity.py)"))
+                  + ("" if rows["same"] else f"; they differ ({why}: scripts/bench_parity.py)"), soft_wrap=True)
     return rows

@@ -246,7 +246,7 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
     if math.isnan(best["mean_val_score"]):
         console.print("[red]no grid point finished without errors")
         return rows
-    console.print(f"best (rank 1): [bold]{best['command']}")
+    console.print(f"best (rank 1): [bold]{best['command']}", soft_wrap=True)  # a command to copy: never broken
     drawn = []
     if plots and figures != "background":
         drawn = draw_sweep_figures(jobs, rows, keys, sweep_dir)
@@ -275,11 +275,11 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
 
         start_drawing(sweep_dir, "nnexp.sweeps.summary", "figures.log")
         console.print(f"[dim]summary: {sweep_dir / SUMMARY_FILE}; figures and report.html: drawing in the background "
-                      f"(nnexp-plot {sweep_dir} waits for them)")
+                      f"(nnexp-plot {sweep_dir} waits for them)", soft_wrap=True)
         return rows
     from nnexp.plots.report import write_report
 
-    console.print(f"[dim]summary: {sweep_dir / SUMMARY_FILE}, report: {write_report(sweep_dir, rows, keys, drawn)}")
+    console.print(f"[dim]summary: {sweep_dir / SUMMARY_FILE}, report: {write_report(sweep_dir, rows, keys, drawn)}", soft_wrap=True)
     return rows
 
 
