@@ -172,6 +172,19 @@ def test_summary_of_an_unfinished_sweep(launch, capsys, monkeypatch):
     assert statuses["1"] == "1 unfinished"
 
 
+def test_a_stopped_seed_sweep_says_resume_not_failed(launch, capsys, monkeypatch):
+    """One grid point over seeds, one seed's job never finished (Ctrl-C): nothing failed, so the
+    summary says how to finish it rather than 'no grid point finished without errors'."""
+    sweep = launch("data=iris", "model=logistic", "optim=lbfgs", "seed=0,1")
+    (sweep / "1" / "metrics.json").unlink()
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["nnexp-summary", str(sweep), "--no-plots"])
+    cli.summary_main()
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"no grid point has all its jobs finished yet (1 unfinished): nnexp resume={sweep} runs the rest" in out
+    assert "without errors" not in out
+
+
 def test_sweep_killed_mid_way_resumes_without_losing_or_repeating_jobs(tmp_path, monkeypatch, capsys):
     command = [
         str(Path(sys.executable).with_name("nnexp")), "-m", "hydra.sweep.dir=sweep", *FAST,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from nnexp.metrics import FitMetrics, RunRecord, read_record
+from nnexp.metrics import FAILED, FitMetrics, RunRecord, read_record
 from nnexp.results import HISTORY_FILE, METRICS_FILE, MODEL_FILE, write_text_atomic
 from nnexp.store import REUSED_FILE
 from nnexp.sweeps.grid import recorded_grid
@@ -244,7 +244,11 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
                       "sweep with cv=5, or hold out data.validation_fraction=0.1")
     best = rows[0]
     if math.isnan(best["mean_val_score"]):
-        console.print("[red]no grid point finished without errors")
+        if unfinished and not any(job.status in FAILED for job in jobs):  # stopped, not failed (Ctrl-C, a killed task)
+            console.print(f"[yellow]no grid point has all its jobs finished yet ({unfinished} unfinished): "
+                          f"nnexp resume={sweep_dir} runs the rest", soft_wrap=True)
+        else:
+            console.print("[red]no grid point finished without errors")
         return rows
     console.print(f"best (rank 1): [bold]{best['command']}", soft_wrap=True)  # a command to copy: never broken
     drawn = []
