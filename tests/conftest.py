@@ -75,6 +75,24 @@ def hydra_state(request, hydra_plugins_scanned):
     Singleton._instances, BaseContainer._resolvers = instances, resolvers
 
 
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """Each test starts and ends with Python's own SIGINT handler, as a user's process has it: a
+    Ctrl-C raises KeyboardInterrupt, and subprocesses inherit a SIGINT that is not ignored.
+    Lightning sets SIG_IGN once it has caught a Ctrl-C in a fit (and Lightning's distributed
+    teardown resets it to SIG_DFL); left so in a worker, its later subprocesses never saw their
+    Ctrl-C, and test_faults' Ctrl-C tests failed or passed by what had run before them."""
+    import signal
+
+    def reset() -> None:
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    reset()
+    yield
+    reset()
+
+
 from hydra.version import VersionBase  # noqa: E402  (read before any test module composes a config)
 
 HYDRA_VERSION_BASE_AT_START = VersionBase.instance().version_base
