@@ -28,16 +28,15 @@ SUMMARY_COLUMNS = {"mean_val_score": "val", "std_val_score": "val std", "mean_te
 def compare(*results) -> "Comparison":
     """Two or more runs or sweeps side by side: their dirs (the CLI's or the API's), or the
     ``Run`` and ``Sweep`` objects that ``nnexp.run``, ``nnexp.sweep`` and ``nnexp.load`` return."""
-    paths = results
-    if len(paths) < 2:
+    if len(results) < 2:
         raise NnexpError("compare takes two or more run or sweep dirs, e.g. nnexp-compare outputs/A outputs/B")
-    if len(paths) > len(string.ascii_uppercase):
-        raise NnexpError(f"compare takes at most {len(string.ascii_uppercase)} dirs; {len(paths)} were given")
-    for path in paths:
-        if not isinstance(path, (Run, Sweep, str, Path)):
+    if len(results) > len(string.ascii_uppercase):
+        raise NnexpError(f"compare takes at most {len(string.ascii_uppercase)} dirs; {len(results)} were given")
+    for result in results:
+        if not isinstance(result, (Run, Sweep, str, Path)):
             raise NnexpError(f"compare takes run or sweep dirs, or the Run and Sweep objects of nnexp.run, nnexp.sweep "
-                             f"and nnexp.load; got {path!r}")
-    return Comparison([path if isinstance(path, (Run, Sweep)) else load(path) for path in paths])
+                             f"and nnexp.load; got {result!r}")
+    return Comparison([result if isinstance(result, (Run, Sweep)) else load(result) for result in results])
 
 
 @dataclass

@@ -289,10 +289,9 @@ def _check_solver_combination(cfg: DictConfig) -> None:
     (L-BFGS with early stopping is a pairing: ``nnexp.pairings`` decides it)."""
     schedule = _get(cfg, "schedule._target_")
     if _get(cfg, "optim._target_") == LBFGS_TARGET and schedule not in (None, CONSTANT_TARGET):
-        from nnexp.config_files import packaged_options
+        from nnexp.config_files import group_options
 
-        chosen = next((name.removesuffix(".yaml") for group, name, node, _ in packaged_options()  # the option, not its class
-                       if group == "schedule" and node.get("_target_") == schedule), schedule)
+        chosen = next((name for name, node in group_options("schedule") if node.get("_target_") == schedule), schedule)  # not its class
         raise ConfigError("schedule", chosen, "schedule=constant with optim=lbfgs (L-BFGS has no learning rate)")
     if schedule == ADAPTIVE_TARGET and _get(cfg, "stopping.monitor") is None:
         raise ConfigError(

@@ -81,6 +81,13 @@ def packaged_options() -> tuple[tuple[str, str, dict, bool], ...]:
     return tuple(options)
 
 
+def group_options(group: str) -> list[tuple[str, dict]]:
+    """(option name, content) of each option nnexp ships for ``group`` (``optim`` -> sgd, adam ...;
+    shared parts such as ``_tabular.yaml`` left out)."""
+    return [(name.removesuffix(".yaml"), node) for option_group, name, node, _ in packaged_options()
+            if option_group == group and not name.startswith("_")]
+
+
 @functools.cache
 def packaged_keys() -> dict[tuple[str, str | None], frozenset[str]]:
     """(group, _target_) -> every key that nnexp's own options of that group set for that target
@@ -195,8 +202,7 @@ def misspelt_override(message: str) -> str | None:
         return f"{key}: nnexp has no key {key}{did_you_mean(key, root_keys())}; `nnexp --help` lists the keys and groups"
     root = group.split(".")[0]
     if group == root:  # another option of the group takes it (optim.momentum under optim=adam): name those
-        takers = sorted(name.removesuffix(".yaml") for option_group, name, node, _ in packaged_options()
-                        if option_group == root and not name.startswith("_") and rest in node)
+        takers = sorted(name for name, node in group_options(root) if rest in node)
         if takers:
             return (f"{key}: the chosen {root} has no setting {rest}; {' and '.join(f'{root}={name}' for name in takers[:3])}"
                     f"{' ...' if len(takers) > 3 else ''} take{'s' if len(takers) == 1 else ''} it: choose one, or remove {key}")

@@ -43,8 +43,8 @@ def build_loggers(cfg: DictConfig) -> list:
             cause = error.__cause__ or error
             if not isinstance(cause, ImportError):
                 raise
-            package = getattr(cause, "name", None) or {"tensorboard": "tensorboard", "mlflow": "mlflow"}.get(name)
-            fix = f"pip install {package}" if package else "install its package"
+            package = getattr(cause, "name", None) or name  # the optional loggers are named as their packages
+            fix = f"pip install {package}"
             first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
             raise ConfigError("logger", name, f"a logger whose package is installed: {fix} ({first_line.rstrip('.')})") from None
     return loggers

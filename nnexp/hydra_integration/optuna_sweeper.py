@@ -240,8 +240,11 @@ class OptunaSweeper(Sweeper):
         study = self.open_study()
         write_json(self.sweep_dir / STUDY_FILE, {"study": self.study_name, "storage": self.storage.url})
         self.fail_dead_workers(study)
-        if self.scope == "study":
-            self.count_earlier_trials(study)
+        from nnexp.progress import find
+        from nnexp.studies.summary import ended_trials
+
+        if self.scope == "study" and (progress := find(self.hydra_context)) is not None:
+            progress.count_earlier(*ended_trials(study))  # n_trials is the study's total: count on from its ended trials
         launched = failures = 0
         returns, trials = [], []
         try:
@@ -276,20 +279,6 @@ class OptunaSweeper(Sweeper):
 
         summarise_study(study, self.sweep_dir, figures=False)  # Optuna's figures go into the sweep's report
         return returns
-
-    def count_earlier_trials(self, study) -> None:
-        """The sweep's progress counts the study's trials that ended before this launch, and
-        their best: n_trials is the study's total, which this launch tops up."""
-        from optuna.trial import TrialState
-
-        from nnexp.progress import find
-
-        progress = find(self.hydra_context)
-        if progress is None:
-            return
-        ended = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        values = [(trial.value, trial.number) for trial in ended if trial.state == TrialState.COMPLETE and trial.value is not None]
-        progress.count_earlier(len(ended), max(values) if values else None)  # the highest, as summary.csv ranks
 
     def next_batch_size(self, study, launched: int) -> int:
         """How many trials to ask for next: up to ``n_jobs``, within the study's (or this run's)

@@ -68,6 +68,16 @@ def best_trial(study):
         return None
 
 
+def ended_trials(study) -> tuple[int, tuple[float, int] | None]:
+    """How many of the study's trials have ended (completed or pruned), and the highest completed
+    value with its trial's number (as summary.csv ranks), None while none has completed."""
+    from optuna.trial import TrialState
+
+    ended = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    values = [(trial.value, trial.number) for trial in ended if trial.state == TrialState.COMPLETE and trial.value is not None]
+    return len(ended), max(values) if values else None
+
+
 def study_table(rows: list[dict], title: str, best_number: int | None, limit: int = 25):
     """A rich table of the trials, best first for finished trials (``limit`` rows)."""
     from rich.table import Table
