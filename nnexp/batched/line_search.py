@@ -117,6 +117,8 @@ class LineSearches:
                 | ((stp == STEP_MIN) & ((f > ftest) | (g >= self.gtest)))
                 | ((f <= ftest) & (np.abs(g) <= LS_GTOL * -self.ginit)))
         go = ~done
+        if not go.any():  # every search accepts its step (most rounds of L-BFGS): no next step to take
+            return stp, done
         modified = go & (self.stage == 1) & (f <= self.fx) & (f > ftest)
         gtest = self.gtest
         inputs = (self.stx, np.where(modified, self.fx - self.stx * gtest, self.fx), np.where(modified, self.gx - gtest, self.gx),
