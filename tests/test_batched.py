@@ -71,9 +71,26 @@ def test_lbfgs_members_match_sequential_runs(grid, sweep):
 
 
 def test_wide_lbfgs_networks_train_one_by_one(sweep, capsys):
-    jobs = sweep("wide", "launcher=batched", "optim=lbfgs", "optim.max_iter=2", "model.hidden_sizes=[2000]", "regularization.alpha=1,10")
+    jobs = sweep("wide", "launcher=batched", "optim=lbfgs", "optim.max_iter=2", "model.hidden_sizes=[10000]", "regularization.alpha=1,10")
     assert len(jobs) == 2 and all(m["status"] == "ok" and "batched" not in m for m in jobs.values())
-    assert "L-BFGS on 64,001 parameters is not stacked" in capsys.readouterr().out  # breast cancer: (30 + 1) * 2000 + 2001
+    assert "L-BFGS on 320,001 parameters is not stacked" in capsys.readouterr().out  # breast cancer: (30 + 1) * 10000 + 10001
+
+
+def test_lbfgs_stacks_hold_as_many_members_as_their_memory_allows(sweep, monkeypatch):
+    """A chunk of L-BFGS members is cut to the stack's memory budget: here two members a stack."""
+    from nnexp.batched import lbfgs, plan
+
+    per_member = (2 * 10 + 6) * ((30 + 1) * 100 + 100 + 1) * 8  # history_size 10, hidden (100,) on breast cancer
+    monkeypatch.setattr(plan, "LBFGS_STACK_BYTES", 2 * per_member + 1)
+    real, stacks = lbfgs.train_lbfgs_stack, []
+
+    def counted(members, spec, device="cpu"):
+        stacks.append(len(members))
+        return real(members, spec, device)
+
+    monkeypatch.setattr(lbfgs, "train_lbfgs_stack", counted)
+    jobs = sweep("budget", "launcher=batched", "optim=lbfgs", "optim.max_iter=3", "regularization.alpha=1,10,100")
+    assert stacks == [2, 1] and all(m["status"] == "ok" and m["batched"] for m in jobs.values())
 
 
 def test_an_lbfgs_stack_stopped_mid_fit_exits_as_ctrl_c_does(sweep, monkeypatch, capsys):

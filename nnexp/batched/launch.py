@@ -11,7 +11,8 @@ import torch
 from omegaconf import DictConfig
 
 from nnexp.batched.plan import (
-    OPTIMIZERS, build_members, stack_key, stack_spec, training_device, why_not_batchable, why_not_stacked,
+    OPTIMIZERS, build_members, lbfgs_stack_members, stack_key, stack_spec, training_device, why_not_batchable,
+    why_not_stacked,
 )
 from nnexp.batched.trainer import train_stack
 from nnexp.checks import Checked, check_run
@@ -100,9 +101,13 @@ class BatchedSweep:
             fold_results: dict[str, list] = defaultdict(list)
             for batch_size, group in members.items():
                 spec = stack_spec(jobs[0][2], bundle, batch_size or max(len(member.data.train) for _, _, member, _, _ in group))
-                for start in range(0, len(group), self.chunk_size):
+                chunk_size = self.chunk_size
+                if full_batch:  # L-BFGS: as many members as their memory allows
+                    parameters = sum(p.numel() for p in group[0][2].network.parameters())
+                    chunk_size = min(chunk_size, lbfgs_stack_members(parameters, spec.lbfgs["history_size"]))
+                for start in range(0, len(group), chunk_size):
                     raise_if_interrupted()  # one a finalizer swallowed while the last chunk trained
-                    chunk = group[start : start + self.chunk_size]
+                    chunk = group[start : start + chunk_size]
                     for skipped in [member for member in chunk if member[0] in self.pruned]:
                         fits_left[skipped[0]] -= 1  # its job was pruned in an earlier chunk
                     chunk = [member for member in chunk if member[0] not in self.pruned]

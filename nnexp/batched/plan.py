@@ -73,12 +73,18 @@ def why_not_batchable(cfg: DictConfig) -> str | None:
     return None
 
 
-# L-BFGS members join a stack up to this many parameters each. scipy's own update costs
-# O(parameters) per evaluation in each member's minimiser, whatever the stack shares, and the
-# matmuls grow compute-bound. 10 fits (5 folds, 2 alphas; python scripts/bench_lbfgs.py, 2-5 runs
-# each) ran 1.4-2.8x faster stacked at 0.3k-3.2k parameters, 1.2-1.7x at 16k, 0.95-1.19x at 32k,
-# 0.87-1.2x at 47k and 0.85-0.94x at 64k.
-LBFGS_MAX_STACKED_PARAMETERS = 32_000
+# L-BFGS members join a stack up to this many parameters each. 10 fits a width (5 folds, 2 alphas;
+# python scripts/bench_lbfgs.py, 2026-12-07, the stack's L-BFGS-B in torch) ran 1.45-2.8x faster
+# stacked at 13k-32k parameters, 1.1-1.9x at 47k and 1.19x at 266k (500, 500); nothing larger was measured.
+LBFGS_MAX_STACKED_PARAMETERS = 300_000
+# A stack holds each L-BFGS member's memory (2 x history_size vectors of its parameters) and a few
+# more such vectors: a chunk of L-BFGS members is cut to keep them within this many bytes.
+LBFGS_STACK_BYTES = 1 << 30
+
+
+def lbfgs_stack_members(parameters: int, history_size: int) -> int:
+    """How many L-BFGS members of ``parameters`` each one stack holds within ``LBFGS_STACK_BYTES``."""
+    return max(1, LBFGS_STACK_BYTES // ((2 * history_size + 6) * parameters * 8))
 
 
 def why_not_stacked(cfg: DictConfig, bundle: DataBundle) -> str | None:
@@ -90,7 +96,7 @@ def why_not_stacked(cfg: DictConfig, bundle: DataBundle) -> str | None:
     parameters = sum((n_in + 1) * n_out for n_in, n_out in zip(widths, widths[1:]))
     if parameters > LBFGS_MAX_STACKED_PARAMETERS:
         return (f"L-BFGS on {parameters:,} parameters is not stacked (up to {LBFGS_MAX_STACKED_PARAMETERS:,}: "
-                "past that scipy's own update, per member, costs more than a stack saves)")
+                "past that a stack was not measured to save time)")
     return None
 
 
