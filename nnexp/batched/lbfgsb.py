@@ -171,6 +171,10 @@ def minimize_stack(function: StackFunction, x0: torch.Tensor, max_iter: int, max
         """Rows ``index`` of ``values``: ``values`` itself when that is every row (the usual round)."""
         return values if len(index) == len(values) else values.index_select(0, index)
 
+    def masked(values: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
+        """Rows of ``values`` where ``mask`` holds: ``values`` itself when it holds everywhere."""
+        return values if mask.all() else values.index_select(0, torch.from_numpy(np.flatnonzero(mask)).to(device))
+
     def put(target: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> None:
         """Write ``values`` into rows ``index`` of ``target``: one copy when that is every row."""
         if len(index) == len(target):
@@ -335,16 +339,15 @@ def minimize_stack(function: StackFunction, x0: torch.Tensor, max_iter: int, max
                 [nit[rows] >= max_iter, nfev[rows] > max_fun, largest <= tol,
                  (f_old - f[rows]) <= factr_eps * np.maximum(np.maximum(np.abs(f_old), np.abs(f[rows])), 1.0)],
                 [2, 3, 0, 1], -1)
-            for code in (0, 1, 2, 3):
+            for code in np.unique(reason[reason >= 0]):
                 ending = np.zeros(n, bool)
                 ending[rows[reason == code]] = True
-                if ending.any():
-                    stop(ending, REASONS[code], x, f)
-                    stopped |= ending
+                stop(ending, REASONS[code], x, f)
+                stopped |= ending
             go_on = reason == -1
-            rows, index = rows[go_on], index[torch.from_numpy(go_on).to(device)]
+            rows, index, g_old = rows[go_on], masked(index, go_on), masked(g_old, go_on)
             if len(rows):
-                y = pick(g, index) - g_old[torch.from_numpy(go_on).to(device)]
+                y = pick(g, index) - g_old
                 rr = host(rows_dot(y, y))
                 steps = stp_taken[rows]
                 at_one = steps == 1.0
@@ -353,7 +356,7 @@ def minimize_stack(function: StackFunction, x0: torch.Tensor, max_iter: int, max
                 update = dr > EPS * ddum
                 up = rows[update]
                 if len(up):  # the new pair goes in now; its products come with the next direction's
-                    up_index = index[torch.from_numpy(update).to(device)]
+                    up_index = masked(index, update)
                     s = d.index_select(0, up_index) * torch.from_numpy(steps[update]).to(device, dtype)[:, None]
                     full = col[up] == m
                     slots = np.where(full, head[up], (head[up] + col[up]) % m)
@@ -361,7 +364,7 @@ def minimize_stack(function: StackFunction, x0: torch.Tensor, max_iter: int, max
                     col[up] = np.minimum(col[up] + 1, m)
                     slot_t = torch.from_numpy(slots).to(device)
                     pairs[up_index, slot_t] = s
-                    pairs[up_index, slot_t + m] = y[torch.from_numpy(update).to(device)]
+                    pairs[up_index, slot_t + m] = masked(y, update)
                     SY[up, slots, slots] = dr[update]  # s'y as the line search measured it, as scipy's matupd keeps it
                     theta[up] = rr[update] / dr[update]
                 accepted = np.zeros(n, bool)
