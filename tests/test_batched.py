@@ -80,7 +80,7 @@ def test_lbfgs_stacks_hold_as_many_members_as_their_memory_allows(sweep, monkeyp
     """A chunk of L-BFGS members is cut to the stack's memory budget: here two members a stack."""
     from nnexp.batched import lbfgs, plan
 
-    per_member = (2 * 10 + 6) * ((30 + 1) * 100 + 100 + 1) * 8  # history_size 10, hidden (100,) on breast cancer
+    per_member = (2 * 10 + plan.LBFGS_VECTORS_BESIDE_PAIRS) * ((30 + 1) * 100 + 100 + 1) * 8  # history_size 10, (100,), breast cancer
     monkeypatch.setattr(plan, "LBFGS_STACK_BYTES", 2 * per_member + 1)
     real, stacks = lbfgs.train_lbfgs_stack, []
 

@@ -103,8 +103,7 @@ class BatchedSweep:
                 spec = stack_spec(jobs[0][2], bundle, batch_size or max(len(member.data.train) for _, _, member, _, _ in group))
                 chunk_size = self.chunk_size
                 if full_batch:  # L-BFGS: as many members as their memory allows
-                    parameters = sum(p.numel() for p in group[0][2].network.parameters())
-                    chunk_size = min(chunk_size, lbfgs_stack_members(parameters, spec.lbfgs["history_size"]))
+                    chunk_size = min(chunk_size, lbfgs_stack_members(group[0][4], spec.lbfgs["history_size"]))
                 for start in range(0, len(group), chunk_size):
                     raise_if_interrupted()  # one a finalizer swallowed while the last chunk trained
                     chunk = group[start : start + chunk_size]

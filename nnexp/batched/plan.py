@@ -77,14 +77,17 @@ def why_not_batchable(cfg: DictConfig) -> str | None:
 # python scripts/bench_lbfgs.py, 2026-12-07, the stack's L-BFGS-B in torch) ran 1.45-2.8x faster
 # stacked at 13k-32k parameters, 1.1-1.9x at 47k and 1.19x at 266k (500, 500); nothing larger was measured.
 LBFGS_MAX_STACKED_PARAMETERS = 300_000
-# A stack holds each L-BFGS member's memory (2 x history_size vectors of its parameters) and a few
-# more such vectors: a chunk of L-BFGS members is cut to keep them within this many bytes.
+# A stack holds each L-BFGS member's memory (2 x history_size vectors of its parameters) and about
+# 16 more such vectors at a time (points, gradients, direction, trial, the network's own, a
+# round's temporaries): a chunk of L-BFGS members is cut to keep those within this many bytes.
+# (The rows and activations are not counted: a full-batch step's are the same whatever the optimiser.)
 LBFGS_STACK_BYTES = 1 << 30
+LBFGS_VECTORS_BESIDE_PAIRS = 16
 
 
 def lbfgs_stack_members(parameters: int, history_size: int) -> int:
     """How many L-BFGS members of ``parameters`` each one stack holds within ``LBFGS_STACK_BYTES``."""
-    return max(1, LBFGS_STACK_BYTES // ((2 * history_size + 6) * parameters * 8))
+    return max(1, LBFGS_STACK_BYTES // ((2 * history_size + LBFGS_VECTORS_BESIDE_PAIRS) * parameters * 8))
 
 
 def why_not_stacked(cfg: DictConfig, bundle: DataBundle) -> str | None:
