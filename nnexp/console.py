@@ -62,11 +62,16 @@ def results_table(run: RunRecord) -> Table:
     return table
 
 
+def plural(count: float, noun: str) -> str:
+    """``noun`` as counted: "1 epoch", "2 epochs" (and a CV mean such as "2.4 epochs")."""
+    return noun if count == 1 else f"{noun}s"
+
+
 def results_caption(run: RunRecord) -> str:
     """One line: status, why training stopped, epochs, fit time and parameter count."""
     fit = run.fit
     colour = "green" if run.status == "ok" else "red"
-    unit = "iterations" if fit.iterations is not None else "epochs"  # L-BFGS counts iterations
+    unit = plural(fit.epochs, "iteration" if fit.iterations is not None else "epoch")  # L-BFGS counts iterations
     return (
         f"[{colour}]{run.status}[/]: {fit.stop_reason} after {fit.epochs:g} {unit}, "
         f"fit {fit.fit_seconds:.2f} s, {fit.params:,} parameters"

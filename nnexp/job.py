@@ -218,7 +218,10 @@ class Job:
                     result = produce(plan, self.console)
                 finished = record(plan, result)
         if finished.status == "pruned":  # not a finished result: not stored, and a later sweep trains it whole
-            self.say(f"pruned by Optuna after {finished.fit.epochs:g} epochs, score {finished.objective_value:.4f}")
+            from nnexp.console import plural
+
+            epochs = finished.fit.epochs
+            self.say(f"pruned by Optuna after {epochs:g} {plural(epochs, 'epoch')}, score {finished.objective_value:.4f}")
         elif finished.finished and self.store is not None:
             self.commit()
         if self.cfg.get("plots", True):

@@ -35,3 +35,12 @@ def test_the_default_run_fits_40_lines_and_ends_with_the_scores(compose_cfg):
 def test_print_config_shows_the_tree_first(compose_cfg):
     lines, _ = screen(compose_cfg, "print_config=true")
     assert lines[0] == "config" and any("optim" in line for line in lines[:40])
+
+
+def test_one_epoch_is_counted_in_the_singular(compose_cfg):
+    from nnexp.runner import run
+
+    cfg = compose_cfg("quiet=false", "trainer.max_epochs=1", fast=False)
+    stream = io.StringIO()
+    run(cfg, console=Console(file=stream, width=120, highlight=False))
+    assert stream.getvalue().splitlines()[-1].startswith("ok: max_epochs after 1 epoch, fit ")
