@@ -87,6 +87,7 @@ def test_an_edited_data_file_is_never_reused_from_the_store(nnexp, tmp_path, csv
     assert nnexp(*sweep, "hydra.sweep.dir=first")[0] == 0
     code, out, _ = nnexp(*sweep, "hydra.sweep.dir=same")
     assert code == 0 and out.count("skipped, finished earlier") == 2  # unchanged data: reused
+    assert "-> objective" not in out  # one line a reused job, its objective in it
     rows = path.read_text().splitlines()
     path.write_text("\n".join(rows[:-10]) + "\n")  # the user edits the file
     code, out, _ = nnexp(*sweep, "hydra.sweep.dir=edited")
