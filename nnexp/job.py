@@ -68,7 +68,7 @@ class Job:
     fix: str = "wait for it to end, or write elsewhere (hydra.sweep.dir=...)"
     checked: Any = None  # what the light check stage found (``nnexp.checks.Checked``), when a caller ran it
     replace: bool = field(default=False, init=False)  # this result takes a stored one's place (fresh, or damaged)
-    result_said: bool = field(default=False, init=False)  # its line gave its result already (one finished earlier)
+    restored: bool = field(default=False, init=False)  # its result finished earlier and was taken, not trained
 
     @classmethod
     def in_sweep(cls, cfg: DictConfig, dir: Path | str, key: str | None = None, say: Callable[[str], None] = print,
@@ -194,7 +194,7 @@ class Job:
         if own is not None:
             value = "none" if own.objective is None else f"{float(own.objective):.4f}"
             self.say(f"skipped, finished earlier: {own.status}, objective {value}")
-            self.result_said = True
+            self.restored = True
             return own
         if self.store is not None:
             (self.dir / REUSED_FILE).unlink(missing_ok=True)  # this run trains it

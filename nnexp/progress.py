@@ -37,7 +37,7 @@ class SweepProgress(Callback):
         if self.console is None:  # a single run: no sweep display
             return
         status, objective = job_outcome(config, job_return)
-        self.job_done(int(config.hydra.job.num), status, objective)
+        self.job_done(int(config.hydra.job.num), status, objective, earlier=getattr(job_return, "restored", False))
 
     def on_multirun_end(self, config, **kwargs) -> None:
         # the last count, once; none where this process saw no job end (joblib's workers run them)
@@ -66,11 +66,13 @@ class SweepProgress(Callback):
                                    redirect_stdout=redirect, redirect_stderr=redirect)
             self.live.start()
 
-    def job_done(self, number: int, status: str, objective: float | None) -> None:
-        """One job ended, with its status and objective."""
+    def job_done(self, number: int, status: str, objective: float | None, earlier: bool = False) -> None:
+        """One job ended, with its status and objective; ``earlier``: its result finished before this
+        launch (a resumed sweep's stored job), which counts but is no part of this launch's rate."""
         import math
 
         self.done += 1
+        self.earlier += earlier
         if status in FAILED:
             self.failed += 1
         # nnexp's objective is a score: summary.csv ranks the highest first, and so does this line

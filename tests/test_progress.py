@@ -57,6 +57,24 @@ def test_a_relaunch_counts_on_from_earlier_jobs_and_its_eta_is_its_own_rate(monk
     assert stream.getvalue().splitlines()[-1].startswith("progress: sweep: 92/100 trials, 0:00:10 elapsed")
 
 
+def test_a_resumed_sweeps_stored_jobs_count_but_give_no_rate(monkeypatch):
+    """Two jobs restored from a first launch (the imports' 6 s went by meanwhile), then one trained
+    in 2 s: one job is left, at this launch's own rate."""
+    import time
+
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    progress, stream = plain_progress()
+    clock[0] += 6
+    progress.job_done(0, "ok", 0.5, earlier=True)
+    progress.job_done(1, "ok", 0.7, earlier=True)
+    clock[0] += 2
+    progress.job_done(2, "ok", 0.6)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "progress: sweep: 1/4 jobs, 0:00:06 elapsed, 0 failed, best 0.5000 (job 0)"  # no ETA from a restored job
+    assert lines[-1].startswith("progress: sweep: 3/4 jobs, 0:00:08 elapsed, ETA 0:00:08, 0 failed, best 0.7000 (job 1)")
+
+
 def test_cluster_tasks_are_counted_by_state():
     progress, stream = plain_progress()
     progress.tasks(pending=2, running=1, done=0)

@@ -31,6 +31,7 @@ class RecordedReturn(JobReturn):
     """Hydra's ``JobReturn`` with the job's ``RunRecord``, in memory (None for another app's task)."""
 
     record: Any = None
+    restored: bool = False  # the job's result finished earlier: taken, not trained in this launch
 
 
 @contextmanager

@@ -179,6 +179,7 @@ class InProcessLauncher(Launcher):
             with hydra_job(config, job.cfg, self.hydra_context, self.task_function, job_logging=result is None) as ran:
                 ran.record = job.run(result)
                 ran.return_value = report(job, ran.record)
+                ran.restored = job.restored
             return ran
         records = []  # run_job calls a task function of the config alone
 
@@ -188,7 +189,7 @@ class InProcessLauncher(Launcher):
 
         ran = RecordedReturn(**vars(run_job(hydra_context=self.hydra_context, task_function=task_function, config=config,
                                             job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")))
-        ran.record = records[-1] if records else None
+        ran.record, ran.restored = (records[-1] if records else None), job.restored
         return ran
 
     def hydra_job(self, config: DictConfig, task: DictConfig, task_function: Callable[[DictConfig], Any]) -> JobReturn:

@@ -41,6 +41,6 @@ def report(job: Job, record: RunRecord | None) -> float:
     if record is None or record.objective is None or record.status == "pruned":  # a pruned job is no finished result
         return float("nan")
     objective = float(record.objective)
-    if not math.isnan(objective) and not job.result_said:
+    if not math.isnan(objective) and not job.restored:  # a restored job's line gave its objective
         job.say(f"objective {objective:.4f}")
     return objective
