@@ -198,11 +198,12 @@ def minimize_stack(function: StackFunction, x0: torch.Tensor, max_iter: int, max
         for member in members:
             reasons[member] = reason
 
-    def directions(which: np.ndarray, new_pairs: np.ndarray = NO_MEMBERS) -> None:
+    def directions(which: np.ndarray, new_pairs: np.ndarray = NO_MEMBERS, new_sy: np.ndarray | None = None) -> None:
         """New search directions (and points z = x + step) for members ``which`` from x and g:
         the Cauchy point's ``x - g`` with no pairs, else the L-BFGS step ``-H g``. Members
-        ``new_pairs`` (among ``which``) have just stored a pair in their newest slot: its products
-        with their pairs come from the same pass over the pairs as g's."""
+        ``new_pairs`` (among ``which``) have just stored a pair in their newest slot, whose s'y the
+        line search measured as ``new_sy``: its products with their pairs come from the same pass
+        over the pairs as g's."""
         rows = np.flatnonzero(which)
         if not len(rows):
             return
@@ -228,12 +229,11 @@ def minimize_stack(function: StackFunction, x0: torch.Tensor, max_iter: int, max
             if len(new_pairs):
                 new_dots, up = dots[np.searchsorted(formed, new_pairs)], new_pairs
                 slots = (head[up] + col[up] - 1) % m
-                diagonal = SY[up, slots, slots]  # the line search's s'y
                 SY[up, slots, :] = new_dots[:, 0, m:]
                 SY[up, :, slots] = new_dots[:, 1, :m]
                 YY[up, slots, :] = new_dots[:, 1, m:]
                 YY[up, :, slots] = new_dots[:, 1, m:]
-                SY[up, slots, slots] = diagonal
+                SY[up, slots, slots] = new_sy  # s'y as the line search measured it, as scipy's matupd keeps it
             coefficients = two_loop(dots[:, -1], SY[formed], YY[formed], head[formed], cols, theta[formed], m)
             gamma = torch.from_numpy(np.where(cols > 0, 1.0 / theta[formed], 1.0)).to(device, dtype)
             r = torch.baddbmm((gs * gamma[:, None]).unsqueeze(1), torch.from_numpy(coefficients).to(device, dtype).unsqueeze(1), held)
@@ -372,11 +372,10 @@ def minimize_stack(function: StackFunction, x0: torch.Tensor, max_iter: int, max
                     slot_t = torch.from_numpy(slots).to(device)
                     pairs[up_index, slot_t] = s
                     pairs[up_index, slot_t + m] = masked(y, update)
-                    SY[up, slots, slots] = dr[update]  # s'y as the line search measured it, as scipy's matupd keeps it
                     theta[up] = rr[update] / dr[update]
                 accepted = np.zeros(n, bool)
                 accepted[rows] = True
-                directions(accepted, up)
+                directions(accepted, up, dr[update])
                 failed |= start_searches(accepted)
                 going |= accepted
 
