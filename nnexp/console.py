@@ -43,13 +43,10 @@ def layer_table(rows: list[dict], total: int) -> Table:
     return table
 
 
-def results_table(run: RunRecord) -> Table:
-    """Loss and score per split."""
+def results_rows(run: RunRecord) -> list[tuple[str, str, str]]:
+    """(split, loss, score) per split the run has, formatted."""
     fit = run.fit
-    table = Table(title=f"results ({run.data or ''})", title_justify="left")
-    table.add_column("split")
-    table.add_column("loss", justify="right")
-    table.add_column(run.score_name or "score", justify="right")
+    rows = []
     for split in ("train", "val", "test"):
         score, loss = getattr(fit, f"{split}_score"), getattr(fit, f"{split}_loss")
         if score is None:
@@ -58,8 +55,24 @@ def results_table(run: RunRecord) -> Table:
         if split == "val" and fit.val_score_std is not None:
             text += f" ± {fit.val_score_std:.4f}"
         label = f"{split} ({fit.cv}-fold mean)" if fit.cv and split != "test" else split
-        table.add_row(label, f"{loss:.4f}", text)
+        rows.append((label, f"{loss:.4f}", text))
+    return rows
+
+
+def results_table(run: RunRecord) -> Table:
+    """Loss and score per split."""
+    table = Table(title=f"results ({run.data or ''})", title_justify="left")
+    table.add_column("split")
+    table.add_column("loss", justify="right")
+    table.add_column(run.score_name or "score", justify="right")
+    for row in results_rows(run):
+        table.add_row(*row)
     return table
+
+
+def results_lines(run: RunRecord) -> list[str]:
+    """The results table as plain lines, one per split (for the run's log file)."""
+    return [f"{split}: loss {loss}, {run.score_name or 'score'} {score}" for split, loss, score in results_rows(run)]
 
 
 def plural(count: float, noun: str) -> str:

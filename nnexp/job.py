@@ -14,6 +14,7 @@ member):
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,33 +68,45 @@ class Job:
     plots_in_background: bool = False
     fix: str = "wait for it to end, or write elsewhere (hydra.sweep.dir=...)"
     checked: Any = None  # what the light check stage found (``nnexp.checks.Checked``), when a caller ran it
+    log: Any = None  # its log file (``nnexp.job_log.JobLog``): what it says, and its results, are written there too
     replace: bool = field(default=False, init=False)  # this result takes a stored one's place (fresh, or damaged)
     restored: bool = field(default=False, init=False)  # its result finished earlier and was taken, not trained
 
     @classmethod
     def in_sweep(cls, cfg: DictConfig, dir: Path | str, key: str | None = None, say: Callable[[str], None] = print,
-                 checked=None) -> "Job":
+                 checked=None, log=None) -> "Job":
         """A sweep's job: quiet, no figures of its own, stored; ``cfg`` is its own copy."""
         from rich.console import Console
 
         with open_dict(cfg):
             cfg.quiet = True  # no config tree, layer table or progress bar per job
             cfg.plots = False  # the sweep root gets the sweep's figures; nnexp-plot draws any job's
-        return cls(cfg, Path(dir), key, JobStore(Path(cfg.paths.store_dir)), SKIP, say, Console(quiet=True), checked=checked)
+        return cls(cfg, Path(dir), key, JobStore(Path(cfg.paths.store_dir)), SKIP, say, Console(quiet=True), checked=checked,
+                   log=log)
 
     @classmethod
     def single(cls, cfg: DictConfig, console=None, finished: str = REPLACE, plots_in_background: bool = False,
-               key: str | None = None, checked=None) -> "Job":
+               key: str | None = None, checked=None, log=None) -> "Job":
         """A single run into ``paths.output_dir``, shown on ``console``."""
         from nnexp import console as show
 
         return cls(cfg, Path(cfg.paths.output_dir), key, None, finished, console=console or show.make_console(),
                    plots_in_background=plots_in_background, fix="wait for it to end, or give another hydra.run.dir",
-                   checked=checked)
+                   checked=checked, log=log)
 
     @property
     def fresh(self) -> bool:
         return bool(self.cfg.get("fresh", False))
+
+    def tell(self, text: str, level: int = logging.INFO) -> None:
+        """Say ``text`` (a sweep job's line) and write it into the job's log file."""
+        self.say(text)
+        self.write_log(text, level)
+
+    def write_log(self, text: str, level: int = logging.INFO) -> None:
+        """Write ``text`` into the job's log file only (the console showed it otherwise)."""
+        if self.log is not None:
+            self.log.write(text, level)
 
     def claimed(self):
         """This job's claim on its dir (a context manager; re-entrant in this process)."""
@@ -132,11 +145,13 @@ class Job:
             except KeyboardInterrupt:
                 raise
             except Exception as error:  # a bad job must not stop the sweep
-                if self.store is None:
+                if self.store is None:  # a single run: the command line says it in one line
+                    if not isinstance(error, NnexpError):  # a crash, not a mistake (which leaves no run dir)
+                        self.write_log(f"{failure_status(error)}: {error_line(error)}", logging.ERROR)
                     raise
                 failed = RunRecord(self.key or "", failure_status(error), None, error=error_line(error))
                 write_record(self.dir / METRICS_FILE, failed)
-                self.say(f"{failed.status}: {failed.error}")
+                self.tell(f"{failed.status}: {failed.error}", logging.ERROR)
                 return failed
 
     def end(self, status: str, error: str) -> RunRecord:
@@ -153,7 +168,7 @@ class Job:
                 return here
             ended = RunRecord(self.key, status, None, error=error)
             write_record(self.dir / METRICS_FILE, ended)
-            self.say(f"{status}: {error}")
+            self.tell(f"{status}: {error}", logging.ERROR)
             return ended
 
     def forget_ended(self) -> None:
@@ -188,19 +203,19 @@ class Job:
         if other is not None and other.job_key != self.key:
             message = (f"{self.dir} holds a finished job of other settings or data (key {other.job_key}, this one "
                        f"{self.key}); its files are kept. Start a new sweep for these settings")
-            self.say(f"not run: {message}")
+            self.say(f"not run: {message}")  # the console only: that job's files, its log's too, are kept as they are
             return RunRecord(self.key, "not_run", None, error=message)
         own = self.done()
         if own is not None:
             value = "none" if own.objective is None else f"{float(own.objective):.4f}"
-            self.say(f"skipped, finished earlier: {own.status}, objective {value}")
+            self.say(f"skipped, finished earlier: {own.status}, objective {value}")  # its log is kept as it is
             self.restored = True
             return own
         if self.store is not None:
             (self.dir / REUSED_FILE).unlink(missing_ok=True)  # this run trains it
             self.replace = self.fresh
             if not self.fresh and (damage := self.store.damage(self.key)) is not None:
-                self.say(f"stored result damaged ({damage}): training it again, and replacing it")
+                self.tell(f"stored result damaged ({damage}): training it again, and replacing it", logging.WARNING)
                 self.replace = True
         return None
 
@@ -224,12 +239,16 @@ class Job:
             from nnexp.console import plural
 
             epochs = finished.fit.epochs
-            self.say(f"pruned by Optuna after {epochs:g} {plural(epochs, 'epoch')}, score {finished.objective_value:.4f}")
+            self.tell(f"pruned by Optuna after {epochs:g} {plural(epochs, 'epoch')}, score {finished.objective_value:.4f}")
         elif finished.finished and self.store is not None:
             self.commit()
         if self.cfg.get("plots", True):
             draw_plots(plan, self.console, self.plots_in_background)
         show_results(self.console, self.cfg, finished, plan.output_dir)  # last: the first screen ends with the scores
+        if self.log is not None:
+            from nnexp.record import log_lines
+
+            self.write_log("\n".join(log_lines(self.cfg, finished, plan.output_dir)))
         if self.cfg.get("sklearn", False):  # scikit-learn's own estimator beside the run, on the same split
             from nnexp.sklearn_beside import fit_beside
 
@@ -241,8 +260,9 @@ class Job:
         try:
             self.store.commit(self.key, self.dir, replace=self.replace)
         except OSError as error:  # a read-only or full store: the job dir keeps the result
-            self.say(f"not stored ({error.strerror}: {error.filename}); its result is in {self.dir}, "
-                     f"but later sweeps will train it again: make {self.store.root} writable or set paths.store_dir")
+            self.tell(f"not stored ({error.strerror}: {error.filename}); its result is in {self.dir}, "
+                      f"but later sweeps will train it again: make {self.store.root} writable or set paths.store_dir",
+                      logging.WARNING)
 
 
 def objective_of(record: RunRecord | None) -> float:

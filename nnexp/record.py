@@ -26,22 +26,38 @@ def record(plan: Plan, result: FitResult) -> RunRecord:
 
 def report(console, cfg: DictConfig, run: RunRecord) -> None:
     """The notes a user should act on, then the final table: the output ends with the scores."""
-    fit = run.fit
-    if run.status == "diverged":
-        console.print(
-            "[bold red]diverged[/]: the training loss became NaN, infinite, or far above the trivial predictor's (stopping.divergence_factor); "
-            f"lower optim.lr (now {OmegaConf.select(cfg, 'optim.lr')}) or raise regularization.alpha"
-        )
-    elif fit.stop_reason in ("max_iter", "max_fun"):  # scikit-learn's ConvergenceWarning for lbfgs
-        key = f"optim.{fit.stop_reason}"
-        console.print(
-            f"[yellow]note[/]: L-BFGS used its {key}={OmegaConf.select(cfg, key)} budget before the gradient "
-            f"fell to optim.tol={OmegaConf.select(cfg, 'optim.tol')}; raise {key} if the loss was still falling"
-        )
-    elif "max_epochs" in fit.stop_reason and OmegaConf.select(cfg, "stopping.monitor"):
-        console.print(
-            f"[yellow]note[/]: stopped at trainer.max_epochs={fit.max_epochs} before "
-            f"{cfg.stopping.monitor} settled; raise trainer.max_epochs or optim.lr if the scores are still improving"
-        )
+    for note in notes(cfg, run):
+        console.print(note)
     console.print(show.results_table(run))
     console.print(show.results_caption(run))
+
+
+def notes(cfg: DictConfig, run: RunRecord) -> list[str]:
+    """What a user should act on after this run (rich markup): divergence, or a budget that
+    stopped training before it settled."""
+    fit = run.fit
+    if run.status == "diverged":
+        return [
+            "[bold red]diverged[/]: the training loss became NaN, infinite, or far above the trivial predictor's (stopping.divergence_factor); "
+            f"lower optim.lr (now {OmegaConf.select(cfg, 'optim.lr')}) or raise regularization.alpha"
+        ]
+    if fit.stop_reason in ("max_iter", "max_fun"):  # scikit-learn's ConvergenceWarning for lbfgs
+        key = f"optim.{fit.stop_reason}"
+        return [
+            f"[yellow]note[/]: L-BFGS used its {key}={OmegaConf.select(cfg, key)} budget before the gradient "
+            f"fell to optim.tol={OmegaConf.select(cfg, 'optim.tol')}; raise {key} if the loss was still falling"
+        ]
+    if "max_epochs" in fit.stop_reason and OmegaConf.select(cfg, "stopping.monitor"):
+        return [
+            f"[yellow]note[/]: stopped at trainer.max_epochs={fit.max_epochs} before "
+            f"{cfg.stopping.monitor} settled; raise trainer.max_epochs or optim.lr if the scores are still improving"
+        ]
+    return []
+
+
+def log_lines(cfg: DictConfig, run: RunRecord, output_dir) -> list[str]:
+    """What the console shows of a finished run, as plain lines for the run's log file."""
+    from rich.text import Text
+
+    lines = [f"run dir: {output_dir}"] + [Text.from_markup(note).plain for note in notes(cfg, run)]
+    return lines + show.results_lines(run) + [Text.from_markup(show.results_caption(run)).plain]

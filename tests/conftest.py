@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # read when a BLAS loads (scipy's may load later); see below
@@ -158,6 +159,27 @@ def sweep(tmp_path, monkeypatch):
         return {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / name).glob("[0-9]*/metrics.json")}
 
     return _sweep
+
+
+@pytest.fixture
+def nnexp(tmp_path, monkeypatch, capsys):
+    """nnexp(*argv) runs the `nnexp` command in this process: (exit code, stdout, stderr)."""
+    monkeypatch.chdir(tmp_path)
+
+    def _run(*argv: str, entry=None) -> tuple[int, str, str]:
+        from nnexp import cli
+
+        GlobalHydra.instance().clear()
+        monkeypatch.setattr(sys, "argv", ["nnexp", *argv])
+        code = 0
+        try:
+            (entry or cli.main)()
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else 1
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return _run
 
 
 @pytest.fixture

@@ -15,31 +15,11 @@ from pathlib import Path
 
 import pytest
 from conftest import FAST
-from hydra.core.global_hydra import GlobalHydra
 
 from nnexp import cli, command
 from nnexp.store import JobStore
 
 pytestmark = pytest.mark.hydra  # sweeps, resume and the summary go through the Hydra integration
-
-
-@pytest.fixture
-def nnexp(tmp_path, monkeypatch, capsys):
-    """nnexp(*argv) runs the `nnexp` command in this process: (exit code, stdout, stderr)."""
-    monkeypatch.chdir(tmp_path)
-
-    def _run(*argv: str, entry=cli.main) -> tuple[int, str, str]:
-        GlobalHydra.instance().clear()
-        monkeypatch.setattr(sys, "argv", ["nnexp", *argv])
-        code = 0
-        try:
-            entry()
-        except SystemExit as exit:
-            code = exit.code if isinstance(exit.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return _run
 
 
 def one_line(text: str) -> str:

@@ -49,14 +49,18 @@ def train_task(cfg: DictConfig) -> float:
 def train_run(cfg: DictConfig) -> float:
     """One run of ``cfg`` in Hydra's run mode and its objective (NaN: diverged, and recorded so);
     a user's error is raised (``NnexpError``, ``OSError``). The Python API's task function."""
+    from hydra.core.hydra_config import HydraConfig
+
     from nnexp.checks import check_run
+    from nnexp.job_log import JobLog
 
     checked = check_run(cfg)  # before torch and Lightning are imported (seconds): a mistake costs no start-up
     from nnexp.job import KEEP, Job, objective_of
     from nnexp.process import set_up_process
 
     set_up_process()
-    return objective_of(Job.single(cfg, finished=KEEP, plots_in_background=True, checked=checked).run())
+    job = Job.single(cfg, finished=KEEP, plots_in_background=True, checked=checked, log=JobLog(HydraConfig.get()))
+    return objective_of(job.run())
 
 
 def hydra_app() -> Callable[[], None]:

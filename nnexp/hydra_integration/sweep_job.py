@@ -32,8 +32,10 @@ def sweep_job(task: DictConfig, hydra_cfg: DictConfig, dir: Path, key: str | Non
     """The ``Job`` of a sweep's job: ``task`` (its own copy, without the hydra node), its
     hydra node (the number and overrides its report line names), its dir and identity, and what
     the light checks found when the launcher ran them (``nnexp.checks``)."""
+    from nnexp.job_log import JobLog
+
     name = label(hydra_cfg)
-    return Job.in_sweep(task, dir, key, say=lambda text: print(f"{name} -> {text}"), checked=checked)
+    return Job.in_sweep(task, dir, key, say=lambda text: print(f"{name} -> {text}"), checked=checked, log=JobLog(hydra_cfg))
 
 
 def report(job: Job, record: RunRecord | None) -> float:
@@ -42,5 +44,5 @@ def report(job: Job, record: RunRecord | None) -> float:
         return float("nan")
     objective = float(record.objective)
     if not math.isnan(objective) and not job.restored:  # a restored job's line gave its objective
-        job.say(f"objective {objective:.4f}")
+        job.tell(f"objective {objective:.4f}")
     return objective
