@@ -1,4 +1,5 @@
-"""A job's log file (Hydra's ``<job dir>/<job name>.log``) holds what the job said."""
+"""A job's log file (Hydra's ``<job dir>/<job name>.log``) holds what the job said, and a run
+refused at its checks leaves no run dir."""
 
 from __future__ import annotations
 
@@ -63,3 +64,16 @@ def test_a_failed_jobs_log_says_why_and_no_log_setting_writes_nothing(nnexp, tmp
     assert "[ERROR]" in log_file(tmp_path / "sweep" / "0").read_text()
     code, _, _ = nnexp("-m", "hydra.sweep.dir=quiet", *TINY, "hydra/job_logging=disabled")
     assert (tmp_path / "quiet" / "0" / "metrics.json").is_file() and not list((tmp_path / "quiet" / "0").glob("*.log"))
+
+
+def test_a_run_refused_at_its_checks_leaves_no_run_dir(nnexp, tmp_path):
+    code, out, err = nnexp("optim.lr=-1")
+    assert code == 2 and err.strip() == "error: optim.lr=-1 is not allowed: a learning rate > 0, e.g. 0.001"
+    assert not (tmp_path / "outputs").exists()  # nor the date folders Hydra made for it
+    (tmp_path / "two.csv").write_text("a,y\n1,0\n2,1\n")
+    code, _, err = nnexp("data=csv", "data.path=two.csv", "data.target=y")  # refused as the data is split
+    assert code == 2 and "2 rows cannot be split" in err and not (tmp_path / "outputs").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("kept")
+    code, _, _ = nnexp("optim.lr=-1", "hydra.run.dir=mine")  # a dir with the user's own files is kept whole
+    assert code == 2 and (tmp_path / "mine" / "notes.txt").read_text() == "kept" and (tmp_path / "mine" / ".hydra").is_dir()

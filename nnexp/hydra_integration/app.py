@@ -32,6 +32,7 @@ def train_task(cfg: DictConfig) -> float:
     try:
         objective = train_run(cfg)
     except NnexpError as error:
+        discard_untouched_run_dir(hydra_cfg)  # a mistake leaves no run dir behind
         if os.environ.get("NNEXP_TRACEBACK"):
             raise
         print(f"error: {error}", file=sys.stderr)
@@ -61,6 +62,34 @@ def train_run(cfg: DictConfig) -> float:
     set_up_process()
     job = Job.single(cfg, finished=KEEP, plots_in_background=True, checked=checked, log=JobLog(HydraConfig.get()))
     return objective_of(job.run())
+
+
+def discard_untouched_run_dir(hydra_cfg: DictConfig) -> None:
+    """Remove the dir of a refused run (a user's mistake), when it holds only what was made before the
+    task ran (Hydra's ``.hydra`` files, its empty log file, the run's claim), and the empty folders
+    above it inside the working dir: a mistake leaves no run dir behind. Anything else in it, or a
+    dir that is the working dir, is kept."""
+    from nnexp.claims import CLAIM_FILE
+
+    run_dir, subdir = Path(str(hydra_cfg.runtime.output_dir)), hydra_cfg.output_subdir
+    log = run_dir / f"{hydra_cfg.job.name}.log"
+    folders = [run_dir / str(subdir)] if subdir is not None else []
+    made = [run_dir / CLAIM_FILE, log] + [folder / name for folder in folders for name in ("config.yaml", "hydra.yaml", "overrides.yaml")]
+    cwd = Path.cwd().resolve()
+    try:
+        if run_dir.resolve() == cwd or (log.is_file() and log.stat().st_size) or any(
+                path not in {*made, *folders} for folder in [run_dir, *folders] for path in folder.iterdir()):
+            return
+        for path in made:
+            path.unlink(missing_ok=True)
+        for folder in [*folders, run_dir]:
+            folder.rmdir()
+        for parent in run_dir.resolve().parents:  # outputs/train/<date>, made for it: up to the working dir
+            if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
+                break
+            parent.rmdir()
+    except OSError:  # a read-only or vanished dir: left as it is
+        pass
 
 
 def hydra_app() -> Callable[[], None]:
