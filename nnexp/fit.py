@@ -156,10 +156,7 @@ def fit_and_score(
     metrics = FitMetrics(
         status=status, stop_reason=reason, epochs=len(module.history), max_epochs=trainer.max_epochs,
         fit_seconds=fit_seconds, params=net.params, batch_size=net.batch_size, n_train=len(data.train),
-        precision=precision, layers=net.layers, **module.final_metrics(), **module.lbfgs_counts,
+        precision=precision, layers=net.layers, **module.final, **module.lbfgs_counts,
     )
-    for logger in trainer.loggers:
-        logger.log_metrics({k: v for k, v in metrics.split_scores().items() if not k.startswith("holdout")}, step=len(module.history))
-        logger.finalize("success")
     network = net.module.to("cpu").to(memory_format=torch.contiguous_format)
     return FitResult(metrics, module.history, network, data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,17 @@ def test_ddp_on_more_devices_than_the_machine_has_is_a_config_error(run_nnexp):
         pytest.skip("this machine has 64 GPUs")
     with pytest.raises(ConfigError, match="trainer.accelerator"):
         run_nnexp("trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=64")
+
+
+def test_one_spawned_process_hands_back_its_history_and_keeps_the_loggers_rows(run_nnexp):
+    # trainer=ddp on one device still trains in a spawned process (world size 1): its epochs and
+    # history come back as two processes' do (they were lost: "after 0 epochs", an empty
+    # history.csv), and the CSV logger's epoch rows stay (the launching process started the file
+    # afresh with the final scores only)
+    run = run_nnexp("stopping=none", "plots=false", "logger=csv", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=1")
+    history = (Path(run["run_dir"]) / "history.csv").read_text().splitlines()
+    assert run["epochs"] == run["max_epochs"] == 3 and len(history) == 1 + 3
+    with open(Path(run["run_dir"]) / "csv" / "metrics.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["step"] for row in rows] == ["1", "2", "3", "3"] and rows[0]["train_loss"] and not rows[0]["test_score"]
+    assert float(rows[-1]["test_score"]) == pytest.approx(run["test_score"])

@@ -61,6 +61,7 @@ class NetModule(pl.LightningModule):
         self.converged = False
         self.stop_reason: str | None = None  # set when the optimiser itself ends the fit (L-BFGS)
         self.lbfgs_counts: dict[str, int] = {}
+        self.final: dict[str, float] = {}  # every split's loss and score once fitting ends (on_fit_end)
         self.scheduler = None
         self._splits: dict[str, TensorSplit] = {}
 
@@ -94,24 +95,35 @@ class NetModule(pl.LightningModule):
 
             broadcast_parameters(self.network)
 
-    def on_train_end(self) -> None:
+    def on_fit_end(self) -> None:
+        # The process that trained scores the final weights (or the best: BestWeights loads them
+        # in its own on_fit_end, which Lightning calls first) and logs them as the loggers' last
+        # row. Lightning finalized the loggers before this hook, so they are finalized again to
+        # save it. A launching process that spawned the training (trainer=ddp) logs nothing: its
+        # own logger would start the files afresh over the rows the spawned ones wrote.
+        self.final = self.final_metrics()
+        for logger in self.loggers:
+            logger.log_metrics({k: v for k, v in self.final.items() if not k.startswith("holdout")}, step=len(self.history))
+            logger.finalize("success")
         # Spawned processes hand their results back to the launching one through callback_metrics
-        # (with the weights); the epoch history and stop flags travel the same way.
-        if self.trainer.world_size > 1:
-            self.trainer.callback_metrics[HANDOFF_KEY] = {
-                "history": self.history, "diverged_epoch": self.diverged_epoch or 0, "converged": self.converged,
-                "stop_reason": self.stop_reason or "", "lbfgs_counts": self.lbfgs_counts,
-            }
+        # (with the weights); the epoch history, stop flags and final scores travel the same way.
+        # Always: one spawned process (trainer=ddp on one device) has world size 1 and trains away
+        # from the launching process all the same; in a run that is not spawned, take_handoff drops it.
+        self.trainer.callback_metrics[HANDOFF_KEY] = {
+            "history": self.history, "diverged_epoch": self.diverged_epoch or 0, "converged": self.converged,
+            "stop_reason": self.stop_reason or "", "lbfgs_counts": self.lbfgs_counts, "final": self.final,
+        }
 
     def take_handoff(self, callback_metrics: dict) -> None:
-        """Adopt the history and stop flags returned by spawned training processes."""
+        """Adopt the history, stop flags and final scores returned by spawned training processes."""
         handoff = callback_metrics.pop(HANDOFF_KEY, None)
-        if handoff and not self.history:
+        if handoff and not self.final:
             self.history = handoff["history"]
             self.diverged_epoch = handoff["diverged_epoch"] or None
             self.converged = handoff["converged"]
             self.stop_reason = handoff["stop_reason"] or None
             self.lbfgs_counts = handoff["lbfgs_counts"]
+            self.final = handoff["final"]
 
     def on_train_start(self) -> None:
         self._optimizer = self.optimizers(use_pl_optimizer=False)  # asked once, not every epoch
