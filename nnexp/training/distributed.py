@@ -20,6 +20,15 @@ from nnexp import torch_compat
 class InMemoryDDP(DDPStrategy):
     """Lightning's DDP launch and process group, without the DistributedDataParallel wrapper."""
 
+    def __setstate__(self, state: dict) -> None:
+        # A spawned worker is a fresh interpreter that never ran the entry point's set-up, and it
+        # unpickles its strategy (with the trainer) first: quiet Lightning there, before the
+        # trainer checks for srun and the process group announces itself.
+        from nnexp.process import quiet_lightning
+
+        quiet_lightning()
+        super().__setstate__(state)
+
     def configure_ddp(self) -> None:
         # nnexp synchronises gradients itself (sync_gradients), once per minibatch step.
         pass
