@@ -69,7 +69,7 @@ def one_row(data: str, solver: str, net: str, seeds: int, own_init: bool) -> dic
     from nnexp.data.splits import make_fit_data
     from nnexp.factory import instantiate
     from nnexp.fit import Factories, fit_and_score, prepare_network
-    from nnexp.process import quiet_lightning
+    from nnexp.training.quiet import quiet_lightning
     from nnexp.sklearn_twin import sklearn_twin
 
     torch.set_num_threads(1)
@@ -211,7 +211,7 @@ def same_random_state(name: str, seed: int) -> dict:
     from nnexp.data.splits import make_fit_data
     from nnexp.factory import instantiate
     from nnexp.fit import Factories, fit_and_score
-    from nnexp.process import quiet_lightning
+    from nnexp.training.quiet import quiet_lightning
     from nnexp.sklearn_random import fit_data_options
 
     torch.set_num_threads(1)

@@ -70,11 +70,12 @@ def discard_untouched_run_dir(hydra_cfg: DictConfig) -> None:
     above it inside the working dir: a mistake leaves no run dir behind. Anything else in it, or a
     dir that is the working dir, is kept."""
     from nnexp.claims import CLAIM_FILE
+    from nnexp.results import HYDRA_FILES
 
     run_dir, subdir = Path(str(hydra_cfg.runtime.output_dir)), hydra_cfg.output_subdir
     log = run_dir / f"{hydra_cfg.job.name}.log"
     folders = [run_dir / str(subdir)] if subdir is not None else []
-    made = [run_dir / CLAIM_FILE, log] + [folder / name for folder in folders for name in ("config.yaml", "hydra.yaml", "overrides.yaml")]
+    made = [run_dir / CLAIM_FILE, log] + [folder / name for folder in folders for name in HYDRA_FILES]
     cwd = Path.cwd().resolve()
     try:
         if run_dir.resolve() == cwd or (log.is_file() and log.stat().st_size) or any(

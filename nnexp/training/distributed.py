@@ -24,7 +24,7 @@ class InMemoryDDP(DDPStrategy):
         # A spawned worker is a fresh interpreter that never ran the entry point's set-up, and it
         # unpickles its strategy (with the trainer) first: quiet Lightning there, before the
         # trainer checks for srun and the process group announces itself.
-        from nnexp.process import quiet_lightning
+        from nnexp.training.quiet import quiet_lightning
 
         quiet_lightning()
         super().__setstate__(state)
