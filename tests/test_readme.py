@@ -263,6 +263,8 @@ def shortened(args: list[str], section: str) -> list[str]:
         defaults.pop("trainer.max_epochs")  # the solver's own budget, capped above
     if "launcher=joblib" in out:
         defaults["hydra.launcher.n_jobs"] = "1"  # one worker process: one torch import on a 2-core machine
+    if "trainer=ddp" in out:  # composed, checked and its Trainer built; tests/test_distributed.py trains it (two
+        defaults["mode"] = "validate"  # spawned processes against one, ~17 s here)
     if any(a.startswith("sweep=") for a in out):
         defaults["cv"] = "2"  # the presets' own cv=5
     if "sweep=optuna_mlp" in out:
