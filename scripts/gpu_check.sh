@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check (issue 17), one command on a lent GPU machine, a few minutes in all:
-#   1. the GPU tests (tests/test_gpu.py: device data, bf16, channels_last, batched stacks on CUDA);
+#   1. the GPU tests (tests/test_gpu.py: device data, bf16, channels_last, batched stacks on CUDA; and
+#      tests/test_batched_math.py's: the batched L-BFGS-B on CUDA against its CPU run);
 #   2. scripts/bench_mnist.py: a plain loop's images/s and nnexp's epoch against it;
 #   3. scripts/bench_batched.py with 1, 16, 64 and 256 members;
 #   4. scripts/bench_mnist.py --time-to-99: experiment=mnist_fast, its training time and accuracy.
@@ -23,7 +24,7 @@ export PYTHONPATH=/tmp/nnexp-site NNEXP_DATA=$PWD/.gpu/data PYTHONUNBUFFERED=1
   nvidia-smi -L
   python3 -c "import torch, pytorch_lightning as pl; print('torch', torch.__version__, 'lightning', pl.__version__, torch.cuda.get_device_name())"
   # -P: not the checkout's nnexp/ (cwd) but the installed one, which has nnexp.configs
-  echo "== 1. GPU tests"; python3 -P -m pytest -q -o addopts="" -p no:cacheprovider -m gpu tests/test_gpu.py  # serially: addopts asks for xdist
+  echo "== 1. GPU tests"; python3 -P -m pytest -q -o addopts="" -p no:cacheprovider -m gpu tests/test_gpu.py tests/test_batched_math.py  # serially: addopts asks for xdist
   echo "== 2. bench_mnist.py"; python3 scripts/bench_mnist.py --device cuda --skip-accuracy
   echo "== 3. bench_batched.py"; python3 scripts/bench_batched.py --device cuda --members 1,16,64,256
   echo "== 4. bench_mnist.py --time-to-99"; python3 scripts/bench_mnist.py --device cuda --time-to-99 --seeds 3

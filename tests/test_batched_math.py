@@ -410,6 +410,7 @@ def test_failed_line_searches_end_as_scipys_do():
     assert 0 in result.iterations and result.iterations.max() == 1  # both ways to fail
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_batched_lbfgsb_on_cuda_follows_its_cpu_run():
     cpu_function, cpu_x0, _ = tanh_net_problem([1e-2, 0.1, 1, 10])
