@@ -37,6 +37,8 @@ def resume_argv(argv: list[str]) -> list[str]:
 
     import yaml
 
+    from nnexp.store import launch_only
+
     sweep_dir = Path(next(arg for arg in argv if arg.startswith("resume=")).split("=", 1)[1])
     recorded = sweep_dir / SWEEP_RECORD
     if not recorded.is_file():
@@ -52,14 +54,6 @@ def resume_argv(argv: list[str]) -> list[str]:
         refuse(f"resume={sweep_dir} finishes the sweep recorded there; {' '.join(changing)} would change what its "
                "jobs compute. Start a new sweep instead: nnexp " + shlex.join(["-m", *kept, *changing]))
     return ["-m", *task, *launch, f"hydra.sweep.dir={sweep_dir}", *added]
-
-
-def launch_only(override: str) -> bool:
-    """Whether an override changes only how jobs are launched, shown or stored, not their results."""
-    from nnexp.store import VOLATILE_KEYS
-
-    key = override.split("=", 1)[0].lstrip("+~")
-    return key.split(".")[0].split("/")[0] in (*VOLATILE_KEYS, "launcher")
 
 
 def sklearn_names(argv: list[str]) -> list[str]:

@@ -28,6 +28,13 @@ RESULT_FILES = (CONFIG_FILE, HISTORY_FILE, MODEL_FILE, PROVENANCE_FILE, METRICS_
 MANIFEST_FILE = "manifest.json"  # in a store entry: each result file's size and SHA-256
 REUSED_FILE = ".reused"  # in a job dir whose result was restored from the store: the entry's path
 
+
+def launch_only(override: str) -> bool:
+    """Whether an override changes only how jobs are launched, shown or stored, not their results."""
+    key = override.split("=", 1)[0].lstrip("+~")
+    return key.split(".")[0].split("/")[0] in (*VOLATILE_KEYS, "launcher")
+
+
 # Part of every job's identity. Raise it when the same config stops computing the same result,
 # so that no store entry from before is reused: 2 = scikit-learn's solver semantics (velocity SGD,
 # Adam's epsilon, L-BFGS-B, the stopping count, Glorot biases) and the lecture's MNIST permutation;

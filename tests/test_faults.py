@@ -302,3 +302,16 @@ def test_a_corrupt_image_cache_is_rebuilt_with_a_note(tiny_idx_root, capsys):
     assert (again["train_images"] == first["train_images"]).all()
     load_idx_dataset(tiny_idx_root, "kmnist")
     assert capsys.readouterr().err == ""  # the rebuilt cache is read
+
+
+def test_a_sweep_into_another_sweeps_dir_is_refused_before_it_writes(nnexp, tmp_path):
+    # It numbered its jobs over the other sweep's: their results were read as its own, under its
+    # parameters, and Hydra rewrote their .hydra files
+    first = ["-m", "hydra.sweep.dir=T", "data=iris", "regularization.alpha=1,2", *FAST]
+    assert nnexp(*first)[0] == 0
+    before = {path: path.read_bytes() for path in (tmp_path / "T").rglob("*") if path.is_file()}
+    code, out, err = nnexp("-m", "hydra.sweep.dir=T", "data=moons", "regularization.alpha=3,4,5", *FAST)
+    assert code == 2 and err.strip().startswith("error: T holds another sweep's finished jobs (0: data=iris regularization.alpha=1")
+    assert "resume=T" in err and {path: path.read_bytes() for path in before} == before and not (tmp_path / "T" / "2").exists()
+    code, out, _ = nnexp("-m", "hydra.sweep.dir=T", "data=iris", "regularization.alpha=1,2,3", *FAST)  # the same sweep, grown
+    assert code == 0 and out.count("skipped, finished earlier") == 2 and (tmp_path / "T" / "2" / "metrics.json").is_file()
