@@ -9,6 +9,7 @@ from typing import Callable
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from nnexp.config import resolve_batch_size
 from nnexp.data.bundle import DataBundle
@@ -55,22 +56,38 @@ def build_trainer(
 ) -> pl.Trainer:
     """The Lightning Trainer; a setting Lightning refuses (an accelerator this machine lacks, an
     unknown precision, a wrong type) is a config error naming the key, not a traceback."""
-    from pytorch_lightning.utilities.exceptions import MisconfigurationException
-
     try:
         return factories.trainer(callbacks=callbacks, logger=loggers or False, precision=precision)
     except Exception as error:  # Hydra wraps the constructor's error in an InstantiationException
         cause = error.__cause__ or error
-        if not isinstance(cause, (MisconfigurationException, ValueError, TypeError)):
+        if not isinstance(cause, (MisconfigurationException, ValueError, TypeError, ImportError)):
             raise
-        if isinstance(cause, MisconfigurationException):  # Lightning's word for a device it cannot use
+        if isinstance(cause, (MisconfigurationException, ImportError)) and not trainer_key(cfg, cause):
+            # Lightning's words for a device it cannot use, or one whose package is not installed (TPUs: torch_xla)
             raise ConfigError(
                 "trainer.accelerator", cfg.trainer.get("accelerator"),
-                f"a device this machine has ({cause}); use trainer=cpu or trainer=auto",
+                f"a device this machine has ({first_line(cause)}); use trainer=cpu or trainer=auto",
             ) from None
-        key = next((f"trainer.{name}" for name in cfg.trainer if f"{name}" in str(cause)), "trainer")
-        value = OmegaConf.select(cfg, key) if key != "trainer" else "(its settings)"
-        raise ConfigError(key, value, f"a value Lightning's Trainer accepts ({str(cause).splitlines()[0]})") from None
+        raise trainer_refusal(cfg, cause) from None
+
+
+def trainer_key(cfg: DictConfig, cause: BaseException) -> str | None:
+    """The trainer setting Lightning's message names, if it names one."""
+    message = str(cause)
+    named = [name for name in cfg.trainer if f"{name}=" in message] or [name for name in cfg.trainer if name in message]
+    return f"trainer.{named[0]}" if named else None
+
+
+def trainer_refusal(cfg: DictConfig, cause: BaseException) -> ConfigError:
+    """A setting Lightning's Trainer refuses, as a config error naming it (the trainer's settings
+    when the message names none)."""
+    key = trainer_key(cfg, cause) or "trainer"
+    value = OmegaConf.select(cfg, key) if key != "trainer" else "(its settings)"
+    return ConfigError(key, value, f"a value Lightning's Trainer accepts with nnexp ({first_line(cause)})")
+
+
+def first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def prepare_network(cfg: DictConfig, factories: Factories, bundle: DataBundle, data: FitData, describe: bool = True) -> Network:
@@ -133,6 +150,8 @@ def fit_and_score(
     started = time.perf_counter()
     try:
         trainer.fit(module)
+    except MisconfigurationException as refused:  # a trainer setting nnexp's loop cannot take (gradient clipping)
+        raise trainer_refusal(cfg, refused) from None
     except SystemExit:
         if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1); nnexp reports it as Ctrl-C
             raise KeyboardInterrupt from None

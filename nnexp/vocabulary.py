@@ -179,7 +179,7 @@ def nnexp_key(key: str, value: str, solvers: set[str], known: set[str], prefix: 
     if known and root not in known:
         raise NnexpError(
             f"{prefix}{key}={value}: nnexp has no key {root}{did_you_mean(root, known)}; "
-            "`nnexp --help` lists the keys and groups (+ adds keys only inside a config node, e.g. +trainer.gradient_clip_val=1)"
+            "`nnexp --help` lists the keys and groups (+ adds keys only inside a config node, e.g. +trainer.deterministic=true)"
         )
     return key, value
 

@@ -48,6 +48,8 @@ def test_unknown_group_option_names_group_and_options():
         ("optim=sgd optim.momentum=1.5", r"optim.momentum=1.5 is not allowed: a momentum in \[0, 1\]"),
         ("stopping.divergence_factor=0.5", r"stopping.divergence_factor=0.5 is not allowed: a factor > 1"),
         ("cv=50", r"cv=50 is not allowed: at most 37 folds: the smallest class has 37 training rows"),
+        ("trainer.devices=0", r"trainer.devices=0 is not allowed: a value Lightning's Trainer accepts"),
+        ("+trainer.gradient_clip_val=1", r"trainer.gradient_clip_val=1 is not allowed: .*manual optimization"),
         ("optim=lbfgs schedule=invscaling", r"^schedule='invscaling' is not allowed: schedule=constant with optim=lbfgs"),
         ("stopping=early_stopping stopping.validation_fraction=0.001",
          r"validation_fraction=0.001 is not allowed: a fraction that holds out at least 3 of the 112 training rows"),

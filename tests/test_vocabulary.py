@@ -108,7 +108,7 @@ def test_cli_answers_a_misspelt_key_in_one_line_with_exit_code_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: hiden_layer_sizes=[5]: nnexp has no key hiden_layer_sizes (did you mean hidden_layer_sizes?); "
-        "`nnexp --help` lists the keys and groups (+ adds keys only inside a config node, e.g. +trainer.gradient_clip_val=1)"
+        "`nnexp --help` lists the keys and groups (+ adds keys only inside a config node, e.g. +trainer.deterministic=true)"
     ]
     assert not (tmp_path / "outputs").exists()
 

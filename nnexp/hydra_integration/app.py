@@ -65,17 +65,19 @@ def train_run(cfg: DictConfig) -> float:
 
 
 def discard_untouched_run_dir(hydra_cfg: DictConfig) -> None:
-    """Remove the dir of a refused run (a user's mistake), when it holds only what was made before the
-    task ran (Hydra's ``.hydra`` files, its empty log file, the run's claim), and the empty folders
-    above it inside the working dir: a mistake leaves no run dir behind. Anything else in it, or a
-    dir that is the working dir, is kept."""
+    """Remove the dir of a refused run (a user's mistake), when it holds only what was made before
+    training (Hydra's ``.hydra`` files, its empty log file, the run's claim, and the config,
+    provenance and layer table the run's preparation writes), and the empty folders above it
+    inside the working dir: a mistake leaves no run dir behind. A dir with anything else in it (a
+    history, a model, scores), or the working dir itself, is kept."""
     from nnexp.claims import CLAIM_FILE
-    from nnexp.results import HYDRA_FILES
+    from nnexp.results import CONFIG_FILE, HYDRA_FILES, MODEL_SUMMARY_FILE, PROVENANCE_FILE
 
     run_dir, subdir = Path(str(hydra_cfg.runtime.output_dir)), hydra_cfg.output_subdir
     log = run_dir / f"{hydra_cfg.job.name}.log"
     folders = [run_dir / str(subdir)] if subdir is not None else []
-    made = [run_dir / CLAIM_FILE, log] + [folder / name for folder in folders for name in HYDRA_FILES]
+    made = [run_dir / name for name in (CLAIM_FILE, CONFIG_FILE, PROVENANCE_FILE, MODEL_SUMMARY_FILE)] + [log]
+    made += [folder / name for folder in folders for name in HYDRA_FILES]
     cwd = Path.cwd().resolve()
     try:
         if run_dir.resolve() == cwd or (log.is_file() and log.stat().st_size) or any(
