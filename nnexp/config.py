@@ -10,7 +10,7 @@ import re
 from omegaconf import DictConfig, OmegaConf
 
 from nnexp.config_files import check_keys, check_path_names
-from nnexp.errors import ConfigError
+from nnexp.errors import ConfigError, NnexpError
 
 BATCH_SIZE_WORDS = ("auto", "full")
 MODES = ("train", "validate", "params")
@@ -160,6 +160,15 @@ CHECKED_ELSEWHERE = {  # key or prefix -> the component that checks it
     "data.generator.": "the generator itself (nnexp.data.sources.GeneratedSource)",
     "trial": "the Optuna sweeper, which sets it",
 }
+REQUIRED_GROUPS = ("data", "model", "optim", "schedule", "regularization", "stopping", "trainer")
+NOT_NULL = {  # keys that a config may leave out, but not set to null
+    "optim.lr": "a learning rate > 0, e.g. 0.001",
+    "regularization.alpha": "the L2 penalty, e.g. 0.0001; 0 turns it off",
+    "regularization.l1": "the L1 penalty; 0 turns it off",
+    "model.hidden_sizes": "a list of positive whole numbers, e.g. [100] or [10,10]; [] for no hidden layer",
+    "model.activation": "",  # its options, from nnexp.models.activations
+    "model.dropout": "a drop probability in [0, 1); 0 for none",
+}
 CHECKED_HERE = ("mode", "seed", "batch_size", "cv", "threads", "optim.betas", "optim.lr", "optim.momentum",
                 "regularization.alpha", "regularization.l1", "model.hidden_sizes", "model.activation", "model.dropout")
 
@@ -183,6 +192,10 @@ def check_rules(settings: dict) -> None:
 
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first key whose value is not allowed."""
+    for group in REQUIRED_GROUPS:  # ~regularization removes a group every run builds from
+        if group not in cfg:
+            raise NnexpError(f"~{group} is not allowed: every run is built from a {group} option; choose one instead "
+                             f"({group}=...; `nnexp --help` lists them)")
     if cfg.get("mode", "train") not in MODES:
         raise ConfigError("mode", cfg.mode, f"one of {', '.join(MODES)}")
     settings = _resolved(cfg)
@@ -207,6 +220,15 @@ def check_config(cfg: DictConfig) -> None:
     if _is_number(momentum) and momentum > 1:
         raise ConfigError("optim.momentum", momentum, "a momentum in [0, 1], e.g. 0.9 (scikit-learn's range)")
 
+    for key in NOT_NULL:  # null where a value must be: found here, not as a TypeError deep inside the run
+        node, _, leaf = key.rpartition(".")
+        parent = OmegaConf.select(cfg, node, default=None)
+        if OmegaConf.is_dict(parent) and leaf in parent and parent[leaf] is None:
+            if key == "model.activation":
+                from nnexp.models.activations import ACTIVATIONS
+
+                raise ConfigError(key, None, f"one of {', '.join(ACTIVATIONS)}")
+            raise ConfigError(key, None, NOT_NULL[key])
     lr = _get(cfg, "optim.lr")
     if lr is not None and (not _is_number(lr) or lr <= 0):
         raise ConfigError("optim.lr", lr, "a learning rate > 0, e.g. 0.001")

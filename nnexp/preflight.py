@@ -56,7 +56,7 @@ def unknown_group_option(argv: list[str]) -> str | None:
         if key not in groups or any(ch in value for ch in "()[]{}$*"):
             continue
         for option in value.split(","):
-            if option not in groups[key] and option != "null":
+            if option not in groups[key]:
                 return f"{key}={option} is not an option; choose one of: {', '.join(groups[key])}"
             module, requirement = PLUGINS.get((key, option), (None, None))
             if module and not plugin_installed(module):

@@ -18,6 +18,7 @@ def test_unknown_group_option_names_group_and_options():
     assert "breast_cancer" in message and "\n" not in message
     assert unknown_group_option(["-m", "optim=adam,sgdd"]).startswith("optim=sgdd is not an option")
     assert unknown_group_option(["data=moons", "optim=lbfgs", "model.hidden_sizes=[5]"]) is None
+    assert unknown_group_option(["regularization=null"]).startswith("regularization=null is not an option")  # Hydra: a ValueError
     assert unknown_group_option(["--config-dir", "mine", "data=my_own"]) is None
 
 
@@ -49,6 +50,9 @@ def test_unknown_group_option_names_group_and_options():
         ("stopping.divergence_factor=0.5", r"stopping.divergence_factor=0.5 is not allowed: a factor > 1"),
         ("cv=50", r"cv=50 is not allowed: at most 37 folds: the smallest class has 37 training rows"),
         ("trainer.devices=0", r"trainer.devices=0 is not allowed: a value Lightning's Trainer accepts"),
+        ("model.activation=null", r"model.activation=None is not allowed: one of relu, tanh"),
+        ("model.hidden_sizes=null", r"model.hidden_sizes=None is not allowed: a list of positive whole numbers"),
+        ("optim.lr=null", r"optim.lr=None is not allowed: a learning rate > 0"),
         ("+trainer.gradient_clip_val=1", r"trainer.gradient_clip_val=1 is not allowed: .*manual optimization"),
         ("optim=lbfgs schedule=invscaling", r"^schedule='invscaling' is not allowed: schedule=constant with optim=lbfgs"),
         ("stopping=early_stopping stopping.validation_fraction=0.001",
@@ -131,3 +135,8 @@ def test_divergence_is_recorded_not_raised(run_nnexp):
 
 def test_all_user_errors_share_one_base_class():
     assert issubclass(ConfigError, NnexpError) and issubclass(DataError, NnexpError)
+
+
+def test_removing_a_config_group_is_one_line(run_nnexp):
+    with pytest.raises(NnexpError, match=r"^~regularization is not allowed: every run is built from a regularization option"):
+        run_nnexp("data=iris", "~regularization")
