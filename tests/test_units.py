@@ -135,3 +135,25 @@ def test_why_not_batchable_names_what_keeps_a_job_out_of_a_stack(compose_cfg, ov
 def test_a_fit_result_carries_typed_metrics():
     result = FitResult(fit(), [], torch.nn.Linear(1, 1), None)
     assert result.metrics.split_scores() == {"train_loss": 0.5, "train_score": 0.8}
+
+
+def test_the_epoch_bar_ends_on_the_last_epochs_scores():
+    # It refreshes at most 10 times a second: epochs 2 and 3 end within 0.1 s of epoch 1, and the bar
+    # ended on epoch 1's loss and score
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from nnexp.training.callbacks import EpochProgress
+
+    console = Console(file=io.StringIO(), width=120)
+    bar = EpochProgress(console, "accuracy")
+    module = SimpleNamespace(history=[], optimizers=lambda use_pl_optimizer: object())
+    trainer = SimpleNamespace(max_epochs=3, should_stop=False)
+    bar.on_train_start(trainer, module)
+    for epoch in (1, 2, 3):
+        module.history.append({"train_loss": 1 / epoch, "train_score": epoch / 10})
+        bar.on_train_epoch_end(trainer, module)
+    bar.on_train_end(trainer, module)
+    assert "3/3 loss 0.3333  accuracy 0.3000" in console.file.getvalue().strip().splitlines()[-1]

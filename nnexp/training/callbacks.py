@@ -143,15 +143,20 @@ class EpochProgress(pl.Callback):
             self._progress.update(self._task, advance=advance)
             return
         self._last = now
+        self._progress.update(self._task, advance=advance, status=self._status(pl_module))
+
+    def _status(self, pl_module) -> str:
+        """The latest epoch's training loss and score (and validation score)."""
         last = pl_module.history[-1] if pl_module.history else {}
         status = f"loss {last.get('train_loss', float('nan')):.4f}  {self.score_name} {last.get('train_score', float('nan')):.4f}"
         if "val_score" in last:
             status += f"  val {self.score_name} {last['val_score']:.4f}"
-        self._progress.update(self._task, advance=advance, status=status)
+        return status
 
     def on_train_end(self, trainer, pl_module) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, total=self._rows)
+        if self._progress is not None:  # the last epochs' rows, which the refresh limit may have skipped
+            self._rows = len(pl_module.history)
+            self._progress.update(self._task, completed=self._rows, total=self._rows, status=self._status(pl_module))
             self._progress.stop()
 
 
