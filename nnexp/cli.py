@@ -85,6 +85,10 @@ def summary_main() -> None:
     from nnexp.sweeps.summary import summarise
 
     use_libyaml_for_omegaconf()
+    if args.refit:
+        from nnexp.process import set_up_process
+
+        set_up_process()  # the refit trains in this process: Lightning quiet, as in a run
     summarise(args.sweep_dir, refit=args.refit, plots=not args.no_plots, refit_incomplete=args.refit_incomplete)
     gc.freeze()
 

@@ -33,6 +33,10 @@ class SweepSummary(Callback):
             target = str(config.hydra.launcher.get("_target_", ""))
             batched = target.endswith(("BatchedLauncher", "ClusterLauncher"))
             runner = None
+            if config.get("refit", False):
+                from nnexp.process import set_up_process
+
+                set_up_process()  # the refit trains here, where a launcher of other processes (joblib) set up none
             if config.get("refit", False) and target.endswith("ClusterLauncher"):
                 from nnexp.hydra_integration.cluster_launcher import cluster_refit
 
