@@ -39,14 +39,14 @@ def sweep(tmp_path, monkeypatch):
     return _sweep
 
 
-def load(tmp_path: Path, storage: str | None = None):
+def load(tmp_path: Path, storage: str | None = None, study: str = "nnexp_mlp"):
     """The study, read back through Optuna's own API."""
     storage = storage or f"sqlite:///{tmp_path / 'optuna.db'}"
     if storage.startswith("journal://"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         storage = JournalStorage(JournalFileBackend(storage[len("journal://"):]))
-    return optuna.load_study(study_name="nnexp_mlp", storage=storage)
+    return optuna.load_study(study_name=study, storage=storage)
 
 
 def job_params(job_dir: Path) -> dict[str, str]:
@@ -101,6 +101,12 @@ def test_study_records_every_trial_and_a_relaunch_tops_it_up(sweep, tmp_path, ca
     assert sorted(p.name for p in second.iterdir() if p.name.isdigit()) == ["3"]
     sweep("hydra.sweeper.n_trials=2", "hydra.sweeper.n_trials_scope=run", name="more")  # two more, whatever the total
     assert len(load(tmp_path).get_trials()) == 6
+    # a sweep of other data is refused before it asks a trial: its scores, count and best would mix with these
+    with pytest.raises(SystemExit) as refused:
+        sweep("hydra.sweeper.n_trials=8", "data=wine", name="other")
+    assert refused.value.code == 2 and len(load(tmp_path).get_trials()) == 6
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: hydra.sweeper.study_name='nnexp_mlp' is not allowed: a study "
+                                                      "of this sweep's data; its trials were run with data=iris")
 
 
 def test_a_second_worker_in_the_same_dir_gets_its_own(sweep, tmp_path):
@@ -152,11 +158,15 @@ def test_summary_of_a_study_from_its_storage(sweep, tmp_path, capsys, monkeypatc
     assert exit_info.value.code == 2 and "no study of that name" in capsys.readouterr().err
 
 
+WORKERS_STUDY = "workers"  # its own on the session's PostgreSQL server, where the README's commands keep nnexp_mlp
+
+
 def nnexp_worker(cwd: Path, storage: str, *overrides: str, launch_log: bool = False) -> subprocess.Popen:
     """One ``nnexp -m sweep=optuna_mlp`` worker process; ``launch_log``: with the launcher's
     ``#N : overrides`` line as each trial's job starts."""
     return subprocess.Popen(
-        [sys.executable, "-m", "nnexp.cli", "-m", "sweep=optuna_mlp", f"hydra.sweeper.storage={storage}", *SMALL,
+        [sys.executable, "-m", "nnexp.cli", "-m", "sweep=optuna_mlp", f"hydra.sweeper.storage={storage}",
+         f"hydra.sweeper.study_name={WORKERS_STUDY}", *SMALL,
          *([] if launch_log else ["hydra/hydra_logging=none"]), "hydra/job_logging=none", *overrides],
         cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
@@ -169,7 +179,7 @@ def two_workers_at_once(tmp_path: Path, storage: str) -> None:
                             "hydra.sweep.dir=multirun/same") for _ in range(2)]
     outputs = [worker.communicate()[0] for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs
-    study = load(tmp_path, storage)
+    study = load(tmp_path, storage, WORKERS_STUDY)
     trials = study.get_trials()
     assert len(trials) == 12 and all(t.state.name == "COMPLETE" for t in trials)
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 12  # no configuration trained twice
@@ -197,12 +207,12 @@ def test_two_workers_share_a_postgresql_study(tmp_path, postgres_url):
     wait_for(lambda: "#12 : " in output.text, output)  # trial 12 was asked, recorded and launched
     worker.send_signal(signal.SIGKILL)
     worker.communicate()
-    running = load(tmp_path, postgres_url).get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    running = load(tmp_path, postgres_url, WORKERS_STUDY).get_trials(states=(optuna.trial.TrialState.RUNNING,))
     assert [t.number for t in running] == [12] and "nnexp" in running[0].user_attrs and running[0].params
     finisher = nnexp_worker(tmp_path, postgres_url, "hydra.sweeper.n_trials=14", "hydra.sweep.dir=multirun/after")
     out = finisher.communicate()[0]
     assert finisher.returncode == 0, out
-    trials = {t.number: t for t in load(tmp_path, postgres_url).get_trials()}
+    trials = {t.number: t for t in load(tmp_path, postgres_url, WORKERS_STUDY).get_trials()}
     assert trials[12].state.name == "FAIL" and "ended before the trial finished" in trials[12].user_attrs["error"]
     assert sum(t.state.name == "COMPLETE" for t in trials.values()) == 14
 

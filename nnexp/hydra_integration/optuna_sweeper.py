@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from nnexp.claims import Claim
 from nnexp.errors import ConfigError
 from nnexp.results import STUDY_FILE, write_json
-from nnexp.studies.search_space import SearchSpace, search_space
+from nnexp.studies.search_space import SearchSpace, refuse_other_data, search_space
 from nnexp.studies.storage import StorageSpec, absolute_url, open_storage, optuna_notices_off, retry_callback
 from nnexp.studies.trial_link import PRUNER_KEY, WORKER_ATTR
 from nnexp.sweeps.grid import SWEEP_RECORD
@@ -238,6 +238,7 @@ class OptunaSweeper(Sweeper):
         from nnexp.hydra_integration.sweeper import SweepInterrupted
 
         study = self.open_study()
+        refuse_other_data(study, space)  # before this worker writes or asks anything
         write_json(self.sweep_dir / STUDY_FILE, {"study": self.study_name, "storage": self.storage.url})
         self.fail_dead_workers(study)
         from nnexp.progress import find

@@ -67,3 +67,21 @@ def search_space(overrides: list[Override]) -> SearchSpace:
     if not distributions:
         raise ConfigError("hydra.sweeper.params", None, "at least one swept key, e.g. 'optim.lr: tag(log, interval(1e-4, 1e-1))'")
     return SearchSpace(distributions, fixed)
+
+
+def refuse_other_data(study, space: SearchSpace) -> None:
+    """Refuse to add trials to a study whose trials were run on other data (another sweep's, under
+    the same study name and storage): their scores are not comparable, the study's trial count
+    would be met by them, and its best would be theirs. Other fixed settings may differ between
+    a study's workers, as Optuna allows (a longer budget for later trials, say)."""
+    from nnexp.studies.trial_link import WORKER_ATTR
+
+    def data(fixed: list[str]) -> list[str]:  # the overrides that choose the data (an experiment may)
+        return sorted(str(o) for o in fixed if str(o).lstrip("+~").split("=")[0].split(".")[0] in ("data", "experiment"))
+
+    for trial in study.get_trials(deepcopy=False):
+        fixed = trial.user_attrs.get(WORKER_ATTR, {}).get("fixed")
+        if fixed is not None and data(fixed) != data(space.fixed):
+            raise ConfigError("hydra.sweeper.study_name", study.study_name,
+                              f"a study of this sweep's data; its trials were run with {' '.join(data(fixed)) or 'the default data'} "
+                              f"(trial {trial.number}): give these trials a study of their own (hydra.sweeper.study_name=...)")
