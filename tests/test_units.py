@@ -157,3 +157,19 @@ def test_the_epoch_bar_ends_on_the_last_epochs_scores():
         bar.on_train_epoch_end(trainer, module)
     bar.on_train_end(trainer, module)
     assert "3/3 loss 0.3333  accuracy 0.3000" in console.file.getvalue().strip().splitlines()[-1]
+
+
+def test_the_data_note_tells_a_changed_file_from_a_sweep_over_files():
+    from dataclasses import replace
+
+    from nnexp.sweeps.summary import data_note
+
+    def on(number, overrides, fingerprint):
+        made = job(number, overrides, 0.5)
+        return replace(made, record=replace(made.record, data_fingerprint=fingerprint))
+
+    swept = [on(0, ["data.path=a.csv"], "f1"), on(1, ["data.path=b.csv"], "f2")]
+    assert data_note(swept) == "[dim]data fingerprints: f1, f2"  # two files chosen, none changed
+    changed = [on(0, ["data.path=a.csv", "seed=0"], "f1"), on(1, ["data.path=a.csv", "seed=1"], "f3")]
+    assert "a data file changed during the sweep" in data_note(changed) and "f1, f3" in data_note(changed)
+    assert data_note([on(0, [], "f1")]) == "[dim]data fingerprint: f1"

@@ -204,6 +204,22 @@ def summary_table(rows: list[dict], keys: list[str], title: str):
     return table
 
 
+def data_note(jobs: list[Job]) -> str:
+    """The data's fingerprints, or a note when jobs of the same data (the same data overrides: a
+    sweep over ``data.path`` chooses several) trained on different versions of it."""
+    by_data = defaultdict(set)
+    for job in jobs:
+        if job.record and job.record.data_fingerprint:
+            chosen = tuple(o for o in job.overrides if o.lstrip("+~").split("=")[0].split(".")[0] in ("data", "experiment"))
+            by_data[chosen].add(job.record.data_fingerprint)
+    fingerprints = sorted(set().union(*by_data.values()))
+    changed = sorted(set().union(*(found for found in by_data.values() if len(found) > 1)))
+    if changed:
+        return (f"[yellow]note[/]: jobs of the same data trained on {len(changed)} versions of it "
+                f"(fingerprints {', '.join(changed)}): a data file changed during the sweep")
+    return f"[dim]data fingerprint{'s' if len(fingerprints) > 1 else ''}: {', '.join(fingerprints)}" if fingerprints else ""
+
+
 def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=None, figures: str = "foreground",
               batched: bool = False, refit_incomplete: bool = False, refit_runner=None) -> list[dict]:
     """Write summary.csv (and plots) for a sweep dir, print the table and the best command, and
@@ -227,14 +243,10 @@ def summarise(sweep_dir: Path, refit: bool = False, plots: bool = True, console=
     rows, keys = summarise_jobs(jobs)
     write_summary_csv(rows, sweep_dir / SUMMARY_FILE)
     unfinished = sum(job.status in ("unfinished", "missing") for job in jobs)
-    title = f"sweep {sweep_dir} ({len(jobs)} jobs" + (f", {unfinished} unfinished)" if unfinished else ")")
+    title = f"sweep {sweep_dir} ({len(jobs)} {'job' if len(jobs) == 1 else 'jobs'}" + (f", {unfinished} unfinished)" if unfinished else ")")
     console.print(summary_table(rows, keys, title))
-    fingerprints = sorted({job.record.data_fingerprint for job in jobs if job.record and job.record.data_fingerprint})
-    if len(fingerprints) == 1:
-        console.print(f"[dim]data fingerprint: {fingerprints[0]}")
-    elif fingerprints:
-        console.print(f"[yellow]note[/]: the jobs trained on {len(fingerprints)} versions of the data "
-                      f"(fingerprints {', '.join(fingerprints)}): a data file changed during the sweep")
+    if note := data_note(jobs):
+        console.print(note)
     reused = sum(job.reused for job in jobs)
     if reused:
         console.print(f"[yellow]note[/]: {reused} of {len(jobs)} jobs reused results stored by an earlier sweep "
