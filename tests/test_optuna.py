@@ -156,6 +156,11 @@ def test_summary_of_a_study_from_its_storage(sweep, tmp_path, capsys, monkeypatc
     with pytest.raises(SystemExit) as exit_info:
         cli.summary_main()
     assert exit_info.value.code == 2 and "no study of that name" in capsys.readouterr().err
+    for storage in ("journal://missing.log", "sqlite:///missing.db"):  # reading makes no storage file
+        monkeypatch.setattr(sys, "argv", ["nnexp-summary", "--study", "nnexp_mlp", "--storage", storage])
+        with pytest.raises(SystemExit) as exit_info:
+            cli.summary_main()
+        assert exit_info.value.code == 2 and not list(tmp_path.glob("missing.*"))
 
 
 WORKERS_STUDY = "workers"  # its own on the session's PostgreSQL server, where the README's commands keep nnexp_mlp

@@ -43,7 +43,11 @@ def open_study(study_name: str, url: str):
     """Load an existing study (``nnexp-summary --study``); ``KeyError`` when it has no such study."""
     import optuna
 
-    storage = open_storage(StorageSpec(absolute_url(url), heartbeat_interval=None))
+    url = absolute_url(url)
+    for scheme in ("sqlite:///", JOURNAL_SCHEME):  # a file storage that is not there holds no study: not made by reading
+        if url.startswith(scheme) and ":memory:" not in url and not os.path.exists(url[len(scheme):]):
+            raise KeyError(study_name)
+    storage = open_storage(StorageSpec(url, heartbeat_interval=None))
     with optuna_notices_off():
         return optuna.load_study(study_name=study_name, storage=storage)
 
