@@ -43,7 +43,9 @@ def write_csv(path: Path, text: str, encoding: str = "utf-8") -> Path:
     ("x1,x2,label\n" + "".join(f"{i}e306,{i},{'ab'[i % 2]}\n" for i in range(1, 21)), "utf-8", "overflow when scaled"),
     ("x1,x2,label\n" + "".join(f"{i},{i},caf\u00e9{i % 2}\n" for i in range(20)), "latin-1",
      "is not utf-8 text (byte 0xe9 at position"),
-], ids=["duplicate columns", "one class", "header only", "two rows", "1e306 values", "latin-1 bytes"])
+    ("x1,x2,label\n1,2\n3,4,5,6\n" + "1,2,a\n" * 20, "utf-8", "cannot parse as CSV (Error tokenizing data. C error: "
+     "Expected 3 fields in line 3, saw 4); check data.delimiter"),
+], ids=["duplicate columns", "one class", "header only", "two rows", "1e306 values", "latin-1 bytes", "ragged rows"])
 def test_csv_mistakes_are_one_line_naming_the_fix(nnexp, tmp_path, content, encoding, message):
     path = write_csv(tmp_path / "bad.csv", content, encoding)
     code, _, err = nnexp("data=csv", f"data.path={path}", "data.target=label", *FAST)

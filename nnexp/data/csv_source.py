@@ -42,7 +42,8 @@ class CsvSource(ArraySource):
         except LookupError:
             raise ConfigError("data.encoding", self.encoding, "an encoding Python knows, e.g. utf-8 or latin-1") from None
         except ValueError as error:  # pandas' ParserError is a ValueError
-            raise DataError(f"data.path={self.path!r}: cannot parse as CSV ({error}); check data.delimiter") from None
+            reason = " ".join(str(error).split())  # pandas' own message can span lines
+            raise DataError(f"data.path={self.path!r}: cannot parse as CSV ({reason}); check data.delimiter") from None
         frame = without_index_column(frame, path)
         if frame.empty:
             raise DataError(f"data.path={self.path!r}: a header and no rows; the file needs data rows")
