@@ -103,12 +103,18 @@ class Run:
         """Raw features to the network's input, with the scaling fitted during training."""
         features = self.saved["scaling"]["features"]
         X = np.asarray(X, dtype=np.float64)
+        shape = tuple(self.saved["input_shape"])
+        if X.ndim == 1 and len(shape) == 1:  # one sample, as scikit-learn refuses it: say how to pass it
+            raise DataError(f"X has one dimension ({X.shape[0]} values): give a 2-D array of rows, X.reshape(1, -1) for one sample")
+        if X.shape[1:] != shape and (X.ndim < 2 or int(np.prod(X.shape[1:])) != int(np.prod(shape))):
+            raise DataError(f"X has rows of shape {X.shape[1:]}; this model takes rows of shape {shape} "
+                            f"({int(np.prod(shape))} features), as it was trained")
         if features["kind"] == "standard":
             X = (X.reshape(len(X), -1) - features["mean"]) / features["scale"]
             X = X.reshape((len(X), *self.saved["input_shape"]))
         elif features["kind"] == "pixels":
             X = (X / 255.0 - features["mean"]) / features["std"]
-        return torch.as_tensor(X, dtype=next(self.network.parameters()).dtype)
+        return torch.as_tensor(X.reshape((len(X), *shape)), dtype=next(self.network.parameters()).dtype)
 
     @torch.no_grad()
     def outputs(self, X: np.ndarray) -> torch.Tensor:
@@ -122,7 +128,8 @@ class Run:
         if self.task.kind != "regression":
             return predicted
         mean, scale = self.saved["scaling"]["target_mean"], self.saved["scaling"]["target_scale"]
-        return predicted * scale + mean if mean is not None else predicted
+        values = predicted * scale + mean if mean is not None else predicted
+        return values.ravel() if values.ndim == 2 and values.shape[1] == 1 else values  # (n,), as scikit-learn's
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
         """P(class 1) for binary tasks, the class probabilities (n, k) for multiclass."""

@@ -47,6 +47,19 @@ def test_run_returns_scores_history_model_and_predictions_from_the_clis_run_dir(
     predicted = run.predict(np.zeros((2, 2)))
     assert predicted.shape == (2,) and set(predicted) <= {0, 1}
     assert Path(os.getcwd()) == in_tmp
+    from nnexp.errors import NnexpError
+
+    with pytest.raises(NnexpError, match=r"^X has rows of shape \(3,\); this model takes rows of shape \(2,\)"):
+        run.predict(np.zeros((2, 3)))  # was numpy's broadcast error
+    with pytest.raises(NnexpError, match=r"X.reshape\(1, -1\) for one sample"):
+        run.predict(np.zeros(2))
+
+
+def test_a_regression_runs_predictions_are_one_value_a_row_as_scikit_learns(in_tmp):
+    import nnexp
+
+    run = nnexp.run("data=diabetes", "trainer.max_epochs=2", "quiet=true", "plots=false", "logger=none")
+    assert run.predict(np.zeros((3, 10))).shape == (3,)  # was (3, 1)
 
 
 def test_run_plot_is_a_matplotlib_figure_of_the_runs_curves(in_tmp):

@@ -139,7 +139,7 @@ def fit_1d_figure(run: Run):
     fig.subplots_adjust(left=0.1, right=0.97, bottom=0.12, top=0.9)
     ax.scatter(bundle.X_train[:, 0], bundle.y_train, s=14, label="train", color="tab:blue", alpha=0.7)
     ax.scatter(bundle.X_test[:, 0], bundle.y_test, s=18, marker="^", label="test", color="tab:orange")
-    ax.plot(grid[:, 0], run.predict(grid)[:, 0], color="black", linewidth=2, label="fitted")
+    ax.plot(grid[:, 0], run.predict(grid).reshape(len(grid), -1)[:, 0], color="black", linewidth=2, label="fitted")
     ax.set_xlabel(bundle.feature_names[0] if bundle.feature_names else "x")
     ax.set_ylabel(bundle.target_name)
     ax.set_title(f"{describe(run)}\ntest R2 {run.test_score:.4f}", fontsize=10)
