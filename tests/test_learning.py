@@ -245,6 +245,6 @@ def test_a_grid_shows_its_refits_test_score_and_the_command_that_trains_it(sweep
     refit_score = float(re.search(r"refit on the whole training split: test accuracy (\d\.\d+)", out).group(1))
     command = re.search(r"the refit model again: (nnexp .*cv=1)", " ".join(out.split())).group(1)
     report = (tmp_path / "grid" / "report.html").read_text()
-    assert f"<b>{refit_score:.4f}</b>" in report and f"<td>{refit_score:.4f}</td>" in report
+    assert f"<b>{refit_score:.4f}</b>" in report and f"<td>{refit_score:.4f} (refit)</td>" in report  # marked: not a CV mean
     overrides = [word for word in command.split()[1:] if not word.startswith(("quiet", "logger", "plots", "hydra"))]
     assert round(run_nnexp(*overrides, fast=False)["test_score"], 4) == refit_score

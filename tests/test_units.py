@@ -173,3 +173,17 @@ def test_the_data_note_tells_a_changed_file_from_a_sweep_over_files():
     changed = [on(0, ["data.path=a.csv", "seed=0"], "f1"), on(1, ["data.path=a.csv", "seed=1"], "f3")]
     assert "a data file changed during the sweep" in data_note(changed) and "f1, f3" in data_note(changed)
     assert data_note([on(0, [], "f1")]) == "[dim]data fingerprint: f1"
+
+
+def test_one_fit_without_folds_has_no_spread_in_the_summary():
+    from nnexp.sweeps.summary import summary_table
+
+    rows, keys = summarise_jobs([job(0, ["alpha=0.1"], 0.8), job(1, ["alpha=1"], 0.9)])
+    assert all(math.isnan(row["std_val_score"]) for row in rows)  # was 0.0, shown as "0.9000 ± 0.0000"
+    import io
+
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=150)
+    console.print(summary_table(rows, keys, "sweep"))
+    assert "0.9000" in console.file.getvalue() and "±" not in console.file.getvalue()

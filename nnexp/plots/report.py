@@ -81,10 +81,6 @@ def write_report(sweep_dir: Path, rows: list[dict], keys: list[str], figures: li
                "mean_train_score", "mean_test_score", "mean_fit_time", "n_runs", "status"]
 
     header = "".join(f"<th>{html.escape(c.replace('param_', ''))}</th>" for c in columns)
-    body = "".join(
-        f"<tr class=\"{'best' if row['rank_val_score'] == 1 else ''}\">" + "".join(f"<td>{(_param_cell if c.startswith('param_') else _cell)(row.get(c, ''))}</td>" for c in columns) + "</tr>"
-        for row in rows
-    )
     images = "".join(
         f"<h3>{html.escape(path.name)}</h3><img alt=\"{html.escape(path.name)}\" src=\"data:image/png;base64,"
         f"{base64.b64encode(path.read_bytes()).decode()}\">"
@@ -92,12 +88,13 @@ def write_report(sweep_dir: Path, rows: list[dict], keys: list[str], figures: li
     )
     best = rows[0] if rows else {}
     refit = refit_scores(sweep_dir)
-    if refit is not None and rows:  # GridSearchCV scores test rows once, with the refit: so does the best row
-        rows = [dict(rows[0], mean_test_score=refit["test"]), *rows[1:]] if math.isnan(float(rows[0].get("mean_test_score", math.nan))) else rows
-        body = "".join(
-            f"<tr class=\"{'best' if row['rank_val_score'] == 1 else ''}\">" + "".join(f"<td>{(_param_cell if c.startswith('param_') else _cell)(row.get(c, ''))}</td>" for c in columns) + "</tr>"
-            for row in rows
-        )
+    if refit is not None and rows and math.isnan(float(rows[0].get("mean_test_score", math.nan))):
+        # GridSearchCV scores test rows once, with the refit: so does the best row, marked as the refit's
+        rows = [dict(rows[0], mean_test_score=f"{refit['test']:.4f} (refit)"), *rows[1:]]
+    body = "".join(
+        f"<tr class=\"{'best' if row['rank_val_score'] == 1 else ''}\">" + "".join(f"<td>{(_param_cell if c.startswith('param_') else _cell)(row.get(c, ''))}</td>" for c in columns) + "</tr>"
+        for row in rows
+    )
     refit_text = "" if refit is None else (
         f"<p>Refit on the whole training split: test {html.escape(refit['name'])} <b>{refit['test']:.4f}</b> "
         f"(train {refit['train']:.4f}); the refit model again: <code>{html.escape(refit_command(str(best.get('command', ''))))}</code></p>")

@@ -117,7 +117,8 @@ def summarise_jobs(jobs: list[Job]) -> tuple[list[dict], list[str]]:
             mean, std = _mean(scores), float(np.std(scores)) if scores else float("nan")
         else:  # one job: the spread is over its cross-validation folds
             mean = _mean(scores)
-            std = (ok[0].fit.val_score_std or 0.0) if ok else float("nan")
+            fold_std = ok[0].fit.val_score_std if ok else None
+            std = float("nan") if fold_std is None else fold_std  # one fit, no folds: no spread to show
         if len(ok) < len(members):
             mean = float("nan")  # a grid point with a failed or diverged run is not a candidate
         statuses = defaultdict(int)
@@ -187,7 +188,8 @@ def summary_table(rows: list[dict], keys: list[str], title: str):
     table.add_column("runs", justify="right", overflow="fold")
     table.add_column("status", overflow="fold")
     for row in rows:
-        score = "-" if math.isnan(row["mean_val_score"]) else f"{row['mean_val_score']:.4f} ± {row['std_val_score']:.4f}"
+        score = "-" if math.isnan(row["mean_val_score"]) else f"{row['mean_val_score']:.4f}" + (
+            "" if math.isnan(row["std_val_score"]) else f" ± {row['std_val_score']:.4f}")
         if len(scored) > 1 and row.get("scored_on") == "train" and score != "-":
             score += " (train)"  # some grid points had no validation split: theirs is the training score
         test = "-" if math.isnan(row["mean_test_score"]) else (
