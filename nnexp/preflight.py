@@ -96,6 +96,14 @@ def one_line(error: BaseException) -> str:
         return str(error.__cause__)
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     text = " ".join(lines[:2]) if lines else type(error).__name__
+    if len(lines) > 2 and lines[1].startswith("Available options in"):  # Hydra lists a group's options a line each
+        options = []
+        for line in lines[2:]:
+            if ":" in line:  # the next section (Hydra's config search path)
+                break
+            if not line.startswith("_"):  # nnexp's shared parts, not options
+                options.append(line)
+        text = f"{lines[0]}; {lines[1]} {', '.join(options)}"
     if getattr(error, "override", None):  # Hydra's override grammar: say which override
         text = f"{error.override}: {text}"
     cause = error.__cause__ or error.__context__

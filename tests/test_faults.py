@@ -197,8 +197,12 @@ def test_a_run_dir_that_cannot_be_written_is_one_line(nnexp, tmp_path, folder):
     (["data=iris", "model.hidden_sizes=[10"], "model.hidden_sizes=[10: "),
     (["data=iris", "+foo.bar=1"], "nnexp has no key foo"),
     (["+experiment=nope"], "experiment=nope is not an option"),
-], ids=["broken YAML in a user config dir", "override grammar", "unknown key added", "unknown experiment"])
+    (["--config-dir", "{tmp}/fine", "data=irs"], "Could not find 'data/irs'; Available options in 'data': blobs, breast_cancer, "),
+], ids=["broken YAML in a user config dir", "override grammar", "unknown key added", "unknown experiment",
+        "unknown option with a user config dir"])
 def test_hydras_own_errors_are_one_line_with_exit_2(nnexp, tmp_path, argv, message):
+    (tmp_path / "fine" / "data").mkdir(parents=True)
+    (tmp_path / "fine" / "data" / "mine.yaml").write_text("defaults:\n  - csv\n")
     (tmp_path / "mine" / "data").mkdir(parents=True)
     (tmp_path / "mine" / "data" / "broken.yaml").write_text("_target_: nnexp.data.sources.GeneratedSource\nname: broken\n  oops: [\n")
     args = [arg.format(tmp=tmp_path) for arg in argv]
