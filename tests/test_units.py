@@ -91,6 +91,7 @@ def test_summarise_jobs_groups_seeds_and_ranks_like_gridsearchcv():
     assert by_alpha["0.1"]["mean_test_score"] == pytest.approx(0.8) and by_alpha["0.1"]["std_test_score"] == pytest.approx(0.1)
     assert by_alpha["0.1"]["best_job"] == "1" and by_alpha["0.1"]["n_runs"] == 2
     assert math.isnan(by_alpha["1"]["mean_val_score"]) and by_alpha["1"]["status"] == "1 diverged, 1 ok"
+    assert by_alpha["1"]["error"].startswith("the training loss became NaN") and by_alpha["10"]["error"] == ""
     assert [by_alpha[a]["rank_val_score"] for a in ("10", "0.1", "1")] == [1, 2, 3]
     assert [by_alpha[a]["grid_index"] for a in ("0.1", "1", "10")] == [0, 1, 2]
 

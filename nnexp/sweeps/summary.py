@@ -22,6 +22,9 @@ GROUPED_KEYS = ("seed",)  # grid points that differ only in these are averaged
 LAUNCH_KEYS = ("launcher", "hydra.", "resume", "trial")  # how a sweep ran, not what a run computes
 
 
+DIVERGED_ERROR = "the training loss became NaN, infinite or far above the trivial predictor's: lower optim.lr"
+
+
 @dataclass
 class Job:
     """One job dir of a sweep: its overrides and, once it ended, its record."""
@@ -140,7 +143,8 @@ def summarise_jobs(jobs: list[Job]) -> tuple[list[dict], list[str]]:
                 "n_runs": len(members),
                 "n_reused": sum(job.reused for job in members),
                 "status": "ok" if len(ok) == len(members) else ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())),
-                "error": next((job.record.error for job in members if job.record and job.record.error), ""),
+                "error": next((job.record.error for job in members if job.record and job.record.error), "")
+                or (DIVERGED_ERROR if any(job.status == "diverged" for job in members) else ""),
                 "data_fingerprint": " ".join(sorted({job.record.data_fingerprint or "" for job in ok})),
                 "best_job": best_job.path.name,
                 "command": "nnexp " + " ".join(o for o in best_job.overrides if not o.lstrip("+~").startswith(LAUNCH_KEYS)),
