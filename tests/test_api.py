@@ -248,7 +248,7 @@ try:
     nnexp.run(*tiny, "optim.lr=-1")
 except NnexpError as error:
     bad = str(error)
-print("BAD:", bad)""",
+print(f"BAD: {bad}")""",
     # Ctrl-C (the kernel's interrupt is a SIGINT) in the second job of a sweep whose second job
     # would train for hours: the first job's result is kept, and the kernel goes on.
     """def interrupt_after_first_job():  # job 1's dir: job 0 has ended, and been counted, before it is made
@@ -262,7 +262,7 @@ try:
                 **{"trainer.max_epochs": [2, 10**6]})
     raise AssertionError("not interrupted")
 except KeyboardInterrupt as stop:
-    print("STOPPED:", stop)
+    print(f"STOPPED: {stop}")  # one write: ipykernel may flush a print's parts as separate outputs
 assert os.getcwd() == cwd and '"ok"' in pathlib.Path("interrupted/0/metrics.json").read_text()
 third = nnexp.run(*tiny, "solver=lbfgs", random_state=2)
 third.status""",
@@ -284,7 +284,7 @@ def test_a_notebook_runs_plots_fails_one_line_and_survives_ctrl_c(tmp_path):
     bad = next(line for line in text.splitlines() if line.startswith("BAD:"))
     assert "optim.lr=-1 is not allowed" in bad
     assert "Error executing job" not in text and "Traceback" not in text
-    assert "STOPPED: interrupted: 1 finished jobs kept in interrupted" in text
+    assert "STOPPED: interrupted: 1 finished jobs kept in interrupted" in text, outputs[4]
     assert OmegaConf.load(tmp_path / "interrupted" / "multirun.yaml").hydra.sweep.dir == "interrupted"
     assert 'ipywidgets' not in text  # rich's live displays draw nothing in Jupyter without it
     assert any("epoch" in output.get("data", {}).get("text/plain", "") for output in outputs[1])  # the live bar
