@@ -122,7 +122,7 @@ def kept_message(sweep_dir: Path) -> str:
             kept += read_record(path).finished
         except (OSError, ValueError):
             pass
-    return f"interrupted: {kept} finished jobs kept in {sweep_dir}; go on with: nnexp resume={sweep_dir}"
+    return f"interrupted: {kept} finished {'job' if kept == 1 else 'jobs'} kept in {sweep_dir}; go on with: nnexp resume={sweep_dir}"
 
 
 def rewritten(argv: list[str]) -> tuple[list[str], list[str]]:

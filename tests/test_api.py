@@ -284,7 +284,7 @@ def test_a_notebook_runs_plots_fails_one_line_and_survives_ctrl_c(tmp_path):
     bad = next(line for line in text.splitlines() if line.startswith("BAD:"))
     assert "optim.lr=-1 is not allowed" in bad
     assert "Error executing job" not in text and "Traceback" not in text
-    assert "STOPPED: interrupted: 1 finished jobs kept in interrupted" in text, outputs[4]
+    assert "STOPPED: interrupted: 1 finished job kept in interrupted" in text, outputs[4]
     assert OmegaConf.load(tmp_path / "interrupted" / "multirun.yaml").hydra.sweep.dir == "interrupted"
     assert 'ipywidgets' not in text  # rich's live displays draw nothing in Jupyter without it
     assert any("epoch" in output.get("data", {}).get("text/plain", "") for output in outputs[1])  # the live bar
