@@ -37,7 +37,8 @@ class BestWeights(pl.Callback):
             self.best_value, self.best_epoch = float(value), trainer.current_epoch + 1
             self._state = copy.deepcopy(pl_module.network.state_dict())
 
-    def on_fit_end(self, trainer, pl_module) -> None:
+    def on_train_end(self, trainer, pl_module) -> None:
+        # Before the module's own on_train_end, which scores the weights it ends with
         if self._state is not None:
             pl_module.network.load_state_dict(self._state)
 

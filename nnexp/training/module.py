@@ -95,16 +95,16 @@ class NetModule(pl.LightningModule):
 
             broadcast_parameters(self.network)
 
-    def on_fit_end(self) -> None:
+    def on_train_end(self) -> None:
         # The process that trained scores the final weights (or the best: BestWeights loads them
-        # in its own on_fit_end, which Lightning calls first) and logs them as the loggers' last
-        # row. Lightning finalized the loggers before this hook, so they are finalized again to
-        # save it. A launching process that spawned the training (trainer=ddp) logs nothing: its
-        # own logger would start the files afresh over the rows the spawned ones wrote.
+        # in its own on_train_end, which Lightning calls first) while they and the splits are still
+        # on the training device (the strategy's teardown, next, moves the module to the CPU), and
+        # logs them as the loggers' last row, before Lightning finalizes them. A launching process
+        # that spawned the training (trainer=ddp) logs nothing: its own logger would start the
+        # files afresh over the rows the spawned ones wrote.
         self.final = self.final_metrics()
         for logger in self.loggers:
             logger.log_metrics({k: v for k, v in self.final.items() if not k.startswith("holdout")}, step=len(self.history))
-            logger.finalize("success")
         # Spawned processes hand their results back to the launching one through callback_metrics
         # (with the weights); the epoch history, stop flags and final scores travel the same way.
         # Always: one spawned process (trainer=ddp on one device) has world size 1 and trains away
