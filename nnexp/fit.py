@@ -62,7 +62,7 @@ def build_trainer(
         cause = error.__cause__ or error
         if not isinstance(cause, (MisconfigurationException, ValueError, TypeError, ImportError)):
             raise
-        if isinstance(cause, (MisconfigurationException, ImportError)) and not trainer_key(cfg, cause):
+        if isinstance(cause, (MisconfigurationException, ImportError)) and trainer_key(cfg, cause) in (None, "trainer.accelerator"):
             # Lightning's words for a device it cannot use, or one whose package is not installed (TPUs: torch_xla)
             raise ConfigError(
                 "trainer.accelerator", cfg.trainer.get("accelerator"),
@@ -71,10 +71,13 @@ def build_trainer(
         raise trainer_refusal(cfg, cause) from None
 
 
-def trainer_key(cfg: DictConfig, cause: BaseException) -> str | None:
-    """The trainer setting Lightning's message names, if it names one."""
+def trainer_key(cfg: DictConfig, cause: BaseException, as_setting: bool = False) -> str | None:
+    """The trainer setting Lightning's message names, if it names one; ``as_setting``: only one it
+    names as a setting (``Trainer(gradient_clip_val=1)``), not as a word."""
     message = str(cause)
-    named = [name for name in cfg.trainer if f"{name}=" in message] or [name for name in cfg.trainer if name in message]
+    named = [name for name in cfg.trainer if f"{name}=" in message]
+    if not named and not as_setting:
+        named = [name for name in cfg.trainer if name in message]
     return f"trainer.{named[0]}" if named else None
 
 
@@ -151,6 +154,8 @@ def fit_and_score(
     try:
         trainer.fit(module)
     except MisconfigurationException as refused:  # a trainer setting nnexp's loop cannot take (gradient clipping)
+        if trainer_key(cfg, refused, as_setting=True) is None:  # another component's (a callback's): its own message
+            raise
         raise trainer_refusal(cfg, refused) from None
     except SystemExit:
         if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1); nnexp reports it as Ctrl-C
