@@ -26,7 +26,8 @@ MODEL_FILE = "model.pt"
 MODEL_SUMMARY_FILE = "model_summary.txt"
 SKLEARN_FILE = "sklearn.json"  # scikit-learn's own fit beside the run (sklearn=true)
 PROVENANCE_FILE = "provenance.json"  # versions, host, device, git commit (nnexp.provenance)
-HYDRA_FILES = (CONFIG_FILE, "hydra.yaml", "overrides.yaml")  # what Hydra writes into a job's hydra.output_subdir
+OVERRIDES_FILE = "overrides.yaml"  # a job's overrides, in its hydra.output_subdir
+HYDRA_FILES = (CONFIG_FILE, "hydra.yaml", OVERRIDES_FILE)  # what Hydra writes into a job's hydra.output_subdir
 HYDRA_CONFIG_FILE = Path(".hydra") / CONFIG_FILE  # Hydra's record of a job's composed config, unresolved
 # A sweep dir's files.
 STUDY_FILE = "study.json"  # which Optuna study an Optuna sweep fed (the report's Optuna figures)

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnexp.claims import Claim
 from nnexp.errors import NnexpError
+from nnexp.results import METRICS_FILE
 from nnexp.hydra_integration.launcher import InProcessLauncher
 from nnexp.sweeps.grid import SWEEP_RECORD, grid
 
@@ -64,16 +65,12 @@ class GridSweeper(Sweeper):
         # Held until this sweeper is let go, after the sweep's summary (or when the process ends).
         self.claim = Claim(sweep_dir, "nnexp sweep", "wait for that sweep to end (then nnexp resume=DIR finishes "
                            "this one), or give another hydra.sweep.dir")
-        batches = self.batches(arguments)
-        try:
-            self.refuse_another_sweeps_dir(sweep_dir, [job for batch in batches for job in batch])
-        except NnexpError:
-            self.claim.release()
-            raise
-        OmegaConf.save(self.config, sweep_dir / SWEEP_RECORD)  # what resume=DIR relaunches, and the summary's grid
         returns: list[Sequence[JobReturn]] = []
         first = 0
         try:
+            batches = self.batches(arguments)
+            self.refuse_another_sweeps_dir(sweep_dir, [job for batch in batches for job in batch])
+            OmegaConf.save(self.config, sweep_dir / SWEEP_RECORD)  # what resume=DIR relaunches, and the summary's grid
             for batch in batches:
                 self.validate_batch_is_legal(batch)
                 results = self.launcher.launch(batch, initial_job_idx=first)
@@ -95,10 +92,10 @@ class GridSweeper(Sweeper):
         as this sweep's, and Hydra would rewrite their ``.hydra`` files). The same sweep launched
         again, or grown by new points at the end, goes on; a job of the same overrides whose
         config or data changed is its ``Job``'s to keep (``not run``)."""
-        if not isinstance(self.launcher, InProcessLauncher):
-            return
+        if not isinstance(self.launcher, InProcessLauncher) or not any(sweep_dir.glob(f"*/{METRICS_FILE}")):
+            return  # a fresh dir (the usual case): no job composed ahead of its batch
         from nnexp.hydra_integration.sweep_job import job_dir
-        from nnexp.results import HYDRA_FILES
+        from nnexp.results import OVERRIDES_FILE
         from nnexp.store import finished_record, launch_only
 
         def computed(overrides) -> list[str]:  # what a job's overrides say it computes (resume may add others)
@@ -107,9 +104,9 @@ class GridSweeper(Sweeper):
         for number, overrides in enumerate(jobs):
             config = self.launcher.number(self.launcher.prepare(list(overrides)), number)
             folder, subdir = job_dir(config), config.hydra.output_subdir
-            if subdir is None or finished_record(folder) is None or not (folder / str(subdir) / HYDRA_FILES[2]).is_file():
+            if subdir is None or finished_record(folder) is None or not (folder / str(subdir) / OVERRIDES_FILE).is_file():
                 continue
-            stored = OmegaConf.load(folder / str(subdir) / HYDRA_FILES[2])
+            stored = OmegaConf.load(folder / str(subdir) / OVERRIDES_FILE)
             if computed(stored) != computed(config.hydra.overrides.task):
                 raise NnexpError(f"{sweep_dir} holds another sweep's finished jobs ({folder.name}: {' '.join(map(str, stored))}); "
                                  f"give another hydra.sweep.dir, or nnexp resume={sweep_dir} to finish that sweep")
