@@ -35,6 +35,11 @@ def launch_only(override: str) -> bool:
     return key.split(".")[0].split("/")[0] in (*VOLATILE_KEYS, "launcher")
 
 
+def chooses_data(override: str) -> bool:
+    """Whether an override chooses the data a job trains on (the data group or its keys, or an experiment)."""
+    return override.lstrip("+~").split("=", 1)[0].split("/")[0].split(".")[0] in ("data", "experiment")
+
+
 # Part of every job's identity. Raise it when the same config stops computing the same result,
 # so that no store entry from before is reused: 2 = scikit-learn's solver semantics (velocity SGD,
 # Adam's epsilon, L-BFGS-B, the stopping count, Glorot biases) and the lecture's MNIST permutation;

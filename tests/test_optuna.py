@@ -101,12 +101,15 @@ def test_study_records_every_trial_and_a_relaunch_tops_it_up(sweep, tmp_path, ca
     assert sorted(p.name for p in second.iterdir() if p.name.isdigit()) == ["3"]
     sweep("hydra.sweeper.n_trials=2", "hydra.sweeper.n_trials_scope=run", name="more")  # two more, whatever the total
     assert len(load(tmp_path).get_trials()) == 6
-    # a sweep of other data is refused before it asks a trial: its scores, count and best would mix with these
+    # the same data spelt out is the same study's; other data is refused before it asks a trial: its
+    # scores, count and best would mix with these
+    sweep("hydra.sweeper.n_trials=1", "hydra.sweeper.n_trials_scope=run", "data=iris", "data.test_size=0.25", name="same")
+    assert len(load(tmp_path).get_trials()) == 7
     with pytest.raises(SystemExit) as refused:
         sweep("hydra.sweeper.n_trials=8", "data=wine", name="other")
-    assert refused.value.code == 2 and len(load(tmp_path).get_trials()) == 6
+    assert refused.value.code == 2 and len(load(tmp_path).get_trials()) == 7
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: hydra.sweeper.study_name='nnexp_mlp' is not allowed: a study "
-                                                      "of this sweep's data; its trials were run with data=iris")
+                                                      "of this sweep's data; its trials were run on other data (data=iris")
 
 
 def test_a_second_worker_in_the_same_dir_gets_its_own(sweep, tmp_path):

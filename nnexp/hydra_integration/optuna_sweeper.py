@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from nnexp.claims import Claim
 from nnexp.errors import ConfigError
 from nnexp.results import STUDY_FILE, write_json
-from nnexp.studies.search_space import SearchSpace, refuse_other_data, search_space
+from nnexp.studies.search_space import SearchSpace, data_identity, refuse_other_data, search_space
 from nnexp.studies.storage import StorageSpec, absolute_url, open_storage, optuna_notices_off, retry_callback
 from nnexp.studies.trial_link import PRUNER_KEY, WORKER_ATTR
 from nnexp.sweeps.grid import SWEEP_RECORD
@@ -200,7 +200,7 @@ class OptunaSweeper(Sweeper):
         """A new trial (or one queued by a retry), seeded by its number, with its parameters."""
         trial = study.ask()
         # Who runs it, first: a worker killed from here on leaves a trial the next worker can end.
-        info = {"worker": self.worker, "job_dir": str((self.sweep_dir / str(trial.number)).resolve()), "fixed": space.fixed}
+        info = {"worker": self.worker, "job_dir": str((self.sweep_dir / str(trial.number)).resolve()), "fixed": space.fixed, "data": space.data}
         if self.pruner is not None:
             info[PRUNER_KEY] = self.pruner
         trial.set_user_attr(WORKER_ATTR, info)
@@ -221,7 +221,7 @@ class OptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         lines = [f"{key}={value}" for key, value in self.params.items()] + list(arguments)
-        space = search_space(parser.parse_overrides(lines))
+        space = search_space(parser.parse_overrides(lines), data_identity(self.config))
         OmegaConf.save(self.config, self.sweep_dir / SWEEP_RECORD)
         try:
             with optuna_notices_off():

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from hydra.core.override_parser.types import IntervalSweep, Override, RangeSweep, Transformer
 
 from nnexp.errors import ConfigError
+from nnexp.store import chooses_data
 
 
 @dataclass
@@ -17,6 +18,7 @@ class SearchSpace:
 
     distributions: dict
     fixed: list[str]
+    data: str = ""  # the identity of the data every trial trains on (``data_identity``)
 
     def overrides(self, params: dict) -> list[str]:
         """A trial's job overrides: the fixed ones, then each sampled value."""
@@ -56,8 +58,9 @@ def distribution(override: Override):
     raise ConfigError(key, written(override), "interval(...), choice(...), range(...) or a fixed value")
 
 
-def search_space(overrides: list[Override]) -> SearchSpace:
-    """Split parsed overrides into distributions (sweeps) and fixed overrides (everything else)."""
+def search_space(overrides: list[Override], data: str = "") -> SearchSpace:
+    """Split parsed overrides into distributions (sweeps) and fixed overrides (everything else);
+    ``data``: the identity of the data the trials train on."""
     distributions, fixed = {}, []
     for override in overrides:
         if override.is_sweep_override():
@@ -66,7 +69,23 @@ def search_space(overrides: list[Override]) -> SearchSpace:
             fixed.append(override.input_line)
     if not distributions:
         raise ConfigError("hydra.sweeper.params", None, "at least one swept key, e.g. 'optim.lr: tag(log, interval(1e-4, 1e-1))'")
-    return SearchSpace(distributions, fixed)
+    return SearchSpace(distributions, fixed, data)
+
+
+def data_identity(config) -> str:
+    """A hash of the sweep's resolved data config: the same for the same data however it is
+    spelt (``data=breast_cancer`` or the default; ``data.path=./a.csv`` or ``a.csv`` once resolved)."""
+    from omegaconf import OmegaConf
+
+    from nnexp.store import settings_hash
+
+    if "data" not in config:
+        return ""
+    try:
+        data = OmegaConf.to_container(config.data, resolve=True)
+    except Exception:  # noqa: BLE001  (a value resolved only in a job: compare the config as written)
+        data = OmegaConf.to_container(config.data, resolve=False)
+    return settings_hash({"data": data})
 
 
 def refuse_other_data(study, space: SearchSpace) -> None:
@@ -76,12 +95,10 @@ def refuse_other_data(study, space: SearchSpace) -> None:
     a study's workers, as Optuna allows (a longer budget for later trials, say)."""
     from nnexp.studies.trial_link import WORKER_ATTR
 
-    def data(fixed: list[str]) -> list[str]:  # the overrides that choose the data (an experiment may)
-        return sorted(str(o) for o in fixed if str(o).lstrip("+~").split("=")[0].split(".")[0] in ("data", "experiment"))
-
     for trial in study.get_trials(deepcopy=False):
-        fixed = trial.user_attrs.get(WORKER_ATTR, {}).get("fixed")
-        if fixed is not None and data(fixed) != data(space.fixed):
+        info = trial.user_attrs.get(WORKER_ATTR, {})
+        if info.get("data") and space.data and info["data"] != space.data:
+            shown = " ".join(o for o in info.get("fixed", []) if chooses_data(o)) or "the default data"
             raise ConfigError("hydra.sweeper.study_name", study.study_name,
-                              f"a study of this sweep's data; its trials were run with {' '.join(data(fixed)) or 'the default data'} "
-                              f"(trial {trial.number}): give these trials a study of their own (hydra.sweeper.study_name=...)")
+                              f"a study of this sweep's data; its trials were run on other data ({shown}; trial {trial.number}): "
+                              "give these trials a study of their own (hydra.sweeper.study_name=...)")

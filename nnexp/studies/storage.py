@@ -45,7 +45,7 @@ def open_study(study_name: str, url: str):
 
     url = absolute_url(url)
     for scheme in ("sqlite:///", JOURNAL_SCHEME):  # a file storage that is not there holds no study: not made by reading
-        if url.startswith(scheme) and ":memory:" not in url and not os.path.exists(url[len(scheme):]):
+        if url.startswith(scheme) and ":memory:" not in url and not os.path.exists(url[len(scheme):].split("?")[0]):
             raise KeyError(study_name)
     storage = open_storage(StorageSpec(url, heartbeat_interval=None))
     with optuna_notices_off():

@@ -14,7 +14,7 @@ import yaml
 
 from nnexp.metrics import FAILED, FitMetrics, RunRecord, read_record
 from nnexp.results import HISTORY_FILE, METRICS_FILE, MODEL_FILE, write_text_atomic
-from nnexp.store import REUSED_FILE
+from nnexp.store import REUSED_FILE, chooses_data
 from nnexp.sweeps.grid import recorded_grid
 
 SUMMARY_FILE = "summary.csv"
@@ -216,7 +216,7 @@ def data_note(jobs: list[Job]) -> str:
     by_data = defaultdict(set)
     for job in jobs:
         if job.record and job.record.data_fingerprint:
-            chosen = tuple(o for o in job.overrides if o.lstrip("+~").split("=")[0].split(".")[0] in ("data", "experiment"))
+            chosen = tuple(o for o in job.overrides if chooses_data(o))
             by_data[chosen].add(job.record.data_fingerprint)
     fingerprints = sorted(set().union(*by_data.values()))
     changed = sorted(set().union(*(found for found in by_data.values() if len(found) > 1)))
