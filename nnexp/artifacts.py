@@ -111,7 +111,6 @@ class Run:
                             f"({int(np.prod(shape))} features), as it was trained")
         if features["kind"] == "standard":
             X = (X.reshape(len(X), -1) - features["mean"]) / features["scale"]
-            X = X.reshape((len(X), *self.saved["input_shape"]))
         elif features["kind"] == "pixels":
             X = (X / 255.0 - features["mean"]) / features["std"]
         return torch.as_tensor(X.reshape((len(X), *shape)), dtype=next(self.network.parameters()).dtype)

@@ -57,7 +57,8 @@ def unknown_group_option(argv: list[str]) -> str | None:
             continue
         for option in value.split(","):
             if option not in groups[key]:
-                return f"{key}={option} is not an option; choose one of: {', '.join(groups[key])}"
+                unset = f" (leave {key} out for none: Hydra takes no null for a group)" if option == "null" else ""
+                return f"{key}={option} is not an option{unset}; choose one of: {', '.join(groups[key])}"
             module, requirement = PLUGINS.get((key, option), (None, None))
             if module and not plugin_installed(module):
                 return f"{key}={option} needs {requirement}: pip install 'nnexp[sweeps]'"

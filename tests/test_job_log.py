@@ -75,6 +75,9 @@ def test_a_run_refused_at_its_checks_leaves_no_run_dir(nnexp, tmp_path):
     assert code == 2 and "2 rows cannot be split" in err and not (tmp_path / "outputs").exists()
     code, _, err = nnexp(*TINY, "+trainer.gradient_clip_val=1")  # refused as the fit starts, after its config is written
     assert code == 2 and err.startswith("error: trainer.gradient_clip_val=1 is not allowed") and not (tmp_path / "outputs").exists()
+    (tmp_path / "runs").mkdir()
+    code, _, _ = nnexp("optim.lr=-1", "hydra.run.dir=runs/one")  # the folders above a run dir the user chose are theirs
+    assert code == 2 and (tmp_path / "runs").is_dir() and not (tmp_path / "runs" / "one").exists()
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("kept")
     code, _, _ = nnexp("optim.lr=-1", "hydra.run.dir=mine")  # a dir with the user's own files is kept whole

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 CONFIG_PACKAGE = "nnexp.configs"
+DEFAULT_RUN_DIR = "outputs/${task_name}/${now:%Y-%m-%d}/${now:%H-%M-%S}"  # hydra.run.dir in configs/hydra/default.yaml
 
 
 def train_task(cfg: DictConfig) -> float:
@@ -67,9 +68,10 @@ def train_run(cfg: DictConfig) -> float:
 def discard_untouched_run_dir(hydra_cfg: DictConfig) -> None:
     """Remove the dir of a refused run (a user's mistake), when it holds only what was made before
     training (Hydra's ``.hydra`` files, its empty log file, the run's claim, and the config,
-    provenance and layer table the run's preparation writes), and the empty folders above it
-    inside the working dir: a mistake leaves no run dir behind. A dir with anything else in it (a
-    history, a model, scores), or the working dir itself, is kept."""
+    provenance and layer table the run's preparation writes), and in nnexp's default layout the
+    empty folders above it inside the working dir (outputs/<task_name>/<date>): a mistake leaves no
+    run dir behind. A dir with anything else in it (a history, a model, scores), the working dir
+    itself, and the folders above a run dir the user chose, are kept."""
     from nnexp.claims import CLAIM_FILE
     from nnexp.results import CONFIG_FILE, HYDRA_FILES, MODEL_SUMMARY_FILE, PROVENANCE_FILE
 
@@ -87,7 +89,9 @@ def discard_untouched_run_dir(hydra_cfg: DictConfig) -> None:
             path.unlink(missing_ok=True)
         for folder in [*folders, run_dir]:
             folder.rmdir()
-        for parent in run_dir.resolve().parents:  # outputs/train/<date>, made for it: up to the working dir
+        if OmegaConf.to_container(hydra_cfg.run, resolve=False).get("dir") != DEFAULT_RUN_DIR:
+            return  # a run dir the user chose: the folders above it are theirs
+        for parent in run_dir.resolve().parents:  # outputs/<task_name>/<date>, made for it: up to the working dir
             if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
                 break
             parent.rmdir()

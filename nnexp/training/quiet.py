@@ -16,7 +16,5 @@ def quiet_lightning() -> None:
     for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*(does not have many workers|treespec|GPU available|TPU available).*")
-    # A job trained again into its own dir (resume after a killed task) starts its CSV log afresh, as it should.
-    warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
     if not os.environ.get("SLURM_JOB_ID"):
         warnings.filterwarnings("ignore", message=".*`srun` command is available on your system.*")
