@@ -29,15 +29,19 @@ MANIFEST_FILE = "manifest.json"  # in a store entry: each result file's size and
 REUSED_FILE = ".reused"  # in a job dir whose result was restored from the store: the entry's path
 
 
+def override_root(override: str) -> str:
+    """The top-level key or group an override sets: ``data`` for ``+data.path=x`` or ``data=iris``."""
+    return override.split("=", 1)[0].lstrip("+~").split(".")[0].split("/")[0]
+
+
 def launch_only(override: str) -> bool:
     """Whether an override changes only how jobs are launched, shown or stored, not their results."""
-    key = override.split("=", 1)[0].lstrip("+~")
-    return key.split(".")[0].split("/")[0] in (*VOLATILE_KEYS, "launcher")
+    return override_root(override) in (*VOLATILE_KEYS, "launcher")
 
 
 def chooses_data(override: str) -> bool:
     """Whether an override chooses the data a job trains on (the data group or its keys, or an experiment)."""
-    return override.lstrip("+~").split("=", 1)[0].split("/")[0].split(".")[0] in ("data", "experiment")
+    return override_root(override) in ("data", "experiment")
 
 
 # Part of every job's identity. Raise it when the same config stops computing the same result,

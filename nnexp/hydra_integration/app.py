@@ -73,16 +73,18 @@ def discard_untouched_run_dir(hydra_cfg: DictConfig) -> None:
     run dir behind. A dir with anything else in it (a history, a model, scores), the working dir
     itself, and the folders above a run dir the user chose, are kept."""
     from nnexp.claims import CLAIM_FILE
+    from nnexp.job_log import file_handler
     from nnexp.results import CONFIG_FILE, HYDRA_FILES, MODEL_SUMMARY_FILE, PROVENANCE_FILE
 
     run_dir, subdir = Path(str(hydra_cfg.runtime.output_dir)), hydra_cfg.output_subdir
-    log = run_dir / f"{hydra_cfg.job.name}.log"
+    handler = file_handler(hydra_cfg)  # the job's log file, as its job logging names it (none when disabled)
+    logs = [handler[0]] if handler is not None else []
     folders = [run_dir / str(subdir)] if subdir is not None else []
-    made = [run_dir / name for name in (CLAIM_FILE, CONFIG_FILE, PROVENANCE_FILE, MODEL_SUMMARY_FILE)] + [log]
+    made = [run_dir / name for name in (CLAIM_FILE, CONFIG_FILE, PROVENANCE_FILE, MODEL_SUMMARY_FILE)] + logs
     made += [folder / name for folder in folders for name in HYDRA_FILES]
     cwd = Path.cwd().resolve()
     try:
-        if run_dir.resolve() == cwd or (log.is_file() and log.stat().st_size) or any(
+        if run_dir.resolve() == cwd or any(log.is_file() and log.stat().st_size for log in logs) or any(
                 path not in {*made, *folders} for folder in [run_dir, *folders] for path in folder.iterdir()):
             return
         for path in made:
